@@ -1,0 +1,23 @@
+#pragma once
+
+/// Small durable-file helpers used wherever state must survive SIGKILL.
+
+#include <filesystem>
+#include <string>
+
+#include "deckhand/common/result.hpp"
+
+namespace deckhand::fsutil {
+
+/// Writes `data` to `path` atomically: temp file in the same directory, fsync,
+/// rename, fsync of the directory.
+error write_file_atomic(const std::filesystem::path& path, const std::string& data);
+
+/// Reads a whole file (up to `max_size` bytes).
+result<std::string> read_file(const std::filesystem::path& path,
+                              std::size_t max_size = 64u << 20);
+
+/// fsync of a directory, so that a rename or create inside it is durable.
+error sync_dir(const std::filesystem::path& dir);
+
+} // namespace deckhand::fsutil

@@ -1,0 +1,92 @@
+#include "deckhand/common/fsutil.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <random>
+
+namespace deckhand::fsutil {
+
+namespace {
+
+struct fd_guard {
+  int fd;
+  ~fd_guard() {
+    if (fd >= 0)
+      ::close(fd);
+  }
+};
+
+} // namespace
+
+error sync_dir(const std::filesystem::path& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return error::from_errno("open " + dir.string());
+  fd_guard g{fd};
+  if (::fsync(fd) != 0)
+    return error::from_errno("fsync " + dir.string());
+  return {};
+}
+
+error write_file_atomic(const std::filesystem::path& path, const std::string& data) {
+  std::random_device rd;
+  auto tmp = path;
+  tmp += ".tmp." + std::to_string(rd());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return error::from_errno("create " + tmp.string());
+  {
+    fd_guard g{fd};
+    std::size_t off = 0;
+    while (off < data.size()) {
+      auto n = ::write(fd, data.data() + off, data.size() - off);
+      if (n < 0) {
+        if (errno == EINTR)
+          continue;
+        auto err = error::from_errno("write " + tmp.string());
+        ::unlink(tmp.c_str());
+        return err;
+      }
+      off += static_cast<std::size_t>(n);
+    }
+    if (::fsync(fd) != 0) {
+      auto err = error::from_errno("fsync " + tmp.string());
+      ::unlink(tmp.c_str());
+      return err;
+    }
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    auto err = error::from_errno("rename " + tmp.string());
+    ::unlink(tmp.c_str());
+    return err;
+  }
+  return sync_dir(path.parent_path().empty() ? "." : path.parent_path());
+}
+
+result<std::string> read_file(const std::filesystem::path& path, std::size_t max_size) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return error(errno == ENOENT ? errc::not_found : errc::io,
+                 "open " + path.string() + ": " + std::strerror(errno));
+  fd_guard g{fd};
+  std::string out;
+  char buf[65536];
+  while (true) {
+    auto n = ::read(fd, buf, sizeof(buf));
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return error::from_errno("read " + path.string());
+    }
+    if (n == 0)
+      break;
+    out.append(buf, static_cast<std::size_t>(n));
+    if (out.size() > max_size)
+      return error(errc::too_large, path.string() + " is larger than "
+                                      + std::to_string(max_size) + " bytes");
+  }
+  return out;
+}
+
+} // namespace deckhand::fsutil

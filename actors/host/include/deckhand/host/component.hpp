@@ -1,0 +1,49 @@
+#pragma once
+
+/// The shell of every component process: logging, the ZeroMQ bridge, a CAF
+/// actor system, and orderly shutdown on SIGINT/SIGTERM.
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+
+#include "deckhand/host/config.hpp"
+#include "deckhand/messages/bridge.hpp"
+
+namespace deckhand::host {
+
+/// Blocks SIGINT, SIGTERM and SIGPIPE in the calling thread and every thread
+/// it starts later; call first thing in main(), before any thread exists.
+void block_signals();
+
+class component {
+ public:
+  component(std::string name, const common_options& opts);
+  ~component();
+
+  transport::bridge& bus() { return *bus_; }
+  caf::actor_system& system() { return *system_; }
+  const common_options& options() const { return opts_; }
+  const std::string& name() const { return name_; }
+
+  /// Blocks until SIGINT/SIGTERM or `request_stop`; returns the signal number
+  /// (0 for request_stop).
+  int wait_for_stop();
+  void request_stop() { stop_ = true; }
+
+  /// Stops the bridge and the actor system (actors must have been told to quit).
+  void shutdown();
+
+ private:
+  std::string name_;
+  common_options opts_;
+  std::unique_ptr<transport::bridge> bus_;
+  caf::actor_system_config cfg_;
+  std::unique_ptr<caf::actor_system> system_;
+  std::atomic<bool> stop_{false};
+};
+
+} // namespace deckhand::host

@@ -1,0 +1,118 @@
+#include "deckhand/host/config.hpp"
+
+#include <sstream>
+
+#include <yaml-cpp/yaml.h>
+
+#include "deckhand/common/paths.hpp"
+
+namespace deckhand::host {
+
+std::string camel_to_kebab(const std::string& key) {
+  std::string out;
+  for (char c : key) {
+    if (c >= 'A' && c <= 'Z') {
+      if (!out.empty())
+        out.push_back('-');
+      out.push_back(static_cast<char>(c - 'A' + 'a'));
+    } else if (c == '_') {
+      out.push_back('-');
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+void add_common_options(CLI::App& app, common_options& opts) {
+  opts.data_dir = paths::default_data_dir();
+  app.add_option("--data-dir", opts.data_dir,
+                 "node data directory (default $DECKHAND_DATA_DIR or /var/lib/deckhand)");
+  app.add_option("--log-level", opts.log_level, "debug, info, warn or error")
+    ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  app.add_flag("--log-json", opts.log_json, "log one JSON object per line");
+  app.config_formatter(std::make_shared<yaml_config>());
+  app.set_config("--config", "", "YAML config file (camelCase keys of the flags)");
+}
+
+std::string yaml_config::to_config(const CLI::App* app, bool default_also, bool,
+                                   std::string) const {
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  for (const CLI::Option* opt : app->get_options()) {
+    if (opt->get_lnames().empty() || opt->get_configurable() == false)
+      continue;
+    auto name = opt->get_lnames().front();
+    auto results = opt->results();
+    if (results.empty() && !default_also)
+      continue;
+    std::string camel;
+    bool up = false;
+    for (char c : name) {
+      if (c == '-') {
+        up = true;
+      } else {
+        camel.push_back(up ? static_cast<char>(std::toupper(c)) : c);
+        up = false;
+      }
+    }
+    out << YAML::Key << camel << YAML::Value
+        << (results.empty() ? opt->get_default_str() : results.front());
+  }
+  out << YAML::EndMap;
+  return out.c_str();
+}
+
+namespace {
+
+void flatten(const YAML::Node& node, std::vector<std::string> parents,
+             std::vector<CLI::ConfigItem>& items) {
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    auto key = camel_to_kebab(it->first.as<std::string>());
+    const YAML::Node& value = it->second;
+    if (value.IsMap()) {
+      auto nested = parents;
+      nested.push_back(key);
+      flatten(value, nested, items);
+      continue;
+    }
+    CLI::ConfigItem item;
+    item.parents = parents;
+    item.name = key;
+    if (value.IsSequence()) {
+      for (const auto& v : value)
+        item.inputs.push_back(v.as<std::string>());
+    } else if (value.IsScalar()) {
+      item.inputs.push_back(value.as<std::string>());
+    }
+    items.push_back(std::move(item));
+  }
+}
+
+} // namespace
+
+std::vector<CLI::ConfigItem> yaml_config::from_config(std::istream& input) const {
+  std::vector<CLI::ConfigItem> found;
+  try {
+    auto root = YAML::Load(input);
+    if (root.IsNull())
+      return found;
+    if (!root.IsMap())
+      throw CLI::ConversionError("config file: the top level must be a mapping");
+    flatten(root, {}, found);
+  } catch (const YAML::Exception& e) {
+    throw CLI::ConversionError(std::string("config file: ") + e.what());
+  }
+  return found;
+}
+
+int parse(CLI::App& app, int argc, char** argv) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return -1;
+}
+
+} // namespace deckhand::host

@@ -1,0 +1,411 @@
+#pragma once
+
+/// The Kubernetes object model as deckhand's processes see it: the subset of
+/// Pod, Service and Node that the node components act on. JSON field names are
+/// Kubernetes' own; the API server keeps the full objects it was given, and
+/// these structs are what it feeds to kubelets and proxies.
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "deckhand/messages/fields.hpp"
+
+namespace deckhand::wire {
+
+using string_map = std::map<std::string, std::string>;
+
+struct object_meta {
+  static constexpr const char* type_name = "object_meta";
+  std::string name;
+  std::string namespace_;
+  std::string uid;
+  std::string resource_version;
+  int64_t generation = 0;
+  std::string creation_timestamp;
+  std::string deletion_timestamp;
+  int64_t deletion_grace_period_seconds = 0;
+  string_map labels;
+  string_map annotations;
+  static constexpr auto fields() {
+    return std::make_tuple(
+      field("name", &object_meta::name),
+      field("namespace", &object_meta::namespace_),
+      field("uid", &object_meta::uid),
+      field("resourceVersion", &object_meta::resource_version),
+      field("generation", &object_meta::generation),
+      field("creationTimestamp", &object_meta::creation_timestamp),
+      field("deletionTimestamp", &object_meta::deletion_timestamp),
+      field("deletionGracePeriodSeconds",
+            &object_meta::deletion_grace_period_seconds),
+      field("labels", &object_meta::labels),
+      field("annotations", &object_meta::annotations));
+  }
+};
+
+struct container_port {
+  static constexpr const char* type_name = "container_port";
+  std::string name;
+  int32_t container_port = 0;
+  std::string protocol;
+  int32_t host_port = 0;
+  static constexpr auto fields() {
+    return std::make_tuple(
+      field("name", &container_port::name),
+      field_always("containerPort", &container_port::container_port),
+      field("protocol", &container_port::protocol),
+      field("hostPort", &container_port::host_port));
+  }
+};
+
+struct env_var {
+  static constexpr const char* type_name = "env_var";
+  std::string name;
+  std::string value;
+  static constexpr auto fields() {
+    return std::make_tuple(field("name", &env_var::name),
+                           field("value", &env_var::value));
+  }
+};
+
+struct resource_requirements {
+  static constexpr const char* type_name = "resource_requirements";
+  string_map limits;
+  string_map requests;
+  static constexpr auto fields() {
+    return std::make_tuple(field("limits", &resource_requirements::limits),
+                           field("requests", &resource_requirements::requests));
+  }
+};
+
+struct container {
+  static constexpr const char* type_name = "container";
+  std::string name;
+  std::string image;
+  std::vector<std::string> command;
+  std::vector<std::string> args;
+  std::string working_dir;
+  std::vector<env_var> env;
+  std::vector<container_port> ports;
+  resource_requirements resources;
+  std::string image_pull_policy;
+  static constexpr auto fields() {
+    return std::make_tuple(
+      field("name", &container::name), field("image", &container::image),
+      field("command", &container::command), field("args", &container::args),
+      field("workingDir", &container::working_dir),
+      field("env", &container::env), field("ports", &container::ports),
+      field("resources", &container::resources),
+      field("imagePullPolicy", &container::image_pull_policy));
+  }
+};
+
+struct pod_spec {
+  static constexpr const char* type_name = "pod_spec";
+  std::string node_name;
+  std::string restart_policy = "Always";
+  bool host_network = false;
+  int64_t termination_grace_period_seconds = 30;
+  int64_t active_deadline_seconds = 0;
+  std::vector<container> containers;
+  std::string hostname;
+  string_map node_selector;
+  static constexpr auto fields() {
+    return std::make_tuple(
+      field("nodeName", &pod_spec::node_name),
+      field("restartPolicy", &pod_spec::restart_policy),
+      field("hostNetwork", &pod_spec::host_network),
+      field_always("terminationGracePeriodSeconds",
+                   &pod_spec::termination_grace_period_seconds),
+      field("activeDeadlineSeconds", &pod_spec::active_deadline_seconds),
+      field("containers", &pod_spec::containers),
+      field("hostname", &pod_spec::hostname),
+      field("nodeSelector", &pod_spec::node_selector));
+  }
+};
+
+struct container_state_waiting {
+  static constexpr const char* type_name = "container_state_waiting";
+  std::string reason;
+  std::string message;
+  static constexpr auto fields() {
+    return std::make_tuple(field("reason", &container_state_waiting::reason),
+                           field("message", &container_state_waiting::message));
+  }
+};
+
+struct container_state_running {
+  static constexpr const char* type_name = "container_state_running";
+  std::string started_at;
+  static constexpr auto fields() {
+    return std::make_tuple(field("startedAt", &container_state_running::started_at));
+  }
+};
+
+struct container_state_terminated {
+  static constexpr const char* type_name = "container_state_terminated";
+  int32_t exit_code = 0;
+  int32_t signal = 0;
+  std::string reason;
+  std::string message;
+  std::string started_at;
+  std::string finished_at;
+  std::string container_id;
+  static constexpr auto fields() {
+    return std::make_tuple(
+      field_always("exitCode", &container_state_terminated::exit_code),
+      field("signal", &container_state_terminated::signal),
+      field("reason", &container_state_terminated::reason),
+      field("message", &container_state_terminated::message),
+      field("startedAt", &container_state_terminated::started_at),
+      field("finishedAt", &container_state_terminated::finished_at),
+      field("containerID", &container_state_terminated::container_id));
+  }
+};
+
+/// Exactly one of the three is non-empty (Kubernetes' ContainerState).
+struct container_state {
+  static constexpr const char* type_name = "container_state";
+  container_state_waiting waiting;
+  container_state_running running;
+  container_state_terminated terminated;
+  static constexpr auto fields() {
+    return std::make_tuple(field("waiting", &container_state::waiting),
+                           field("running", &container_state::running),
+                           field("terminated", &container_state::terminated));
+  }
+  bool is_running() const { return !running.started_at.empty(); }
+  bool is_terminated() const { return !terminated.finished_at.empty(); }
+  bool is_waiting() const { return !is_running() && !is_terminated(); }
+};
+
+struct container_status {
+  static constexpr const char* type_name = "container_status";
+  std::string name;
+  container_state state;
+  container_state last_state;
+  bool ready = false;
+  int32_t restart_count = 0;
+  std::string image;
+  std::string image_id;
+  std::string container_id;
+  bool started = false;
+  static constexpr auto fields() {
+    return std::make_tuple(
+      field("name", &container_status::name),
+      field_always("state", &container_status::state),
+      field_always("lastState", &container_status::last_state),
+      field_always("ready", &container_status::ready),
+      field_always("restartCount", &container_status::restart_count),
+      field_always("image", &container_status::image),
+      field_always("imageID", &container_status::image_id),
+      field("containerID", &container_status::container_id),
+      field_always("started", &container_status::started));
+  }
+};
+
+struct pod_condition {
+  static constexpr const char* type_name = "pod_condition";
+  std::string type;
+  std::string status;
+  std::string last_probe_time;
+  std::string last_transition_time;
+  std::string reason;
+  std::string message;
+  static constexpr auto fields() {
+    return std::make_tuple(
+      field("type", &pod_condition::type), field("status", &pod_condition::status),
+      field("lastProbeTime", &pod_condition::last_probe_time),
+      field("lastTransitionTime", &pod_condition::last_transition_time),
+      field("reason", &pod_condition::reason),
+      field("message", &pod_condition::message));
+  }
+};
+
+struct pod_ip {
+  static constexpr const char* type_name = "pod_ip";
+  std::string ip;
+  static constexpr auto fields() { return std::make_tuple(field("ip", &pod_ip::ip)); }
+};
+
+struct pod_status {
+  static constexpr const char* type_name = "pod_status";
+  std::string phase;
+  std::vector<pod_condition> conditions;
+  std::string message;
+  std::string reason;
+  std::string host_ip;
+  std::string pod_ip_;
+  std::vector<pod_ip> pod_ips;
+  std::string start_time;
+  std::vector<container_status> container_statuses;
+  std::string qos_class;
+  static constexpr auto fields() {
+    return std::make_tuple(
+      field("phase", &pod_status::phase),
+      field("conditions", &pod_status::conditions),
+      field("message", &pod_status::message), field("reason", &pod_status::reason),
+      field("hostIP", &pod_status::host_ip), field("podIP", &pod_status::pod_ip_),
+      field("podIPs", &pod_status::pod_ips),
+      field("startTime", &pod_status::start_time),
+      field("containerStatuses", &pod_status::container_statuses),
+      field("qosClass", &pod_status::qos_class));
+  }
+};
+
+struct pod {
+  static constexpr const char* type_name = "pod";
+  std::string api_version = "v1";
+  std::string kind = "Pod";
+  object_meta metadata;
+  pod_spec spec;
+  pod_status status;
+  static constexpr auto fields() {
+    return std::make_tuple(field("apiVersion", &pod::api_version),
+                           field("kind", &pod::kind),
+                           field("metadata", &pod::metadata),
+                           field("spec", &pod::spec), field("status", &pod::status));
+  }
+};
+
+struct service_port {
+  static constexpr const char* type_name = "service_port";
+  std::string name;
+  std::string protocol = "TCP";
+  int32_t port = 0;
+  /// A port number in decimal or the name of a container port (IntOrString).
+  int_or_string target_port;
+  int32_t node_port = 0;
+  static constexpr auto fields() {
+    return std::make_tuple(field("name", &service_port::name),
+                           field("protocol", &service_port::protocol),
+                           field_always("port", &service_port::port),
+                           field("targetPort", &service_port::target_port),
+                           field("nodePort", &service_port::node_port));
+  }
+};
+
+struct service_spec {
+  static constexpr const char* type_name = "service_spec";
+  std::string type = "ClusterIP";
+  std::string cluster_ip;
+  std::vector<std::string> cluster_ips;
+  string_map selector;
+  std::vector<service_port> ports;
+  std::string session_affinity;
+  static constexpr auto fields() {
+    return std::make_tuple(field("type", &service_spec::type),
+                           field("clusterIP", &service_spec::cluster_ip),
+                           field("clusterIPs", &service_spec::cluster_ips),
+                           field("selector", &service_spec::selector),
+                           field("ports", &service_spec::ports),
+                           field("sessionAffinity", &service_spec::session_affinity));
+  }
+};
+
+struct service {
+  static constexpr const char* type_name = "service";
+  std::string api_version = "v1";
+  std::string kind = "Service";
+  object_meta metadata;
+  service_spec spec;
+  static constexpr auto fields() {
+    return std::make_tuple(field("apiVersion", &service::api_version),
+                           field("kind", &service::kind),
+                           field("metadata", &service::metadata),
+                           field("spec", &service::spec));
+  }
+};
+
+struct node_condition {
+  static constexpr const char* type_name = "node_condition";
+  std::string type;
+  std::string status;
+  std::string last_heartbeat_time;
+  std::string last_transition_time;
+  std::string reason;
+  std::string message;
+  static constexpr auto fields() {
+    return std::make_tuple(
+      field("type", &node_condition::type), field("status", &node_condition::status),
+      field("lastHeartbeatTime", &node_condition::last_heartbeat_time),
+      field("lastTransitionTime", &node_condition::last_transition_time),
+      field("reason", &node_condition::reason),
+      field("message", &node_condition::message));
+  }
+};
+
+struct node_address {
+  static constexpr const char* type_name = "node_address";
+  std::string type;
+  std::string address;
+  static constexpr auto fields() {
+    return std::make_tuple(field("type", &node_address::type),
+                           field("address", &node_address::address));
+  }
+};
+
+struct node_system_info {
+  static constexpr const char* type_name = "node_system_info";
+  std::string machine_id;
+  std::string kernel_version;
+  std::string os_image;
+  std::string container_runtime_version;
+  std::string kubelet_version;
+  std::string operating_system = "linux";
+  std::string architecture;
+  static constexpr auto fields() {
+    return std::make_tuple(
+      field("machineID", &node_system_info::machine_id),
+      field("kernelVersion", &node_system_info::kernel_version),
+      field("osImage", &node_system_info::os_image),
+      field("containerRuntimeVersion", &node_system_info::container_runtime_version),
+      field("kubeletVersion", &node_system_info::kubelet_version),
+      field("operatingSystem", &node_system_info::operating_system),
+      field("architecture", &node_system_info::architecture));
+  }
+};
+
+struct node_status {
+  static constexpr const char* type_name = "node_status";
+  string_map capacity;
+  string_map allocatable;
+  std::vector<node_condition> conditions;
+  std::vector<node_address> addresses;
+  node_system_info node_info;
+  static constexpr auto fields() {
+    return std::make_tuple(field("capacity", &node_status::capacity),
+                           field("allocatable", &node_status::allocatable),
+                           field("conditions", &node_status::conditions),
+                           field("addresses", &node_status::addresses),
+                           field("nodeInfo", &node_status::node_info));
+  }
+};
+
+struct node_spec {
+  static constexpr const char* type_name = "node_spec";
+  std::string pod_cidr;
+  bool unschedulable = false;
+  static constexpr auto fields() {
+    return std::make_tuple(field("podCIDR", &node_spec::pod_cidr),
+                           field("unschedulable", &node_spec::unschedulable));
+  }
+};
+
+struct node {
+  static constexpr const char* type_name = "node";
+  std::string api_version = "v1";
+  std::string kind = "Node";
+  object_meta metadata;
+  node_spec spec;
+  node_status status;
+  static constexpr auto fields() {
+    return std::make_tuple(field("apiVersion", &node::api_version),
+                           field("kind", &node::kind),
+                           field("metadata", &node::metadata),
+                           field("spec", &node::spec), field("status", &node::status));
+  }
+};
+
+} // namespace deckhand::wire

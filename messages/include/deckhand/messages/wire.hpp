@@ -1,0 +1,377 @@
+#pragma once
+
+/// The inter-process messages of deckhand: who sends each, when, and what comes
+/// back. Every body is a msgpack map produced from the struct's field list (see
+/// fields.hpp); every frame pair is [header][body] (header.hpp).
+///
+/// Type ids are part of the protocol: never reuse or renumber one.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "deckhand/messages/fields.hpp"
+#include "deckhand/messages/model.hpp"
+
+namespace deckhand::wire {
+
+// -- generic -----------------------------------------------------------------
+
+/// Reply to any request that failed. `code` is a deckhand::errc value.
+struct error_reply {
+  static constexpr uint16_t type_id = 1;
+  static constexpr const char* type_name = "error_reply";
+  int32_t code = 0;
+  std::string message;
+  static constexpr auto fields() {
+    return std::make_tuple(field("code", &error_reply::code),
+                           field("message", &error_reply::message));
+  }
+};
+
+/// Any process -> any ROUTER endpoint: liveness and identity. Answered by the
+/// transport itself with `pong`.
+struct ping {
+  static constexpr uint16_t type_id = 2;
+  static constexpr const char* type_name = "ping";
+  static constexpr auto fields() { return std::tuple<>{}; }
+};
+
+/// Reply to `ping`: who answers and how its transport is doing.
+struct pong {
+  static constexpr uint16_t type_id = 3;
+  static constexpr const char* type_name = "pong";
+  std::string component;
+  uint64_t incarnation = 0;
+  int64_t pid = 0;
+  int64_t uptime_ms = 0;
+  uint64_t frames_in = 0;
+  uint64_t frames_out = 0;
+  uint64_t dropped = 0;
+  static constexpr auto fields() {
+    return std::make_tuple(
+      field("component", &pong::component), field("incarnation", &pong::incarnation),
+      field("pid", &pong::pid), field("uptimeMs", &pong::uptime_ms),
+      field("framesIn", &pong::frames_in), field("framesOut", &pong::frames_out),
+      field("dropped", &pong::dropped));
+  }
+};
+
+/// Generic success reply carrying the store revision a write produced (0 when
+/// the request wrote nothing).
+struct ack {
+  static constexpr uint16_t type_id = 4;
+  static constexpr const char* type_name = "ack";
+  uint64_t revision = 0;
+  static constexpr auto fields() {
+    return std::make_tuple(field("revision", &ack::revision));
+  }
+};
+
+// -- API server <-> kubelet, proxy ---------------------------------------------
+
+/// kubelet/proxy -> apiserver: a snapshot of one kind. `node_name` filters pods
+/// by spec.nodeName (empty: all). Reply: `list_reply`.
+struct list_request {
+  static constexpr uint16_t type_id = 10;
+  static constexpr const char* type_name = "list_request";
+  std::string kind;  ///< "pods" or "services"
+  std::string node_name;
+  static constexpr auto fields() {
+    return std::make_tuple(field("kind", &list_request::kind),
+                           field("nodeName", &list_request::node_name));
+  }
+};
+
+/// The snapshot: objects plus the feed position it corresponds to. A
+/// subscriber applies feed events with `seq > feed_seq` on top of it.
+struct list_reply {
+  static constexpr uint16_t type_id = 11;
+  static constexpr const char* type_name = "list_reply";
+  std::string kind;
+  uint64_t revision = 0;
+  uint64_t feed_seq = 0;
+  std::vector<pod> pods;
+  std::vector<service> services;
+  static constexpr auto fields() {
+    return std::make_tuple(field("kind", &list_reply::kind),
+                           field("revision", &list_reply::revision),
+                           field("feedSeq", &list_reply::feed_seq),
+                           field("pods", &list_reply::pods),
+                           field("services", &list_reply::services));
+  }
+};
+
+/// apiserver -> subscribers (PUB, topic = kind): one change. `seq` numbers the
+/// feed of this apiserver incarnation without gaps; a subscriber that sees a
+/// gap, a new incarnation or silence relists.
+struct watch_event {
+  static constexpr uint16_t type_id = 12;
+  static constexpr const char* type_name = "watch_event";
+  uint64_t seq = 0;
+  std::string type;  ///< ADDED, MODIFIED, DELETED
+  std::string kind;  ///< "pods" or "services"
+  uint64_t revision = 0;
+  pod pod_;
+  service service_;
+  static constexpr auto fields() {
+    return std::make_tuple(field("seq", &watch_event::seq),
+                           field("type", &watch_event::type),
+                           field("kind", &watch_event::kind),
+                           field("revision", &watch_event::revision),
+                           field("pod", &watch_event::pod_),
+                           field("service", &watch_event::service_));
+  }
+};
+
+/// apiserver -> subscribers (PUB, topic "hb"), every heartbeat interval: the
+/// last `seq` published, so silence and lost tails are detectable.
+struct feed_heartbeat {
+  static constexpr uint16_t type_id = 13;
+  static constexpr const char* type_name = "feed_heartbeat";
+  uint64_t seq = 0;
+  static constexpr auto fields() {
+    return std::make_tuple(field("seq", &feed_heartbeat::seq));
+  }
+};
+
+/// kubelet -> apiserver: replace the status of pod NS/NAME if its uid matches.
+/// Idempotent. Reply: `ack`.
+struct pod_status_update {
+  static constexpr uint16_t type_id = 14;
+  static constexpr const char* type_name = "pod_status_update";
+  std::string namespace_;
+  std::string name;
+  std::string uid;
+  pod_status status;
+  static constexpr auto fields() {
+    return std::make_tuple(field("namespace", &pod_status_update::namespace_),
+                           field("name", &pod_status_update::name),
+                           field("uid", &pod_status_update::uid),
+                           field("status", &pod_status_update::status));
+  }
+};
+
+/// kubelet -> apiserver: the pod's containers are gone; remove the object of a
+/// pod under graceful deletion. Idempotent. Reply: `ack`.
+struct pod_finalize {
+  static constexpr uint16_t type_id = 15;
+  static constexpr const char* type_name = "pod_finalize";
+  std::string namespace_;
+  std::string name;
+  std::string uid;
+  static constexpr auto fields() {
+    return std::make_tuple(field("namespace", &pod_finalize::namespace_),
+                           field("name", &pod_finalize::name),
+                           field("uid", &pod_finalize::uid));
+  }
+};
+
+/// kubelet -> apiserver, every node-status interval: registers the node on
+/// first contact and renews its lease. Reply: `ack`.
+struct node_heartbeat {
+  static constexpr uint16_t type_id = 16;
+  static constexpr const char* type_name = "node_heartbeat";
+  node node_;
+  static constexpr auto fields() {
+    return std::make_tuple(field("node", &node_heartbeat::node_));
+  }
+};
+
+// -- kubelet <-> runtime ---------------------------------------------------------
+
+/// A container as the runtime and its supervisor track it.
+struct container_record {
+  static constexpr const char* type_name = "container_record";
+  std::string name;
+  std::string runtime_id;  ///< the OCI runtime's container id
+  container_status status;
+  static constexpr auto fields() {
+    return std::make_tuple(field("name", &container_record::name),
+                           field("runtimeId", &container_record::runtime_id),
+                           field("status", &container_record::status));
+  }
+};
+
+/// The runtime's view of one pod sandbox.
+struct sandbox_status {
+  static constexpr const char* type_name = "sandbox_status";
+  std::string uid;
+  std::string namespace_;
+  std::string name;
+  std::string state;  ///< "ready", "stopping", "stopped"
+  std::string pod_ip_;
+  int64_t supervisor_pid = 0;
+  bool supervisor_alive = false;
+  uint64_t supervisor_incarnation = 0;
+  std::string created_at;
+  std::vector<container_record> containers;
+  static constexpr auto fields() {
+    return std::make_tuple(
+      field("uid", &sandbox_status::uid),
+      field("namespace", &sandbox_status::namespace_),
+      field("name", &sandbox_status::name), field("state", &sandbox_status::state),
+      field("podIP", &sandbox_status::pod_ip_),
+      field("supervisorPid", &sandbox_status::supervisor_pid),
+      field("supervisorAlive", &sandbox_status::supervisor_alive),
+      field("supervisorIncarnation", &sandbox_status::supervisor_incarnation),
+      field("createdAt", &sandbox_status::created_at),
+      field("containers", &sandbox_status::containers));
+  }
+};
+
+/// kubelet -> runtime: make this pod run (sandbox, bundles, supervisor).
+/// Idempotent by pod uid: a pod that already runs is left alone. Reply:
+/// `run_pod_reply`, or `error_reply` (e.g. errc::not_found for a missing image).
+struct run_pod_request {
+  static constexpr uint16_t type_id = 30;
+  static constexpr const char* type_name = "run_pod_request";
+  pod pod_;
+  static constexpr auto fields() {
+    return std::make_tuple(field("pod", &run_pod_request::pod_));
+  }
+};
+
+struct run_pod_reply {
+  static constexpr uint16_t type_id = 31;
+  static constexpr const char* type_name = "run_pod_reply";
+  sandbox_status sandbox;
+  static constexpr auto fields() {
+    return std::make_tuple(field("sandbox", &run_pod_reply::sandbox));
+  }
+};
+
+/// kubelet -> runtime: stop the pod's containers (SIGTERM, then SIGKILL after
+/// the grace period). Idempotent. Reply: `sandbox_status_reply` once stopped.
+struct stop_pod_request {
+  static constexpr uint16_t type_id = 32;
+  static constexpr const char* type_name = "stop_pod_request";
+  std::string uid;
+  int64_t grace_period_seconds = 30;
+  static constexpr auto fields() {
+    return std::make_tuple(field("uid", &stop_pod_request::uid),
+                           field("gracePeriodSeconds",
+                                 &stop_pod_request::grace_period_seconds));
+  }
+};
+
+/// kubelet -> runtime: remove everything of a stopped pod (containers, mounts,
+/// netns, state, logs). Idempotent. Reply: `ack`.
+struct remove_pod_request {
+  static constexpr uint16_t type_id = 33;
+  static constexpr const char* type_name = "remove_pod_request";
+  std::string uid;
+  static constexpr auto fields() {
+    return std::make_tuple(field("uid", &remove_pod_request::uid));
+  }
+};
+
+/// kubelet/CLI -> runtime: every sandbox on the node. Reply: `list_sandboxes_reply`.
+struct list_sandboxes_request {
+  static constexpr uint16_t type_id = 34;
+  static constexpr const char* type_name = "list_sandboxes_request";
+  static constexpr auto fields() { return std::tuple<>{}; }
+};
+
+struct list_sandboxes_reply {
+  static constexpr uint16_t type_id = 35;
+  static constexpr const char* type_name = "list_sandboxes_reply";
+  std::vector<sandbox_status> sandboxes;
+  static constexpr auto fields() {
+    return std::make_tuple(field("sandboxes", &list_sandboxes_reply::sandboxes));
+  }
+};
+
+struct sandbox_status_reply {
+  static constexpr uint16_t type_id = 36;
+  static constexpr const char* type_name = "sandbox_status_reply";
+  sandbox_status sandbox;
+  static constexpr auto fields() {
+    return std::make_tuple(field("sandbox", &sandbox_status_reply::sandbox));
+  }
+};
+
+/// CLI -> runtime: import an image from an OCI layout directory or an OCI /
+/// docker-save archive on this host. Reply: `image_import_reply`.
+struct image_import_request {
+  static constexpr uint16_t type_id = 40;
+  static constexpr const char* type_name = "image_import_request";
+  std::string path;
+  std::string name;  ///< optional override of the image's own name
+  static constexpr auto fields() {
+    return std::make_tuple(field("path", &image_import_request::path),
+                           field("name", &image_import_request::name));
+  }
+};
+
+struct image_summary {
+  static constexpr const char* type_name = "image_summary";
+  std::string id;
+  std::vector<std::string> names;
+  int64_t size = 0;
+  static constexpr auto fields() {
+    return std::make_tuple(field("id", &image_summary::id),
+                           field("names", &image_summary::names),
+                           field("size", &image_summary::size));
+  }
+};
+
+struct image_import_reply {
+  static constexpr uint16_t type_id = 41;
+  static constexpr const char* type_name = "image_import_reply";
+  image_summary image;
+  static constexpr auto fields() {
+    return std::make_tuple(field("image", &image_import_reply::image));
+  }
+};
+
+struct image_list_request {
+  static constexpr uint16_t type_id = 42;
+  static constexpr const char* type_name = "image_list_request";
+  static constexpr auto fields() { return std::tuple<>{}; }
+};
+
+struct image_list_reply {
+  static constexpr uint16_t type_id = 43;
+  static constexpr const char* type_name = "image_list_reply";
+  std::vector<image_summary> images;
+  static constexpr auto fields() {
+    return std::make_tuple(field("images", &image_list_reply::images));
+  }
+};
+
+// -- pod supervisor ---------------------------------------------------------------
+
+/// runtime/kubelet -> supervisor: current state of the pod's containers.
+/// Reply: `sandbox_status_reply`.
+struct supervisor_status_request {
+  static constexpr uint16_t type_id = 50;
+  static constexpr const char* type_name = "supervisor_status_request";
+  static constexpr auto fields() { return std::tuple<>{}; }
+};
+
+/// runtime -> supervisor: stop every container (SIGTERM, SIGKILL at the
+/// deadline) and stop restarting them. Reply: `sandbox_status_reply` when all
+/// have exited.
+struct supervisor_stop_request {
+  static constexpr uint16_t type_id = 51;
+  static constexpr const char* type_name = "supervisor_stop_request";
+  int64_t grace_period_seconds = 30;
+  static constexpr auto fields() {
+    return std::make_tuple(field("gracePeriodSeconds",
+                                 &supervisor_stop_request::grace_period_seconds));
+  }
+};
+
+/// supervisor -> kubelet (notification, no reply): a container changed state.
+/// Only a hint to react fast; the kubelet's periodic relist is the truth.
+struct pod_status_notify {
+  static constexpr uint16_t type_id = 52;
+  static constexpr const char* type_name = "pod_status_notify";
+  sandbox_status sandbox;
+  static constexpr auto fields() {
+    return std::make_tuple(field("sandbox", &pod_status_notify::sandbox));
+  }
+};
+
+} // namespace deckhand::wire
