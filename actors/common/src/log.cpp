@@ -1,10 +1,13 @@
 #include "deckhand/common/log.hpp"
 
+#include <mutex>
+
 #include <spdlog/sinks/stdout_sinks.h>
 
 namespace deckhand::log {
 
 namespace {
+std::mutex g_mutex;
 std::shared_ptr<spdlog::logger> g_logger;
 } // namespace
 
@@ -19,12 +22,18 @@ void init(const std::string& component, const std::string& level, bool json) {
   logger->set_level(spdlog::level::from_str(level));
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(logger);
+  std::lock_guard<std::mutex> guard{g_mutex};
   g_logger = logger;
 }
 
 std::shared_ptr<spdlog::logger> get() {
-  if (!g_logger)
-    init("deckhand");
+  {
+    std::lock_guard<std::mutex> guard{g_mutex};
+    if (g_logger)
+      return g_logger;
+  }
+  init("deckhand");
+  std::lock_guard<std::mutex> guard{g_mutex};
   return g_logger;
 }
 

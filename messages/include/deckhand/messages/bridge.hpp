@@ -27,6 +27,8 @@
 
 namespace deckhand::transport {
 
+using wire::inspect;
+
 using wire::envelope;
 
 /// A request received on a ROUTER socket.

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <utility>
@@ -68,6 +69,28 @@ class result {
 
  private:
   std::variant<T, error> v_;
+};
+
+/// Success or an error, for operations without a value.
+#define DECKHAND_HAS_RESULT_VOID 1
+template <>
+class result<void> {
+ public:
+  result() = default;
+  /// An error value; an `errc::ok` error counts as success.
+  result(error err) {
+    if (err)
+      err_ = std::move(err);
+  }
+
+  bool ok() const { return !err_; }
+  explicit operator bool() const { return ok(); }
+
+  const error& err() const& { return *err_; }
+  error&& err() && { return std::move(*err_); }
+
+ private:
+  std::optional<error> err_;
 };
 
 inline const char* to_string(errc c) {

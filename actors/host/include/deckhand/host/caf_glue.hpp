@@ -18,6 +18,9 @@
 
 namespace deckhand::host {
 
+// Field-list structs of this namespace get CAF inspect through ADL.
+using wire::inspect;
+
 /// Periodic timer tick; carries a generation so stale ticks can be dropped
 /// (CAF 0.17 cannot cancel a delayed_send).
 using tick_atom = caf::atom_constant<caf::atom("dh_tick")>;

@@ -1,0 +1,56 @@
+#pragma once
+
+/// The kubelet's actors, the way the Go kubelet maps onto goroutines:
+///
+///   sync loop       owns the node's pod set: the API server snapshot + feed
+///                   (feed_follower), the runtime relist (PLEG-like, every
+///                   `relist_period`), one pod worker per pod, orphan cleanup.
+///   pod worker      one per pod: sync (run_pod) -> terminating (stop_pod,
+///                   remove_pod, pod_finalize) -> terminated. Updates arriving
+///                   while a request is in flight coalesce; once a pod is
+///                   terminating nothing turns it back.
+///   status manager  the single writer of pod status to the API server;
+///                   de-duplicates and retries.
+///   node status     registers the node and renews its lease.
+///
+/// Messages the sync loop accepts (besides its own timers):
+///   (feed_atom, envelope)     watch_event / feed_heartbeat from the API feed
+///   inbound_request           pod_status_notify from pod supervisors
+///   rpc_reply                 replies to its own requests
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+
+#include "deckhand/messages/bridge.hpp"
+
+namespace deckhand::kubelet {
+
+struct kubelet_config {
+  std::string node_name;
+  std::filesystem::path data_dir;
+  std::string host_ip;
+  std::chrono::milliseconds relist_period{1000};
+  std::chrono::milliseconds node_status_period{10000};
+  std::chrono::milliseconds feed_silence{3000};
+  std::chrono::milliseconds request_deadline{5000};
+  std::chrono::milliseconds retry_initial{500};
+  std::chrono::milliseconds retry_max{10000};
+};
+
+/// Sockets the kubelet uses; created by the process before spawning.
+struct kubelet_sockets {
+  transport::bridge* bus = nullptr;
+  int api = -1;      ///< DEALER to the API server
+  int runtime = -1;  ///< DEALER to the runtime
+};
+
+/// Spawns the kubelet's actors and returns the sync loop, which must receive
+/// the feed and inbound requests. The node status actor is linked to it.
+caf::actor spawn_kubelet(caf::actor_system& sys, kubelet_sockets sockets,
+                         kubelet_config cfg);
+
+} // namespace deckhand::kubelet

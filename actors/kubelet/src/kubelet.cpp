@@ -1,0 +1,660 @@
+#include "deckhand/kubelet/kubelet.hpp"
+
+#include <sys/sysinfo.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <map>
+#include <memory>
+#include <set>
+#include <thread>
+
+#include <caf/all.hpp>
+
+#include "deckhand/common/log.hpp"
+#include "deckhand/host/caf_glue.hpp"
+#include "deckhand/kubelet/pod_status.hpp"
+#include "deckhand/messages/codec.hpp"
+#include "deckhand/messages/feed.hpp"
+#include "deckhand/messages/json.hpp"
+
+namespace deckhand::kubelet {
+
+namespace {
+
+using host::call;
+using host::feed_atom;
+using host::rpc_reply;
+using host::status_atom;
+using host::stop_atom;
+using host::sync_atom;
+using host::tick_atom;
+using clock_type = std::chrono::steady_clock;
+
+struct context {
+  kubelet_sockets sockets;
+  kubelet_config cfg;
+};
+using ctx_ptr = std::shared_ptr<const context>;
+
+std::string pod_ref(const wire::pod& p) {
+  return "pod=" + p.metadata.namespace_ + "/" + p.metadata.name + " uid=" + p.metadata.uid;
+}
+
+// -- status manager -------------------------------------------------------------
+
+struct status_state {
+  ctx_ptr ctx;
+  std::map<std::string, wire::pod_status_update> wanted;  // by uid
+  std::map<std::string, std::string> sent;                // uid -> body sent
+  std::set<std::string> inflight;
+  uint64_t tag = 0;
+  static inline const char* name = "status_manager";
+};
+
+caf::behavior status_manager(caf::stateful_actor<status_state>* self, ctx_ptr ctx) {
+  self->state.ctx = ctx;
+  auto flush = [self](const std::string& uid) {
+    auto& st = self->state;
+    auto it = st.wanted.find(uid);
+    if (it == st.wanted.end() || st.inflight.count(uid))
+      return;
+    auto body = wire::encode_body(it->second.status);
+    if (st.sent[uid] == body)
+      return;
+    st.inflight.insert(uid);
+    call(*st.ctx->sockets.bus, st.ctx->sockets.api, it->second,
+         st.ctx->cfg.request_deadline, caf::actor_cast<caf::actor>(self), 0,
+         uid + "\n" + body);
+  };
+  return {
+    [=](status_atom, wire::pod_status_update u) {
+      auto uid = u.uid;
+      self->state.wanted[uid] = std::move(u);
+      flush(uid);
+    },
+    [=](stop_atom, const std::string& uid) {
+      self->state.wanted.erase(uid);
+      self->state.sent.erase(uid);
+    },
+    [=](const rpc_reply& r) {
+      auto nl = r.what.find('\n');
+      auto uid = r.what.substr(0, nl);
+      auto body = r.what.substr(nl + 1);
+      self->state.inflight.erase(uid);
+      auto ack = r.as<wire::ack>();
+      if (ack) {
+        self->state.sent[uid] = body;
+        flush(uid);
+      } else if (ack.err().code == errc::not_found) {
+        // The pod is gone from the API server: nothing left to report to.
+        self->state.sent[uid] = body;
+      } else {
+        log::get()->warn("msg=\"status update failed, will retry\" uid={} error=\"{}\"",
+                         uid, ack.err().message);
+        self->delayed_send(self, std::chrono::seconds(1), sync_atom::value, uid);
+      }
+    },
+    [=](sync_atom, const std::string& uid) { flush(uid); },
+  };
+}
+
+// -- pod worker -------------------------------------------------------------------
+
+enum class worker_phase { syncing, terminating, terminated };
+
+struct worker_state {
+  ctx_ptr ctx;
+  caf::actor parent;
+  caf::actor status_mgr;
+  std::string uid;
+  wire::pod desired;
+  bool have_desired = false;
+  bool api_deleted = false;  // the object is gone from the API server
+  int64_t kill_grace = -1;   // grace for an orphan or force-deleted pod
+  bool have_sandbox = false;
+  bool sandbox_known = false;  // runtime relist has answered at least once
+  wire::sandbox_status sandbox;
+  std::string err_reason, err_message;
+  worker_phase phase = worker_phase::syncing;
+  bool busy = false;
+  bool stopped = false, removed = false, finalized = false;
+  wire::pod_status last_status;
+  clock_type::time_point next_attempt{};
+  std::chrono::milliseconds backoff{0};
+  uint64_t timer_gen = 0;
+  static inline const char* name = "pod_worker";
+};
+
+using worker_actor = caf::stateful_actor<worker_state>;
+
+void publish_status(worker_actor* self) {
+  auto& st = self->state;
+  if (!st.have_desired || st.api_deleted)
+    return;
+  observed_pod obs;
+  obs.sandbox = st.have_sandbox ? &st.sandbox : nullptr;
+  obs.runtime_error_reason = st.err_reason;
+  obs.runtime_error_message = st.err_message;
+  obs.terminating = st.phase != worker_phase::syncing;
+  obs.host_ip = st.ctx->cfg.host_ip;
+  obs.now = now_rfc3339();
+  auto status = compute_status(st.desired, obs, st.last_status);
+  st.last_status = status;
+  wire::pod_status_update u;
+  u.namespace_ = st.desired.metadata.namespace_;
+  u.name = st.desired.metadata.name;
+  u.uid = st.uid;
+  u.status = std::move(status);
+  self->send(st.status_mgr, status_atom::value, std::move(u));
+}
+
+void step(worker_actor* self);
+
+void arm_timer(worker_actor* self, std::chrono::milliseconds d) {
+  auto gen = ++self->state.timer_gen;
+  self->delayed_send(self, d, tick_atom::value, gen);
+}
+
+void step(worker_actor* self) {
+  auto& st = self->state;
+  if (st.busy || st.phase == worker_phase::terminated)
+    return;
+  auto& bus = *st.ctx->sockets.bus;
+  auto me = caf::actor_cast<caf::actor>(self);
+  bool deleting = st.api_deleted || st.kill_grace >= 0
+                  || (st.have_desired && !st.desired.metadata.deletion_timestamp.empty());
+  if (deleting && st.phase == worker_phase::syncing) {
+    st.phase = worker_phase::terminating;
+    if (st.have_desired)
+      log::get()->info("msg=\"terminating pod\" {}", pod_ref(st.desired));
+  }
+  if (st.phase == worker_phase::terminating) {
+    if (!st.sandbox_known)
+      return;  // wait for the first relist: maybe there is nothing to stop
+    if (!st.stopped) {
+      int64_t grace = st.kill_grace >= 0 ? st.kill_grace : 30;
+      if (st.have_desired) {
+        grace = st.desired.spec.termination_grace_period_seconds;
+        if (!st.desired.metadata.deletion_timestamp.empty())
+          grace = st.desired.metadata.deletion_grace_period_seconds;
+      }
+      if (st.kill_grace >= 0)
+        grace = st.kill_grace;
+      st.busy = true;
+      call(bus, st.ctx->sockets.runtime, wire::stop_pod_request{st.uid, grace},
+           st.ctx->cfg.request_deadline + std::chrono::seconds(grace + 15), me, 0, "stop");
+      return;
+    }
+    if (!st.removed) {
+      st.busy = true;
+      call(bus, st.ctx->sockets.runtime, wire::remove_pod_request{st.uid},
+           st.ctx->cfg.request_deadline + std::chrono::seconds(10), me, 0, "remove");
+      return;
+    }
+    if (!st.api_deleted && st.have_desired && !st.finalized) {
+      st.busy = true;
+      wire::pod_finalize f;
+      f.namespace_ = st.desired.metadata.namespace_;
+      f.name = st.desired.metadata.name;
+      f.uid = st.uid;
+      call(bus, st.ctx->sockets.api, f, st.ctx->cfg.request_deadline, me, 0, "finalize");
+      return;
+    }
+    st.phase = worker_phase::terminated;
+    if (st.have_desired)
+      log::get()->info("msg=\"pod terminated\" {}", pod_ref(st.desired));
+    self->send(st.status_mgr, stop_atom::value, st.uid);
+    self->send(st.parent, stop_atom::value, st.uid);
+    self->quit();
+    return;
+  }
+  // Syncing.
+  if (!st.have_desired || !st.sandbox_known)
+    return;
+  if (!st.have_sandbox) {
+    auto now = clock_type::now();
+    if (now < st.next_attempt) {
+      arm_timer(self, std::chrono::duration_cast<std::chrono::milliseconds>(
+                        st.next_attempt - now));
+      return;
+    }
+    st.busy = true;
+    log::get()->info("msg=\"starting pod\" {}", pod_ref(st.desired));
+    call(bus, st.ctx->sockets.runtime, wire::run_pod_request{st.desired},
+         st.ctx->cfg.request_deadline + std::chrono::seconds(60), me, 0, "run");
+    return;
+  }
+  publish_status(self);
+}
+
+caf::behavior pod_worker(worker_actor* self, ctx_ptr ctx, caf::actor parent,
+                         caf::actor status_mgr, std::string uid) {
+  auto& st = self->state;
+  st.ctx = ctx;
+  st.parent = parent;
+  st.status_mgr = status_mgr;
+  st.uid = uid;
+  return {
+    [=](sync_atom, const wire::pod& p) {
+      auto& s = self->state;
+      s.desired = p;
+      s.have_desired = true;
+      step(self);
+    },
+    // The object left the API server (force delete) or never was there
+    // (orphan): stop with `grace` seconds.
+    [=](stop_atom, int64_t grace) {
+      auto& s = self->state;
+      s.api_deleted = true;
+      if (s.kill_grace < 0 || grace < s.kill_grace)
+        s.kill_grace = grace;
+      step(self);
+    },
+    [=](status_atom, const wire::sandbox_status& sb) {
+      auto& s = self->state;
+      s.sandbox_known = true;
+      s.have_sandbox = true;
+      s.sandbox = sb;
+      if (sb.state == "stopped" && s.phase != worker_phase::syncing)
+        s.stopped = true;
+      step(self);
+    },
+    [=](status_atom) {
+      auto& s = self->state;
+      s.sandbox_known = true;
+      if (s.have_sandbox && s.phase == worker_phase::syncing && !s.busy) {
+        // The sandbox vanished underneath us (removed by hand): recreate.
+        log::get()->warn("msg=\"sandbox disappeared\" uid={}", s.uid);
+      }
+      if (!s.busy)
+        s.have_sandbox = false;
+      if (s.phase != worker_phase::syncing && !s.busy && !s.have_sandbox) {
+        s.stopped = true;
+        s.removed = true;
+      }
+      step(self);
+    },
+    [=](tick_atom, uint64_t gen) {
+      if (gen == self->state.timer_gen)
+        step(self);
+    },
+    [=](const rpc_reply& r) {
+      auto& s = self->state;
+      s.busy = false;
+      if (r.what == "run") {
+        auto rep = r.as<wire::run_pod_reply>();
+        if (rep) {
+          s.have_sandbox = true;
+          s.sandbox = rep->sandbox;
+          s.err_reason.clear();
+          s.err_message.clear();
+          s.backoff = std::chrono::milliseconds(0);
+        } else {
+          const auto& e = rep.err();
+          s.err_reason = e.code == errc::not_found ? "ErrImagePull" : "CreateContainerError";
+          s.err_message = e.message;
+          auto& cfg = s.ctx->cfg;
+          s.backoff = s.backoff.count() == 0 ? cfg.retry_initial
+                                             : std::min(s.backoff * 2, cfg.retry_max);
+          s.next_attempt = clock_type::now() + s.backoff;
+          log::get()->warn("msg=\"pod start failed\" uid={} reason={} error=\"{}\"", s.uid,
+                           s.err_reason, e.message);
+          publish_status(self);
+        }
+      } else if (r.what == "stop") {
+        auto rep = r.as<wire::sandbox_status_reply>();
+        if (rep) {
+          s.stopped = true;
+          if (!rep->sandbox.uid.empty()) {
+            s.sandbox = rep->sandbox;
+            s.have_sandbox = true;
+          }
+          publish_status(self);
+        } else {
+          log::get()->warn("msg=\"stop failed, will retry\" uid={} error=\"{}\"", s.uid,
+                           rep.err().message);
+          arm_timer(self, std::chrono::seconds(1));
+          return;
+        }
+      } else if (r.what == "remove") {
+        auto rep = r.as<wire::ack>();
+        if (rep) {
+          s.removed = true;
+          s.have_sandbox = false;
+        } else {
+          log::get()->warn("msg=\"remove failed, will retry\" uid={} error=\"{}\"", s.uid,
+                           rep.err().message);
+          arm_timer(self, std::chrono::seconds(1));
+          return;
+        }
+      } else if (r.what == "finalize") {
+        auto rep = r.as<wire::ack>();
+        if (rep || rep.err().code == errc::not_found) {
+          s.finalized = true;
+        } else {
+          arm_timer(self, std::chrono::seconds(1));
+          return;
+        }
+      }
+      step(self);
+    },
+  };
+}
+
+// -- node status ------------------------------------------------------------------
+
+std::string read_os_image() {
+  std::ifstream in("/etc/os-release");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("PRETTY_NAME=", 0) == 0) {
+      auto v = line.substr(12);
+      if (v.size() >= 2 && v.front() == '"')
+        v = v.substr(1, v.size() - 2);
+      return v;
+    }
+  return "Linux";
+}
+
+wire::node make_node(const kubelet_config& cfg) {
+  wire::node n;
+  n.metadata.name = cfg.node_name;
+  n.metadata.labels = {{"kubernetes.io/hostname", cfg.node_name},
+                       {"kubernetes.io/os", "linux"},
+                       {"kubernetes.io/arch", "amd64"}};
+  struct sysinfo si {};
+  ::sysinfo(&si);
+  auto mem_ki = static_cast<uint64_t>(si.totalram) * si.mem_unit / 1024;
+  n.status.capacity = {{"cpu", std::to_string(std::thread::hardware_concurrency())},
+                       {"memory", std::to_string(mem_ki) + "Ki"},
+                       {"pods", "110"}};
+  n.status.allocatable = n.status.capacity;
+  auto now = now_rfc3339();
+  wire::node_condition ready;
+  ready.type = "Ready";
+  ready.status = "True";
+  ready.reason = "KubeletReady";
+  ready.message = "kubelet is posting ready status";
+  ready.last_heartbeat_time = now;
+  ready.last_transition_time = now;
+  n.status.conditions.push_back(ready);
+  if (!cfg.host_ip.empty())
+    n.status.addresses.push_back({"InternalIP", cfg.host_ip});
+  n.status.addresses.push_back({"Hostname", cfg.node_name});
+  struct utsname u {};
+  ::uname(&u);
+  n.status.node_info.kernel_version = u.release;
+  n.status.node_info.os_image = read_os_image();
+  n.status.node_info.architecture = "amd64";
+  n.status.node_info.kubelet_version = "v1.32.0-deckhand";
+  n.status.node_info.container_runtime_version = "deckhand://0.1.0";
+  return n;
+}
+
+struct node_state {
+  ctx_ptr ctx;
+  bool registered = false;
+  static inline const char* name = "node_status";
+};
+
+caf::behavior node_status(caf::stateful_actor<node_state>* self, ctx_ptr ctx) {
+  self->state.ctx = ctx;
+  self->send(self, tick_atom::value, uint64_t{0});
+  return {
+    [=](tick_atom, uint64_t) {
+      auto& c = *self->state.ctx;
+      wire::node_heartbeat hb;
+      hb.node_ = make_node(c.cfg);
+      call(*c.sockets.bus, c.sockets.api, hb, c.cfg.request_deadline,
+           caf::actor_cast<caf::actor>(self), 0, "heartbeat");
+    },
+    [=](const rpc_reply& r) {
+      auto ack = r.as<wire::ack>();
+      auto& c = *self->state.ctx;
+      if (ack && !self->state.registered) {
+        log::get()->info("msg=\"node registered\" node={}", c.cfg.node_name);
+        self->state.registered = true;
+      } else if (!ack) {
+        log::get()->warn("msg=\"node heartbeat failed\" error=\"{}\"", ack.err().message);
+      }
+      auto period = ack ? c.cfg.node_status_period
+                        : std::min(c.cfg.node_status_period, std::chrono::milliseconds(1000));
+      self->delayed_send(self, period, tick_atom::value, uint64_t{0});
+    },
+  };
+}
+
+// -- sync loop ----------------------------------------------------------------------
+
+struct sync_state {
+  ctx_ptr ctx;
+  caf::actor status_mgr;
+  wire::feed_follower follower;
+  bool api_synced = false;
+  bool list_inflight = false;
+  bool relist_inflight = false;
+  std::map<std::string, wire::pod> desired;  // by uid
+  std::map<std::string, caf::actor> workers;
+  std::map<std::string, wire::sandbox_status> sandboxes;  // last runtime relist
+  bool runtime_listed = false;
+  std::vector<wire::envelope> buffered;
+  uint64_t tick_gen = 0;
+  static inline const char* name = "kubelet";
+};
+
+using sync_actor = caf::stateful_actor<sync_state>;
+
+caf::actor worker_for(sync_actor* self, const std::string& uid) {
+  auto& st = self->state;
+  auto it = st.workers.find(uid);
+  if (it != st.workers.end())
+    return it->second;
+  auto w = self->spawn(pod_worker, st.ctx, caf::actor_cast<caf::actor>(self), st.status_mgr,
+                       uid);
+  st.workers.emplace(uid, w);
+  // Tell the new worker what the runtime last said, so it need not wait for
+  // the next relist (and does not start a pod that already runs).
+  if (st.runtime_listed) {
+    auto sb = st.sandboxes.find(uid);
+    if (sb != st.sandboxes.end())
+      self->send(w, status_atom::value, sb->second);
+    else
+      self->send(w, status_atom::value);
+  }
+  return w;
+}
+
+bool mine(const sync_state& st, const wire::pod& p) {
+  return p.spec.node_name == st.ctx->cfg.node_name;
+}
+
+void request_list(sync_actor* self) {
+  auto& st = self->state;
+  if (st.list_inflight)
+    return;
+  st.list_inflight = true;
+  st.follower.invalidate();
+  wire::list_request req;
+  req.kind = "pods";
+  req.node_name = st.ctx->cfg.node_name;
+  call(*st.ctx->sockets.bus, st.ctx->sockets.api, req, st.ctx->cfg.request_deadline,
+       caf::actor_cast<caf::actor>(self), 0, "list");
+}
+
+void request_relist(sync_actor* self) {
+  auto& st = self->state;
+  if (st.relist_inflight)
+    return;
+  st.relist_inflight = true;
+  call(*st.ctx->sockets.bus, st.ctx->sockets.runtime, wire::list_sandboxes_request{},
+       st.ctx->cfg.request_deadline, caf::actor_cast<caf::actor>(self), 0, "relist");
+}
+
+void apply_event(sync_actor* self, const wire::watch_event& ev) {
+  auto& st = self->state;
+  if (ev.kind != "pods")
+    return;
+  const auto& p = ev.pod_;
+  const auto& uid = p.metadata.uid;
+  if (ev.type == "DELETED") {
+    st.desired.erase(uid);
+    auto it = st.workers.find(uid);
+    if (it != st.workers.end())
+      self->send(it->second, stop_atom::value, int64_t{0});
+    return;
+  }
+  if (!mine(st, p))
+    return;
+  st.desired[uid] = p;
+  self->send(worker_for(self, uid), sync_atom::value, p);
+}
+
+void on_feed(sync_actor* self, const wire::envelope& env) {
+  auto& st = self->state;
+  auto now = clock_type::now();
+  if (env.hdr.type == wire::feed_heartbeat::type_id) {
+    auto hb = wire::decode_body<wire::feed_heartbeat>(env.body);
+    if (!hb)
+      return;
+    if (st.follower.on_heartbeat(env.hdr.incarnation, hb->seq, now)
+        == wire::feed_follower::verdict::resync)
+      request_list(self);
+    return;
+  }
+  auto ev = wire::decode_as<wire::watch_event>(env);
+  if (!ev) {
+    log::get()->warn("msg=\"dropping malformed feed event\" error=\"{}\"", ev.err().message);
+    return;
+  }
+  switch (st.follower.on_update(env.hdr.incarnation, ev->seq, now)) {
+    case wire::feed_follower::verdict::apply: apply_event(self, *ev); break;
+    case wire::feed_follower::verdict::ignore: break;
+    case wire::feed_follower::verdict::buffer:
+      if (st.buffered.size() < 10000)
+        st.buffered.push_back(env);
+      break;
+    case wire::feed_follower::verdict::resync:
+      log::get()->info("msg=\"feed gap or restart, relisting\" seq={}", ev->seq);
+      request_list(self);
+      break;
+  }
+}
+
+void on_snapshot(sync_actor* self, const wire::list_reply& rep, uint64_t incarnation) {
+  auto& st = self->state;
+  std::map<std::string, wire::pod> fresh;
+  for (const auto& p : rep.pods)
+    if (mine(st, p))
+      fresh[p.metadata.uid] = p;
+  // Pods that vanished while we were not listening.
+  for (auto& [uid, w] : st.workers)
+    if (!fresh.count(uid) && st.desired.count(uid))
+      self->send(w, stop_atom::value, int64_t{0});
+  st.desired = std::move(fresh);
+  for (auto& [uid, p] : st.desired)
+    self->send(worker_for(self, uid), sync_atom::value, p);
+  st.follower.reset(incarnation, rep.feed_seq, clock_type::now());
+  if (!st.api_synced)
+    log::get()->info("msg=\"synced with the API server\" pods={}", st.desired.size());
+  st.api_synced = true;
+  auto buffered = std::move(st.buffered);
+  st.buffered.clear();
+  for (const auto& env : buffered)
+    on_feed(self, env);
+}
+
+void on_relist(sync_actor* self, const wire::list_sandboxes_reply& rep) {
+  auto& st = self->state;
+  st.runtime_listed = true;
+  st.sandboxes.clear();
+  for (const auto& sb : rep.sandboxes)
+    st.sandboxes[sb.uid] = sb;
+  std::set<std::string> seen;
+  for (const auto& sb : rep.sandboxes) {
+    seen.insert(sb.uid);
+    auto it = st.workers.find(sb.uid);
+    if (it != st.workers.end()) {
+      self->send(it->second, status_atom::value, sb);
+    } else if (st.api_synced && !st.desired.count(sb.uid)) {
+      // A sandbox no pod asks for: a leftover of a pod deleted while we were down.
+      log::get()->info("msg=\"removing orphaned pod sandbox\" uid={} pod={}/{}", sb.uid,
+                       sb.namespace_, sb.name);
+      auto w = worker_for(self, sb.uid);
+      self->send(w, stop_atom::value, int64_t{2});
+      self->send(w, status_atom::value, sb);
+    }
+  }
+  for (auto& [uid, w] : st.workers)
+    if (!seen.count(uid))
+      self->send(w, status_atom::value);
+}
+
+caf::behavior sync_loop(sync_actor* self, ctx_ptr ctx) {
+  auto& st = self->state;
+  st.ctx = ctx;
+  st.follower = wire::feed_follower(ctx->cfg.feed_silence);
+  st.status_mgr = self->spawn(status_manager, ctx);
+  self->link_to(st.status_mgr);
+  auto node = self->spawn(node_status, ctx);
+  self->link_to(node);
+  self->send(self, tick_atom::value, uint64_t{0});
+  return {
+    [=](feed_atom, const wire::envelope& env) { on_feed(self, env); },
+    [=](const transport::inbound_request& req) {
+      if (req.env.hdr.type != wire::pod_status_notify::type_id)
+        return;  // notifications only; the bridge answers ping
+      auto n = wire::decode_body<wire::pod_status_notify>(req.env.body);
+      if (!n)
+        return;
+      auto it = self->state.workers.find(n->sandbox.uid);
+      if (it != self->state.workers.end())
+        self->send(it->second, status_atom::value, n->sandbox);
+    },
+    [=](tick_atom, uint64_t) {
+      auto& s = self->state;
+      if (!s.follower.synced() || s.follower.silent(clock_type::now()))
+        request_list(self);
+      request_relist(self);
+      self->delayed_send(self, s.ctx->cfg.relist_period, tick_atom::value, uint64_t{0});
+    },
+    [=](stop_atom, const std::string& uid) {
+      auto& s = self->state;
+      s.workers.erase(uid);
+      // A pod that is still desired (deleted and re-created with the same uid
+      // cannot happen) is dropped from the desired set once terminated.
+      s.desired.erase(uid);
+    },
+    [=](const rpc_reply& r) {
+      auto& s = self->state;
+      if (r.what == "list") {
+        s.list_inflight = false;
+        auto rep = r.as<wire::list_reply>();
+        if (!rep) {
+          log::get()->warn("msg=\"listing pods failed\" error=\"{}\"", rep.err().message);
+          return;  // the next tick retries
+        }
+        on_snapshot(self, *rep, r.env.hdr.incarnation);
+      } else if (r.what == "relist") {
+        s.relist_inflight = false;
+        auto rep = r.as<wire::list_sandboxes_reply>();
+        if (!rep) {
+          log::get()->warn("msg=\"runtime relist failed\" error=\"{}\"", rep.err().message);
+          return;
+        }
+        on_relist(self, *rep);
+      }
+    },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_kubelet(caf::actor_system& sys, kubelet_sockets sockets,
+                         kubelet_config cfg) {
+  auto ctx = std::make_shared<const context>(context{sockets, std::move(cfg)});
+  return sys.spawn(sync_loop, ctx);
+}
+
+} // namespace deckhand::kubelet

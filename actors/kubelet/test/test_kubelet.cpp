@@ -1,0 +1,152 @@
+#define BOOST_TEST_MODULE deckhand_kubelet
+#include <boost/test/unit_test.hpp>
+
+#include "deckhand/kubelet/pod_status.hpp"
+
+using namespace deckhand;
+using namespace deckhand::kubelet;
+
+namespace {
+
+wire::pod make_pod(const std::string& policy, int containers = 1) {
+  wire::pod p;
+  p.metadata.name = "p";
+  p.metadata.namespace_ = "default";
+  p.metadata.uid = "u";
+  p.spec.restart_policy = policy;
+  for (int i = 0; i < containers; ++i) {
+    wire::container c;
+    c.name = "c" + std::to_string(i);
+    c.image = "img";
+    p.spec.containers.push_back(c);
+  }
+  return p;
+}
+
+wire::container_record running(const std::string& name) {
+  wire::container_record r;
+  r.name = name;
+  r.status.state.running.started_at = "2026-11-27T20:00:00Z";
+  r.status.ready = true;
+  r.status.started = true;
+  return r;
+}
+
+wire::container_record exited(const std::string& name, int code) {
+  wire::container_record r;
+  r.name = name;
+  r.status.state.terminated.exit_code = code;
+  r.status.state.terminated.reason = code == 0 ? "Completed" : "Error";
+  r.status.state.terminated.finished_at = "2026-11-27T20:00:01Z";
+  return r;
+}
+
+const wire::pod_condition* cond(const wire::pod_status& st, const std::string& type) {
+  for (const auto& c : st.conditions)
+    if (c.type == type)
+      return &c;
+  return nullptr;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(pod_status_suite)
+
+// Kubernetes: a pod without a sandbox is Pending with ContainerCreating.
+BOOST_AUTO_TEST_CASE(pending_before_the_sandbox_exists) {
+  auto p = make_pod("Always");
+  observed_pod obs;
+  obs.now = "t0";
+  auto st = compute_status(p, obs, {});
+  BOOST_TEST(st.phase == "Pending");
+  BOOST_TEST(st.container_statuses.at(0).state.waiting.reason == "ContainerCreating");
+  BOOST_TEST(cond(st, "Ready")->status == "False");
+  BOOST_TEST(st.qos_class == "BestEffort");
+}
+
+// Kubernetes: image problems surface as the container's waiting reason.
+BOOST_AUTO_TEST_CASE(runtime_error_becomes_waiting_reason) {
+  auto p = make_pod("Always");
+  observed_pod obs;
+  obs.runtime_error_reason = "ErrImagePull";
+  obs.runtime_error_message = "image \"img\" is not present";
+  auto st = compute_status(p, obs, {});
+  BOOST_TEST(st.phase == "Pending");
+  BOOST_TEST(st.container_statuses.at(0).state.waiting.reason == "ErrImagePull");
+}
+
+BOOST_AUTO_TEST_CASE(running_and_ready) {
+  auto p = make_pod("Always", 2);
+  wire::sandbox_status sb;
+  sb.containers = {running("c0"), running("c1")};
+  observed_pod obs;
+  obs.sandbox = &sb;
+  obs.now = "t1";
+  auto st = compute_status(p, obs, {});
+  BOOST_TEST(st.phase == "Running");
+  BOOST_TEST(cond(st, "Ready")->status == "True");
+  BOOST_TEST(cond(st, "ContainersReady")->status == "True");
+  BOOST_TEST(st.container_statuses.at(1).image == "img");
+  // Transition times stick while the status does not change.
+  observed_pod later = obs;
+  later.now = "t2";
+  auto st2 = compute_status(p, later, st);
+  BOOST_TEST(cond(st2, "Ready")->last_transition_time == "t1");
+}
+
+// Kubernetes: Never + all exit 0 -> Succeeded; any non-zero -> Failed;
+// OnFailure + a failure -> still Running (it will be restarted).
+BOOST_AUTO_TEST_CASE(terminal_phases_follow_restart_policy) {
+  wire::sandbox_status ok, bad;
+  ok.containers = {exited("c0", 0)};
+  bad.containers = {exited("c0", 3)};
+  observed_pod o1, o2;
+  o1.sandbox = &ok;
+  o2.sandbox = &bad;
+  BOOST_TEST(compute_status(make_pod("Never"), o1, {}).phase == "Succeeded");
+  BOOST_TEST(compute_status(make_pod("Never"), o2, {}).phase == "Failed");
+  BOOST_TEST(compute_status(make_pod("OnFailure"), o1, {}).phase == "Succeeded");
+  BOOST_TEST(compute_status(make_pod("OnFailure"), o2, {}).phase == "Running");
+  BOOST_TEST(compute_status(make_pod("Always"), o1, {}).phase == "Running");
+  auto failed = compute_status(make_pod("Never"), o2, {});
+  BOOST_TEST(cond(failed, "Ready")->reason == "PodCompleted");
+  // A terminal phase never goes back.
+  wire::sandbox_status again;
+  again.containers = {running("c0")};
+  observed_pod o3;
+  o3.sandbox = &again;
+  BOOST_TEST(compute_status(make_pod("Never"), o3, failed).phase == "Failed");
+}
+
+BOOST_AUTO_TEST_CASE(crash_loop_keeps_running_phase) {
+  auto p = make_pod("Always");
+  wire::sandbox_status sb;
+  auto r = exited("c0", 1);
+  wire::container_record waiting;
+  waiting.name = "c0";
+  waiting.status.state.waiting.reason = "CrashLoopBackOff";
+  waiting.status.last_state = r.status.state;
+  waiting.status.restart_count = 3;
+  sb.containers = {waiting};
+  observed_pod obs;
+  obs.sandbox = &sb;
+  wire::pod_status prev;
+  prev.phase = "Running";
+  auto st = compute_status(p, obs, prev);
+  BOOST_TEST(st.phase == "Running");
+  BOOST_TEST(st.container_statuses.at(0).restart_count == 3);
+  BOOST_TEST(st.container_statuses.at(0).state.waiting.reason == "CrashLoopBackOff");
+}
+
+BOOST_AUTO_TEST_CASE(qos_classes) {
+  wire::pod_spec s;
+  s.containers.resize(1);
+  BOOST_TEST(qos_class(s) == "BestEffort");
+  s.containers[0].resources.requests = {{"cpu", "100m"}};
+  BOOST_TEST(qos_class(s) == "Burstable");
+  s.containers[0].resources.limits = {{"cpu", "100m"}, {"memory", "64Mi"}};
+  s.containers[0].resources.requests = {{"cpu", "100m"}, {"memory", "64Mi"}};
+  BOOST_TEST(qos_class(s) == "Guaranteed");
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,261 @@
+#include "deckhand/oci/bundle.hpp"
+
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <system_error>
+
+#include <nlohmann/json.hpp>
+
+#include "deckhand/oci/process.hpp"
+
+namespace deckhand::oci {
+
+namespace {
+
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+const std::vector<std::string>& all_capabilities() {
+  static const std::vector<std::string> caps{
+      "CAP_CHOWN",           "CAP_DAC_OVERRIDE",   "CAP_DAC_READ_SEARCH",
+      "CAP_FOWNER",          "CAP_FSETID",         "CAP_KILL",
+      "CAP_SETGID",          "CAP_SETUID",         "CAP_SETPCAP",
+      "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST",
+      "CAP_NET_ADMIN",       "CAP_NET_RAW",        "CAP_IPC_LOCK",
+      "CAP_IPC_OWNER",       "CAP_SYS_MODULE",     "CAP_SYS_RAWIO",
+      "CAP_SYS_CHROOT",      "CAP_SYS_PTRACE",     "CAP_SYS_PACCT",
+      "CAP_SYS_ADMIN",       "CAP_SYS_BOOT",       "CAP_SYS_NICE",
+      "CAP_SYS_RESOURCE",    "CAP_SYS_TIME",       "CAP_SYS_TTY_CONFIG",
+      "CAP_MKNOD",           "CAP_LEASE",          "CAP_AUDIT_WRITE",
+      "CAP_AUDIT_CONTROL",   "CAP_SETFCAP",        "CAP_MAC_OVERRIDE",
+      "CAP_MAC_ADMIN",       "CAP_SYSLOG",         "CAP_WAKE_ALARM",
+      "CAP_BLOCK_SUSPEND",   "CAP_AUDIT_READ",     "CAP_PERFMON",
+      "CAP_BPF",             "CAP_CHECKPOINT_RESTORE"};
+  return caps;
+}
+
+/// "net_admin" / "NET_ADMIN" / "CAP_NET_ADMIN" -> "CAP_NET_ADMIN".
+std::string normalize_cap(std::string name) {
+  std::transform(name.begin(), name.end(), name.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  if (name != "ALL" && name.rfind("CAP_", 0) != 0)
+    name = "CAP_" + name;
+  return name;
+}
+
+bool contains(const std::vector<std::string>& v, const std::string& s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+/// Docker's TweakCapabilities: ALL in add wins over defaults; ALL in drop
+/// empties the base set before adds.
+result<std::vector<std::string>> effective_caps(const bundle_spec& spec) {
+  std::vector<std::string> add, drop;
+  for (auto& c : spec.cap_add)
+    add.push_back(normalize_cap(c));
+  for (auto& c : spec.cap_drop)
+    drop.push_back(normalize_cap(c));
+  for (auto* list : {&add, &drop})
+    for (auto& c : *list)
+      if (c != "ALL" && !contains(all_capabilities(), c))
+        return error{errc::invalid, "unknown capability: " + c};
+
+  std::vector<std::string> base;
+  if (contains(add, "ALL"))
+    base = all_capabilities();
+  else if (!contains(drop, "ALL"))
+    base = default_capabilities();
+  std::vector<std::string> caps;
+  for (auto& c : base)
+    if (!contains(drop, c) || contains(add, c))
+      caps.push_back(c);
+  for (auto& c : add)
+    if (c != "ALL" && !contains(caps, c))
+      caps.push_back(c);
+  return caps;
+}
+
+std::uint64_t default_nofile_limit() {
+  constexpr std::uint64_t wanted = 1048576;
+  if (::prctl(PR_CAPBSET_READ, CAP_SYS_RESOURCE, 0, 0, 0) == 1)
+    return wanted;
+  struct rlimit rl {};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_max == RLIM_INFINITY)
+    return wanted;
+  return std::min<std::uint64_t>(wanted, rl.rlim_max);
+}
+
+json mount_entry(const std::string& dest, const std::string& type, const std::string& source,
+                 std::vector<std::string> options) {
+  json m{{"destination", dest}, {"type", type}, {"source", source}};
+  if (!options.empty())
+    m["options"] = std::move(options);
+  return m;
+}
+
+json namespace_entry(const std::string& type, const fs::path& path) {
+  json ns{{"type", type}};
+  if (!path.empty())
+    ns["path"] = path.string();
+  return ns;
+}
+
+} // namespace
+
+const std::vector<std::string>& default_capabilities() {
+  static const std::vector<std::string> caps{
+      "CAP_CHOWN",  "CAP_DAC_OVERRIDE",     "CAP_FSETID",      "CAP_FOWNER",
+      "CAP_MKNOD",  "CAP_NET_RAW",          "CAP_SETGID",      "CAP_SETUID",
+      "CAP_SETFCAP", "CAP_SETPCAP",         "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
+      "CAP_KILL",   "CAP_AUDIT_WRITE"};
+  return caps;
+}
+
+result<std::string> render_config(const bundle_spec& spec) {
+  if (spec.args.empty())
+    return error{errc::invalid, "bundle: process args are empty"};
+  if (!spec.rootfs.is_absolute())
+    return error{errc::invalid, "bundle: rootfs path must be absolute: " + spec.rootfs.string()};
+  if (!spec.cwd.empty() && spec.cwd.front() != '/')
+    return error{errc::invalid, "bundle: cwd must be absolute: " + spec.cwd};
+  if (spec.host_network && !spec.netns_path.empty())
+    return error{errc::invalid, "bundle: host_network and netns_path are exclusive"};
+  for (auto& m : spec.mounts)
+    if (!m.destination.is_absolute() || m.source.empty())
+      return error{errc::invalid, "bundle: bind mount needs a source and an absolute "
+                                  "destination: " + m.source.string() + " -> " +
+                                      m.destination.string()};
+  auto caps = effective_caps(spec);
+  if (!caps)
+    return caps.err();
+
+  std::vector<std::string> env = spec.env;
+  if (std::none_of(env.begin(), env.end(),
+                   [](const std::string& e) { return e.rfind("PATH=", 0) == 0; }))
+    env.insert(env.begin(), "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+
+  const std::uint64_t nofile = spec.nofile_limit.value_or(default_nofile_limit());
+
+  json user{{"uid", spec.uid}, {"gid", spec.gid}};
+  if (!spec.additional_gids.empty())
+    user["additionalGids"] = spec.additional_gids;
+
+  json process{
+      {"terminal", false},
+      {"user", std::move(user)},
+      {"args", spec.args},
+      {"env", std::move(env)},
+      {"cwd", spec.cwd.empty() ? std::string("/") : spec.cwd},
+      {"capabilities",
+       {{"bounding", *caps}, {"effective", *caps}, {"permitted", *caps}}},
+      {"rlimits", json::array({{{"type", "RLIMIT_NOFILE"}, {"hard", nofile}, {"soft", nofile}}})},
+      {"noNewPrivileges", spec.no_new_privileges},
+  };
+  if (spec.oom_score_adj)
+    process["oomScoreAdj"] = *spec.oom_score_adj;
+
+  json mounts = json::array({
+      mount_entry("/proc", "proc", "proc", {}),
+      mount_entry("/dev", "tmpfs", "tmpfs", {"nosuid", "strictatime", "mode=755", "size=65536k"}),
+      mount_entry("/dev/pts", "devpts", "devpts",
+                  {"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}),
+      mount_entry("/dev/shm", "tmpfs", "shm",
+                  {"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}),
+      mount_entry("/dev/mqueue", "mqueue", "mqueue", {"nosuid", "noexec", "nodev"}),
+      mount_entry("/sys", "sysfs", "sysfs", {"nosuid", "noexec", "nodev", "ro"}),
+  });
+  for (auto& m : spec.mounts)
+    mounts.push_back(mount_entry(m.destination.string(), "bind", m.source.string(),
+                                 {"rbind", "rprivate", m.readonly ? "ro" : "rw"}));
+
+  json namespaces = json::array({
+      namespace_entry("pid", {}),
+      namespace_entry("ipc", spec.ipc_ns_path),
+      namespace_entry("uts", spec.uts_ns_path),
+      namespace_entry("mount", {}),
+  });
+  if (!spec.host_network)
+    namespaces.push_back(namespace_entry("network", spec.netns_path));
+
+  json resources{{"devices", json::array({{{"allow", false}, {"access", "rwm"}}})}};
+  const auto& r = spec.resources;
+  if (r.memory_limit_bytes)
+    resources["memory"] = {{"limit", *r.memory_limit_bytes}};
+  if (r.cpu_shares || r.cpu_quota_us || r.cpu_period_us) {
+    json cpu = json::object();
+    if (r.cpu_shares)
+      cpu["shares"] = *r.cpu_shares;
+    if (r.cpu_quota_us)
+      cpu["quota"] = *r.cpu_quota_us;
+    if (r.cpu_period_us)
+      cpu["period"] = *r.cpu_period_us;
+    resources["cpu"] = std::move(cpu);
+  }
+  if (r.pids_limit)
+    resources["pids"] = {{"limit", *r.pids_limit}};
+
+  json linux_section{
+      {"namespaces", std::move(namespaces)},
+      {"resources", std::move(resources)},
+      {"maskedPaths",
+       {"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+        "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
+        "/proc/scsi"}},
+      {"readonlyPaths",
+       {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}},
+  };
+  if (spec.cgroups_path)
+    linux_section["cgroupsPath"] = *spec.cgroups_path;
+
+  json config{
+      {"ociVersion", "1.0.2"},
+      {"process", std::move(process)},
+      {"root", {{"path", spec.rootfs.string()}, {"readonly", spec.readonly_rootfs}}},
+      {"mounts", std::move(mounts)},
+      {"linux", std::move(linux_section)},
+  };
+  if (!spec.hostname.empty())
+    config["hostname"] = spec.hostname;
+  return config.dump(2);
+}
+
+result<void> write_bundle(const fs::path& dir, const bundle_spec& spec) {
+  auto text = render_config(spec);
+  if (!text)
+    return text.err();
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec)
+    return error{errc::io, "create bundle dir " + dir.string() + ": " + ec.message()};
+  const fs::path tmp = dir / "config.json.tmp";
+  const fs::path final_path = dir / "config.json";
+  {
+    auto fd = open_fd(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (!fd)
+      return fd.err();
+    const std::string& s = *text;
+    std::size_t off = 0;
+    while (off < s.size()) {
+      ssize_t n = ::write(fd->get(), s.data() + off, s.size() - off);
+      if (n < 0) {
+        if (errno == EINTR)
+          continue;
+        return error::from_errno("write " + tmp.string());
+      }
+      off += static_cast<std::size_t>(n);
+    }
+    if (::fsync(fd->get()) != 0)
+      return error::from_errno("fsync " + tmp.string());
+  }
+  if (::rename(tmp.c_str(), final_path.c_str()) != 0)
+    return error::from_errno("rename " + final_path.string());
+  return {};
+}
+
+} // namespace deckhand::oci
