@@ -1,0 +1,100 @@
+// deckhand-apiserver: durable cluster state, Kubernetes REST for users and
+// kubectl, and the ZeroMQ feed for nodes. Wiring only.
+#include <iostream>
+
+#include <caf/all.hpp>
+
+#include "deckhand/apiserver/http_api.hpp"
+#include "deckhand/apiserver/node_service.hpp"
+#include "deckhand/apiserver/registry.hpp"
+#include "deckhand/apiserver/store.hpp"
+#include "deckhand/common/fsutil.hpp"
+#include "deckhand/common/log.hpp"
+#include "deckhand/common/paths.hpp"
+#include "deckhand/host/caf_glue.hpp"
+#include "deckhand/host/component.hpp"
+#include "deckhand/host/config.hpp"
+
+using namespace deckhand;
+
+int main(int argc, char** argv) {
+  host::block_signals();
+  CLI::App app{"deckhand-apiserver: the cluster's API server"};
+  host::common_options common;
+  host::add_common_options(app, common);
+  apiserver::http_options http;
+  apiserver::node_service_options nodes;
+  std::string endpoint, feed_endpoint, url_file;
+  int64_t lease_ms = 40000, hb_ms = 1000;
+  app.add_option("--bind-address", http.host, "HTTP listen address");
+  app.add_option("--secure-port,--port", http.port, "HTTP port (0: chosen by the OS)")
+    ->check(CLI::Range(0, 65535));
+  app.add_option("--endpoint", endpoint, "ZeroMQ request endpoint for nodes");
+  app.add_option("--feed-endpoint", feed_endpoint, "ZeroMQ feed (PUB) endpoint for nodes");
+  app.add_option("--url-file", url_file, "where to write the HTTP URL");
+  app.add_option("--node-lease-ms", lease_ms, "a node silent this long gets no new pods")
+    ->check(CLI::Range(100, 3600000));
+  app.add_option("--feed-heartbeat-ms", hb_ms, "feed heartbeat interval")
+    ->check(CLI::Range(10, 60000));
+  if (auto rc = host::parse(app, argc, argv); rc >= 0)
+    return rc;
+  log::init("apiserver", common.log_level, common.log_json);
+  const auto& data = common.data_dir;
+  if (endpoint.empty())
+    endpoint = paths::ipc_endpoint(data, "apiserver");
+  if (feed_endpoint.empty())
+    feed_endpoint = paths::ipc_endpoint(data, "apiserver-feed");
+  if (url_file.empty())
+    url_file = paths::apiserver_url_file(data).string();
+  nodes.node_lease = std::chrono::milliseconds(lease_ms);
+  nodes.feed_heartbeat = std::chrono::milliseconds(hb_ms);
+
+  std::error_code ec;
+  std::filesystem::create_directories(paths::run_dir(data), ec);
+  std::filesystem::create_directories(paths::apiserver_dir(data), ec);
+  if (ec) {
+    std::cerr << "deckhand-apiserver: cannot create directories under " << data << ": "
+              << ec.message() << "\n";
+    return 1;
+  }
+  auto st = apiserver::store::open(paths::apiserver_dir(data));
+  if (!st) {
+    std::cerr << "deckhand-apiserver: cannot open the store: " << st.err().message << "\n";
+    return 1;
+  }
+  apiserver::registry reg(*st);
+  host::component comp("apiserver", common);
+  auto& bus = comp.bus();
+  auto pub = bus.bind_pub(feed_endpoint);
+  if (!pub) {
+    std::cerr << "deckhand-apiserver: " << pub.err().message << "\n";
+    return 1;
+  }
+  auto svc = apiserver::spawn_node_service(comp.system(), reg, bus, *pub, nodes);
+  auto router = bus.bind_router(endpoint, host::forward_to(svc));
+  if (!router) {
+    std::cerr << "deckhand-apiserver: " << router.err().message << "\n";
+    caf::anon_send_exit(svc, caf::exit_reason::user_shutdown);
+    return 1;
+  }
+  bus.start();
+  apiserver::http_api api(reg, http);
+  auto port = api.start();
+  if (!port) {
+    std::cerr << "deckhand-apiserver: cannot serve HTTP: " << port.err().message << "\n";
+    caf::anon_send_exit(svc, caf::exit_reason::user_shutdown);
+    return 1;
+  }
+  if (auto err = fsutil::write_file_atomic(url_file, api.url() + "\n")) {
+    std::cerr << "deckhand-apiserver: " << err.message << "\n";
+    caf::anon_send_exit(svc, caf::exit_reason::user_shutdown);
+    return 1;
+  }
+  log::get()->info("msg=\"apiserver started\" url={} endpoint={} incarnation={} revision={}",
+                   api.url(), endpoint, bus.incarnation(), reg.revision());
+  comp.wait_for_stop();
+  api.stop();
+  caf::anon_send_exit(svc, caf::exit_reason::user_shutdown);
+  comp.shutdown();
+  return 0;
+}
