@@ -1,0 +1,58 @@
+#pragma once
+
+/// Restart policy and crash-loop back-off, as the kubelet applies them.
+///
+/// Pure logic: time is passed in, so tests drive it with virtual time.
+
+#include <chrono>
+#include <string>
+
+namespace deckhand::supervisor {
+
+using wall_clock = std::chrono::system_clock;
+using time_point = wall_clock::time_point;
+using millis = std::chrono::milliseconds;
+
+/// The back-off schedule: the k-th consecutive restart waits
+/// `initial * 2^k`, capped at `max`; a container that ran for at least
+/// `reset` before it exited starts the schedule over.
+struct backoff_config {
+  millis initial = std::chrono::seconds(10);
+  millis max = std::chrono::seconds(300);
+  millis reset = std::chrono::seconds(600);
+};
+
+/// True when a container that exited with `exit_code` must be restarted under
+/// the pod's `restart_policy` ("Always", "OnFailure", "Never"; anything else
+/// counts as Always, the Kubernetes default).
+bool should_restart(const std::string& restart_policy, int exit_code);
+
+/// One container's crash-loop back-off.
+class restart_backoff {
+ public:
+  explicit restart_backoff(backoff_config cfg = {}) : cfg_(cfg) {}
+
+  /// The delay before restarting a container that ran from `started` to
+  /// `finished`, and advances the schedule. An unknown start time
+  /// (time_point{}) never resets the schedule.
+  millis next(time_point started, time_point finished);
+
+  /// The delay `next` would return without a reset, without advancing.
+  millis peek() const;
+
+  /// Consecutive restarts so far (persisted across supervisor restarts).
+  int step() const { return step_; }
+  void set_step(int step) { step_ = step < 0 ? 0 : step; }
+
+  const backoff_config& config() const { return cfg_; }
+
+ private:
+  backoff_config cfg_;
+  int step_ = 0;
+};
+
+/// A duration the way Go prints it ("10s", "1m20s", "5m0s", "50ms"), which is
+/// how the kubelet's CrashLoopBackOff messages show it.
+std::string go_duration(millis d);
+
+} // namespace deckhand::supervisor

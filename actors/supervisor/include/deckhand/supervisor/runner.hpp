@@ -1,0 +1,96 @@
+#pragma once
+
+/// The worker thread that does everything that blocks: runc invocations,
+/// file writes, and reaping. It is the only thread that calls waitpid(), and
+/// it does so only between tasks, so it never steals the exit status of a
+/// runc child that the OCI driver is waiting for.
+///
+/// Exits are observed two ways:
+///   - containers this process started are its children (it is a subreaper):
+///     SIGCHLD (through a signalfd) then waitpid() gives their exit status;
+///     unknown orphans are reaped and ignored;
+///   - containers adopted from a previous supervisor are not its children: a
+///     pidfd tells when they exit, but not how (exit_info::unknown()).
+///
+/// SIGCHLD must be blocked in every thread (block_sigchld() first thing in
+/// main) for the signalfd to see it; without that, exits are still noticed
+/// by a periodic reap, only later.
+
+#include <sys/types.h>
+
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "deckhand/oci/process.hpp"
+#include "deckhand/oci/runc.hpp"
+#include "deckhand/supervisor/termination.hpp"
+
+namespace deckhand::supervisor {
+
+/// Blocks SIGCHLD in the calling thread and the threads it starts later.
+void block_sigchld();
+
+/// What the runner reports, called on the runner thread (forward only).
+struct runner_events {
+  std::function<void(const std::string& name, bool running)> probed;
+  std::function<void(const std::string& name)> started;
+  std::function<void(const std::string& name, const std::string& message)> start_failed;
+  std::function<void(const std::string& name, const exit_info& e)> exited;
+};
+
+class runner {
+ public:
+  /// `pid_dir` receives the init pid files of launched containers;
+  /// `log_fields` ("pod=NS/NAME uid=UID") starts every log line.
+  runner(oci::runc rt, std::filesystem::path pid_dir, std::string log_fields);
+  ~runner();
+  runner(const runner&) = delete;
+  runner& operator=(const runner&) = delete;
+
+  void start(runner_events events);
+  /// Finishes the task at hand and stops; containers are left as they are.
+  void stop();
+
+  /// `runc state`: reports probed(); watches a running container's pid;
+  /// removes a stopped one.
+  void probe(const std::string& name, const std::string& runtime_id);
+  /// Opens `log_file` for appending, force-removes a stale container of that
+  /// id, and `runc run -d`s the bundle; reports started() or start_failed().
+  void launch(const std::string& name, const std::string& runtime_id,
+              const std::filesystem::path& bundle, const std::filesystem::path& log_file);
+  /// `runc kill`; failures (the container already gone) are only logged.
+  void kill(const std::string& name, const std::string& runtime_id, int signal, bool all);
+  /// Any other blocking work, in order with the rest.
+  void post(std::function<void()> task);
+
+ private:
+  struct watched {
+    std::string name;
+    std::string runtime_id;
+    oci::unique_fd pidfd;  ///< adopted containers only
+  };
+
+  void loop();
+  void reap();
+  void on_exit(pid_t pid, const exit_info& e);
+
+  oci::runc rt_;
+  std::filesystem::path pid_dir_;
+  std::string log_fields_;
+  runner_events events_;
+  std::mutex mu_;
+  std::deque<std::function<void()>> tasks_;
+  bool stop_ = false;
+  oci::unique_fd wake_;
+  oci::unique_fd sigchld_;
+  std::map<pid_t, watched> children_;  ///< our children: container inits
+  std::map<pid_t, watched> adopted_;   ///< watched through pidfds
+  std::thread thread_;
+};
+
+} // namespace deckhand::supervisor

@@ -1,0 +1,337 @@
+#include "deckhand/supervisor/service.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <optional>
+
+#include <caf/all.hpp>
+
+#include "deckhand/common/fsutil.hpp"
+#include "deckhand/common/log.hpp"
+#include "deckhand/common/paths.hpp"
+#include "deckhand/host/caf_glue.hpp"
+#include "deckhand/host/component.hpp"
+#include "deckhand/host/pod_dir.hpp"
+#include "deckhand/messages/json.hpp"
+#include "deckhand/messages/wire.hpp"
+#include "deckhand/oci/process.hpp"
+#include "deckhand/supervisor/pod_state.hpp"
+#include "deckhand/supervisor/runner.hpp"
+
+namespace deckhand::supervisor {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+using probed_atom = caf::atom_constant<caf::atom("sup_probed")>;
+using started_atom = caf::atom_constant<caf::atom("sup_start")>;
+using failed_atom = caf::atom_constant<caf::atom("sup_fail")>;
+using exited_atom = caf::atom_constant<caf::atom("sup_exit")>;
+using request_atom = caf::atom_constant<caf::atom("sup_req")>;
+
+/// What the pod actor works with; outlives the actor.
+struct wiring {
+  pod_context ctx;
+  std::optional<status_document> previous;
+  std::optional<stop_marker> marker;
+  transport::bridge* bus = nullptr;
+  int kubelet = -1;
+  runner* run = nullptr;
+  std::string log_fields;
+};
+
+struct pod_actor_state {
+  std::unique_ptr<pod_state> core;
+  uint64_t timer_gen = 0;
+  std::optional<time_point> timer_at;
+  uint64_t next_token = 1;
+  std::map<uint64_t, transport::inbound_request> pending_stops;
+  static inline const char* name = "pod_supervisor";
+};
+
+using pod_actor_t = caf::stateful_actor<pod_actor_state>;
+
+time_point now() {
+  return wall_clock::now();
+}
+
+/// Hands the core's actions to the runner, in order, and re-arms the timer.
+void drain(pod_actor_t* self, wiring* w) {
+  auto& st = self->state;
+  auto actions = st.core->take_actions();
+  bool persist = false;
+  for (const auto& a : actions)
+    persist = persist || std::holds_alternative<action::persist>(a);
+  // Status goes to disk before the launches and kills of the same step: a
+  // supervisor killed in between finds the new restart count and log file.
+  if (persist) {
+    auto doc = encode_status(st.core->document());
+    auto notify = wire::make_envelope(wire::pod_status_notify{st.core->snapshot()});
+    auto path = pod_dir::status_json(w->ctx.pod_dir);
+    w->run->post([w, doc = std::move(doc), notify = std::move(notify), path] {
+      if (auto err = fsutil::write_file_atomic(path, doc))
+        log::get()->error("{} msg=\"writing status.json failed\" error=\"{}\"", w->log_fields,
+                          err.message);
+      // Only a hint: the kubelet may be down, its relist is the truth.
+      w->bus->notify(w->kubelet, notify);
+    });
+  }
+  for (auto& a : actions) {
+    if (auto* p = std::get_if<action::probe>(&a)) {
+      w->run->probe(p->name, p->runtime_id);
+    } else if (auto* l = std::get_if<action::launch>(&a)) {
+      w->run->launch(l->name, l->runtime_id, l->bundle, l->log_file);
+    } else if (auto* k = std::get_if<action::kill>(&a)) {
+      w->run->kill(k->name, k->runtime_id, k->signal, k->all);
+    } else if (auto* m = std::get_if<action::write_stop_marker>(&a)) {
+      auto text = encode_stop_marker(m->marker);
+      auto path = pod_dir::stopping_marker(w->ctx.pod_dir);
+      w->run->post([w, text, path] {
+        if (auto err = fsutil::write_file_atomic(path, text))
+          log::get()->error("{} msg=\"writing stopping marker failed\" error=\"{}\"",
+                            w->log_fields, err.message);
+      });
+    } else if (auto* d = std::get_if<action::stop_done>(&a)) {
+      wire::sandbox_status_reply reply{st.core->snapshot()};
+      std::vector<transport::inbound_request> reqs;
+      for (auto token : d->tokens) {
+        auto it = st.pending_stops.find(token);
+        if (it != st.pending_stops.end()) {
+          reqs.push_back(std::move(it->second));
+          st.pending_stops.erase(it);
+        }
+      }
+      log::get()->info("{} msg=\"all containers stopped\"", w->log_fields);
+      // Through the runner, so the reply leaves after status.json is durable.
+      w->run->post([w, reply, reqs = std::move(reqs)] {
+        for (const auto& req : reqs)
+          w->bus->reply(req, wire::make_envelope(reply));
+      });
+    }
+  }
+  auto wake = st.core->next_wakeup();
+  if (wake && (!st.timer_at || *wake < *st.timer_at)) {
+    st.timer_at = wake;
+    auto delay = std::chrono::duration_cast<millis>(*wake - now()) + millis(1);
+    if (delay < millis(1))
+      delay = millis(1);
+    self->delayed_send(self, delay, host::tick_atom::value, ++st.timer_gen);
+  }
+}
+
+void handle_request(pod_actor_t* self, wiring* w, transport::inbound_request req) {
+  auto& st = self->state;
+  switch (req.env.hdr.type) {
+    case wire::supervisor_status_request::type_id:
+      w->bus->reply(req, wire::make_envelope(wire::sandbox_status_reply{st.core->snapshot()}));
+      return;
+    case wire::supervisor_stop_request::type_id: {
+      auto stop = wire::decode_as<wire::supervisor_stop_request>(req.env);
+      if (!stop) {
+        w->bus->reply_error(req, stop.err());
+        return;
+      }
+      log::get()->info("{} msg=\"stop requested\" grace={}s", w->log_fields,
+                       stop->grace_period_seconds);
+      auto token = st.next_token++;
+      st.pending_stops.emplace(token, std::move(req));
+      st.core->on_stop_request(token, stop->grace_period_seconds, now());
+      drain(self, w);
+      return;
+    }
+    default:
+      w->bus->reply_error(req, error{errc::invalid, "pod supervisor: unexpected message type "
+                                                      + std::to_string(req.env.hdr.type)});
+  }
+}
+
+caf::behavior pod_actor(pod_actor_t* self, wiring* w) {
+  self->state.core = std::make_unique<pod_state>(w->ctx);
+  return {
+    [=](host::sync_atom) {
+      self->state.core->begin(w->previous, w->marker, now());
+      drain(self, w);
+    },
+    [=](request_atom, int32_t socket, const std::string& peer, const wire::envelope& env) {
+      transport::inbound_request req;
+      req.socket = socket;
+      req.peer = peer;
+      req.env = env;
+      handle_request(self, w, std::move(req));
+    },
+    [=](probed_atom, const std::string& name, bool running) {
+      self->state.core->on_probed(name, running, now());
+      drain(self, w);
+    },
+    [=](started_atom, const std::string& name) {
+      self->state.core->on_started(name, now());
+      drain(self, w);
+    },
+    [=](failed_atom, const std::string& name, const std::string& message) {
+      self->state.core->on_start_failed(name, message, now());
+      drain(self, w);
+    },
+    [=](exited_atom, const std::string& name, bool known, int32_t code, int32_t signal) {
+      exit_info e = known ? exit_info{} : exit_info::unknown();
+      if (known) {
+        e.code = code;
+        e.signal = signal;
+      }
+      self->state.core->on_exited(name, e, now());
+      drain(self, w);
+    },
+    [=](host::tick_atom, uint64_t gen) {
+      auto& st = self->state;
+      if (gen != st.timer_gen)
+        return;
+      st.timer_at.reset();
+      st.core->on_tick(now());
+      drain(self, w);
+    },
+  };
+}
+
+template <class T>
+result<T> load_json(const fs::path& p) {
+  auto text = fsutil::read_file(p);
+  if (!text)
+    return std::move(text).err();
+  auto j = nlohmann::json::parse(*text, nullptr, false);
+  if (j.is_discarded())
+    return error{errc::invalid, p.string() + ": not JSON"};
+  auto v = wire::from_json<T>(j);
+  if (!v)
+    return error{errc::invalid, p.string() + ": " + v.err().message};
+  return v;
+}
+
+} // namespace
+
+void add_service_options(CLI::App& app, service_options& opts) {
+  app.add_option("--pod-uid", opts.pod_uid, "uid of the pod to supervise")->required();
+  app.add_option("--oci-runtime", opts.oci_runtime, "OCI runtime binary (runc or crun)");
+  app.add_option("--backoff-initial-ms", opts.backoff_initial_ms,
+                 "first crash-loop back-off delay");
+  app.add_option("--backoff-max-ms", opts.backoff_max_ms, "longest crash-loop back-off delay");
+  app.add_option("--backoff-reset-ms", opts.backoff_reset_ms,
+                 "a container that ran this long starts its back-off over");
+}
+
+int run(const host::common_options& common, const service_options& opts) {
+  auto fail = [&](const std::string& what) {
+    std::fprintf(stderr, "deckhand-pod-supervisor: %s\n", what.c_str());
+    log::get()->error("uid={} msg=\"cannot start\" error=\"{}\"", opts.pod_uid, what);
+    return 1;
+  };
+  if (opts.pod_uid.empty() || opts.pod_uid.find('/') != std::string::npos
+      || opts.pod_uid == "." || opts.pod_uid == "..")
+    return fail("invalid --pod-uid");
+  if (opts.backoff_initial_ms <= 0 || opts.backoff_max_ms < opts.backoff_initial_ms
+      || opts.backoff_reset_ms <= 0)
+    return fail("invalid back-off settings");
+
+  auto sub = oci::set_child_subreaper();
+  if (!sub)
+    return fail(sub.err().message);
+
+  wiring w;
+  w.ctx.data_dir = common.data_dir;
+  w.ctx.pod_dir = pod_dir::root(common.data_dir, opts.pod_uid);
+  w.ctx.supervisor_pid = ::getpid();
+  w.ctx.backoff = opts.backoff();
+  auto pod = load_json<wire::pod>(pod_dir::pod_json(w.ctx.pod_dir));
+  if (!pod)
+    return fail(pod.err().message);
+  w.ctx.pod = std::move(*pod);
+  if (w.ctx.pod.metadata.uid.empty())
+    w.ctx.pod.metadata.uid = opts.pod_uid;
+  if (w.ctx.pod.metadata.uid != opts.pod_uid)
+    return fail("pod.json belongs to uid " + w.ctx.pod.metadata.uid);
+  const auto& meta = w.ctx.pod.metadata;
+  w.log_fields = "pod=" + meta.namespace_ + "/" + meta.name + " uid=" + meta.uid;
+
+  if (auto err = fsutil::write_file_atomic(pod_dir::supervisor_pid(w.ctx.pod_dir),
+                                           std::to_string(::getpid()) + "\n"))
+    return fail(err.message);
+
+  const auto status_path = pod_dir::status_json(w.ctx.pod_dir);
+  if (fs::exists(status_path)) {
+    auto text = fsutil::read_file(status_path);
+    auto doc = text ? decode_status(*text) : result<status_document>(text.err());
+    if (doc) {
+      w.previous = std::move(*doc);
+    } else {
+      // Running containers are still found by probing; only history is lost.
+      log::get()->warn("{} msg=\"ignoring unreadable status.json\" error=\"{}\"", w.log_fields,
+                       doc.err().message);
+    }
+  }
+  if (auto text = fsutil::read_file(pod_dir::stopping_marker(w.ctx.pod_dir)); text)
+    w.marker = decode_stop_marker(*text);
+  else if (fs::exists(pod_dir::stopping_marker(w.ctx.pod_dir)))
+    w.marker = stop_marker{};
+
+  std::error_code ec;
+  fs::create_directories(paths::run_dir(common.data_dir), ec);
+
+  host::component comp("pod-supervisor", common);
+  w.ctx.incarnation = comp.bus().incarnation();
+  w.bus = &comp.bus();
+
+  runner worker(oci::runc(paths::runc_root(common.data_dir), opts.oci_runtime),
+                w.ctx.pod_dir / "pids", w.log_fields);
+  w.run = &worker;
+
+  auto actor = comp.system().spawn(pod_actor, &w);
+
+  auto router = comp.bus().bind_router(
+    pod_dir::supervisor_endpoint(common.data_dir, opts.pod_uid),
+    [actor](transport::inbound_request req) {
+      caf::anon_send(actor, request_atom::value, req.socket, std::move(req.peer),
+                     std::move(req.env));
+    });
+  if (!router) {
+    caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+    return fail(router.err().message);
+  }
+  auto dealer = comp.bus().connect_dealer(paths::ipc_endpoint(common.data_dir, "kubelet"));
+  if (!dealer) {
+    caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+    return fail(dealer.err().message);
+  }
+  w.kubelet = *dealer;
+
+  runner_events ev;
+  ev.probed = [actor](const std::string& name, bool running) {
+    caf::anon_send(actor, probed_atom::value, name, running);
+  };
+  ev.started = [actor](const std::string& name) {
+    caf::anon_send(actor, started_atom::value, name);
+  };
+  ev.start_failed = [actor](const std::string& name, const std::string& message) {
+    caf::anon_send(actor, failed_atom::value, name, message);
+  };
+  ev.exited = [actor](const std::string& name, const exit_info& e) {
+    caf::anon_send(actor, exited_atom::value, name, e.known, static_cast<int32_t>(e.code),
+                   static_cast<int32_t>(e.signal));
+  };
+  worker.start(std::move(ev));
+  comp.bus().start();
+  log::get()->info("{} msg=\"supervising\" containers={} restarted={} stopping={}", w.log_fields,
+                   w.ctx.pod.spec.containers.size(), w.previous.has_value(),
+                   w.marker.has_value());
+  caf::anon_send(actor, host::sync_atom::value);
+
+  comp.wait_for_stop();
+  // The containers are left alone: a restarted supervisor re-adopts them.
+  caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+  worker.stop();
+  comp.shutdown();
+  return 0;
+}
+
+} // namespace deckhand::supervisor
