@@ -95,6 +95,8 @@ int main(int argc, char** argv) {
   comp.wait_for_stop();
   api.stop();
   caf::anon_send_exit(svc, caf::exit_reason::user_shutdown);
+  // A detached actor's thread waits until the last handle to it is gone.
+  svc = caf::actor{};
   comp.shutdown();
   return 0;
 }

@@ -1,0 +1,85 @@
+#pragma once
+
+/// `deckhand up`: the node's init. Starts the component processes (each in its
+/// own process group, so a terminal's Ctrl-C reaches only the launcher),
+/// restarts any that exits with back-off, reaps every child re-parented to it
+/// (it is a child subreaper, so orphaned pod supervisors and containers end up
+/// here), keeps DATA/run/up.json current, and on SIGINT/SIGTERM stops the
+/// components in order: kubelet, proxy, runtime, then (unless pods are kept)
+/// `deckhand-runtime --cleanup-all`, then the API server.
+///
+/// Optional launcher configuration (`--config FILE`, YAML):
+///
+///   restartBackoff:
+///     initialMilliseconds: 200
+///     maxMilliseconds: 10000
+///     resetAfterSeconds: 30
+///   stopTimeoutSeconds: 5
+///   cleanupTimeoutSeconds: 120
+///   components:
+///     apiserver:
+///       args: ["--log-level", "debug"]   # appended after --data-dir DIR
+///     proxy:
+///       enabled: false
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "deckhand/cli/restart_backoff.hpp"
+#include "deckhand/common/result.hpp"
+
+namespace deckhand::cli {
+
+/// One component process as the launcher runs it.
+struct component_spec {
+  std::string name;  ///< apiserver, runtime, kubelet, proxy
+  std::vector<std::string> extra_args;
+  bool enabled = true;
+};
+
+struct up_options {
+  std::filesystem::path data_dir;
+  std::filesystem::path bin_dir;
+  bool demo = false;
+  bool keep_pods = false;
+  backoff_config backoff;
+  std::chrono::milliseconds stop_timeout{5000};
+  std::chrono::milliseconds cleanup_timeout{120000};
+  /// In start order.
+  std::vector<component_spec> components = {
+    {"apiserver", {}, true}, {"runtime", {}, true}, {"kubelet", {}, true},
+    {"proxy", {}, true}};
+};
+
+/// The components stopped first on shutdown, in order; the API server goes
+/// last, after the pods are cleaned up.
+const std::vector<std::string>& stop_order();
+
+/// `BIN/deckhand-NAME`.
+std::filesystem::path component_binary(const std::filesystem::path& bin_dir,
+                                       const std::string& name);
+
+/// argv of a component: its binary, `--data-dir DATA`, then its extra args.
+std::vector<std::string> component_argv(const up_options& opts,
+                                        const component_spec& spec);
+
+/// argv of the pod cleanup run on shutdown:
+/// `deckhand-runtime --data-dir DATA --cleanup-all`.
+std::vector<std::string> cleanup_argv(const up_options& opts);
+
+/// Applies a launcher configuration file (format above) on top of `opts`.
+result<up_options> load_up_config(const std::filesystem::path& file, up_options opts);
+
+/// The directory holding the running executable (dirname of /proc/self/exe).
+std::filesystem::path self_bin_dir();
+
+/// "exit 1", "signal 9 (Killed)" for a waitpid status.
+std::string describe_wait_status(int status);
+
+/// Runs the node until SIGINT/SIGTERM. Returns the process exit code; fails
+/// (non-zero, message on stderr) when another launcher holds DATA/run/up.lock.
+int run_up(const up_options& opts);
+
+} // namespace deckhand::cli

@@ -1,0 +1,177 @@
+/// The command line of `deckhand`: CLI11 definitions and dispatch.
+
+#include <algorithm>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "deckhand/cli/commands.hpp"
+#include "deckhand/cli/launcher.hpp"
+#include "deckhand/common/log.hpp"
+#include "deckhand/common/paths.hpp"
+
+#include "demo_manifest_data.hpp"
+
+namespace deckhand::cli {
+
+std::string_view demo_manifest() {
+  return demo_manifest_yaml;
+}
+
+namespace {
+
+void add_data_dir(CLI::App* sub, std::filesystem::path& data_dir) {
+  sub->add_option("--data-dir", data_dir, "The node's data directory")
+    ->capture_default_str();
+}
+
+CLI::Option* add_namespace(CLI::App* sub, node_options& node) {
+  return sub->add_option("-n,--namespace", node.ns, "The namespace")
+    ->capture_default_str();
+}
+
+} // namespace
+
+int run(const std::vector<std::string>& args, io_streams io) {
+  CLI::App app{"deckhand: a Kubernetes worker node", "deckhand"};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "Help for every command");
+
+  auto default_dir = paths::default_data_dir();
+
+  // up
+  up_options up;
+  up.data_dir = default_dir;
+  std::string bin_dir, config_file;
+  auto* up_cmd = app.add_subcommand("up", "Start a node and keep its processes running");
+  add_data_dir(up_cmd, up.data_dir);
+  up_cmd->add_flag("--demo", up.demo, "Import the demo image and apply the demo pod");
+  up_cmd->add_flag("--keep-pods", up.keep_pods, "Leave pods running on exit");
+  up_cmd->add_option("--bin-dir", bin_dir,
+                     "Directory of the component executables (default: deckhand's own)");
+  up_cmd->add_option("--config", config_file, "Launcher configuration (YAML)");
+
+  // apply
+  node_options apply_node{default_dir};
+  std::vector<std::string> apply_files;
+  auto* apply_cmd = app.add_subcommand("apply", "Create or update objects from manifests");
+  add_data_dir(apply_cmd, apply_node.data_dir);
+  auto* apply_ns = add_namespace(apply_cmd, apply_node);
+  apply_cmd->add_option("-f,--filename", apply_files, "Manifest file, directory or -")
+    ->required();
+
+  // get
+  get_options get;
+  get.node.data_dir = default_dir;
+  auto* get_cmd = app.add_subcommand("get", "Show pods or services");
+  add_data_dir(get_cmd, get.node.data_dir);
+  add_namespace(get_cmd, get.node);
+  get_cmd->add_option("resource", get.resource, "pods|po|pod|services|svc[/NAME]")
+    ->required();
+  get_cmd->add_option("names", get.names, "Object names");
+  get_cmd->add_option("-o,--output", get.output, "Output format: wide|json|yaml|name");
+  get_cmd->add_flag("-A,--all-namespaces", get.all_namespaces, "List across namespaces");
+
+  // delete
+  delete_options del;
+  del.node.data_dir = default_dir;
+  auto* del_cmd = app.add_subcommand("delete", "Delete pods or services");
+  add_data_dir(del_cmd, del.node.data_dir);
+  add_namespace(del_cmd, del.node);
+  del_cmd->add_option("resource", del.resource, "pod|service[/NAME]")->required();
+  del_cmd->add_option("names", del.names, "Object names");
+  del_cmd->add_option("--grace-period", del.grace_period,
+                      "Seconds given to the pod to stop (-1: its own)")
+    ->capture_default_str();
+  del_cmd->add_flag("--force", del.force, "Delete immediately");
+  del_cmd->add_flag("--now", del.now, "Delete with a one-second grace period");
+  del_cmd->add_flag("--wait", del.wait, "Wait until the object is gone (--wait=false: don't)");
+
+  // logs
+  logs_options logs;
+  logs.node.data_dir = default_dir;
+  std::string logs_container_arg;
+  auto* logs_cmd = app.add_subcommand("logs", "Print a container's log");
+  add_data_dir(logs_cmd, logs.node.data_dir);
+  add_namespace(logs_cmd, logs.node);
+  logs_cmd->add_option("pod", logs.pod, "Pod name")->required();
+  logs_cmd->add_option("container_name", logs_container_arg, "Container name");
+  logs_cmd->add_option("-c,--container", logs.container, "Container name");
+  logs_cmd->add_flag("-f,--follow", logs.follow, "Keep printing new output");
+  logs_cmd->add_flag("-p,--previous", logs.previous, "The previous instance's log");
+  logs_cmd->add_option("--tail", logs.tail, "Lines from the end (-1: all)");
+
+  // status
+  node_options status_node{default_dir};
+  auto* status_cmd = app.add_subcommand("status", "Show the node's processes and health");
+  add_data_dir(status_cmd, status_node.data_dir);
+
+  // image
+  node_options image_node{default_dir};
+  auto* image_cmd = app.add_subcommand("image", "Manage the node's images");
+  image_cmd->require_subcommand(1);
+  std::string import_path, import_name;
+  auto* import_cmd = image_cmd->add_subcommand("import", "Import an OCI layout or archive");
+  add_data_dir(import_cmd, image_node.data_dir);
+  import_cmd->add_option("path", import_path, "OCI layout directory or archive")
+    ->required();
+  import_cmd->add_option("--name", import_name, "Name to give the image");
+  auto* ls_cmd = image_cmd->add_subcommand("ls", "List images");
+  ls_cmd->alias("list");
+  add_data_dir(ls_cmd, image_node.data_dir);
+
+  try {
+    std::vector<std::string> reversed(args.rbegin(), args.rend());
+    app.parse(std::move(reversed));
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e, io.out, io.err);
+  }
+
+  if (*up_cmd) {
+    up.bin_dir = bin_dir.empty() ? self_bin_dir() : std::filesystem::path(bin_dir);
+    up.data_dir = std::filesystem::absolute(up.data_dir);
+    up.bin_dir = std::filesystem::absolute(up.bin_dir);
+    if (!config_file.empty()) {
+      auto loaded = load_up_config(config_file, up);
+      if (!loaded) {
+        io.err << "error: " << loaded.err().message << "\n";
+        return 1;
+      }
+      up = std::move(*loaded);
+    }
+    log::init("up");
+    return run_up(up);
+  }
+  if (*apply_cmd) {
+    apply_node.ns_given = apply_ns->count() > 0;
+    return apply_command(apply_node, apply_files, io);
+  }
+  if (*get_cmd)
+    return get_command(get, io);
+  if (*del_cmd)
+    return delete_command(del, io);
+  if (*logs_cmd) {
+    if (!logs_container_arg.empty()) {
+      if (!logs.container.empty() && logs.container != logs_container_arg) {
+        io.err << "error: only one of -c or an inline [CONTAINER] arg is allowed\n";
+        return 1;
+      }
+      logs.container = logs_container_arg;
+    }
+    return logs_command(logs, io);
+  }
+  if (*status_cmd)
+    return status_command(status_node, io);
+  if (*import_cmd)
+    return image_import_command(image_node, import_path, import_name, io);
+  if (*ls_cmd)
+    return image_list_command(image_node, io);
+  return 1;
+}
+
+int run_main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  return run(args, {std::cout, std::cerr, std::cin});
+}
+
+} // namespace deckhand::cli
