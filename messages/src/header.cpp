@@ -98,6 +98,14 @@ uint64_t new_incarnation() {
 
 namespace detail {
 
+error type_mismatch(const char* expected, uint16_t got) {
+  std::string msg = "expected message ";
+  msg += expected;
+  msg += ", got type ";
+  msg += std::to_string(got);
+  return {errc::invalid, std::move(msg)};
+}
+
 result<msgpack::object_handle> unpack_limited(const std::string& bytes,
                                               const decode_limits& limits) {
   if (bytes.size() > limits.max_body)

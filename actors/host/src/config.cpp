@@ -9,14 +9,23 @@
 namespace deckhand::host {
 
 std::string camel_to_kebab(const std::string& key) {
+  // "hostIP" -> "host-ip", "podCIDRRange" -> "pod-cidr-range", "dataDir" -> "data-dir".
+  auto upper = [](char c) { return c >= 'A' && c <= 'Z'; };
+  auto lower_or_digit = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
   std::string out;
-  for (char c : key) {
-    if (c >= 'A' && c <= 'Z') {
-      if (!out.empty())
+  for (std::size_t i = 0; i < key.size(); ++i) {
+    char c = key[i];
+    if (c == '_') {
+      out.push_back('-');
+      continue;
+    }
+    if (upper(c)) {
+      bool after_word = i > 0 && lower_or_digit(key[i - 1]);
+      bool acronym_end = i > 0 && upper(key[i - 1]) && i + 1 < key.size()
+                         && lower_or_digit(key[i + 1]);
+      if (!out.empty() && out.back() != '-' && (after_word || acronym_end))
         out.push_back('-');
       out.push_back(static_cast<char>(c - 'A' + 'a'));
-    } else if (c == '_') {
-      out.push_back('-');
     } else {
       out.push_back(c);
     }
@@ -33,6 +42,8 @@ void add_common_options(CLI::App& app, common_options& opts) {
   app.add_flag("--log-json", opts.log_json, "log one JSON object per line");
   app.config_formatter(std::make_shared<yaml_config>());
   app.set_config("--config", "", "YAML config file (camelCase keys of the flags)");
+  // A key that matches no option is a mistake worth an error, not silence.
+  app.allow_config_extras(false);
 }
 
 std::string yaml_config::to_config(const CLI::App* app, bool default_also, bool,

@@ -152,6 +152,9 @@ error unpack_value(const msgpack::object& o, T& x, const std::string& path) {
   return {};
 }
 
+/// The error for a message of type id `got` where `expected` was wanted.
+error type_mismatch(const char* expected, uint16_t got);
+
 /// Decodes raw msgpack bytes into an object with limits; errors as values.
 result<msgpack::object_handle> unpack_limited(const std::string& bytes,
                                               const decode_limits& limits);
@@ -193,8 +196,7 @@ result<T> decode_as(const envelope& env, const decode_limits& limits = {}) {
     return error{code, er->message};
   }
   if (env.hdr.type != T::type_id)
-    return error{errc::invalid, std::string("expected message ") + T::type_name
-                                  + ", got type " + std::to_string(env.hdr.type)};
+    return detail::type_mismatch(T::type_name, env.hdr.type);
   return decode_body<T>(env.body, limits);
 }
 

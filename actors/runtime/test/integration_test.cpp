@@ -1,0 +1,491 @@
+#define BOOST_TEST_MODULE deckhand_runtime_integration
+#include <boost/test/unit_test.hpp>
+
+// Runs the real deckhand-runtime (and deckhand-pod-supervisor) from
+// $DECKHAND_BIN_DIR on a temporary data dir, with runc. Needs root.
+
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <thread>
+
+#include "deckhand/common/paths.hpp"
+#include "deckhand/host/pod_dir.hpp"
+#include "deckhand/image/builder.hpp"
+#include "deckhand/messages/bridge.hpp"
+#include "deckhand/messages/codec.hpp"
+#include "deckhand/oci/process.hpp"
+#include "deckhand/oci/runc.hpp"
+#include "deckhand/runtime/supervisor_process.hpp"
+
+using namespace deckhand;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path bin_dir() {
+  const char* d = std::getenv("DECKHAND_BIN_DIR");
+  return d ? fs::path(d) : fs::path();
+}
+
+/// Why the tests cannot run here, or empty.
+std::string missing_prerequisite() {
+  if (::geteuid() != 0)
+    return "not root";
+  if (!oci::find_program("runc"))
+    return "no runc";
+  if (!fs::exists("/bin/busybox"))
+    return "no /bin/busybox (busybox-static)";
+  if (bin_dir().empty() || !fs::exists(bin_dir() / "deckhand-runtime"))
+    return "DECKHAND_BIN_DIR does not hold deckhand-runtime";
+  if (!fs::exists(bin_dir() / "deckhand-pod-supervisor"))
+    return "DECKHAND_BIN_DIR does not hold deckhand-pod-supervisor";
+  return {};
+}
+
+struct can_run {
+  boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) {
+    auto why = missing_prerequisite();
+    boost::test_tools::assertion_result r(why.empty());
+    if (!why.empty())
+      r.message() << "skipped: " << why;
+    return r;
+  }
+};
+
+/// A busybox OCI layout, built once for the whole module.
+struct busybox_layout {
+  fs::path dir;
+  busybox_layout() {
+    if (!missing_prerequisite().empty())
+      return;
+    char tmpl[] = "/tmp/deckhand-rt-image-XXXXXX";
+    dir = mkdtemp(tmpl);
+    auto err = image::make_busybox_rootfs(dir / "rootfs");
+    BOOST_REQUIRE_MESSAGE(!err, (err.message));
+    image::image_config cfg;
+    cfg.cmd = {"sh"};
+    cfg.env = {"PATH=/bin"};
+    auto digest = image::build_layout(dir / "rootfs", dir / "layout", "busybox:test", cfg);
+    BOOST_REQUIRE_MESSAGE(digest.ok(), (digest.ok() ? std::string() : digest.err().message));
+  }
+  ~busybox_layout() {
+    if (!dir.empty())
+      fs::remove_all(dir);
+  }
+  static busybox_layout* instance;
+};
+busybox_layout* busybox_layout::instance = nullptr;
+
+struct layout_holder {
+  busybox_layout layout;
+  layout_holder() { busybox_layout::instance = &layout; }
+  ~layout_holder() { busybox_layout::instance = nullptr; }
+};
+
+BOOST_TEST_GLOBAL_FIXTURE(layout_holder);
+
+/// One runtime process on a temporary data dir, with a DEALER to it.
+/// Everything is torn down in the destructor, also when a check failed.
+struct runtime_fixture {
+  fs::path data;
+  pid_t runtime_pid = 0;
+  std::unique_ptr<transport::bridge> bus;
+  int dealer = -1;
+
+  runtime_fixture() {
+    if (!missing_prerequisite().empty())
+      return;
+    char tmpl[] = "/tmp/deckhand-rt-it-XXXXXX";
+    data = mkdtemp(tmpl);
+    transport::bridge_config bc;
+    bc.component = "runtime-test";
+    bus = std::make_unique<transport::bridge>(bc);
+    bus->start();
+    auto d = bus->connect_dealer(paths::ipc_endpoint(data, "runtime"));
+    BOOST_REQUIRE(d);
+    dealer = *d;
+  }
+
+  ~runtime_fixture() {
+    if (data.empty())
+      return;
+    kill_runtime();
+    bus.reset();
+    // The runtime's own --cleanup-all removes supervisors, containers,
+    // mounts and netns; anything it left is taken down by hand so that a
+    // failed test leaves nothing either.
+    cleanup_all();
+    oci::runc rc(paths::runc_root(data));
+    if (auto list = rc.list())
+      for (const auto& c : *list)
+        rc.remove(c.id, true);
+    for (const auto& m : mounts())
+      ::umount2(m.c_str(), MNT_DETACH);
+    std::error_code ec;
+    fs::remove_all(data, ec);
+  }
+
+  /// When set, the runtime runs this instead of deckhand-pod-supervisor.
+  fs::path supervisor_bin;
+
+  std::vector<std::string> runtime_argv(bool cleanup) const {
+    std::vector<std::string> argv{(bin_dir() / "deckhand-runtime").string(), "--data-dir",
+                                  data.string(), "--supervisor-arg=--backoff-initial-ms=100"};
+    if (!supervisor_bin.empty())
+      argv.push_back("--supervisor-bin=" + supervisor_bin.string());
+    if (cleanup)
+      argv.push_back("--cleanup-all");
+    return argv;
+  }
+
+  oci::unique_fd log_fd() const {
+    auto fd = oci::open_fd(data / "runtime.log", O_WRONLY | O_CREAT | O_APPEND);
+    BOOST_REQUIRE(fd);
+    return std::move(*fd);
+  }
+
+  void start_runtime() {
+    auto log = log_fd();
+    auto pid = oci::spawn(runtime_argv(false), {-1, log.get(), log.get()});
+    BOOST_REQUIRE_MESSAGE(pid.ok(), (pid.ok() ? std::string() : pid.err().message));
+    runtime_pid = *pid;
+    auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (call<wire::pong>(wire::ping{}, 500ms))
+        return;
+    }
+    BOOST_FAIL("deckhand-runtime did not answer ping");
+  }
+
+  void kill_runtime(int sig = SIGKILL) {
+    if (runtime_pid <= 0)
+      return;
+    ::kill(runtime_pid, sig);
+    auto st = oci::wait_with_deadline(runtime_pid, 15s);
+    if (!st)
+      oci::kill_and_reap(runtime_pid, false);
+    runtime_pid = 0;
+  }
+
+  int cleanup_all() {
+    auto log = log_fd();
+    auto pid = oci::spawn(runtime_argv(true), {-1, log.get(), log.get()});
+    if (!pid)
+      return -1;
+    auto st = oci::wait_with_deadline(*pid, 60s);
+    if (!st) {
+      oci::kill_and_reap(*pid, false);
+      return -1;
+    }
+    return st->code();
+  }
+
+  template <class Rep, class Req>
+  result<Rep> call(const Req& req, std::chrono::milliseconds deadline = 30s) {
+    std::promise<result<wire::envelope>> p;
+    auto f = p.get_future();
+    bus->request(dealer, wire::make_envelope(req), deadline,
+                 [&p](result<wire::envelope> r) { p.set_value(std::move(r)); });
+    auto r = f.get();
+    if (!r)
+      return std::move(r).err();
+    return wire::decode_as<Rep>(*r);
+  }
+
+  void import_busybox() {
+    wire::image_import_request req;
+    req.path = (busybox_layout::instance->dir / "layout").string();
+    auto rep = call<wire::image_import_reply>(req, 60s);
+    BOOST_REQUIRE_MESSAGE(rep.ok(), (rep.ok() ? std::string() : rep.err().message));
+    BOOST_TEST(!rep->image.names.empty());
+  }
+
+  static wire::pod sleeper(const std::string& uid) {
+    wire::pod p;
+    p.metadata.uid = uid;
+    p.metadata.name = "sleeper";
+    p.metadata.namespace_ = "default";
+    wire::container c;
+    c.name = "main";
+    c.image = "busybox:test";
+    c.command = {"sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"};
+    p.spec.containers.push_back(c);
+    p.spec.termination_grace_period_seconds = 5;
+    return p;
+  }
+
+  oci::runc runc() const { return oci::runc(paths::runc_root(data)); }
+
+  /// Polls `runc state` until the container runs; its init pid.
+  pid_t wait_running(const std::string& uid, const std::string& name = "main") {
+    auto rc = runc();
+    auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto st = rc.state(pod_dir::runtime_id(uid, name));
+      if (st && st->status == oci::container_status::running)
+        return st->pid;
+      std::this_thread::sleep_for(50ms);
+    }
+    BOOST_FAIL("container " << uid << "/" << name << " did not start; runtime log:\n"
+                            << read(data / "runtime.log") << "\nsupervisor log:\n"
+                            << read(pod_dir::supervisor_log(pod_dir::root(data, uid))));
+    return 0;
+  }
+
+  static std::string read(const fs::path& p) {
+    std::ifstream in(p);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  }
+
+  /// Mount points under the data dir, from /proc/self/mountinfo.
+  std::vector<std::string> mounts() const {
+    std::vector<std::string> out;
+    std::ifstream in("/proc/self/mountinfo");
+    std::string line;
+    while (std::getline(in, line)) {
+      std::istringstream f(line);
+      std::string a, b, c, root, point;
+      f >> a >> b >> c >> root >> point;
+      if (point.rfind(data.string(), 0) == 0)
+        out.push_back(point);
+    }
+    return out;
+  }
+
+  std::optional<wire::sandbox_status> find_sandbox(const std::string& uid) {
+    auto rep = call<wire::list_sandboxes_reply>(wire::list_sandboxes_request{});
+    BOOST_REQUIRE_MESSAGE(rep.ok(), (rep.ok() ? std::string() : rep.err().message));
+    for (auto& s : rep->sandboxes)
+      if (s.uid == uid)
+        return s;
+    return std::nullopt;
+  }
+
+  /// Checks that pod `uid` left nothing behind.
+  void check_gone(const std::string& uid, pid_t supervisor_pid) {
+    BOOST_TEST(mounts().empty());
+    BOOST_TEST(!fs::exists(pod_dir::root(data, uid)));
+    BOOST_TEST(!fs::exists(pod_dir::netns(pod_dir::root(data, uid))));
+    auto list = runc().list();
+    BOOST_REQUIRE(list);
+    BOOST_TEST(list->empty());
+    if (supervisor_pid > 0)
+      BOOST_TEST(!runtime::is_supervisor_of(supervisor_pid, uid));
+    BOOST_TEST(!fs::exists(paths::pod_log_dir(data, "default", "sleeper", uid)));
+  }
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(runtime_integration, *boost::unit_test::precondition(can_run()))
+
+BOOST_FIXTURE_TEST_CASE(missing_image_is_not_found, runtime_fixture) {
+  start_runtime();
+  wire::run_pod_request req;
+  req.pod_ = sleeper("uid-missing");
+  req.pod_.spec.containers[0].image = "nothere:1.0";
+  auto rep = call<wire::run_pod_reply>(req);
+  BOOST_REQUIRE(!rep);
+  BOOST_TEST(static_cast<int>(rep.err().code) == static_cast<int>(errc::not_found));
+  BOOST_TEST(rep.err().message.find("image \"nothere:1.0\" is not present on the node")
+             != std::string::npos);
+  BOOST_TEST(!fs::exists(pod_dir::root(data, "uid-missing")));
+
+  // Undecodable and unknown requests get errc::invalid.
+  auto bad = call<wire::ack>(wire::pod_finalize{});
+  BOOST_REQUIRE(!bad);
+  BOOST_TEST(static_cast<int>(bad.err().code) == static_cast<int>(errc::invalid));
+}
+
+BOOST_FIXTURE_TEST_CASE(run_stop_remove_leaves_nothing, runtime_fixture) {
+  start_runtime();
+  import_busybox();
+  auto images = call<wire::image_list_reply>(wire::image_list_request{});
+  BOOST_REQUIRE(images);
+  BOOST_TEST(images->images.size() == 1u);
+
+  const std::string uid = "uid-lifecycle";
+  wire::run_pod_request req;
+  req.pod_ = sleeper(uid);
+  auto rep = call<wire::run_pod_reply>(req, 60s);
+  BOOST_REQUIRE_MESSAGE(rep.ok(), (rep.ok() ? std::string() : rep.err().message));
+  BOOST_TEST(rep->sandbox.uid == uid);
+  BOOST_TEST(rep->sandbox.state == "ready");
+  BOOST_TEST(rep->sandbox.supervisor_pid > 0);
+  auto sup = static_cast<pid_t>(rep->sandbox.supervisor_pid);
+  auto init = wait_running(uid);
+  BOOST_TEST(init > 0);
+  BOOST_TEST(fs::exists(pod_dir::netns(pod_dir::root(data, uid))));
+
+  // Idempotent by uid: the same supervisor, nothing restarted.
+  auto again = call<wire::run_pod_reply>(req, 60s);
+  BOOST_REQUIRE(again);
+  BOOST_TEST(again->sandbox.supervisor_pid == rep->sandbox.supervisor_pid);
+  BOOST_TEST(runc().state(pod_dir::runtime_id(uid, "main"))->pid == init);
+
+  auto listed = find_sandbox(uid);
+  BOOST_REQUIRE(listed);
+  BOOST_TEST(listed->supervisor_alive);
+  BOOST_TEST(listed->name == "sleeper");
+
+  wire::stop_pod_request stop;
+  stop.uid = uid;
+  stop.grace_period_seconds = 5;
+  auto stopped = call<wire::sandbox_status_reply>(stop, 60s);
+  BOOST_REQUIRE_MESSAGE(stopped.ok(), (stopped.ok() ? std::string() : stopped.err().message));
+  BOOST_TEST(stopped->sandbox.state == "stopped");
+  auto st = runc().state(pod_dir::runtime_id(uid, "main"));
+  BOOST_TEST((!st || st->status == oci::container_status::stopped));
+
+  wire::remove_pod_request rm;
+  rm.uid = uid;
+  auto removed = call<wire::ack>(rm, 60s);
+  BOOST_REQUIRE_MESSAGE(removed.ok(), (removed.ok() ? std::string() : removed.err().message));
+  check_gone(uid, sup);
+  BOOST_TEST(call<wire::ack>(rm, 60s).ok());  // idempotent
+
+  // Unknown uid: stopped.
+  stop.uid = "never-seen";
+  auto unknown = call<wire::sandbox_status_reply>(stop);
+  BOOST_REQUIRE(unknown);
+  BOOST_TEST(unknown->sandbox.state == "stopped");
+}
+
+BOOST_FIXTURE_TEST_CASE(killing_runtime_or_supervisor_keeps_containers, runtime_fixture) {
+  start_runtime();
+  import_busybox();
+  const std::string uid = "uid-survivor";
+  wire::run_pod_request req;
+  req.pod_ = sleeper(uid);
+  auto rep = call<wire::run_pod_reply>(req, 60s);
+  BOOST_REQUIRE_MESSAGE(rep.ok(), (rep.ok() ? std::string() : rep.err().message));
+  auto sup = static_cast<pid_t>(rep->sandbox.supervisor_pid);
+  auto init = wait_running(uid);
+
+  kill_runtime(SIGKILL);
+  BOOST_TEST(runtime::is_supervisor_of(sup, uid));
+  start_runtime();
+  auto listed = find_sandbox(uid);
+  BOOST_REQUIRE(listed);
+  BOOST_TEST(listed->supervisor_pid == sup);  // re-adopted, not restarted
+  BOOST_TEST(listed->supervisor_alive);
+  auto st = runc().state(pod_dir::runtime_id(uid, "main"));
+  BOOST_REQUIRE(st);
+  BOOST_TEST((st->status == oci::container_status::running));
+  BOOST_TEST(st->pid == init);
+
+  // A supervisor killed with SIGKILL is replaced; the container stays.
+  ::kill(sup, SIGKILL);
+  pid_t replacement = 0;
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto s = find_sandbox(uid);
+    if (s && s->supervisor_alive && s->supervisor_pid != sup) {
+      replacement = static_cast<pid_t>(s->supervisor_pid);
+      break;
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+  BOOST_TEST(replacement > 0);
+  st = runc().state(pod_dir::runtime_id(uid, "main"));
+  BOOST_REQUIRE(st);
+  BOOST_TEST((st->status == oci::container_status::running));
+  BOOST_TEST(st->pid == init);
+
+  wire::remove_pod_request rm;
+  rm.uid = uid;
+  BOOST_TEST(call<wire::ack>(rm, 60s).ok());
+  check_gone(uid, replacement);
+}
+
+// A supervisor that never answers on its socket: it only starts the
+// containers with runc. The runtime must still complete a stop on its own.
+BOOST_FIXTURE_TEST_CASE(stop_completes_without_a_working_supervisor, runtime_fixture) {
+  supervisor_bin = data / "mute-supervisor";
+  {
+    std::ofstream out(supervisor_bin);
+    out << "#!/bin/sh\n"
+           "# --data-dir D --pod-uid U --oci-runtime R ...\n"
+           "D=$2; U=$4\n"
+           "for b in \"$D/runtime/pods/$U/containers/\"*; do\n"
+           "  runc --root \"$D/runtime/runc\" run -d --bundle \"$b\" \"$U-$(basename \"$b\")\" "
+           "</dev/null >/dev/null 2>&1\n"
+           "done\n"
+           "trap 'exit 0' TERM\n"
+           "while :; do sleep 1; done\n";
+  }
+  fs::permissions(supervisor_bin, fs::perms::owner_all);
+  start_runtime();
+  import_busybox();
+  const std::string uid = "uid-mute";
+  wire::run_pod_request req;
+  req.pod_ = sleeper(uid);
+  auto rep = call<wire::run_pod_reply>(req, 60s);
+  BOOST_REQUIRE_MESSAGE(rep.ok(), (rep.ok() ? std::string() : rep.err().message));
+  auto sup = static_cast<pid_t>(rep->sandbox.supervisor_pid);
+  wait_running(uid);
+
+  wire::stop_pod_request stop;
+  stop.uid = uid;
+  stop.grace_period_seconds = 5;
+  auto began = std::chrono::steady_clock::now();
+  auto stopped = call<wire::sandbox_status_reply>(stop, 60s);
+  BOOST_REQUIRE_MESSAGE(stopped.ok(), (stopped.ok() ? std::string() : stopped.err().message));
+  BOOST_TEST(stopped->sandbox.state == "stopped");
+  // SIGTERM was enough: no wait for the grace period or a request deadline.
+  BOOST_TEST((std::chrono::steady_clock::now() - began < 5s));
+  BOOST_REQUIRE_EQUAL(stopped->sandbox.containers.size(), 1u);
+  BOOST_TEST(stopped->sandbox.containers[0].status.state.is_terminated());
+  BOOST_TEST(!runc().state(pod_dir::runtime_id(uid, "main")));
+  BOOST_TEST(fs::exists(pod_dir::stopping_marker(pod_dir::root(data, uid))));
+  BOOST_TEST(!runtime::is_supervisor_of(sup, uid));
+  // Stopped pods are not handed a new supervisor.
+  auto listed = find_sandbox(uid);
+  BOOST_REQUIRE(listed);
+  BOOST_TEST(listed->state == "stopped");
+
+  wire::remove_pod_request rm;
+  rm.uid = uid;
+  BOOST_TEST(call<wire::ack>(rm, 60s).ok());
+  check_gone(uid, sup);
+}
+
+BOOST_FIXTURE_TEST_CASE(startup_sweeps_half_created_sandboxes, runtime_fixture) {
+  auto half = pod_dir::root(data, "uid-half");
+  auto rootfs = pod_dir::bundle(half, "main") / "rootfs";
+  fs::create_directories(rootfs);
+  BOOST_REQUIRE(::mount("tmpfs", rootfs.c_str(), "tmpfs", 0, nullptr) == 0);
+  BOOST_TEST(mounts().size() == 1u);
+  start_runtime();
+  BOOST_TEST(!fs::exists(half));
+  BOOST_TEST(mounts().empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(cleanup_all_leaves_nothing, runtime_fixture) {
+  start_runtime();
+  import_busybox();
+  std::vector<pid_t> sups;
+  for (auto uid : {"uid-c1", "uid-c2"}) {
+    wire::run_pod_request req;
+    req.pod_ = sleeper(uid);
+    auto rep = call<wire::run_pod_reply>(req, 60s);
+    BOOST_REQUIRE_MESSAGE(rep.ok(), (rep.ok() ? std::string() : rep.err().message));
+    sups.push_back(static_cast<pid_t>(rep->sandbox.supervisor_pid));
+    wait_running(uid);
+  }
+  kill_runtime(SIGTERM);
+  BOOST_TEST(cleanup_all() == 0);
+  check_gone("uid-c1", sups[0]);
+  check_gone("uid-c2", sups[1]);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
