@@ -23,7 +23,6 @@ namespace deckhand::kubelet {
 
 namespace {
 
-using host::call;
 using host::feed_atom;
 using host::rpc_reply;
 using host::status_atom;
@@ -37,6 +36,26 @@ struct context {
   kubelet_config cfg;
 };
 using ctx_ptr = std::shared_ptr<const context>;
+
+/// host::call, but through `sockets.request` so tests can choose the thread
+/// replies are delivered on.
+template <class Req>
+void call(const context& c, int dealer, const Req& req, std::chrono::milliseconds deadline,
+          caf::actor dest, uint64_t tag, std::string what) {
+  c.sockets.request(dealer, wire::make_envelope(req), deadline,
+                    [dest, tag, what = std::move(what)](result<wire::envelope> r) {
+                      rpc_reply rep;
+                      rep.tag = tag;
+                      rep.what = what;
+                      if (r) {
+                        rep.env = std::move(*r);
+                      } else {
+                        rep.code = static_cast<int32_t>(r.err().code);
+                        rep.message = r.err().message;
+                      }
+                      caf::anon_send(dest, std::move(rep));
+                    });
+}
 
 std::string pod_ref(const wire::pod& p) {
   return "pod=" + p.metadata.namespace_ + "/" + p.metadata.name + " uid=" + p.metadata.uid;
@@ -64,7 +83,7 @@ caf::behavior status_manager(caf::stateful_actor<status_state>* self, ctx_ptr ct
     if (st.sent[uid] == body)
       return;
     st.inflight.insert(uid);
-    call(*st.ctx->sockets.bus, st.ctx->sockets.api, it->second,
+    call(*st.ctx, st.ctx->sockets.api, it->second,
          st.ctx->cfg.request_deadline, caf::actor_cast<caf::actor>(self), 0,
          uid + "\n" + body);
   };
@@ -161,7 +180,7 @@ void step(worker_actor* self) {
   auto& st = self->state;
   if (st.busy || st.phase == worker_phase::terminated)
     return;
-  auto& bus = *st.ctx->sockets.bus;
+  const auto& ctx = *st.ctx;
   auto me = caf::actor_cast<caf::actor>(self);
   bool deleting = st.api_deleted || st.kill_grace >= 0
                   || (st.have_desired && !st.desired.metadata.deletion_timestamp.empty());
@@ -183,13 +202,13 @@ void step(worker_actor* self) {
       if (st.kill_grace >= 0)
         grace = st.kill_grace;
       st.busy = true;
-      call(bus, st.ctx->sockets.runtime, wire::stop_pod_request{st.uid, grace},
+      call(ctx, st.ctx->sockets.runtime, wire::stop_pod_request{st.uid, grace},
            st.ctx->cfg.request_deadline + std::chrono::seconds(grace + 15), me, 0, "stop");
       return;
     }
     if (!st.removed) {
       st.busy = true;
-      call(bus, st.ctx->sockets.runtime, wire::remove_pod_request{st.uid},
+      call(ctx, st.ctx->sockets.runtime, wire::remove_pod_request{st.uid},
            st.ctx->cfg.request_deadline + std::chrono::seconds(10), me, 0, "remove");
       return;
     }
@@ -199,7 +218,7 @@ void step(worker_actor* self) {
       f.namespace_ = st.desired.metadata.namespace_;
       f.name = st.desired.metadata.name;
       f.uid = st.uid;
-      call(bus, st.ctx->sockets.api, f, st.ctx->cfg.request_deadline, me, 0, "finalize");
+      call(ctx, st.ctx->sockets.api, f, st.ctx->cfg.request_deadline, me, 0, "finalize");
       return;
     }
     st.phase = worker_phase::terminated;
@@ -214,7 +233,7 @@ void step(worker_actor* self) {
   if (!st.have_desired || !st.sandbox_known)
     return;
   if (!st.have_sandbox) {
-    auto now = clock_type::now();
+    auto now = self->clock().now();  // virtual under CAF's test coordinator
     if (now < st.next_attempt) {
       arm_timer(self, std::chrono::duration_cast<std::chrono::milliseconds>(
                         st.next_attempt - now));
@@ -222,7 +241,7 @@ void step(worker_actor* self) {
     }
     st.busy = true;
     log::get()->info("msg=\"starting pod\" {}", pod_ref(st.desired));
-    call(bus, st.ctx->sockets.runtime, wire::run_pod_request{st.desired},
+    call(ctx, st.ctx->sockets.runtime, wire::run_pod_request{st.desired},
          st.ctx->cfg.request_deadline + std::chrono::seconds(60), me, 0, "run");
     return;
   }
@@ -298,7 +317,7 @@ caf::behavior pod_worker(worker_actor* self, ctx_ptr ctx, caf::actor parent,
           auto& cfg = s.ctx->cfg;
           s.backoff = s.backoff.count() == 0 ? cfg.retry_initial
                                              : std::min(s.backoff * 2, cfg.retry_max);
-          s.next_attempt = clock_type::now() + s.backoff;
+          s.next_attempt = self->clock().now() + s.backoff;
           log::get()->warn("msg=\"pod start failed\" uid={} reason={} error=\"{}\"", s.uid,
                            s.err_reason, e.message);
           publish_status(self);
@@ -407,7 +426,7 @@ caf::behavior node_status(caf::stateful_actor<node_state>* self, ctx_ptr ctx) {
       auto& c = *self->state.ctx;
       wire::node_heartbeat hb;
       hb.node_ = make_node(c.cfg);
-      call(*c.sockets.bus, c.sockets.api, hb, c.cfg.request_deadline,
+      call(c, c.sockets.api, hb, c.cfg.request_deadline,
            caf::actor_cast<caf::actor>(self), 0, "heartbeat");
     },
     [=](const rpc_reply& r) {
@@ -437,6 +456,10 @@ struct sync_state {
   bool relist_inflight = false;
   std::map<std::string, wire::pod> desired;  // by uid
   std::map<std::string, caf::actor> workers;
+  /// Pods whose worker has terminated: a pod uid, once killed, never runs
+  /// again (a stale update must not revive it). Forgotten once a snapshot no
+  /// longer lists the uid: the object is gone and uids are never reused.
+  std::set<std::string> finished;
   std::map<std::string, wire::sandbox_status> sandboxes;  // last runtime relist
   bool runtime_listed = false;
   std::vector<wire::envelope> buffered;
@@ -451,8 +474,12 @@ caf::actor worker_for(sync_actor* self, const std::string& uid) {
   auto it = st.workers.find(uid);
   if (it != st.workers.end())
     return it->second;
-  auto w = self->spawn(pod_worker, st.ctx, caf::actor_cast<caf::actor>(self), st.status_mgr,
-                       uid);
+  // Linked: a kubelet shutdown ends the workers at once. Unlinked, a worker
+  // waiting out a back-off timer outlives the sync loop; its retry then parks
+  // a request (holding the worker) on the already stopped bridge, and
+  // await_all_actors_done never returns. A worker's normal exit is ignored.
+  auto w = self->spawn<caf::linked>(pod_worker, st.ctx, caf::actor_cast<caf::actor>(self),
+                                    st.status_mgr, uid);
   st.workers.emplace(uid, w);
   // Tell the new worker what the runtime last said, so it need not wait for
   // the next relist (and does not start a pod that already runs).
@@ -479,7 +506,7 @@ void request_list(sync_actor* self) {
   wire::list_request req;
   req.kind = "pods";
   req.node_name = st.ctx->cfg.node_name;
-  call(*st.ctx->sockets.bus, st.ctx->sockets.api, req, st.ctx->cfg.request_deadline,
+  call(*st.ctx, st.ctx->sockets.api, req, st.ctx->cfg.request_deadline,
        caf::actor_cast<caf::actor>(self), 0, "list");
 }
 
@@ -488,7 +515,7 @@ void request_relist(sync_actor* self) {
   if (st.relist_inflight)
     return;
   st.relist_inflight = true;
-  call(*st.ctx->sockets.bus, st.ctx->sockets.runtime, wire::list_sandboxes_request{},
+  call(*st.ctx, st.ctx->sockets.runtime, wire::list_sandboxes_request{},
        st.ctx->cfg.request_deadline, caf::actor_cast<caf::actor>(self), 0, "relist");
 }
 
@@ -505,7 +532,7 @@ void apply_event(sync_actor* self, const wire::watch_event& ev) {
       self->send(it->second, stop_atom::value, int64_t{0});
     return;
   }
-  if (!mine(st, p))
+  if (!mine(st, p) || st.finished.count(uid))
     return;
   st.desired[uid] = p;
   self->send(worker_for(self, uid), sync_atom::value, p);
@@ -513,7 +540,7 @@ void apply_event(sync_actor* self, const wire::watch_event& ev) {
 
 void on_feed(sync_actor* self, const wire::envelope& env) {
   auto& st = self->state;
-  auto now = clock_type::now();
+  auto now = self->clock().now();
   if (env.hdr.type == wire::feed_heartbeat::type_id) {
     auto hb = wire::decode_body<wire::feed_heartbeat>(env.body);
     if (!hb)
@@ -545,9 +572,13 @@ void on_feed(sync_actor* self, const wire::envelope& env) {
 void on_snapshot(sync_actor* self, const wire::list_reply& rep, uint64_t incarnation) {
   auto& st = self->state;
   std::map<std::string, wire::pod> fresh;
-  for (const auto& p : rep.pods)
-    if (mine(st, p))
+  std::set<std::string> listed;
+  for (const auto& p : rep.pods) {
+    listed.insert(p.metadata.uid);
+    if (mine(st, p) && !st.finished.count(p.metadata.uid))
       fresh[p.metadata.uid] = p;
+  }
+  std::erase_if(st.finished, [&](const std::string& uid) { return !listed.count(uid); });
   // Pods that vanished while we were not listening.
   for (auto& [uid, w] : st.workers)
     if (!fresh.count(uid) && st.desired.count(uid))
@@ -555,7 +586,7 @@ void on_snapshot(sync_actor* self, const wire::list_reply& rep, uint64_t incarna
   st.desired = std::move(fresh);
   for (auto& [uid, p] : st.desired)
     self->send(worker_for(self, uid), sync_atom::value, p);
-  st.follower.reset(incarnation, rep.feed_seq, clock_type::now());
+  st.follower.reset(incarnation, rep.feed_seq, self->clock().now());
   if (!st.api_synced)
     log::get()->info("msg=\"synced with the API server\" pods={}", st.desired.size());
   st.api_synced = true;
@@ -614,7 +645,7 @@ caf::behavior sync_loop(sync_actor* self, ctx_ptr ctx) {
     },
     [=](tick_atom, uint64_t) {
       auto& s = self->state;
-      if (!s.follower.synced() || s.follower.silent(clock_type::now()))
+      if (!s.follower.synced() || s.follower.silent(self->clock().now()))
         request_list(self);
       request_relist(self);
       self->delayed_send(self, s.ctx->cfg.relist_period, tick_atom::value, uint64_t{0});
@@ -622,6 +653,7 @@ caf::behavior sync_loop(sync_actor* self, ctx_ptr ctx) {
     [=](stop_atom, const std::string& uid) {
       auto& s = self->state;
       s.workers.erase(uid);
+      s.finished.insert(uid);
       // A pod that is still desired (deleted and re-created with the same uid
       // cannot happen) is dropped from the desired set once terminated.
       s.desired.erase(uid);
@@ -653,7 +685,14 @@ caf::behavior sync_loop(sync_actor* self, ctx_ptr ctx) {
 
 caf::actor spawn_kubelet(caf::actor_system& sys, kubelet_sockets sockets,
                          kubelet_config cfg) {
-  auto ctx = std::make_shared<const context>(context{sockets, std::move(cfg)});
+  if (!sockets.request) {
+    auto* bus = sockets.bus;
+    sockets.request = [bus](int dealer, wire::envelope req, std::chrono::milliseconds deadline,
+                            transport::reply_handler on_reply) {
+      bus->request(dealer, std::move(req), deadline, std::move(on_reply));
+    };
+  }
+  auto ctx = std::make_shared<const context>(context{std::move(sockets), std::move(cfg)});
   return sys.spawn(sync_loop, ctx);
 }
 

@@ -20,6 +20,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <string>
 
 #include <caf/actor.hpp>
@@ -41,11 +42,21 @@ struct kubelet_config {
   std::chrono::milliseconds retry_max{10000};
 };
 
+/// Sends a request on a DEALER and calls the handler exactly once, like
+/// `transport::bridge::request`.
+using request_fn = std::function<void(int dealer, wire::envelope req,
+                                      std::chrono::milliseconds deadline,
+                                      transport::reply_handler on_reply)>;
+
 /// Sockets the kubelet uses; created by the process before spawning.
 struct kubelet_sockets {
   transport::bridge* bus = nullptr;
   int api = -1;      ///< DEALER to the API server
   int runtime = -1;  ///< DEALER to the runtime
+  /// Optional: how requests go out. Empty means `bus->request`. Tests set it
+  /// to run reply handlers on their own thread, because CAF's test
+  /// coordinator must not be entered from the bridge thread.
+  request_fn request;
 };
 
 /// Spawns the kubelet's actors and returns the sync loop, which must receive
