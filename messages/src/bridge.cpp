@@ -294,24 +294,30 @@ struct bridge::impl {
     }
   }
 
+  /// Receives one whole multipart message without blocking; false when the
+  /// socket has nothing (more) to read.
+  bool recv_multipart(zmq::socket_t& s, std::vector<zmq::message_t>& parts) {
+    parts.clear();
+    try {
+      zmq::message_t part;
+      if (!s.recv(part, zmq::recv_flags::dontwait))
+        return false;
+      parts.push_back(std::move(part));
+      while (parts.back().more()) {
+        zmq::message_t next;
+        (void) s.recv(next, zmq::recv_flags::none);
+        parts.push_back(std::move(next));
+      }
+    } catch (const zmq::error_t&) {
+      return false;
+    }
+    frames_in++;
+    return true;
+  }
+
   void on_router(sock& so, int id) {
     std::vector<zmq::message_t> parts;
-    while (true) {
-      parts.clear();
-      zmq::message_t part;
-      try {
-        if (!so.s.recv(part, zmq::recv_flags::dontwait))
-          return;
-        parts.push_back(std::move(part));
-        while (parts.back().more()) {
-          zmq::message_t next;
-          (void) so.s.recv(next, zmq::recv_flags::none);
-          parts.push_back(std::move(next));
-        }
-      } catch (const zmq::error_t&) {
-        return;
-      }
-      frames_in++;
+    while (recv_multipart(so.s, parts)) {
       if (parts.size() != 3) {
         dropped++;
         continue;
@@ -348,22 +354,8 @@ struct bridge::impl {
   }
 
   void on_dealer(sock& so) {
-    while (true) {
-      std::vector<zmq::message_t> parts;
-      zmq::message_t part;
-      try {
-        if (!so.s.recv(part, zmq::recv_flags::dontwait))
-          return;
-        parts.push_back(std::move(part));
-        while (parts.back().more()) {
-          zmq::message_t next;
-          (void) so.s.recv(next, zmq::recv_flags::none);
-          parts.push_back(std::move(next));
-        }
-      } catch (const zmq::error_t&) {
-        return;
-      }
-      frames_in++;
+    std::vector<zmq::message_t> parts;
+    while (recv_multipart(so.s, parts)) {
       if (parts.size() != 2) {
         dropped++;
         continue;
@@ -387,22 +379,8 @@ struct bridge::impl {
   }
 
   void on_sub(sock& so) {
-    while (true) {
-      std::vector<zmq::message_t> parts;
-      zmq::message_t part;
-      try {
-        if (!so.s.recv(part, zmq::recv_flags::dontwait))
-          return;
-        parts.push_back(std::move(part));
-        while (parts.back().more()) {
-          zmq::message_t next;
-          (void) so.s.recv(next, zmq::recv_flags::none);
-          parts.push_back(std::move(next));
-        }
-      } catch (const zmq::error_t&) {
-        return;
-      }
-      frames_in++;
+    std::vector<zmq::message_t> parts;
+    while (recv_multipart(so.s, parts)) {
       if (parts.size() != 3) {
         dropped++;
         continue;

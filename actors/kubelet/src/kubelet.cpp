@@ -43,18 +43,7 @@ template <class Req>
 void call(const context& c, int dealer, const Req& req, std::chrono::milliseconds deadline,
           caf::actor dest, uint64_t tag, std::string what) {
   c.sockets.request(dealer, wire::make_envelope(req), deadline,
-                    [dest, tag, what = std::move(what)](result<wire::envelope> r) {
-                      rpc_reply rep;
-                      rep.tag = tag;
-                      rep.what = what;
-                      if (r) {
-                        rep.env = std::move(*r);
-                      } else {
-                        rep.code = static_cast<int32_t>(r.err().code);
-                        rep.message = r.err().message;
-                      }
-                      caf::anon_send(dest, std::move(rep));
-                    });
+                    host::reply_to(std::move(dest), tag, std::move(what)));
 }
 
 std::string pod_ref(const wire::pod& p) {

@@ -65,24 +65,29 @@ inline transport::request_handler forward_to(caf::actor dest) {
   };
 }
 
+/// A reply handler that delivers the outcome to `dest` as an `rpc_reply`.
+inline transport::reply_handler reply_to(caf::actor dest, uint64_t tag, std::string what) {
+  return [dest, tag, what = std::move(what)](result<wire::envelope> r) {
+    rpc_reply rep;
+    rep.tag = tag;
+    rep.what = what;
+    if (r) {
+      rep.env = std::move(*r);
+    } else {
+      rep.code = static_cast<int32_t>(r.err().code);
+      rep.message = r.err().message;
+    }
+    caf::anon_send(dest, std::move(rep));
+  };
+}
+
 /// Sends `req` on `dealer`; `dest` receives an `rpc_reply` with `tag`/`what`.
 template <class Req>
 void call(transport::bridge& bus, int dealer, const Req& req,
           std::chrono::milliseconds deadline, caf::actor dest, uint64_t tag,
           std::string what) {
   bus.request(dealer, wire::make_envelope(req), deadline,
-              [dest, tag, what = std::move(what)](result<wire::envelope> r) {
-                rpc_reply rep;
-                rep.tag = tag;
-                rep.what = what;
-                if (r) {
-                  rep.env = std::move(*r);
-                } else {
-                  rep.code = static_cast<int32_t>(r.err().code);
-                  rep.message = r.err().message;
-                }
-                caf::anon_send(dest, std::move(rep));
-              });
+              reply_to(std::move(dest), tag, std::move(what)));
 }
 
 } // namespace deckhand::host
