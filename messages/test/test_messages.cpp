@@ -12,6 +12,8 @@
 #include <mutex>
 #include <thread>
 
+#include <caf/binary_deserializer.hpp>
+#include <caf/binary_serializer.hpp>
 #include <zmq.hpp>
 
 #include "deckhand/messages/bridge.hpp"
@@ -92,6 +94,46 @@ BOOST_AUTO_TEST_CASE(pod_json_uses_kubernetes_names_and_omitempty) {
   BOOST_TEST(cs["state"].contains("terminated"));
   BOOST_TEST(!cs["state"].contains("running"));
   BOOST_TEST(cs["state"]["terminated"]["exitCode"] == 1);
+}
+
+BOOST_AUTO_TEST_CASE(opt_fields_keep_absent_apart_from_zero) {
+  auto p = sample_pod();
+  auto& sc = p.spec.containers[0].security_context_;
+  sc.run_as_user = 0;  // root, explicitly
+  sc.allow_privilege_escalation = false;
+  sc.capabilities_.drop = {"ALL"};
+  // JSON: a set zero is rendered, an absent field is not.
+  auto j = wire::to_json(p);
+  auto& jsc = j["spec"]["containers"][0]["securityContext"];
+  BOOST_TEST(jsc["runAsUser"] == 0);
+  BOOST_TEST(jsc["allowPrivilegeEscalation"] == false);
+  BOOST_TEST(!jsc.contains("runAsGroup"));
+  BOOST_TEST(!j["spec"].contains("securityContext"));
+  auto from_j = wire::from_json<wire::pod>(j);
+  BOOST_REQUIRE(from_j.ok());
+  BOOST_TEST(from_j->spec.containers[0].security_context_.run_as_user.value_or(-1) == 0);
+  BOOST_TEST(!from_j->spec.containers[0].security_context_.run_as_group.has_value());
+  // msgpack: absent is nil, present survives.
+  auto back = wire::decode_body<wire::pod>(wire::encode_body(p));
+  BOOST_REQUIRE(back.ok());
+  const auto& bsc = back->spec.containers[0].security_context_;
+  BOOST_TEST(bsc.run_as_user.value_or(-1) == 0);
+  BOOST_TEST(!bsc.run_as_group.has_value());
+  BOOST_TEST(bsc.allow_privilege_escalation.value_or(true) == false);
+  BOOST_TEST(wire::to_json(*back) == j);
+  // A wrong type inside an opt is still an error with its path.
+  auto bad = nlohmann::json::parse(R"({"spec":{"containers":[{"name":"a","securityContext":{"runAsUser":"x"}}]}})");
+  auto r = wire::from_json<wire::pod>(bad);
+  BOOST_REQUIRE(!r.ok());
+  BOOST_TEST(r.err().message.find("runAsUser") != std::string::npos);
+  // CAF: the same struct crosses actors.
+  std::vector<char> buf;
+  caf::binary_serializer sink{nullptr, buf};
+  BOOST_REQUIRE(!sink(p));
+  wire::pod q;
+  caf::binary_deserializer source{nullptr, buf};
+  BOOST_REQUIRE(!source(q));
+  BOOST_TEST(wire::to_json(q) == j);
 }
 
 BOOST_AUTO_TEST_CASE(json_decode_reports_field_path) {
@@ -181,8 +223,11 @@ BOOST_AUTO_TEST_CASE(golden_samples_decode) {
   wire::run_pod_request expected;
   expected.pod_ = sample_pod();
   BOOST_TEST(wire::to_json(*r) == wire::to_json(expected));
-  // Today's encoder still produces exactly those bytes.
-  BOOST_TEST(wire::encode_body(expected) == body);
+  // Fields added since 1.0 (securityContext, ...) are absent from the old
+  // bytes and keep their defaults; today's bytes are a superset, so a 1.0
+  // reader (which ignores unknown keys) still gets the same values.
+  BOOST_TEST(wire::encode_body(expected).size() > body.size());
+  BOOST_TEST(!r->pod_.spec.containers.at(0).security_context_.run_as_user.has_value());
 
   auto hdr = read("header.v1.0.bin");
   auto h = wire::decode_header(hdr.data(), hdr.size());

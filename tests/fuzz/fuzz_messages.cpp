@@ -37,7 +37,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   // Try the announced type and, to cover every decoder, the type picked by
   // the low bits of the correlation id.
-  switch (env->hdr.correlation_id % 12) {
+  switch (env->hdr.correlation_id % 16) {
     case 0: try_decode<wire::run_pod_request>(*env); break;
     case 1: try_decode<wire::list_reply>(*env); break;
     case 2: try_decode<wire::watch_event>(*env); break;
@@ -49,6 +49,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 8: try_decode<wire::stop_pod_request>(*env); break;
     case 9: try_decode<wire::image_import_request>(*env); break;
     case 10: try_decode<wire::pod_status_notify>(*env); break;
+    case 11: try_decode<wire::image_pull_request>(*env); break;
+    case 12: try_decode<wire::exec_request>(*env); break;
+    case 13: try_decode<wire::exec_reply>(*env); break;
+    case 14: try_decode<wire::container_stats_reply>(*env); break;
     default: try_decode<wire::list_request>(*env); break;
   }
   auto any = wire::decode_body<wire::pod>(env->body, limits);

@@ -35,7 +35,12 @@ struct is_string_map<std::map<std::string, V, C, A>> : std::true_type {};
 
 template <class Packer, class T>
 void pack_value(Packer& pk, const T& x) {
-  if constexpr (std::is_same_v<T, bool>) {
+  if constexpr (is_opt<T>::value) {
+    if (x)
+      pack_value(pk, *x);
+    else
+      pk.pack_nil();
+  } else if constexpr (std::is_same_v<T, bool>) {
     if (x)
       pk.pack_true();
     else
@@ -75,9 +80,17 @@ inline error type_error(const std::string& path, const char* expected) {
 template <class T>
 error unpack_value(const msgpack::object& o, T& x, const std::string& path) {
   using msgpack::type::object_type;
-  if (o.type == object_type::NIL)
+  if (o.type == object_type::NIL) {
+    if constexpr (is_opt<T>::value)
+      x.reset();
     return {};
-  if constexpr (std::is_same_v<T, bool>) {
+  }
+  if constexpr (is_opt<T>::value) {
+    typename T::value_type v{};
+    if (auto err = unpack_value(o, v, path))
+      return err;
+    x = std::move(v);
+  } else if constexpr (std::is_same_v<T, bool>) {
     if (o.type != object_type::BOOLEAN)
       return type_error(path, "boolean");
     x = o.via.boolean;

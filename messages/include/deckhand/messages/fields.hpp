@@ -21,11 +21,15 @@
 ///
 /// Rules (see style.md): never rename or retype a field; add new ones.
 
+#include <optional>
 #include <string>
 #include <tuple>
 #include <type_traits>
 #include <utility>
 
+#include <caf/error.hpp>
+#include <caf/meta/load_callback.hpp>
+#include <caf/none.hpp>
 #include <caf/meta/type_name.hpp>
 
 namespace deckhand::wire {
@@ -72,6 +76,47 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, int_or_string& x) {
   return f(caf::meta::type_name("int_or_string"), x.value);
 }
+
+/// A field whose absence differs from its zero value (Kubernetes' pointer
+/// fields: `runAsUser: 0` is root, an absent one is the image's user).
+/// Absent: omitted from JSON, nil in msgpack.
+template <class T>
+struct opt : std::optional<T> {
+  using base = std::optional<T>;
+  opt() = default;
+  opt(std::nullopt_t) {}
+  opt(const T& v) : base(v) {}
+  opt& operator=(const T& v) {
+    base::operator=(v);
+    return *this;
+  }
+  opt& operator=(std::nullopt_t) {
+    base::reset();
+    return *this;
+  }
+  friend bool operator==(const opt& a, const opt& b) {
+    return static_cast<const std::optional<T>&>(a) == static_cast<const std::optional<T>&>(b);
+  }
+};
+
+template <class Inspector, class T>
+typename Inspector::result_type inspect(Inspector& f, opt<T>& x) {
+  bool has = x.has_value();
+  T value = x.value_or(T{});
+  return f(caf::meta::type_name("opt"), has, value,
+           caf::meta::load_callback([&]() -> caf::error {
+             if (has)
+               x = value;
+             else
+               x.reset();
+             return caf::none;
+           }));
+}
+
+template <class T>
+struct is_opt : std::false_type {};
+template <class T>
+struct is_opt<opt<T>> : std::true_type {};
 
 /// True for types that declare a field list.
 template <class T>

@@ -21,7 +21,9 @@ namespace jdetail {
 
 template <class T>
 bool is_empty(const T& x) {
-  if constexpr (std::is_same_v<T, bool>) {
+  if constexpr (is_opt<T>::value) {
+    return !x.has_value();
+  } else if constexpr (std::is_same_v<T, bool>) {
     return !x;
   } else if constexpr (std::is_arithmetic_v<T>) {
     return x == 0;
@@ -42,7 +44,9 @@ bool is_empty(const T& x) {
 
 template <class T>
 nlohmann::json to_json_value(const T& x) {
-  if constexpr (std::is_arithmetic_v<T> || std::is_same_v<T, std::string>) {
+  if constexpr (is_opt<T>::value) {
+    return x ? to_json_value(*x) : nlohmann::json();
+  } else if constexpr (std::is_arithmetic_v<T> || std::is_same_v<T, std::string>) {
     return x;
   } else if constexpr (std::is_same_v<T, int_or_string>) {
     if (x.is_int())
@@ -75,9 +79,17 @@ inline error json_type_error(const std::string& path, const char* expected) {
 
 template <class T>
 error from_json_value(const nlohmann::json& j, T& x, const std::string& path) {
-  if (j.is_null())
+  if (j.is_null()) {
+    if constexpr (is_opt<T>::value)
+      x.reset();
     return {};
-  if constexpr (std::is_same_v<T, bool>) {
+  }
+  if constexpr (is_opt<T>::value) {
+    typename T::value_type v{};
+    if (auto err = from_json_value(j, v, path))
+      return err;
+    x = std::move(v);
+  } else if constexpr (std::is_same_v<T, bool>) {
     if (!j.is_boolean())
       return json_type_error(path, "boolean");
     x = j.get<bool>();

@@ -79,6 +79,81 @@ struct resource_requirements {
   }
 };
 
+struct capabilities {
+  static constexpr const char* type_name = "capabilities";
+  std::vector<std::string> add;
+  std::vector<std::string> drop;
+  static constexpr auto fields() {
+    return std::make_tuple(field("add", &capabilities::add),
+                           field("drop", &capabilities::drop));
+  }
+};
+
+/// `type`: RuntimeDefault, Unconfined or Localhost (with localhostProfile).
+struct seccomp_profile {
+  static constexpr const char* type_name = "seccomp_profile";
+  std::string type;
+  std::string localhost_profile;
+  static constexpr auto fields() {
+    return std::make_tuple(field("type", &seccomp_profile::type),
+                           field("localhostProfile", &seccomp_profile::localhost_profile));
+  }
+};
+
+/// A container's securityContext. Pointer fields of Kubernetes are `opt`:
+/// absent means "the image's or the pod's value".
+struct security_context {
+  static constexpr const char* type_name = "security_context";
+  opt<int64_t> run_as_user;
+  opt<int64_t> run_as_group;
+  opt<bool> run_as_non_root;
+  opt<bool> read_only_root_filesystem;
+  opt<bool> allow_privilege_escalation;
+  opt<bool> privileged;
+  capabilities capabilities_;
+  seccomp_profile seccomp_profile_;
+  static constexpr auto fields() {
+    return std::make_tuple(
+      field("runAsUser", &security_context::run_as_user),
+      field("runAsGroup", &security_context::run_as_group),
+      field("runAsNonRoot", &security_context::run_as_non_root),
+      field("readOnlyRootFilesystem", &security_context::read_only_root_filesystem),
+      field("allowPrivilegeEscalation", &security_context::allow_privilege_escalation),
+      field("privileged", &security_context::privileged),
+      field("capabilities", &security_context::capabilities_),
+      field("seccompProfile", &security_context::seccomp_profile_));
+  }
+};
+
+/// The pod-level securityContext: defaults for every container.
+struct pod_security_context {
+  static constexpr const char* type_name = "pod_security_context";
+  opt<int64_t> run_as_user;
+  opt<int64_t> run_as_group;
+  opt<bool> run_as_non_root;
+  opt<int64_t> fs_group;
+  std::vector<int64_t> supplemental_groups;
+  seccomp_profile seccomp_profile_;
+  static constexpr auto fields() {
+    return std::make_tuple(
+      field("runAsUser", &pod_security_context::run_as_user),
+      field("runAsGroup", &pod_security_context::run_as_group),
+      field("runAsNonRoot", &pod_security_context::run_as_non_root),
+      field("fsGroup", &pod_security_context::fs_group),
+      field("supplementalGroups", &pod_security_context::supplemental_groups),
+      field("seccompProfile", &pod_security_context::seccomp_profile_));
+  }
+};
+
+/// imagePullSecrets entry: the name of a credential the node knows.
+struct local_object_reference {
+  static constexpr const char* type_name = "local_object_reference";
+  std::string name;
+  static constexpr auto fields() {
+    return std::make_tuple(field("name", &local_object_reference::name));
+  }
+};
+
 struct container {
   static constexpr const char* type_name = "container";
   std::string name;
@@ -90,6 +165,7 @@ struct container {
   std::vector<container_port> ports;
   resource_requirements resources;
   std::string image_pull_policy;
+  security_context security_context_;
   static constexpr auto fields() {
     return std::make_tuple(
       field("name", &container::name), field("image", &container::image),
@@ -97,7 +173,8 @@ struct container {
       field("workingDir", &container::working_dir),
       field("env", &container::env), field("ports", &container::ports),
       field("resources", &container::resources),
-      field("imagePullPolicy", &container::image_pull_policy));
+      field("imagePullPolicy", &container::image_pull_policy),
+      field("securityContext", &container::security_context_));
   }
 };
 
@@ -111,6 +188,8 @@ struct pod_spec {
   std::vector<container> containers;
   std::string hostname;
   string_map node_selector;
+  pod_security_context security_context_;
+  std::vector<local_object_reference> image_pull_secrets;
   static constexpr auto fields() {
     return std::make_tuple(
       field("nodeName", &pod_spec::node_name),
@@ -121,7 +200,9 @@ struct pod_spec {
       field("activeDeadlineSeconds", &pod_spec::active_deadline_seconds),
       field("containers", &pod_spec::containers),
       field("hostname", &pod_spec::hostname),
-      field("nodeSelector", &pod_spec::node_selector));
+      field("nodeSelector", &pod_spec::node_selector),
+      field("securityContext", &pod_spec::security_context_),
+      field("imagePullSecrets", &pod_spec::image_pull_secrets));
   }
 };
 

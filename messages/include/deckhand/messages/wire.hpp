@@ -340,6 +340,169 @@ struct image_list_reply {
   }
 };
 
+/// CLI/kubelet -> runtime: make `image` present (pull policy applied by the
+/// caller; this always contacts the registry unless `if_not_present` and the
+/// image is there). `secrets` names credentials the node has (imagePullSecrets).
+/// Reply: `image_pull_reply`. Progress goes out as `image_pull_progress`.
+struct image_pull_request {
+  static constexpr uint16_t type_id = 44;
+  static constexpr const char* type_name = "image_pull_request";
+  std::string image;
+  bool if_not_present = false;
+  std::vector<std::string> secrets;
+  static constexpr auto fields() {
+    return std::make_tuple(field("image", &image_pull_request::image),
+                           field("ifNotPresent", &image_pull_request::if_not_present),
+                           field("secrets", &image_pull_request::secrets));
+  }
+};
+
+struct image_pull_reply {
+  static constexpr uint16_t type_id = 45;
+  static constexpr const char* type_name = "image_pull_reply";
+  image_summary image;
+  bool pulled = false;  ///< false: it was already present
+  static constexpr auto fields() {
+    return std::make_tuple(field("image", &image_pull_reply::image),
+                           field("pulled", &image_pull_reply::pulled));
+  }
+};
+
+/// CLI -> runtime: remove an image by name or id. An image in use by a
+/// sandbox is refused. Reply: `image_remove_reply`.
+struct image_remove_request {
+  static constexpr uint16_t type_id = 46;
+  static constexpr const char* type_name = "image_remove_request";
+  std::string image;
+  static constexpr auto fields() {
+    return std::make_tuple(field("image", &image_remove_request::image));
+  }
+};
+
+struct image_remove_reply {
+  static constexpr uint16_t type_id = 47;
+  static constexpr const char* type_name = "image_remove_reply";
+  std::vector<std::string> removed;  ///< image ids
+  int64_t freed_bytes = 0;
+  static constexpr auto fields() {
+    return std::make_tuple(field("removed", &image_remove_reply::removed),
+                           field("freedBytes", &image_remove_reply::freed_bytes));
+  }
+};
+
+/// runtime -> subscribers (PUB topic "pull"): progress of one pull.
+struct image_pull_progress {
+  static constexpr uint16_t type_id = 48;
+  static constexpr const char* type_name = "image_pull_progress";
+  std::string image;
+  std::string blob;  ///< digest being fetched; empty once the pull finished
+  int64_t blob_done = 0;
+  int64_t blob_total = 0;
+  int64_t done = 0;   ///< bytes of the whole image fetched so far
+  int64_t total = 0;  ///< bytes of the whole image (0 until the manifest is read)
+  std::string phase;  ///< "resolving", "downloading", "unpacking", "done", "failed"
+  std::string message;
+  static constexpr auto fields() {
+    return std::make_tuple(field("image", &image_pull_progress::image),
+                           field("blob", &image_pull_progress::blob),
+                           field("blobDone", &image_pull_progress::blob_done),
+                           field("blobTotal", &image_pull_progress::blob_total),
+                           field("done", &image_pull_progress::done),
+                           field("total", &image_pull_progress::total),
+                           field("phase", &image_pull_progress::phase),
+                           field("message", &image_pull_progress::message));
+  }
+};
+
+/// CLI/kubelet -> runtime: run a command in a running container, without a
+/// terminal, and return its output and exit code. Output beyond
+/// `output_limit` bytes per stream is cut (and says so). Reply: `exec_reply`.
+struct exec_request {
+  static constexpr uint16_t type_id = 37;
+  static constexpr const char* type_name = "exec_request";
+  std::string uid;        ///< pod uid (or empty with namespace+name)
+  std::string namespace_;
+  std::string name;
+  std::string container;  ///< empty: the pod's first container
+  std::vector<std::string> command;
+  int64_t timeout_ms = 0;  ///< 0: none
+  std::string stdin_data;
+  int64_t output_limit = 1 << 20;
+  static constexpr auto fields() {
+    return std::make_tuple(field("uid", &exec_request::uid),
+                           field("namespace", &exec_request::namespace_),
+                           field("name", &exec_request::name),
+                           field("container", &exec_request::container),
+                           field("command", &exec_request::command),
+                           field("timeoutMs", &exec_request::timeout_ms),
+                           field("stdin", &exec_request::stdin_data),
+                           field("outputLimit", &exec_request::output_limit));
+  }
+};
+
+struct exec_reply {
+  static constexpr uint16_t type_id = 38;
+  static constexpr const char* type_name = "exec_reply";
+  int32_t exit_code = 0;
+  std::string stdout_data;
+  std::string stderr_data;
+  bool timed_out = false;
+  bool truncated = false;
+  static constexpr auto fields() {
+    return std::make_tuple(field_always("exitCode", &exec_reply::exit_code),
+                           field("stdout", &exec_reply::stdout_data),
+                           field("stderr", &exec_reply::stderr_data),
+                           field("timedOut", &exec_reply::timed_out),
+                           field("truncated", &exec_reply::truncated));
+  }
+};
+
+/// One container's resource usage, read from its cgroup.
+struct container_stats {
+  static constexpr const char* type_name = "container_stats";
+  std::string uid;
+  std::string pod;  ///< namespace/name
+  std::string container;
+  uint64_t cpu_usage_ns = 0;       ///< cumulative
+  uint64_t memory_usage_bytes = 0;
+  uint64_t memory_working_set_bytes = 0;
+  uint64_t memory_limit_bytes = 0;  ///< 0: unlimited
+  uint64_t pids = 0;
+  int64_t timestamp_ms = 0;
+  static constexpr auto fields() {
+    return std::make_tuple(field("uid", &container_stats::uid),
+                           field("pod", &container_stats::pod),
+                           field("container", &container_stats::container),
+                           field("cpuUsageNanoSeconds", &container_stats::cpu_usage_ns),
+                           field("memoryUsageBytes", &container_stats::memory_usage_bytes),
+                           field("memoryWorkingSetBytes",
+                                 &container_stats::memory_working_set_bytes),
+                           field("memoryLimitBytes", &container_stats::memory_limit_bytes),
+                           field("pids", &container_stats::pids),
+                           field("timestampMs", &container_stats::timestamp_ms));
+  }
+};
+
+/// CLI/kubelet -> runtime: stats of running containers (of one pod if `uid`
+/// is set). Reply: `container_stats_reply`.
+struct container_stats_request {
+  static constexpr uint16_t type_id = 60;
+  static constexpr const char* type_name = "container_stats_request";
+  std::string uid;
+  static constexpr auto fields() {
+    return std::make_tuple(field("uid", &container_stats_request::uid));
+  }
+};
+
+struct container_stats_reply {
+  static constexpr uint16_t type_id = 61;
+  static constexpr const char* type_name = "container_stats_reply";
+  std::vector<container_stats> stats;
+  static constexpr auto fields() {
+    return std::make_tuple(field("stats", &container_stats_reply::stats));
+  }
+};
+
 // -- pod supervisor ---------------------------------------------------------------
 
 /// runtime/kubelet -> supervisor: current state of the pod's containers.
