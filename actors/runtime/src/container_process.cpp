@@ -236,4 +236,22 @@ result<container_process> make_container_process(const wire::container& c,
   return p;
 }
 
+oci::bundle_spec container_bundle_spec(const wire::pod& p, const wire::container& c,
+                                       const container_process& proc,
+                                       const std::filesystem::path& rootfs) {
+  (void) c;
+  oci::bundle_spec spec;
+  spec.args = proc.args;
+  spec.env = proc.env;
+  spec.cwd = proc.cwd;
+  spec.uid = proc.uid;
+  spec.gid = proc.gid;
+  spec.rootfs = rootfs;
+  auto hostname = p.spec.hostname.empty() ? p.metadata.name : p.spec.hostname;
+  if (hostname.size() > 63)
+    hostname.resize(63);
+  spec.hostname = hostname;
+  return spec;
+}
+
 } // namespace deckhand::runtime

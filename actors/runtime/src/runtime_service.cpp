@@ -265,7 +265,7 @@ std::string request_uid(const inbound_request& req, error& err) {
   }
 }
 
-wire::sandbox_status stopped_placeholder(const std::string& uid) {
+wire::sandbox_status unknown_pod_stopped_status(const std::string& uid) {
   wire::sandbox_status st;
   st.uid = uid;
   st.state = "stopped";
@@ -297,7 +297,7 @@ caf::behavior sandbox_service(caf::stateful_actor<sandbox_service_state>* self,
       if (st)
         reply_status(req, std::move(*st));
       else
-        reply_status(req, stopped_placeholder(uid));
+        reply_status(req, unknown_pod_stopped_status(uid));
       caf::anon_send(me, done_atom::value, uid);
     });
   };
@@ -345,7 +345,7 @@ caf::behavior sandbox_service(caf::stateful_actor<sandbox_service_state>* self,
         auto grace = std::max<int64_t>(m->grace_period_seconds, 0);
         auto st = read_sandbox(opts, uid);
         if (!st || st->state == "stopped") {
-          reply_status(req, st ? std::move(*st) : stopped_placeholder(uid));
+          reply_status(req, st ? std::move(*st) : unknown_pod_stopped_status(uid));
           caf::anon_send(me, done_atom::value, uid);
           return;
         }
@@ -406,7 +406,7 @@ caf::behavior sandbox_service(caf::stateful_actor<sandbox_service_state>* self,
         }
       } else if (uid.empty()) {
         if (req.env.hdr.type == wire::stop_pod_request::type_id)
-          reply_status(req, stopped_placeholder(uid));
+          reply_status(req, unknown_pod_stopped_status(uid));
         else
           bus->reply_error(req, {errc::invalid, "remove_pod_request needs a uid"});
         return;

@@ -231,21 +231,11 @@ result<wire::sandbox_status> create_sandbox(const runtime_options& opts,
     if (auto r = oci::create_netns(pod_dir::netns(dir)); !r)
       return fail(r.err());
 
-  auto hostname = p.spec.hostname.empty() ? p.metadata.name : p.spec.hostname;
-  if (hostname.size() > 63)
-    hostname.resize(63);
   for (auto& step : plan) {
     auto b = pod_dir::bundle(dir, step.spec->name);
     if (auto r = oci::mount_overlay({step.lower}, b / "upper", b / "work", b / "rootfs"); !r)
       return fail(r.err());
-    oci::bundle_spec spec;
-    spec.args = step.proc.args;
-    spec.env = step.proc.env;
-    spec.cwd = step.proc.cwd;
-    spec.uid = step.proc.uid;
-    spec.gid = step.proc.gid;
-    spec.rootfs = b / "rootfs";
-    spec.hostname = hostname;
+    auto spec = container_bundle_spec(p, *step.spec, step.proc, b / "rootfs");
     if (p.spec.host_network)
       spec.host_network = true;
     else

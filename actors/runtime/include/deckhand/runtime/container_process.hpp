@@ -14,6 +14,7 @@
 #include "deckhand/common/result.hpp"
 #include "deckhand/image/image_record.hpp"
 #include "deckhand/messages/model.hpp"
+#include "deckhand/oci/bundle.hpp"
 
 namespace deckhand::runtime {
 
@@ -57,5 +58,12 @@ result<std::pair<uid_t, gid_t>> resolve_user(const std::string& user,
 result<container_process> make_container_process(const wire::container& c,
                                                  const image::image_config& img,
                                                  const std::filesystem::path& rootfs);
+
+/// The OCI bundle spec of container `c` of pod `p` from its process, before
+/// the sandbox adds what the pod shares (network, IPC, UTS namespaces and the
+/// pod's files). `rootfs` is the container's mounted root filesystem.
+oci::bundle_spec container_bundle_spec(const wire::pod& p, const wire::container& c,
+                                       const container_process& proc,
+                                       const std::filesystem::path& rootfs);
 
 } // namespace deckhand::runtime
