@@ -1,11 +1,15 @@
 /// The command line of `deckhand`: CLI11 definitions and dispatch.
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
 
 #include "deckhand/cli/commands.hpp"
+#include "deckhand/cli/exec_command.hpp"
+#include "deckhand/cli/image_commands.hpp"
 #include "deckhand/cli/launcher.hpp"
 #include "deckhand/common/log.hpp"
 #include "deckhand/common/paths.hpp"
@@ -101,6 +105,19 @@ int run(const std::vector<std::string>& args, io_streams io) {
   logs_cmd->add_flag("-p,--previous", logs.previous, "The previous instance's log");
   logs_cmd->add_option("--tail", logs.tail, "Lines from the end (-1: all)");
 
+  // exec
+  exec_options exec;
+  exec.node.data_dir = default_dir;
+  int64_t exec_timeout_ms = 0;
+  auto* exec_cmd = app.add_subcommand("exec", "Run a command in a container");
+  add_data_dir(exec_cmd, exec.node.data_dir);
+  add_namespace(exec_cmd, exec.node);
+  exec_cmd->add_option("pod", exec.pod, "Pod name")->required();
+  exec_cmd->add_option("command", exec.command, "Command and arguments (after --)");
+  exec_cmd->add_option("-c,--container", exec.container, "Container name (default: the first)");
+  exec_cmd->add_flag("-i,--stdin", exec.pass_stdin, "Pass stdin to the command");
+  exec_cmd->add_option("--timeout-ms", exec_timeout_ms, "Kill the command after this long");
+
   // status
   node_options status_node{default_dir};
   auto* status_cmd = app.add_subcommand("status", "Show the node's processes and health");
@@ -119,6 +136,18 @@ int run(const std::vector<std::string>& args, io_streams io) {
   auto* ls_cmd = image_cmd->add_subcommand("ls", "List images");
   ls_cmd->alias("list");
   add_data_dir(ls_cmd, image_node.data_dir);
+  image_pull_options pull;
+  auto* pull_cmd = image_cmd->add_subcommand("pull", "Pull an image from a registry");
+  add_data_dir(pull_cmd, image_node.data_dir);
+  pull_cmd->add_option("ref", pull.ref, "Image reference (e.g. busybox:1.36)")->required();
+  pull_cmd->add_option("--secret", pull.secrets,
+                       "Credentials to use, by name (imagePullSecrets; repeatable)")
+    ->allow_extra_args(false);
+  std::vector<std::string> rm_refs;
+  auto* rm_cmd = image_cmd->add_subcommand("rm", "Remove images");
+  rm_cmd->alias("remove");
+  add_data_dir(rm_cmd, image_node.data_dir);
+  rm_cmd->add_option("refs", rm_refs, "Image names or ids")->required();
 
   try {
     std::vector<std::string> reversed(args.rbegin(), args.rend());
@@ -160,10 +189,21 @@ int run(const std::vector<std::string>& args, io_streams io) {
     }
     return logs_command(logs, io);
   }
+  if (*exec_cmd) {
+    exec.timeout = std::chrono::milliseconds(exec_timeout_ms);
+    return exec_command(exec, io);
+  }
   if (*status_cmd)
     return status_command(status_node, io);
   if (*import_cmd)
     return image_import_command(image_node, import_path, import_name, io);
+  if (*pull_cmd) {
+    pull.node = image_node;
+    pull.tty = ::isatty(STDERR_FILENO) == 1 && &io.err == &std::cerr;
+    return image_pull_command(pull, io);
+  }
+  if (*rm_cmd)
+    return image_remove_command(image_node, rm_refs, io);
   if (*ls_cmd)
     return image_list_command(image_node, io);
   return 1;

@@ -29,7 +29,8 @@ error sync_dir(const std::filesystem::path& dir) {
   return {};
 }
 
-error write_file_atomic(const std::filesystem::path& path, const std::string& data) {
+error write_file_atomic(const std::filesystem::path& path, const std::string& data,
+                        durability d) {
   std::random_device rd;
   auto tmp = path;
   tmp += ".tmp." + std::to_string(rd());
@@ -50,7 +51,7 @@ error write_file_atomic(const std::filesystem::path& path, const std::string& da
       }
       off += static_cast<std::size_t>(n);
     }
-    if (::fsync(fd) != 0) {
+    if (d == durability::machine_crash && ::fsync(fd) != 0) {
       auto err = error::from_errno("fsync " + tmp.string());
       ::unlink(tmp.c_str());
       return err;
@@ -61,6 +62,8 @@ error write_file_atomic(const std::filesystem::path& path, const std::string& da
     ::unlink(tmp.c_str());
     return err;
   }
+  if (d == durability::process_crash)
+    return {};
   return sync_dir(path.parent_path().empty() ? "." : path.parent_path());
 }
 

@@ -183,15 +183,15 @@ result<std::string> build_layout(const fs::path& rootfs_dir, const fs::path& lay
 
   detail::manifest_doc m;
   m.media_type = detail::media::oci_manifest;
-  m.config = {detail::media::oci_config, config_digest, config_text.size(), {}, {}, {}};
-  m.layers.push_back({detail::media::oci_layer_gzip, layer_digest, gz_sink.size, {}, {}, {}});
+  m.config = {detail::media::oci_config, config_digest, config_text.size(), {}, {}, {}, {}};
+  m.layers.push_back({detail::media::oci_layer_gzip, layer_digest, gz_sink.size, {}, {}, {}, {}});
   std::string manifest_text = detail::render_manifest(m);
   std::string manifest_digest = detail::sha256_of(manifest_text);
   if (auto err = write_blob(layout_dir, manifest_digest, manifest_text)) return err;
 
   detail::index_doc idx;
   detail::descriptor d{detail::media::oci_manifest, manifest_digest, manifest_text.size(),
-                       {}, "linux", "amd64"};
+                       {}, "linux", "amd64", {}};
   if (!ref_name.empty()) d.annotations[detail::ref_name_annotation] = ref_name;
   idx.manifests.push_back(d);
   if (auto err = detail::write_file_atomic(layout_dir / "index.json", detail::render_index(idx)))

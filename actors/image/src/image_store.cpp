@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <ctime>
 #include <set>
 
 #include <dirent.h>
@@ -37,6 +38,12 @@ class store_lock {
   explicit store_lock(unique_fd fd) : fd_(std::move(fd)) {}
   unique_fd fd_; // closing it releases the lock
 };
+
+std::int64_t unix_ms() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return std::int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1000000;
+}
 
 bool exists_in(int dirfd, const char* rel) {
   struct stat st;
@@ -380,14 +387,14 @@ error image_store::import_docker(import_state& st, int srcfd) {
                                " diff_ids for " + std::to_string(e.layers.size()) + " layers"};
   detail::manifest_doc m;
   m.media_type = detail::media::oci_manifest;
-  m.config = {detail::media::oci_config, config_digest, config_text->size(), {}, {}, {}};
+  m.config = {detail::media::oci_config, config_digest, config_text->size(), {}, {}, {}, {}};
   for (const auto& rel : e.layers) {
     std::uint64_t size = 0;
     auto d = ingest(st, srcfd, rel, nullptr, nullptr, opts_.max_layer_size, &size);
     if (!d) return d.err();
     st.layer_digests.push_back(*d);
     st.size += size;
-    m.layers.push_back({layer_type_of(blob_path(*d)), *d, size, {}, {}, {}});
+    m.layers.push_back({layer_type_of(blob_path(*d)), *d, size, {}, {}, {}, {}});
   }
   std::string manifest_text = detail::render_manifest(m);
   st.manifest_digest = detail::sha256_of(manifest_text);
@@ -440,10 +447,19 @@ result<image_record> image_store::import_locked(import_state& st, const fs::path
   if (!st.config.os.empty() && st.config.os != "linux")
     return error(errc::unsupported, "image os \"" + st.config.os + "\" is not linux");
 
+  return commit_locked(st, {});
+}
+
+result<image_record> image_store::commit_locked(import_state& st, const fs::path& prepared_rootfs) {
   image_record probe;
   probe.id = st.config_digest;
   fs::path dest = rootfs_path(probe);
-  if (!fs::exists(dest)) {
+  if (!prepared_rootfs.empty() && fs::exists(dest)) {
+    (void)detail::remove_tree(prepared_rootfs);
+  } else if (!prepared_rootfs.empty()) {
+    if (::rename(prepared_rootfs.c_str(), dest.c_str()) != 0)
+      return error::from_errno("rename " + dest.string());
+  } else if (!fs::exists(dest)) {
     fs::path rfs = st.work / "rootfs";
     if (::mkdir(rfs.c_str(), 0755) != 0) return error::from_errno("mkdir " + rfs.string());
     unpack_options o;
@@ -487,6 +503,7 @@ result<image_record> image_store::import_locked(import_state& st, const fs::path
   add_unique(rec.blobs, st.manifest_digest);
   add_unique(rec.blobs, st.config_digest);
   for (const auto& l : st.layer_digests) add_unique(rec.blobs, l);
+  rec.last_used = unix_ms();
   image_record out = rec;
   if (auto e = save_index(*idx)) return e;
   return out;
@@ -523,6 +540,75 @@ result<image_record> image_store::import(const fs::path& source,
   log::get()->info("image imported id={} names={} source={}", rec->id, rec->names.size(),
                    source.string());
   return rec;
+}
+
+result<image_record> image_store::add_pulled(pulled_image img) {
+  auto config = detail::parse_config(img.config);
+  if (!config) return config.err();
+  if (config->diff_ids.size() != img.layers.size())
+    return error(errc::invalid, "config lists " + std::to_string(config->diff_ids.size()) +
+                                    " diff_ids for " + std::to_string(img.layers.size()) +
+                                    " layers");
+  if (!config->os.empty() && config->os != "linux")
+    return error(errc::unsupported, "image os \"" + config->os + "\" is not linux");
+  for (auto& n : img.names) {
+    auto norm = normalize_reference(n);
+    if (!norm) return norm.err();
+    n = *norm;
+  }
+  std::lock_guard<std::mutex> guard(mutate_mu_);
+  auto lock = store_lock::acquire(root_ / "index.lock");
+  if (!lock) return lock.err();
+  auto work = detail::make_temp_dir(root_ / "tmp", "pull-");
+  if (!work) return work.err();
+  import_state st;
+  st.work = *work;
+  st.names = img.names;
+  auto commit = [&]() -> result<image_record> {
+    for (const auto& [digest, file] : img.layers) {
+      if (!is_sha256_digest(digest)) return error(errc::invalid, "malformed layer digest " + digest);
+      fs::path dst = blob_path(digest);
+      // Same inode, no copy: the caller verified the file against `digest`.
+      if (::link(file.c_str(), dst.c_str()) != 0 && errno != EEXIST)
+        return error::from_errno("link " + dst.string());
+      struct stat lst;
+      if (::stat(dst.c_str(), &lst) != 0) return error::from_errno("stat " + dst.string());
+      st.layer_digests.push_back(digest);
+      st.size += static_cast<std::uint64_t>(lst.st_size);
+    }
+    if (auto err = ingest_bytes(st, img.manifest_digest, img.manifest)) return err;
+    if (auto err = ingest_bytes(st, img.config_digest, img.config)) return err;
+    st.manifest_digest = img.manifest_digest;
+    st.config_digest = img.config_digest;
+    st.size += img.config.size();
+    st.config = std::move(*config);
+    return commit_locked(st, img.rootfs);
+  };
+  auto rec = commit();
+  (void)detail::remove_tree(st.work);
+  if (!rec) {
+    if (auto idx = load_index()) (void)collect_garbage(*idx);
+    log::get()->warn("image add failed manifest={} error={}", img.manifest_digest,
+                     rec.err().message);
+    return rec;
+  }
+  log::get()->info("image added id={} names={} manifest={}", rec->id, rec->names.size(),
+                   rec->manifest_digest);
+  return rec;
+}
+
+result<void> image_store::touch(const std::string& ref) {
+  std::lock_guard<std::mutex> guard(mutate_mu_);
+  auto lock = store_lock::acquire(root_ / "index.lock");
+  if (!lock) return lock.err();
+  auto idx = load_index();
+  if (!idx) return idx.err();
+  auto r = resolve(*idx, ref);
+  if (!r) return r.err();
+  auto now = unix_ms();
+  image_record& rec = idx->at(r->id);
+  rec.last_used = now;
+  return save_index(*idx);
 }
 
 result<image_record> image_store::find(const std::string& ref) const {

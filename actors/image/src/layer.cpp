@@ -169,9 +169,23 @@ result<unique_fd> unpacker::open_dir(const std::vector<std::string>& comps, std:
       int err = errno;
       struct stat st;
       if ((err == ELOOP || err == ENOTDIR) && ::fstatat(fd.get(), c, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-        if (S_ISLNK(st.st_mode))
+        if (S_ISLNK(st.st_mode)) {
+          // Layers legitimately write through symlinks that earlier layers
+          // made (bin -> usr/bin). Resolve the prefix the way the container
+          // will, with the layer root as `/`: the kernel clamps `..` and
+          // absolute targets at the root, so the result is inside it.
+          auto via = detail::open_in_root(rootfd_, join(comps, i + 1), O_RDONLY | O_DIRECTORY);
+          if (via) {
+            fd = std::move(*via);
+            continue;
+          }
+          if (via.err().code == errc::not_found)
+            return invalid_entry(entry, "would be written through the dangling symlink \"" +
+                                            join(comps, i + 1) + "\"");
           return invalid_entry(entry, "would be written through the symlink \"" +
-                                          join(comps, i + 1) + "\"");
+                                          join(comps, i + 1) + "\", which does not lead to a "
+                                          "directory inside the layer root");
+        }
         return invalid_entry(entry, "parent \"" + join(comps, i + 1) + "\" is not a directory");
       }
       error ex = error::from_errno("open " + join(comps, i + 1), err);

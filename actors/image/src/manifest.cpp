@@ -50,6 +50,7 @@ descriptor parse_descriptor(const json& j) {
   if (auto p = j.find("platform"); p != j.end() && p->is_object()) {
     d.os = str_or(*p, "os");
     d.architecture = str_or(*p, "architecture");
+    d.variant = str_or(*p, "variant");
   }
   return d;
 }
@@ -57,7 +58,10 @@ descriptor parse_descriptor(const json& j) {
 json render_descriptor(const descriptor& d) {
   json j = {{"mediaType", d.media_type}, {"digest", d.digest}, {"size", d.size}};
   if (!d.annotations.empty()) j["annotations"] = d.annotations;
-  if (!d.os.empty()) j["platform"] = {{"os", d.os}, {"architecture", d.architecture}};
+  if (!d.os.empty()) {
+    j["platform"] = {{"os", d.os}, {"architecture", d.architecture}};
+    if (!d.variant.empty()) j["platform"]["variant"] = d.variant;
+  }
   return j;
 }
 
@@ -249,7 +253,8 @@ std::string render_store_index(const std::map<std::string, image_record>& images
                    {"os", r.os},
                    {"architecture", r.architecture},
                    {"config", config_to_json(r.config)},
-                   {"blobs", r.blobs}});
+                   {"blobs", r.blobs},
+                   {"lastUsed", r.last_used}});
   return json({{"schemaVersion", 1}, {"images", arr}}).dump(2) + "\n";
 }
 
@@ -270,6 +275,8 @@ result<std::map<std::string, image_record>> parse_store_index(const std::string&
       r.architecture = str_or(e, "architecture", "amd64");
       if (auto c = e.find("config"); c != e.end() && c->is_object()) r.config = config_from_json(*c);
       r.blobs = strings_or_empty(e, "blobs");
+      if (auto lu = e.find("lastUsed"); lu != e.end() && lu->is_number_integer())
+        r.last_used = lu->get<std::int64_t>();
       for (const auto& b : r.blobs)
         if (!is_sha256_digest(b)) throw std::runtime_error("malformed blob digest");
       out[r.id] = std::move(r);

@@ -37,7 +37,7 @@ struct descriptor {
   std::string digest; ///< validated `sha256:<hex>`
   std::uint64_t size = 0;
   std::map<std::string, std::string> annotations;
-  std::string os, architecture; ///< from `platform`, in indexes
+  std::string os, architecture, variant; ///< from `platform`, in indexes
 };
 
 /// An image index (OCI) or manifest list (Docker).

@@ -162,6 +162,30 @@ BOOST_AUTO_TEST_CASE(rejects_writing_through_symlink_from_lower_layer) {
   check_outside_untouched();
 }
 
+BOOST_AUTO_TEST_CASE(writes_through_symlinks_resolve_inside_the_root) {
+  // usrmerge-style links from a lower layer, relative and absolute, and a
+  // link loop back to the root: all resolve as the container would see them.
+  BOOST_REQUIRE(apply({T{"usr/bin/", T::dir}, T{"etc/", T::dir},
+                       T{"bin", T::symlink, "", "usr/bin"}, T{"cfg", T::symlink, "", "/etc"},
+                       T{"d/up", T::symlink, "", ".."}})
+                    .ok());
+  auto r = apply({T{"bin/tool", T::file, "tool"}, T{"cfg/app.conf", T::file, "conf"},
+                  T{"d/up/d/up/top", T::file, "top"}, T{"bin/sub/deep", T::file, "deep"},
+                  T{"cfg/.wh.gone", T::file}});
+  BOOST_REQUIRE_MESSAGE(r.ok(), why(r));
+  BOOST_TEST(read_file(root / "usr/bin/tool") == "tool");
+  BOOST_TEST(read_file(root / "usr/bin/sub/deep") == "deep");
+  BOOST_TEST(read_file(root / "etc/app.conf") == "conf");
+  BOOST_TEST(read_file(root / "top") == "top");
+  BOOST_TEST(fs::is_symlink(root / "bin"));
+  // A link to a file is not a directory to write into.
+  BOOST_REQUIRE(apply({T{"file", T::file, "x"}, T{"flink", T::symlink, "", "/file"}}).ok());
+  auto bad = apply({T{"flink/x", T::file, "x"}});
+  BOOST_REQUIRE(!bad.ok());
+  BOOST_TEST(bad.err().code == errc::invalid);
+  check_outside_untouched();
+}
+
 BOOST_AUTO_TEST_CASE(replacing_a_symlink_does_not_follow_it) {
   BOOST_REQUIRE(apply({T{"link", T::symlink, "", (outside / "target").string()}}).ok());
   BOOST_REQUIRE(apply({T{"link", T::file, "mine"}}).ok());

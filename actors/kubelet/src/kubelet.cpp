@@ -7,13 +7,16 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <thread>
+#include <utility>
 
 #include <caf/all.hpp>
 
 #include "deckhand/common/log.hpp"
 #include "deckhand/host/caf_glue.hpp"
+#include "deckhand/kubelet/image_pull.hpp"
 #include "deckhand/kubelet/pod_status.hpp"
 #include "deckhand/messages/codec.hpp"
 #include "deckhand/messages/feed.hpp"
@@ -112,6 +115,35 @@ caf::behavior status_manager(caf::stateful_actor<status_state>* self, ctx_ptr ct
 
 enum class worker_phase { syncing, terminating, terminated };
 
+/// The kubelet's retry back-off (Kubernetes' flowcontrol.Backoff without
+/// expiry): `initial` after the first failure, doubling up to `max`. The pod
+/// worker keeps one for run_pod and one per image it failed to pull.
+class retry_backoff {
+ public:
+  retry_backoff(std::chrono::milliseconds initial, std::chrono::milliseconds max)
+    : initial_(initial), max_(max) {}
+
+  /// A failure: the delay before the next attempt.
+  std::chrono::milliseconds next() {
+    current_ = current_.count() == 0 ? initial_ : std::min(current_ * 2, max_);
+    return current_;
+  }
+
+  /// A success: the next failure starts over at `initial`.
+  void reset() { current_ = std::chrono::milliseconds(0); }
+
+ private:
+  std::chrono::milliseconds initial_, max_;
+  std::chrono::milliseconds current_{0};
+};
+
+/// One image of a pod whose pull failed: no new pull before `retry_at`.
+struct image_pull_state {
+  retry_backoff backoff;
+  clock_type::time_point failed_at{};
+  clock_type::time_point retry_at{};
+};
+
 struct worker_state {
   ctx_ptr ctx;
   caf::actor parent;
@@ -130,8 +162,18 @@ struct worker_state {
   bool stopped = false, removed = false, finalized = false;
   wire::pod_status last_status;
   clock_type::time_point next_attempt{};
-  std::chrono::milliseconds backoff{0};
+  /// Set from the config when the worker starts.
+  retry_backoff run_backoff{std::chrono::milliseconds(0), std::chrono::milliseconds(0)};
   uint64_t timer_gen = 0;
+  /// Images whose last pull failed, by image as the spec names it.
+  std::map<std::string, image_pull_state> failed_pulls;
+  /// Images made present since the last run_pod attempt.
+  std::set<std::string> images_ready;
+  /// The image whose pull is in flight; empty if none. Not `busy`: a pull
+  /// may take minutes and must not delay a deletion.
+  std::string pulling;
+  /// Waiting states of containers held up by their image, by container name.
+  std::map<std::string, wire::container_state_waiting> waiting;
   static inline const char* name = "pod_worker";
 };
 
@@ -145,6 +187,7 @@ void publish_status(worker_actor* self) {
   obs.sandbox = st.have_sandbox ? &st.sandbox : nullptr;
   obs.runtime_error_reason = st.err_reason;
   obs.runtime_error_message = st.err_message;
+  obs.waiting = st.waiting;
   obs.terminating = st.phase != worker_phase::syncing;
   obs.host_ip = st.ctx->cfg.host_ip;
   obs.now = now_rfc3339();
@@ -160,9 +203,84 @@ void publish_status(worker_actor* self) {
 
 void step(worker_actor* self);
 
+/// run_pod said an image is missing (`image "X" is not present ...`): the
+/// containers running the images it names wait with ErrImageNeverPull
+/// (policy Never) or ErrImagePull (the image vanished after its pull).
+/// Returns false when the message names none of the pod's images.
+bool attribute_missing_images(worker_state& st, const std::string& message) {
+  bool any = false;
+  for (const auto& c : st.desired.spec.containers) {
+    if (message.find("\"" + c.image + "\"") == std::string::npos)
+      continue;
+    any = true;
+    if (pull_policy(c) == "Never")
+      st.waiting[c.name] = {reason_err_image_never_pull, never_pull_message(c.image)};
+    else
+      st.waiting[c.name] = {reason_err_image_pull, message};
+  }
+  return any;
+}
+
 void arm_timer(worker_actor* self, std::chrono::milliseconds d) {
   auto gen = ++self->state.timer_gen;
   self->delayed_send(self, d, tick_atom::value, gen);
+}
+
+/// Sets the waiting state of every container that runs `image`.
+void set_waiting(worker_state& st, const std::string& image, const std::string& reason,
+                 const std::string& message) {
+  for (const auto& c : st.desired.spec.containers)
+    if (c.image == image)
+      st.waiting[c.name] = wire::container_state_waiting{reason, message};
+}
+
+void clear_waiting(worker_state& st, const std::string& image) {
+  for (const auto& c : st.desired.spec.containers)
+    if (c.image == image)
+      st.waiting.erase(c.name);
+}
+
+/// Kubernetes' EnsureImageExists, for every container before the pod starts:
+/// Always pulls, IfNotPresent pulls unless present, Never does not pull (a
+/// missing image then fails run_pod). An image whose last pull failed is not
+/// pulled again before its back-off ends. Returns true while the pod must
+/// wait: a pull is in flight, or an image is in back-off.
+bool ensure_images(worker_actor* self, clock_type::time_point now) {
+  auto& st = self->state;
+  const auto& cfg = st.ctx->cfg;
+  std::optional<clock_type::time_point> wake;
+  for (const auto& c : st.desired.spec.containers) {
+    auto policy = pull_policy(c);
+    if (policy == "Never" || st.images_ready.count(c.image))
+      continue;
+    auto failed = st.failed_pulls.find(c.image);
+    if (failed != st.failed_pulls.end() && now < failed->second.retry_at) {
+      // ErrImagePull stays for at least one sync period, so that users (and
+      // status watchers) see why before the back-off message replaces it.
+      if (now >= failed->second.failed_at + cfg.relist_period)
+        set_waiting(st, c.image, reason_image_pull_backoff, pull_backoff_message(c.image));
+      if (!wake || failed->second.retry_at < *wake)
+        wake = failed->second.retry_at;
+      continue;
+    }
+    wire::image_pull_request req;
+    req.image = c.image;
+    req.if_not_present = policy != "Always";
+    for (const auto& s : st.desired.spec.image_pull_secrets)
+      req.secrets.push_back(s.name);
+    st.pulling = c.image;
+    log::get()->info("msg=\"pulling image\" {} image={} policy={}", pod_ref(st.desired),
+                     c.image, policy);
+    publish_status(self);
+    call(*st.ctx, st.ctx->sockets.runtime, req, cfg.image_pull_deadline,
+         caf::actor_cast<caf::actor>(self), 0, "pull");
+    return true;
+  }
+  if (!wake)
+    return false;
+  publish_status(self);
+  arm_timer(self, std::chrono::duration_cast<std::chrono::milliseconds>(*wake - now));
+  return true;
 }
 
 void step(worker_actor* self) {
@@ -222,12 +340,16 @@ void step(worker_actor* self) {
   if (!st.have_desired || !st.sandbox_known)
     return;
   if (!st.have_sandbox) {
+    if (!st.pulling.empty())
+      return;  // its reply steps again
     auto now = self->clock().now();  // virtual under CAF's test coordinator
     if (now < st.next_attempt) {
       arm_timer(self, std::chrono::duration_cast<std::chrono::milliseconds>(
                         st.next_attempt - now));
       return;
     }
+    if (ensure_images(self, now))
+      return;
     st.busy = true;
     log::get()->info("msg=\"starting pod\" {}", pod_ref(st.desired));
     call(ctx, st.ctx->sockets.runtime, wire::run_pod_request{st.desired},
@@ -237,6 +359,41 @@ void step(worker_actor* self) {
   publish_status(self);
 }
 
+/// A pull finished: on success the pod may start; on failure the image's
+/// containers show ErrImagePull until the worker next syncs (relist), and
+/// ImagePullBackOff from then until the back-off ends.
+void on_pull_reply(worker_actor* self, const rpc_reply& r) {
+  auto& s = self->state;
+  auto image = std::exchange(s.pulling, std::string{});
+  if (s.phase != worker_phase::syncing || s.have_sandbox) {
+    step(self);
+    return;
+  }
+  auto rep = r.as<wire::image_pull_reply>();
+  if (rep) {
+    log::get()->info("msg=\"image ready\" {} image={} id={} pulled={}", pod_ref(s.desired),
+                     image, rep->image.id, rep->pulled);
+    s.failed_pulls.erase(image);
+    s.images_ready.insert(image);
+    clear_waiting(s, image);
+    step(self);
+    return;
+  }
+  const auto& cfg = s.ctx->cfg;
+  auto& ip = s.failed_pulls
+               .try_emplace(image, image_pull_state{retry_backoff{cfg.image_pull_backoff_initial,
+                                                                  cfg.image_pull_backoff_max}})
+               .first->second;
+  auto delay = ip.backoff.next();
+  ip.failed_at = self->clock().now();
+  ip.retry_at = ip.failed_at + delay;
+  set_waiting(s, image, reason_err_image_pull, rep.err().message);
+  log::get()->warn("msg=\"image pull failed\" {} image={} backoff_ms={} error=\"{}\"",
+                   pod_ref(s.desired), image, delay.count(), rep.err().message);
+  publish_status(self);
+  arm_timer(self, delay);
+}
+
 caf::behavior pod_worker(worker_actor* self, ctx_ptr ctx, caf::actor parent,
                          caf::actor status_mgr, std::string uid) {
   auto& st = self->state;
@@ -244,6 +401,7 @@ caf::behavior pod_worker(worker_actor* self, ctx_ptr ctx, caf::actor parent,
   st.parent = parent;
   st.status_mgr = status_mgr;
   st.uid = uid;
+  st.run_backoff = retry_backoff{ctx->cfg.retry_initial, ctx->cfg.retry_max};
   return {
     [=](sync_atom, const wire::pod& p) {
       auto& s = self->state;
@@ -290,25 +448,34 @@ caf::behavior pod_worker(worker_actor* self, ctx_ptr ctx, caf::actor parent,
     },
     [=](const rpc_reply& r) {
       auto& s = self->state;
+      if (r.what == "pull") {
+        on_pull_reply(self, r);
+        return;
+      }
       s.busy = false;
       if (r.what == "run") {
         auto rep = r.as<wire::run_pod_reply>();
+        // Always means a pull before every start attempt.
+        s.images_ready.clear();
         if (rep) {
           s.have_sandbox = true;
           s.sandbox = rep->sandbox;
           s.err_reason.clear();
           s.err_message.clear();
-          s.backoff = std::chrono::milliseconds(0);
+          s.waiting.clear();
+          s.run_backoff.reset();
         } else {
           const auto& e = rep.err();
-          s.err_reason = e.code == errc::not_found ? "ErrImagePull" : "CreateContainerError";
-          s.err_message = e.message;
-          auto& cfg = s.ctx->cfg;
-          s.backoff = s.backoff.count() == 0 ? cfg.retry_initial
-                                             : std::min(s.backoff * 2, cfg.retry_max);
-          s.next_attempt = self->clock().now() + s.backoff;
-          log::get()->warn("msg=\"pod start failed\" uid={} reason={} error=\"{}\"", s.uid,
-                           s.err_reason, e.message);
+          s.err_reason.clear();
+          s.err_message.clear();
+          if (e.code != errc::not_found || !attribute_missing_images(s, e.message)) {
+            s.err_reason = e.code == errc::not_found ? reason_err_image_pull
+                                                     : "CreateContainerError";
+            s.err_message = e.message;
+          }
+          s.next_attempt = self->clock().now() + s.run_backoff.next();
+          log::get()->warn("msg=\"pod start failed\" {} code={} error=\"{}\"",
+                           pod_ref(s.desired), to_string(e.code), e.message);
           publish_status(self);
         }
       } else if (r.what == "stop") {

@@ -74,6 +74,8 @@ wire::pod_status compute_status(const wire::pod& pod, const observed_pod& obs,
     auto it = records.find(c.name);
     if (it != records.end()) {
       cs = it->second->status;
+    } else if (auto w = obs.waiting.find(c.name); w != obs.waiting.end()) {
+      cs.state.waiting = w->second;
     } else {
       cs.state.waiting.reason = obs.runtime_error_reason.empty()
                                   ? "ContainerCreating"

@@ -1,6 +1,7 @@
 #define BOOST_TEST_MODULE deckhand_kubelet
 #include <boost/test/unit_test.hpp>
 
+#include "deckhand/kubelet/image_pull.hpp"
 #include "deckhand/kubelet/pod_status.hpp"
 
 using namespace deckhand;
@@ -147,6 +148,48 @@ BOOST_AUTO_TEST_CASE(qos_classes) {
   s.containers[0].resources.limits = {{"cpu", "100m"}, {"memory", "64Mi"}};
   s.containers[0].resources.requests = {{"cpu", "100m"}, {"memory", "64Mi"}};
   BOOST_TEST(qos_class(s) == "Guaranteed");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// imagePullPolicy defaults and the waiting states image pulls produce.
+BOOST_AUTO_TEST_SUITE(image_pull_suite)
+
+// Kubernetes defaults imagePullPolicy from the tag: Always for :latest or no
+// tag, IfNotPresent otherwise (digests included); a registry port is no tag.
+BOOST_AUTO_TEST_CASE(default_policy_follows_the_tag) {
+  BOOST_TEST(default_pull_policy("busybox") == "Always");
+  BOOST_TEST(default_pull_policy("busybox:latest") == "Always");
+  BOOST_TEST(default_pull_policy("127.0.0.1:5000/busybox") == "Always");
+  BOOST_TEST(default_pull_policy("127.0.0.1:5000/busybox:1.36") == "IfNotPresent");
+  BOOST_TEST(default_pull_policy("busybox@sha256:" + std::string(64, 'a')) == "IfNotPresent");
+  wire::container c;
+  c.image = "busybox:1.36";
+  BOOST_TEST(pull_policy(c) == "IfNotPresent");
+  c.image_pull_policy = "Never";
+  BOOST_TEST(pull_policy(c) == "Never");
+}
+
+// The messages users grep for, exactly as the Go kubelet writes them.
+BOOST_AUTO_TEST_CASE(messages_match_kubernetes) {
+  BOOST_TEST(never_pull_message("x:1")
+             == "Container image \"x:1\" is not present with pull policy of Never");
+  BOOST_TEST(pull_backoff_message("x:1") == "Back-off pulling image \"x:1\"");
+}
+
+// A container held up by its image shows its own waiting state; the others
+// show ContainerCreating, and the pod stays Pending.
+BOOST_AUTO_TEST_CASE(per_container_waiting_overrides) {
+  auto p = make_pod("Always", 2);
+  observed_pod obs;
+  obs.now = "2026-11-27T20:00:00Z";
+  obs.waiting["c1"] = wire::container_state_waiting{"ImagePullBackOff", "Back-off pulling image \"img\""};
+  auto st = compute_status(p, obs, {});
+  BOOST_TEST(st.phase == "Pending");
+  BOOST_REQUIRE(st.container_statuses.size() == 2u);
+  BOOST_TEST(st.container_statuses[0].state.waiting.reason == "ContainerCreating");
+  BOOST_TEST(st.container_statuses[1].state.waiting.reason == "ImagePullBackOff");
+  BOOST_TEST(st.container_statuses[1].state.waiting.message == "Back-off pulling image \"img\"");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

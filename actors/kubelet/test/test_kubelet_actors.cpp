@@ -18,6 +18,7 @@
 
 #include <stdlib.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -57,6 +58,11 @@ struct hub {
   std::vector<std::string> log;
   /// Feed messages published (not probes) since the current kubelet started.
   uint64_t feed_expected = 0;
+  /// Requests a fake holds on purpose (a slow pull): settle() does not wait
+  /// for their replies.
+  size_t held = 0;
+  /// Deadlines the kubelet gave its image_pull_requests.
+  std::vector<std::chrono::milliseconds> pull_deadlines;
 };
 
 wire::pod make_pod(const std::string& name, const std::string& uid,
@@ -245,6 +251,35 @@ class fake_runtime {
   std::map<std::string, errc> fail_run;                    // uid -> error for run_pod
   std::map<std::string, int> runs;                         // uid -> run_pod requests
   int stops = 0, removes = 0, lists = 0;
+  /// Images in the store; run_pod fails like the real runtime without them.
+  std::set<std::string> present;
+  std::map<std::string, errc> fail_pull;  // image -> error for image_pull
+  std::set<std::string> hold_pull;        // images whose pull is not answered yet
+  std::vector<wire::image_pull_request> pulls;
+  std::vector<transport::inbound_request> held_requests;
+
+  int pulls_of(const std::string& image) {
+    std::lock_guard lk(hub_.mu);
+    return static_cast<int>(std::count_if(pulls.begin(), pulls.end(),
+                                          [&](const auto& p) { return p.image == image; }));
+  }
+
+  /// Answers the held pulls of `image` (successfully).
+  void release_pull(const std::string& image) {
+    std::lock_guard lk(hub_.mu);
+    hold_pull.erase(image);
+    for (auto it = held_requests.begin(); it != held_requests.end();) {
+      auto r = wire::decode_body<wire::image_pull_request>(it->env.body);
+      if (r && r->image == image) {
+        answer_pull(*it, *r);
+        --hub_.held;
+        it = held_requests.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    hub_.cv.notify_all();
+  }
 
   int runs_of(const std::string& uid) {
     std::lock_guard lk(hub_.mu);
@@ -300,9 +335,38 @@ class fake_runtime {
           bus_->reply_error(req, error{f->second, "fake: image \"busybox:latest\" not found"});
           break;
         }
+        std::string missing;
+        for (const auto& c : r->pod_.spec.containers)
+          if (!present.count(c.image) && missing.empty())
+            missing = c.image;
+        if (!missing.empty()) {
+          bus_->reply_error(req, error{errc::not_found,
+                                       "image \"" + missing + "\" is not present on the node"});
+          break;
+        }
         if (!sandboxes.count(uid))
           sandboxes[uid] = running_sandbox(r->pod_);
         bus_->reply(req, wire::make_envelope(wire::run_pod_reply{sandboxes[uid]}));
+        break;
+      }
+      case wire::image_pull_request::type_id: {
+        auto r = wire::decode_body<wire::image_pull_request>(env.body);
+        if (!r) {
+          bus_->reply_error(req, r.err());
+          break;
+        }
+        pulls.push_back(*r);
+        hub_.log.push_back("runtime:image_pull " + r->image);
+        if (hold_pull.count(r->image)) {
+          held_requests.push_back(std::move(req));
+          ++hub_.held;
+          break;
+        }
+        if (auto f = fail_pull.find(r->image); f != fail_pull.end()) {
+          bus_->reply_error(req, error{f->second, "fake: " + r->image + ": manifest unknown"});
+          break;
+        }
+        answer_pull(req, *r);
         break;
       }
       case wire::stop_pod_request::type_id: {
@@ -345,6 +409,16 @@ class fake_runtime {
         bus_->reply_error(req, error{errc::unsupported, "fake: unexpected request"});
     }
     hub_.cv.notify_all();
+  }
+
+  // Called with hub.mu held.
+  void answer_pull(const transport::inbound_request& req, const wire::image_pull_request& r) {
+    wire::image_pull_reply rep;
+    rep.image.id = "sha256:" + std::string(64, 'e');
+    rep.image.names = {r.image};
+    rep.pulled = !(r.if_not_present && present.count(r.image));
+    present.insert(r.image);
+    bus_->reply(req, wire::make_envelope(rep));
   }
 
   hub& hub_;
@@ -414,6 +488,8 @@ class kubelet_harness {
         std::lock_guard lk(hub_.mu);
         seq = next_seq_++;
         waiting_.insert(seq);
+        if (env.hdr.type == wire::image_pull_request::type_id)
+          hub_.pull_deadlines.push_back(deadline);
       }
       bus_->request(dealer, std::move(env), deadline,
                     [this, seq, on_reply = std::move(on_reply)](result<wire::envelope> res) {
@@ -494,7 +570,8 @@ class kubelet_harness {
       {
         std::unique_lock lk(hub_.mu);
         bool ok = hub_.cv.wait_until(lk, deadline, [&] {
-          return waiting_.empty() && feed_in_.size() + feed_delivered_ >= hub_.feed_expected;
+          return waiting_.size() <= hub_.held
+                 && feed_in_.size() + feed_delivered_ >= hub_.feed_expected;
         });
         // Many rounds means the actors never go idle (a request loop).
         BOOST_REQUIRE_MESSAGE(ok && std::chrono::steady_clock::now() < deadline,
@@ -865,6 +942,180 @@ BOOST_FIXTURE_TEST_CASE(shutdown_ends_every_actor, world) {
   BOOST_REQUIRE(rt->runs_of("u2") == 1);
   BOOST_REQUIRE(rt->runs_of("u3") == 1);
   stop_kubelet();  // the harness reports actors left alive
+}
+
+// -- image pulls -------------------------------------------------------------------
+
+wire::pod image_pod(const std::string& name, const std::string& uid, const std::string& image,
+                    const std::string& policy = {}) {
+  auto p = make_pod(name, uid);
+  p.spec.containers.at(0).image = image;
+  p.spec.containers.at(0).image_pull_policy = policy;
+  return p;
+}
+
+const wire::container_state_waiting& waiting_of(const std::vector<wire::pod_status_update>& u) {
+  BOOST_REQUIRE(!u.empty());
+  return first_container(u.back()).state.waiting;
+}
+
+// Kubernetes: imagePullPolicy Always (the default for :latest) pulls before
+// the pod starts, every time, passing the pod's imagePullSecrets; the pull
+// request may take long (its own deadline), and the pod then runs.
+BOOST_FIXTURE_TEST_CASE(always_pulls_before_the_pod_starts, world) {
+  auto p = image_pod("web", "u1", "busybox:latest");
+  p.spec.image_pull_secrets = {wire::local_object_reference{"regcred"},
+                               wire::local_object_reference{"other"}};
+  store(p);
+  start_kubelet();
+  std::vector<std::string> want = {"runtime:image_pull busybox:latest", "runtime:run_pod:u1"};
+  auto order = locked([&] {
+    std::vector<std::string> out;
+    for (const auto& e : h.log)
+      if (e.find("image_pull") != std::string::npos || e.find("run_pod") != std::string::npos)
+        out.push_back(e);
+    return out;
+  });
+  BOOST_TEST(order == want, boost::test_tools::per_element());
+  auto pulls = locked([&] { return rt->pulls; });
+  BOOST_REQUIRE(pulls.size() == 1u);
+  BOOST_TEST(!pulls[0].if_not_present);
+  std::vector<std::string> secrets = {"regcred", "other"};
+  BOOST_TEST(pulls[0].secrets == secrets, boost::test_tools::per_element());
+  BOOST_TEST(locked([&] { return h.pull_deadlines.at(0); }) >= std::chrono::minutes(30));
+  BOOST_TEST(api->updates_for("u1").back().status.phase == "Running");
+}
+
+// Kubernetes: IfNotPresent (the default for other tags) only makes sure the
+// image is there; the runtime contacts no registry when it is.
+BOOST_FIXTURE_TEST_CASE(if_not_present_pulls_only_when_absent, world) {
+  locked([&] { return rt->present.insert("busybox:1.36").second; });
+  store(image_pod("web", "u1", "busybox:1.36"));
+  start_kubelet();
+  auto pulls = locked([&] { return rt->pulls; });
+  BOOST_REQUIRE(pulls.size() == 1u);
+  BOOST_TEST(pulls[0].if_not_present);
+  BOOST_TEST(rt->runs_of("u1") == 1);
+  BOOST_TEST(api->updates_for("u1").back().status.phase == "Running");
+}
+
+// Kubernetes: Never never pulls; a missing image shows ErrImageNeverPull with
+// the kubelet's message and the pod stays Pending until the image appears.
+BOOST_FIXTURE_TEST_CASE(never_does_not_pull_and_reports_err_image_never_pull, world) {
+  store(image_pod("web", "u1", "local/app:v1", "Never"));
+  auto& k = start_kubelet();
+  BOOST_TEST(rt->pulls_of("local/app:v1") == 0);
+  BOOST_TEST(rt->runs_of("u1") == 1);
+  auto updates = api->updates_for("u1");
+  BOOST_TEST(updates.back().status.phase == "Pending");
+  BOOST_TEST(waiting_of(updates).reason == "ErrImageNeverPull");
+  BOOST_TEST(waiting_of(updates).message
+             == "Container image \"local/app:v1\" is not present with pull policy of Never");
+  // The image is imported by hand: the next attempt runs the pod, still
+  // without a pull.
+  locked([&] { return rt->present.insert("local/app:v1").second; });
+  k.advance(600ms);
+  BOOST_TEST(rt->runs_of("u1") == 2);
+  BOOST_TEST(api->updates_for("u1").back().status.phase == "Running");
+  BOOST_TEST(rt->pulls_of("local/app:v1") == 0);
+}
+
+// Kubernetes: a failed pull shows ErrImagePull (with the error); from the next
+// sync at least one relist period later on, ImagePullBackOff
+// `Back-off pulling image "X"` until the back-off
+// (10 s, then 20 s, ...) ends, when the kubelet pulls again. The pod stays
+// Pending and runs once a pull succeeds.
+BOOST_FIXTURE_TEST_CASE(err_image_pull_then_backoff_then_success, world) {
+  const std::string img = "registry.test/app:latest";
+  locked([&] { return rt->fail_pull[img] = errc::not_found; });
+  store(image_pod("web", "u1", img));
+  auto& k = start_kubelet();
+  BOOST_TEST(rt->pulls_of(img) == 1);
+  BOOST_TEST(rt->runs_of("u1") == 0);
+  auto updates = api->updates_for("u1");
+  BOOST_TEST(updates.back().status.phase == "Pending");
+  BOOST_TEST(waiting_of(updates).reason == "ErrImagePull");
+  BOOST_TEST(waiting_of(updates).message == "fake: " + img + ": manifest unknown");
+
+  k.advance(1s);  // a relist: the next sync
+  updates = api->updates_for("u1");
+  BOOST_TEST(updates.back().status.phase == "Pending");
+  BOOST_TEST(waiting_of(updates).reason == "ImagePullBackOff");
+  BOOST_TEST(waiting_of(updates).message == "Back-off pulling image \"" + img + "\"");
+
+  k.advance(8900ms);  // 9.9 s after the failure
+  BOOST_TEST(rt->pulls_of(img) == 1);
+  k.advance(200ms);
+  BOOST_TEST(rt->pulls_of(img) == 2);
+  BOOST_TEST(waiting_of(api->updates_for("u1")).reason == "ErrImagePull");
+  k.advance(1s);
+  BOOST_TEST(waiting_of(api->updates_for("u1")).reason == "ImagePullBackOff");
+  // Doubled: 20 s.
+  k.advance(18800ms);
+  BOOST_TEST(rt->pulls_of(img) == 2);
+  BOOST_TEST(waiting_of(api->updates_for("u1")).reason == "ImagePullBackOff");
+  locked([&] { return rt->fail_pull.erase(img); });
+  k.advance(200ms);
+  BOOST_TEST(rt->pulls_of(img) == 3);
+  BOOST_TEST(rt->runs_of("u1") == 1);
+  updates = api->updates_for("u1");
+  BOOST_TEST(updates.back().status.phase == "Running");
+  BOOST_TEST(first_container(updates.back()).state.is_running());
+  k.advance(5s);
+  BOOST_TEST(rt->pulls_of(img) == 3);
+}
+
+// The back-off doubles per failure and stops at its maximum (configurable;
+// Kubernetes: 10 s to 300 s).
+BOOST_FIXTURE_TEST_CASE(pull_backoff_doubles_up_to_its_cap, world) {
+  auto cfg = test_config(dir);
+  cfg.image_pull_backoff_initial = 1000ms;
+  cfg.image_pull_backoff_max = 4000ms;
+  const std::string img = "registry.test/app:latest";
+  locked([&] { return rt->fail_pull[img] = errc::unavailable; });
+  store(image_pod("web", "u1", img));
+  auto& k = start_kubelet(kubelet_harness::order::issue, cfg);
+  // Failures at 0 s, then pulls at 1 s, 3 s, 7 s, 11 s, 15 s.
+  std::vector<std::pair<std::chrono::milliseconds, int>> schedule = {
+    {900ms, 1}, {200ms, 2}, {1800ms, 2}, {200ms, 3}, {3800ms, 3}, {200ms, 4},
+    {3800ms, 4}, {200ms, 5}, {3800ms, 5}, {200ms, 6}};
+  for (auto [step, pulls] : schedule) {
+    k.advance(step);
+    BOOST_TEST(rt->pulls_of(img) == pulls);
+  }
+  BOOST_TEST(rt->runs_of("u1") == 0);
+}
+
+// Back-off is per image: another pod's image pulls at once, and a pull in
+// flight holds up neither other pods nor the deletion of its own pod.
+BOOST_FIXTURE_TEST_CASE(a_slow_pull_blocks_no_other_pod, world) {
+  locked([&] { return rt->hold_pull.insert("slow/app:latest").second; });
+  store(image_pod("slow", "u1", "slow/app:latest"));
+  store(image_pod("fast", "u2", "busybox:latest"));
+  auto& k = start_kubelet();
+  BOOST_TEST(rt->pulls_of("slow/app:latest") == 1);
+  BOOST_TEST(rt->runs_of("u2") == 1);
+  BOOST_TEST(api->updates_for("u2").back().status.phase == "Running");
+  BOOST_TEST(rt->runs_of("u1") == 0);
+  auto slow = api->updates_for("u1");
+  BOOST_TEST(slow.back().status.phase == "Pending");
+  BOOST_TEST(waiting_of(slow).reason == "ContainerCreating");
+  k.advance(3s);
+  BOOST_TEST(rt->pulls_of("slow/app:latest") == 1);  // one pull, still in flight
+
+  // The slow pod is deleted meanwhile: it terminates without waiting.
+  auto p = image_pod("slow", "u1", "slow/app:latest");
+  p.metadata.deletion_timestamp = "2026-01-01T00:05:00Z";
+  p.metadata.deletion_grace_period_seconds = 3;
+  api->publish("MODIFIED", p);
+  k.settle();
+  std::vector<std::string> want = {"runtime:stop_pod:u1:3", "runtime:remove_pod:u1",
+                                   "api:pod_finalize:u1"};
+  BOOST_TEST(log_matching("u1") == want, boost::test_tools::per_element());
+  // The pull completes later: nothing runs.
+  rt->release_pull("slow/app:latest");
+  k.advance(2s);
+  BOOST_TEST(rt->runs_of("u1") == 0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -4,6 +4,8 @@
 #include <linux/capability.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "deckhand/oci/process.hpp"
+#include "deckhand/oci/seccomp.hpp"
 
 namespace deckhand::oci {
 
@@ -53,9 +56,68 @@ bool contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
 
+bool in_bounding_set(const std::string& cap) {
+  const auto& all = all_capabilities();
+  auto it = std::find(all.begin(), all.end(), cap);
+  // all_capabilities() is in kernel number order: the index is the number.
+  return it != all.end()
+         && ::prctl(PR_CAPBSET_READ, static_cast<unsigned long>(it - all.begin()), 0, 0, 0) == 1;
+}
+
+/// Every capability of this process's bounding set: what "all" can mean here
+/// (runc fails to start a container asked for one outside it, as on VMs that
+/// withhold CAP_SYS_RESOURCE).
+std::vector<std::string> bounding_capabilities() {
+  std::vector<std::string> out;
+  for (const auto& c : all_capabilities())
+    if (in_bounding_set(c))
+      out.push_back(c);
+  return out;
+}
+
+/// The device nodes of the host's /dev, as runc's HostDevices finds them.
+json host_devices() {
+  json out = json::array();
+  std::error_code ec;
+  auto it = fs::recursive_directory_iterator("/dev", fs::directory_options::skip_permission_denied, ec);
+  for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    const auto& p = it->path();
+    auto name = p.filename().string();
+    std::error_code ec2;
+    if (it->is_symlink(ec2))
+      continue;
+    if (it->is_directory(ec2)) {
+      if (name == "pts" || name == "shm" || name == "fd" || name == "mqueue" || name == ".lxc"
+          || name == ".lxd-mounts" || name == ".udev")
+        it.disable_recursion_pending();
+      continue;
+    }
+    if (name == "console")
+      continue;
+    struct stat st {};
+    if (::lstat(p.c_str(), &st) != 0)
+      continue;
+    const char* type = S_ISCHR(st.st_mode) ? "c" : S_ISBLK(st.st_mode) ? "b" : nullptr;
+    if (!type)
+      continue;
+    out.push_back({{"path", p.string()},
+                   {"type", type},
+                   {"major", major(st.st_rdev)},
+                   {"minor", minor(st.st_rdev)},
+                   {"fileMode", st.st_mode & 07777},
+                   {"uid", st.st_uid},
+                   {"gid", st.st_gid}});
+  }
+  return out;
+}
+
+} // namespace
+
 /// Docker's TweakCapabilities: ALL in add wins over defaults; ALL in drop
 /// empties the base set before adds.
-result<std::vector<std::string>> effective_caps(const bundle_spec& spec) {
+result<std::vector<std::string>> effective_capabilities(const bundle_spec& spec) {
+  if (spec.privileged)
+    return bounding_capabilities();
   std::vector<std::string> add, drop;
   for (auto& c : spec.cap_add)
     add.push_back(normalize_cap(c));
@@ -65,10 +127,15 @@ result<std::vector<std::string>> effective_caps(const bundle_spec& spec) {
     for (auto& c : *list)
       if (c != "ALL" && !contains(all_capabilities(), c))
         return error{errc::invalid, "unknown capability: " + c};
+  for (auto& c : add)
+    if (c != "ALL" && !in_bounding_set(c))
+      return error{errc::unsupported, "capability " + c
+                                        + " is not in this host's bounding set; no "
+                                          "container here can have it"};
 
   std::vector<std::string> base;
   if (contains(add, "ALL"))
-    base = all_capabilities();
+    base = bounding_capabilities();
   else if (!contains(drop, "ALL"))
     base = default_capabilities();
   std::vector<std::string> caps;
@@ -80,6 +147,8 @@ result<std::vector<std::string>> effective_caps(const bundle_spec& spec) {
       caps.push_back(c);
   return caps;
 }
+
+namespace {
 
 std::uint64_t default_nofile_limit() {
   constexpr std::uint64_t wanted = 1048576;
@@ -131,9 +200,18 @@ result<std::string> render_config(const bundle_spec& spec) {
       return error{errc::invalid, "bundle: bind mount needs a source and an absolute "
                                   "destination: " + m.source.string() + " -> " +
                                       m.destination.string()};
-  auto caps = effective_caps(spec);
+  auto caps = effective_capabilities(spec);
   if (!caps)
     return caps.err();
+  json seccomp;
+  if (!spec.privileged && spec.seccomp == seccomp_mode::runtime_default) {
+    seccomp = json::parse(runtime_default_seccomp(*caps));
+  } else if (!spec.privileged && spec.seccomp == seccomp_mode::profile) {
+    auto text = seccomp_from_profile(spec.seccomp_profile, *caps);
+    if (!text)
+      return text.err();
+    seccomp = json::parse(*text);
+  }
 
   std::vector<std::string> env = spec.env;
   if (std::none_of(env.begin(), env.end(),
@@ -168,7 +246,14 @@ result<std::string> render_config(const bundle_spec& spec) {
       mount_entry("/dev/shm", "tmpfs", "shm",
                   {"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}),
       mount_entry("/dev/mqueue", "mqueue", "mqueue", {"nosuid", "noexec", "nodev"}),
-      mount_entry("/sys", "sysfs", "sysfs", {"nosuid", "noexec", "nodev", "ro"}),
+      mount_entry("/sys", "sysfs", "sysfs",
+                  spec.privileged ? std::vector<std::string>{"nosuid", "noexec", "nodev", "rw"}
+                                  : std::vector<std::string>{"nosuid", "noexec", "nodev", "ro"}),
+      // The container's own cgroup at /sys/fs/cgroup, as containerd's default
+      // spec gives it (read-only unless privileged): programs read their
+      // limits there.
+      mount_entry("/sys/fs/cgroup", "cgroup", "cgroup",
+                  {"nosuid", "noexec", "nodev", "relatime", spec.privileged ? "rw" : "ro"}),
   });
   for (auto& m : spec.mounts)
     mounts.push_back(mount_entry(m.destination.string(), "bind", m.source.string(),
@@ -183,10 +268,17 @@ result<std::string> render_config(const bundle_spec& spec) {
   if (!spec.host_network)
     namespaces.push_back(namespace_entry("network", spec.netns_path));
 
-  json resources{{"devices", json::array({{{"allow", false}, {"access", "rwm"}}})}};
+  // Privileged: every device node, and the device cgroup lets all through.
+  json resources{{"devices", json::array({{{"allow", spec.privileged}, {"access", "rwm"}}})}};
   const auto& r = spec.resources;
-  if (r.memory_limit_bytes)
-    resources["memory"] = {{"limit", *r.memory_limit_bytes}};
+  if (r.memory_limit_bytes || r.memory_swap_bytes) {
+    json mem = json::object();
+    if (r.memory_limit_bytes)
+      mem["limit"] = *r.memory_limit_bytes;
+    if (r.memory_swap_bytes)
+      mem["swap"] = *r.memory_swap_bytes;
+    resources["memory"] = std::move(mem);
+  }
   if (r.cpu_shares || r.cpu_quota_us || r.cpu_period_us) {
     json cpu = json::object();
     if (r.cpu_shares)
@@ -203,13 +295,19 @@ result<std::string> render_config(const bundle_spec& spec) {
   json linux_section{
       {"namespaces", std::move(namespaces)},
       {"resources", std::move(resources)},
-      {"maskedPaths",
-       {"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-        "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
-        "/proc/scsi"}},
-      {"readonlyPaths",
-       {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}},
   };
+  if (spec.privileged) {
+    linux_section["devices"] = host_devices();
+  } else {
+    linux_section["maskedPaths"] = {
+        "/proc/acpi",        "/proc/asound",     "/proc/kcore",       "/proc/keys",
+        "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+        "/sys/firmware",     "/proc/scsi"};
+    linux_section["readonlyPaths"] = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
+                                      "/proc/sysrq-trigger"};
+  }
+  if (!seccomp.is_null())
+    linux_section["seccomp"] = std::move(seccomp);
   if (spec.cgroups_path)
     linux_section["cgroupsPath"] = *spec.cgroups_path;
 

@@ -7,12 +7,13 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/statfs.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <system_error>
+#include <thread>
+#include <vector>
 
 #include "deckhand/oci/mount.hpp"
 #include "deckhand/oci/process.hpp"
@@ -25,29 +26,39 @@ namespace {
 
 constexpr long nsfs_magic = 0x6e736673;
 
-struct child_failure {
-  int stage;
-  int err;
+struct wanted_ns {
+  const fs::path* file;
+  int flag;
+  const char* proc_name;  ///< entry under /proc/thread-self/ns
 };
 
-enum stage : int { stage_unshare = 1, stage_socket, stage_lo_get, stage_lo_set, stage_mount };
-
-const char* stage_name(int s) {
-  switch (s) {
-    case stage_unshare: return "unshare(CLONE_NEWNET)";
-    case stage_socket: return "socket";
-    case stage_lo_get: return "SIOCGIFFLAGS lo";
-    case stage_lo_set: return "SIOCSIFFLAGS lo";
-    case stage_mount: return "bind mount";
+/// Runs in the throw-away thread, after unshare(): the thread is already in
+/// the new namespaces.
+error set_up_and_mount(const std::vector<wanted_ns>& todo, const std::string& hostname,
+                       std::vector<const fs::path*>& mounted) {
+  for (const auto& w : todo) {
+    if (w.flag == CLONE_NEWUTS && !hostname.empty()
+        && ::sethostname(hostname.data(), hostname.size()) != 0)
+      return error::from_errno("namespaces: sethostname " + hostname);
+    if (w.flag == CLONE_NEWNET) {
+      unique_fd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+      if (!sock)
+        return error::from_errno("namespaces: socket");
+      ifreq ifr{};
+      std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+      if (::ioctl(sock.get(), SIOCGIFFLAGS, &ifr) != 0)
+        return error::from_errno("namespaces: SIOCGIFFLAGS lo");
+      ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
+      if (::ioctl(sock.get(), SIOCSIFFLAGS, &ifr) != 0)
+        return error::from_errno("namespaces: SIOCSIFFLAGS lo");
+    }
+    // /proc/self is the thread group leader, which stayed where it was.
+    std::string source = std::string("/proc/thread-self/ns/") + w.proc_name;
+    if (::mount(source.c_str(), w.file->c_str(), nullptr, MS_BIND, nullptr) != 0)
+      return error::from_errno("namespaces: bind mount " + source + " on " + w.file->string());
+    mounted.push_back(w.file);
   }
-  return "child";
-}
-
-[[noreturn]] void fail(int fd, int s) {
-  child_failure f{s, errno};
-  while (::write(fd, &f, sizeof f) < 0 && errno == EINTR) {
-  }
-  ::_exit(1);
+  return {};
 }
 
 } // namespace
@@ -59,64 +70,67 @@ bool is_netns_mount(const fs::path& file) {
   return static_cast<long>(sfs.f_type) == nsfs_magic;
 }
 
-result<void> create_netns(const fs::path& file) {
-  if (is_netns_mount(file))
+result<void> create_namespaces(const namespace_files& files, const std::string& hostname) {
+  std::vector<wanted_ns> todo;
+  for (const auto& w : {wanted_ns{&files.net, CLONE_NEWNET, "net"},
+                        wanted_ns{&files.uts, CLONE_NEWUTS, "uts"},
+                        wanted_ns{&files.ipc, CLONE_NEWIPC, "ipc"}})
+    if (!w.file->empty() && !is_netns_mount(*w.file))
+      todo.push_back(w);
+  if (todo.empty())
     return {};
-  std::error_code ec;
-  if (file.has_parent_path())
-    fs::create_directories(file.parent_path(), ec);
-  if (ec)
-    return error{errc::io, "netns: create " + file.parent_path().string() + ": " + ec.message()};
-  {
-    auto fd = open_fd(file, O_RDONLY | O_CREAT, 0444);
-    if (!fd)
-      return fd.err();
-  }
-  auto report = make_pipe();
-  if (!report)
-    return report.err();
-  const int report_w = report->second.get();
-  const std::string target = file.string();
-  struct ifreq ifr {};
-  std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
 
-  // The namespace is made by a child that exists only for this: unshare()
-  // in a multi-threaded caller would move just one of its threads. The child
-  // shares our mount namespace, so its bind mount is ours too.
-  pid_t pid = ::fork();
-  if (pid < 0)
-    return error::from_errno("fork");
-  if (pid == 0) {
-    if (::unshare(CLONE_NEWNET) != 0)
-      fail(report_w, stage_unshare);
-    int sock = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (sock < 0)
-      fail(report_w, stage_socket);
-    if (::ioctl(sock, SIOCGIFFLAGS, &ifr) != 0)
-      fail(report_w, stage_lo_get);
-    ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
-    if (::ioctl(sock, SIOCSIFFLAGS, &ifr) != 0)
-      fail(report_w, stage_lo_set);
-    if (::mount("/proc/self/ns/net", target.c_str(), nullptr, MS_BIND, nullptr) != 0)
-      fail(report_w, stage_mount);
-    ::_exit(0);
+  std::vector<const fs::path*> created_files;
+  auto discard_files = [&] {
+    for (const auto* f : created_files)
+      if (!is_mountpoint(*f))
+        ::unlink(f->c_str());
+  };
+  int flags = 0;
+  for (const auto& w : todo) {
+    std::error_code ec;
+    if (w.file->has_parent_path())
+      fs::create_directories(w.file->parent_path(), ec);
+    if (ec) {
+      discard_files();
+      return error{errc::io, "namespaces: create " + w.file->parent_path().string() + ": "
+                               + ec.message()};
+    }
+    auto fd = open_fd(*w.file, O_RDONLY | O_CREAT, 0444);
+    if (!fd) {
+      discard_files();
+      return fd.err();
+    }
+    created_files.push_back(w.file);
+    flags |= w.flag;
   }
-  report->second.reset();
-  auto st = wait_with_deadline(pid, std::chrono::seconds(10));
-  if (!st) {
-    kill_and_reap(pid, false);
-    ::unlink(target.c_str());
-    return error{errc::unavailable, "netns: child creating " + target + " hung"};
+
+  // The thread shares our mount namespace, so its bind mounts are ours too.
+  error err;
+  std::vector<const fs::path*> mounted;
+  try {
+    std::thread t([&] {
+      if (::unshare(flags) != 0) {
+        err = error::from_errno("namespaces: unshare");
+        return;
+      }
+      err = set_up_and_mount(todo, hostname, mounted);
+    });
+    t.join();
+  } catch (const std::system_error& e) {
+    err = error{errc::io, std::string("namespaces: thread: ") + e.what()};
   }
-  if (st->exited() && st->code() == 0)
-    return {};
-  child_failure f{};
-  ssize_t n = ::read(report->first.get(), &f, sizeof f);
-  if (!is_mountpoint(file))
-    ::unlink(target.c_str());
-  if (n == static_cast<ssize_t>(sizeof f))
-    return error::from_errno("netns " + target + ": " + stage_name(f.stage), f.err);
-  return error{errc::internal, "netns " + target + ": child " + st->describe()};
+  if (err) {
+    for (const auto* f : mounted)
+      (void)unmount(*f);
+    discard_files();
+    return err;
+  }
+  return {};
+}
+
+result<void> create_netns(const fs::path& file) {
+  return create_namespaces({file, {}, {}});
 }
 
 result<void> remove_netns(const fs::path& file) {

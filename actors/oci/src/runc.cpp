@@ -1,12 +1,20 @@
 #include "deckhand/oci/runc.hpp"
 
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <cctype>
+#include <cerrno>
 #include <csignal>
+#include <fstream>
 #include <sstream>
 #include <system_error>
 
@@ -284,6 +292,243 @@ result<std::vector<container_state>> runc::list() {
     states.push_back(std::move(*st));
   }
   return states;
+}
+
+namespace {
+
+int pidfd_of(pid_t pid) {
+#ifdef SYS_pidfd_open
+  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+#else
+  (void)pid;
+  return -1;
+#endif
+}
+
+std::string read_memfd(int fd) {
+  std::string text;
+  char buf[8192];
+  off_t off = 0;
+  for (;;) {
+    ssize_t n = ::pread(fd, buf, sizeof buf, off);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0 || text.size() > 1u << 20)
+      break;
+    text.append(buf, static_cast<std::size_t>(n));
+    off += n;
+  }
+  return text;
+}
+
+} // namespace
+
+result<exec_result> runc::exec(const std::string& id, const exec_options& opts) {
+  if (opts.args.empty())
+    return error{errc::invalid, "exec needs a command"};
+  // Ask first: runc's own words for a stopped container are an exit code 1
+  // that looks like the command's.
+  auto st = state(id);
+  if (!st)
+    return st.err();
+  if (st->status != container_status::running)
+    return error{errc::conflict, "container " + id + " is not running (" +
+                                     to_string(st->status) + ")"};
+
+  int mfd = ::memfd_create("runc-exec-log", MFD_CLOEXEC);
+  if (mfd < 0)
+    return error::from_errno("memfd_create");
+  unique_fd log_fd(mfd);
+  const std::string log_path =
+      "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(log_fd.get());
+  // runc writes the pid file by rename, so it needs a real directory.
+  static std::atomic<uint64_t> counter{0};
+  const fs::path pid_file = root_ / (".exec-" + std::to_string(::getpid()) + "-" +
+                                     std::to_string(++counter) + ".pid");
+  struct remove_on_exit {
+    fs::path p;
+    ~remove_on_exit() {
+      std::error_code ec;
+      fs::remove(p, ec);
+    }
+  } cleanup{pid_file};
+
+  std::vector<std::string> argv{binary_, "--root", root_.string(), "--log", log_path,
+                                "--log-format", "json", "exec", "--pid-file",
+                                pid_file.string()};
+  if (!opts.cwd.empty())
+    argv.insert(argv.end(), {"--cwd", opts.cwd});
+  for (const auto& e : opts.env)
+    argv.insert(argv.end(), {"--env", e});
+  argv.push_back(id);
+  argv.insert(argv.end(), opts.args.begin(), opts.args.end());
+
+  auto in_pipe = make_pipe();
+  if (!in_pipe)
+    return in_pipe.err();
+  auto out_pipe = make_pipe();
+  if (!out_pipe)
+    return out_pipe.err();
+  auto err_pipe = make_pipe();
+  if (!err_pipe)
+    return err_pipe.err();
+  spawn_options so;
+  so.new_process_group = true;
+  auto pid = spawn(argv,
+                   stdio_fds{in_pipe->first.get(), out_pipe->second.get(),
+                             err_pipe->second.get()},
+                   std::nullopt, so);
+  if (!pid)
+    return pid.err();
+  in_pipe->first.reset();
+  out_pipe->second.reset();
+  err_pipe->second.reset();
+  unique_fd& in_w = in_pipe->second;
+  for (int fd : {in_w.get(), out_pipe->first.get(), err_pipe->first.get()})
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  // A command that exits without reading its stdin must not kill us: SIGPIPE
+  // is blocked in this thread (write() then fails with EPIPE) and any that
+  // became pending is consumed before the old mask returns.
+  struct sigpipe_guard {
+    sigset_t old{};
+    sigpipe_guard() {
+      sigset_t set;
+      sigemptyset(&set);
+      sigaddset(&set, SIGPIPE);
+      pthread_sigmask(SIG_BLOCK, &set, &old);
+    }
+    ~sigpipe_guard() {
+      sigset_t set;
+      sigemptyset(&set);
+      sigaddset(&set, SIGPIPE);
+      struct timespec zero{0, 0};
+      while (sigtimedwait(&set, nullptr, &zero) == SIGPIPE) {
+      }
+      pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    }
+  } pipe_guard;
+
+  exec_result res;
+  std::size_t stdin_off = 0;
+  if (opts.stdin_data.empty())
+    in_w.reset();
+  std::array<unique_fd*, 2> readers{&out_pipe->first, &err_pipe->first};
+  std::array<std::string*, 2> sinks{&res.out, &res.err};
+  auto drain = [&](std::size_t i) {
+    char buf[8192];
+    for (;;) {
+      ssize_t n = ::read(readers[i]->get(), buf, sizeof buf);
+      if (n > 0) {
+        std::size_t room = opts.output_limit - std::min(opts.output_limit, sinks[i]->size());
+        if (static_cast<std::size_t>(n) > room)
+          res.truncated = true;
+        sinks[i]->append(buf, std::min<std::size_t>(room, static_cast<std::size_t>(n)));
+        continue;
+      }
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n == 0)
+        readers[i]->reset();
+      return;
+    }
+  };
+  auto feed = [&] {
+    while (in_w && stdin_off < opts.stdin_data.size()) {
+      ssize_t n = ::write(in_w.get(), opts.stdin_data.data() + stdin_off,
+                          opts.stdin_data.size() - stdin_off);
+      if (n > 0) {
+        stdin_off += static_cast<std::size_t>(n);
+      } else if (n < 0 && errno == EINTR) {
+        continue;
+      } else {
+        if (n < 0 && errno != EAGAIN)
+          in_w.reset();  // EPIPE: the command does not read its stdin
+        return;
+      }
+    }
+    if (stdin_off >= opts.stdin_data.size())
+      in_w.reset();
+  };
+
+  using clock = std::chrono::steady_clock;
+  const bool bounded = opts.timeout.count() > 0;
+  const auto deadline = clock::now() + opts.timeout;
+  unique_fd pidfd(pidfd_of(*pid));
+  int raw = 0;
+  for (;;) {
+    pid_t r = ::waitpid(*pid, &raw, WNOHANG);
+    if (r == *pid) {
+      // runc is gone and so is the command; what it wrote is in the pipes.
+      // Something it left running in the background must not keep us here.
+      for (std::size_t i = 0; i < readers.size(); ++i)
+        if (*readers[i])
+          drain(i);
+      break;
+    }
+    if (r < 0 && errno != EINTR)
+      return error::from_errno("waitpid " + std::to_string(*pid));
+    int wait_ms = -1;
+    if (bounded) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
+      if (left.count() <= 0) {
+        // The command is runc's child in the container, not in runc's
+        // process group: kill it by the pid runc recorded.
+        std::ifstream pf(pid_file);
+        long cpid = 0;
+        if (pf >> cpid && cpid > 0)
+          ::kill(static_cast<pid_t>(cpid), SIGKILL);
+        auto exited = wait_with_deadline(*pid, std::chrono::seconds(5));
+        if (!exited)
+          kill_and_reap(*pid, true);
+        for (std::size_t i = 0; i < readers.size(); ++i)
+          if (*readers[i])
+            drain(i);
+        res.timed_out = true;
+        res.exit_code = 128 + SIGKILL;
+        return res;
+      }
+      wait_ms = static_cast<int>(std::min<int64_t>(left.count(), 1000));
+    }
+    std::array<struct pollfd, 4> pfds{};
+    std::array<int, 4> which{};
+    nfds_t n = 0;
+    for (std::size_t i = 0; i < readers.size(); ++i)
+      if (*readers[i]) {
+        pfds[n] = {readers[i]->get(), POLLIN, 0};
+        which[n++] = static_cast<int>(i);
+      }
+    if (in_w) {
+      pfds[n] = {in_w.get(), POLLOUT, 0};
+      which[n++] = 2;
+    }
+    if (pidfd) {
+      pfds[n] = {pidfd.get(), POLLIN, 0};
+      which[n++] = 3;
+    } else {
+      wait_ms = wait_ms < 0 ? 10 : std::min(wait_ms, 10);
+    }
+    if (::poll(pfds.data(), n, wait_ms) > 0) {
+      for (nfds_t k = 0; k < n; ++k) {
+        if (pfds[k].revents == 0)
+          continue;
+        if (which[k] < 2)
+          drain(static_cast<std::size_t>(which[k]));
+        else if (which[k] == 2)
+          feed();
+      }
+    }
+  }
+
+  exit_status status{raw};
+  res.exit_code = status.code();
+  if (res.exit_code != 0) {
+    // runc's own failures (no such binary in the image, ...) are logged as
+    // errors; the command's exit code is not.
+    std::string text = errors_from_log(read_memfd(log_fd.get()));
+    if (!text.empty())
+      return error{classify(text), binary_ + " exec " + id + ": " + text};
+  }
+  return res;
 }
 
 } // namespace deckhand::oci

@@ -1,5 +1,8 @@
 #include "deckhand/runtime/runtime_service.hpp"
 
+#include <signal.h>
+#include <sys/wait.h>
+
 #include <deque>
 #include <iostream>
 #include <map>
@@ -11,8 +14,13 @@
 #include "deckhand/common/log.hpp"
 #include "deckhand/host/component.hpp"
 #include "deckhand/host/pod_dir.hpp"
+#include "deckhand/host/zygote.hpp"
 #include "deckhand/messages/codec.hpp"
 #include "deckhand/oci/runc.hpp"
+#include "deckhand/runtime/container_process.hpp"
+#include "deckhand/runtime/exec.hpp"
+#include "deckhand/runtime/image_service.hpp"
+#include "deckhand/runtime/sim_backend.hpp"
 #include "deckhand/runtime/supervisor_process.hpp"
 
 namespace deckhand::runtime {
@@ -52,12 +60,16 @@ caf::behavior front_actor(caf::event_based_actor*, transport::bridge* bus,
       switch (req.env.hdr.type) {
         case wire::image_import_request::type_id:
         case wire::image_list_request::type_id:
+        case wire::image_pull_request::type_id:
+        case wire::image_remove_request::type_id:
           caf::anon_send(images, std::move(req));
           break;
         case wire::run_pod_request::type_id:
         case wire::stop_pod_request::type_id:
         case wire::remove_pod_request::type_id:
         case wire::list_sandboxes_request::type_id:
+        case wire::container_stats_request::type_id:
+        case wire::exec_request::type_id:
           caf::anon_send(sandboxes, std::move(req));
           break;
         default:
@@ -71,10 +83,15 @@ caf::behavior front_actor(caf::event_based_actor*, transport::bridge* bus,
 // -- image service -----------------------------------------------------------------
 
 caf::behavior image_service(caf::event_based_actor* self, transport::bridge* bus,
-                            std::shared_ptr<image::image_store> store) {
+                            std::shared_ptr<image::image_store> store,
+                            std::shared_ptr<image_context> pulls) {
+  self->link_to(spawn_image_gc(self->system(), pulls));
   return {
     [=](inbound_request& req) {
-      if (req.env.hdr.type == wire::image_import_request::type_id) {
+      if (req.env.hdr.type == wire::image_pull_request::type_id
+          || req.env.hdr.type == wire::image_remove_request::type_id) {
+        serve_image_request(self->system(), pulls, std::move(req));
+      } else if (req.env.hdr.type == wire::image_import_request::type_id) {
         auto msg = wire::decode_body<wire::image_import_request>(req.env.body);
         if (!msg) {
           bus->reply_error(req, msg.err());
@@ -321,6 +338,7 @@ caf::behavior sandbox_service(caf::stateful_actor<sandbox_service_state>* self,
           bus->reply_error(req, st.err());
           return finish();
         }
+        touch_images(*store, p);
         auto pid = start_supervisor(opts, uid);
         if (!pid) {
           log::get()->error("msg=\"cannot start pod supervisor\" uid={} error=\"{}\"", uid,
@@ -384,6 +402,29 @@ caf::behavior sandbox_service(caf::stateful_actor<sandbox_service_state>* self,
 
   return {
     [=](inbound_request& req) {
+      if (req.env.hdr.type == wire::exec_request::type_id) {
+        // The command may run for long: a worker thread of its own.
+        run_blocking(sys, [=] {
+          auto m = wire::decode_body<wire::exec_request>(req.env.body);
+          auto rep = m ? exec_in_container(opts, *m) : result<wire::exec_reply>(m.err());
+          if (rep)
+            bus->reply(req, wire::make_envelope(*rep));
+          else
+            bus->reply_error(req, rep.err());
+        });
+        return;
+      }
+      if (req.env.hdr.type == wire::container_stats_request::type_id) {
+        run_blocking(sys, [=] {  // cgroup file reads
+          auto m = wire::decode_body<wire::container_stats_request>(req.env.body);
+          if (!m)
+            return bus->reply_error(req, m.err());
+          wire::container_stats_reply rep;
+          rep.stats = collect_container_stats(opts, m->uid);
+          bus->reply(req, wire::make_envelope(rep));
+        });
+        return;
+      }
       if (req.env.hdr.type == wire::list_sandboxes_request::type_id) {
         run_blocking(sys, [=] {
           wire::list_sandboxes_reply rep;
@@ -489,8 +530,11 @@ runtime_actors spawn_runtime(caf::actor_system& sys, transport::bridge& bus,
     else if (r.action == startup_action::start_supervisor)
       caf::anon_send(a.supervisors, adopt_atom::value, r.uid, int64_t{0});
   }
-  a.images = sys.spawn(image_service, &bus, images);
-  a.sandboxes = sys.spawn(sandbox_service, &bus, opts, images, a.supervisors);
+  a.images = sys.spawn(image_service, &bus, images, make_image_context(bus, opts, images));
+  if (opts.backend == "sim")
+    a.sandboxes = spawn_sim_service(sys, bus, opts, images);
+  else
+    a.sandboxes = sys.spawn(sandbox_service, &bus, opts, images, a.supervisors);
   a.front = sys.spawn(front_actor, &bus, a.images, a.sandboxes);
   return a;
 }
@@ -513,13 +557,26 @@ int cleanup_all(const runtime_options& opts) {
         if (auto r = rc.remove(c.id, true); !r)
           ++failures;
   }
+  // Addresses, veths and mounts whose pod directory is already gone.
+  auto left = pod_uids_on_disk(opts);
+  sweep_orphans(opts, {left.begin(), left.end()});
   return failures;
 }
 
-int run_runtime(const runtime_options& opts, const host::common_options& common,
+int run_runtime(const runtime_options& given, const host::common_options& common,
                 bool cleanup_all_and_exit) {
   log::init("runtime", common.log_level, common.log_json);
   auto lg = log::get();
+  runtime_options opts = given;
+  if (opts.backend == "process" && opts.oci_runtime == "runc") {
+    // Host processes through the OCI command line: deckhand-process-oci,
+    // installed next to this executable.
+    std::error_code exe_ec;
+    auto self = fs::read_symlink("/proc/self/exe", exe_ec);
+    opts.oci_runtime =
+      exe_ec ? std::string("deckhand-process-oci")
+             : (self.parent_path() / "deckhand-process-oci").string();
+  }
   if (cleanup_all_and_exit) {
     int failures = cleanup_all(opts);
     lg->info("msg=\"cleanup done\" failures={}", failures);
@@ -540,10 +597,33 @@ int run_runtime(const runtime_options& opts, const host::common_options& common,
     return 1;
   }
   std::shared_ptr<image::image_store> images(std::move(*store));
-  auto recovered = recover_sandboxes(opts);
+  if (opts.backend != "oci" && opts.backend != "sim" && opts.backend != "process") {
+    std::cerr << "deckhand-runtime: unknown --backend \"" << opts.backend
+              << "\" (oci, process or sim)\n";
+    return 2;
+  }
+  // Simulated pods are recovered by the sim back-end itself.
+  std::vector<recovered_pod> recovered;
+  if (opts.backend != "sim")
+    recovered = recover_sandboxes(opts);
+
+  // The supervisor zygote: from the main thread, which lives as long as the
+  // process (it dies with the thread that started it).
+  runtime_options run_opts = opts;
+  pid_t zygote_pid = 0;
+  if (opts.backend != "sim") {
+    auto sock = paths::run_dir(opts.data_dir) / "supervisor-zygote.sock";
+    if (auto z = host::start_zygote(supervisor_binary(opts), sock)) {
+      zygote_pid = *z;
+      run_opts.supervisor_zygote = sock;
+    } else {
+      lg->warn("msg=\"no supervisor zygote; supervisors are exec'd\" error=\"{}\"",
+               z.err().message);
+    }
+  }
 
   host::component comp("runtime", common);
-  auto actors = spawn_runtime(comp.system(), comp.bus(), opts, images, recovered);
+  auto actors = spawn_runtime(comp.system(), comp.bus(), run_opts, images, recovered);
   auto endpoint = paths::ipc_endpoint(opts.data_dir, "runtime");
   auto router = comp.bus().bind_router(endpoint, host::forward_to(actors.front));
   int rc = 0;
@@ -562,6 +642,11 @@ int run_runtime(const runtime_options& opts, const host::common_options& common,
   // The detached manager's thread ends only once no handle refers to it.
   actors = runtime_actors{};
   comp.shutdown();
+  if (zygote_pid > 0) {
+    ::kill(zygote_pid, SIGTERM);
+    int st;
+    ::waitpid(zygote_pid, &st, 0);
+  }
   return rc;
 }
 

@@ -1,6 +1,9 @@
 #include "deckhand/runtime/sandbox_ops.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/mount.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
@@ -13,10 +16,13 @@
 #include "deckhand/host/pod_dir.hpp"
 #include "deckhand/messages/json.hpp"
 #include "deckhand/oci/bundle.hpp"
+#include "deckhand/oci/cgroups.hpp"
 #include "deckhand/oci/mount.hpp"
 #include "deckhand/oci/netns.hpp"
+#include "deckhand/oci/process.hpp"
 #include "deckhand/oci/runc.hpp"
 #include "deckhand/runtime/container_process.hpp"
+#include "deckhand/runtime/network.hpp"
 #include "deckhand/runtime/supervisor_process.hpp"
 
 namespace deckhand::runtime {
@@ -69,7 +75,8 @@ std::optional<sandbox_record> read_record(const fs::path& dir) {
 }
 
 error write_record(const fs::path& dir, const sandbox_record& rec) {
-  return fsutil::write_file_atomic(pod_dir::sandbox_json(dir), encode_sandbox_record(rec));
+  return fsutil::write_file_atomic(pod_dir::sandbox_json(dir), encode_sandbox_record(rec),
+                                   fsutil::durability::process_crash);
 }
 
 oci::runc make_runc(const runtime_options& opts) {
@@ -106,6 +113,138 @@ std::string unescape_mountinfo(const std::string& s) {
     out.push_back(s[i]);
   }
   return out;
+}
+
+/// What every container of a pod shares, once set up.
+struct pod_shared {
+  std::string pod_ip;
+  std::string hostname;
+  bool host_network = false;
+  fs::path netns;
+  fs::path uts_ns;
+  fs::path ipc_ns;
+  std::vector<oci::bind_mount> mounts;
+  std::chrono::microseconds network_setup{0};
+};
+
+std::string node_hostname() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0)
+    return "localhost";
+  return buf;
+}
+
+/// Files that need not survive a machine crash: a crash takes the pod down
+/// with it, and a new sandbox writes them afresh. Skipping fsync keeps three
+/// disk flushes off the pod start path.
+error write_pod_file(const fs::path& file, const std::string& text) {
+  auto fd = oci::open_fd(file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (!fd)
+    return fd.err();
+  if (::write(fd->get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
+    return error::from_errno("write " + file.string());
+  return {};
+}
+
+/// Namespaces, network, /dev/shm and /etc files of pod `p` in `dir`.
+/// Everything it creates lives under `dir` or is found by pod uid (the
+/// address allocation, and through it the veth), so remove_sandbox() undoes
+/// a partial run.
+result<pod_shared> set_up_pod_shared(const runtime_options& opts, const wire::pod& p,
+                                     const fs::path& dir) {
+  pod_shared sh;
+  sh.host_network = p.spec.host_network;
+  if (opts.backend == "process") {
+    // Host processes: no namespace, mount or interface of their own (none of
+    // that is possible without privileges); they share the node's network
+    // and see the node's /etc files. The bundle still records the process.
+    sh.host_network = true;
+    sh.hostname = node_hostname();
+    auto ip = node_address(opts.bridge_name);
+    sh.pod_ip = ip ? ip->to_string() : "127.0.0.1";
+    return sh;
+  }
+  if (sh.host_network) {
+    // The node's hostname, as Kubernetes gives hostNetwork pods, but in a UTS
+    // namespace of the pod's own so that runc never renames the node.
+    sh.hostname = node_hostname();
+  } else {
+    sh.hostname = p.spec.hostname.empty() ? p.metadata.name : p.spec.hostname;
+    if (sh.hostname.size() > 63)
+      sh.hostname.resize(63);
+    sh.netns = pod_dir::netns(dir);
+  }
+  sh.uts_ns = sandbox_files::uts_ns(dir);
+  sh.ipc_ns = sandbox_files::ipc_ns(dir);
+  if (auto r = oci::create_namespaces({sh.netns, sh.uts_ns, sh.ipc_ns}, sh.hostname); !r)
+    return std::move(r).err();
+
+  if (sh.host_network) {
+    auto ip = node_address(opts.bridge_name);
+    sh.pod_ip = ip ? ip->to_string() : "127.0.0.1";
+  } else {
+    auto began = std::chrono::steady_clock::now();
+    auto net = pod_network::open(opts);
+    if (!net)
+      return std::move(net).err();
+    auto att = net->attach(p.metadata.uid, sh.netns);
+    if (!att)
+      return std::move(att).err();
+    sh.network_setup = std::chrono::duration_cast<std::chrono::microseconds>(
+      std::chrono::steady_clock::now() - began);
+    sh.pod_ip = att->ip.to_string();
+  }
+
+  auto shm = sandbox_files::shm(dir);
+  std::error_code ec;
+  fs::create_directories(shm, ec);
+  if (ec)
+    return error{errc::io, "create " + shm.string() + ": " + ec.message()};
+  if (!oci::is_mountpoint(shm)
+      && ::mount("shm", shm.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                 "mode=1777,size=67108864")
+           != 0)
+    return error::from_errno("mount tmpfs on " + shm.string());
+
+  auto etc = sandbox_files::etc(dir);
+  fs::create_directories(etc, ec);
+  if (ec)
+    return error{errc::io, "create " + etc.string() + ": " + ec.message()};
+  if (auto err = write_pod_file(etc / "hostname", sh.hostname + "\n"))
+    return err;
+  if (auto err = write_pod_file(etc / "hosts", render_hosts_file(sh.pod_ip, sh.hostname)))
+    return err;
+  if (auto err = write_pod_file(etc / "resolv.conf", render_resolv_conf(opts, sh.host_network)))
+    return err;
+  sh.mounts = {{etc / "hostname", "/etc/hostname", false},
+               {etc / "hosts", "/etc/hosts", false},
+               {etc / "resolv.conf", "/etc/resolv.conf", false},
+               {shm, "/dev/shm", false}};
+  return sh;
+}
+
+/// Deletes the pod's veth and releases its address; a failure is logged and
+/// left to the next start-up sweep.
+void release_pod_network(const runtime_options& opts, const std::string& uid) {
+  auto net = pod_network::open(opts);
+  if (!net) {
+    log::get()->warn("msg=\"pod network unusable, address not released\" uid={} error=\"{}\"",
+                     uid, net.err().message);
+    return;
+  }
+  if (auto err = net->detach(uid))
+    log::get()->warn("msg=\"pod network teardown failed\" uid={} error=\"{}\"", uid,
+                     err.message);
+}
+
+/// Makes a container spec join what its pod shares.
+void join_pod_shared(oci::bundle_spec& spec, const pod_shared& sh) {
+  spec.host_network = sh.host_network;
+  spec.netns_path = sh.netns;
+  spec.uts_ns_path = sh.uts_ns;
+  spec.ipc_ns_path = sh.ipc_ns;
+  spec.hostname = sh.hostname;
+  spec.mounts.insert(spec.mounts.end(), sh.mounts.begin(), sh.mounts.end());
 }
 
 } // namespace
@@ -210,7 +349,8 @@ result<wire::sandbox_status> create_sandbox(const runtime_options& opts,
   fs::create_directories(dir / "containers", ec);
   if (ec)
     return error::from_errno("mkdir " + dir.string(), ec.value());
-  if (auto err = fsutil::write_file_atomic(pod_dir::pod_json(dir), wire::to_json(p).dump()))
+  if (auto err = fsutil::write_file_atomic(pod_dir::pod_json(dir), wire::to_json(p).dump(),
+                                           fsutil::durability::process_crash))
     return fail(err);
 
   sandbox_record rec;
@@ -227,19 +367,35 @@ result<wire::sandbox_status> create_sandbox(const runtime_options& opts,
   if (auto err = write_record(dir, rec))
     return fail(err);
 
-  if (!p.spec.host_network)
-    if (auto r = oci::create_netns(pod_dir::netns(dir)); !r)
-      return fail(r.err());
+  auto shared = set_up_pod_shared(opts, p, dir);
+  if (!shared)
+    return fail(shared.err());
+  rec.pod_ip = shared->pod_ip;
 
+  const container_options copts{paths::kubelet_dir(opts.data_dir) / "seccomp", std::nullopt};
+  const bool host_processes = opts.backend == "process";
+  if (!host_processes)
+    if (auto err = setup_pod_cgroup(p, copts))
+      return fail(err);
   for (auto& step : plan) {
     auto b = pod_dir::bundle(dir, step.spec->name);
-    if (auto r = oci::mount_overlay({step.lower}, b / "upper", b / "work", b / "rootfs"); !r)
-      return fail(r.err());
-    auto spec = container_bundle_spec(p, *step.spec, step.proc, b / "rootfs");
-    if (p.spec.host_network)
+    // The process back-end mounts nothing: its bundle points at the image's
+    // unpacked rootfs, which deckhand-process-oci never reads or writes.
+    auto rootfs = host_processes ? step.lower : b / "rootfs";
+    if (!host_processes)
+      if (auto r = oci::mount_overlay({step.lower}, b / "upper", b / "work", rootfs); !r)
+        return fail(r.err());
+    auto built = container_bundle_spec(p, *step.spec, step.proc, rootfs, copts);
+    if (!built)
+      return fail(built.err());
+    auto& spec = *built;
+    if (host_processes) {
+      fs::create_directories(b, ec);
       spec.host_network = true;
-    else
-      spec.netns_path = pod_dir::netns(dir);
+      spec.cgroups_path.reset();
+    } else {
+      join_pod_shared(spec, *shared);
+    }
     if (auto r = oci::write_bundle(b, spec); !r)
       return fail(r.err());
   }
@@ -247,8 +403,9 @@ result<wire::sandbox_status> create_sandbox(const runtime_options& opts,
   rec.state = "ready";
   if (auto err = write_record(dir, rec))
     return fail(err);
-  lg->info("msg=\"sandbox created\" pod={}/{} uid={} containers={}", rec.namespace_,
-           rec.name, uid, rec.containers.size());
+  lg->info("msg=\"sandbox created\" pod={}/{} uid={} containers={} ip={} network_us={}",
+           rec.namespace_, rec.name, uid, rec.containers.size(), rec.pod_ip,
+           shared->network_setup.count());
   auto st = read_sandbox(opts, uid);
   if (!st)
     return fail(st.err());
@@ -272,6 +429,7 @@ result<wire::sandbox_status> read_sandbox(const runtime_options& opts,
   st.namespace_ = rec->namespace_;
   st.name = rec->name;
   st.created_at = rec->created_at;
+  st.pod_ip_ = rec->pod_ip;
   auto pid = read_supervisor_pid(dir);
   st.supervisor_pid = pid.value_or(0);
   st.supervisor_alive = pid && is_supervisor_of(*pid, uid);
@@ -429,6 +587,10 @@ error remove_sandbox(const runtime_options& opts, const std::string& uid,
       if (auto r = rc.remove(pod_dir::runtime_id(uid, n), true); !r)
         lg->warn("msg=\"runc delete --force failed\" uid={} container={} error=\"{}\"",
                  uid, n, r.err().message);
+    if (auto err = oci::remove_pod_cgroups(uid))
+      lg->warn("msg=\"pod cgroup removal failed\" uid={} error=\"{}\"", uid, err.message);
+
+    release_pod_network(opts, uid);
 
     auto netns = pod_dir::netns(dir);
     for (const auto& m : mounts_under(dir)) {
@@ -449,6 +611,8 @@ error remove_sandbox(const runtime_options& opts, const std::string& uid,
       return error::from_errno("remove " + dir.string(), ec.value());
     lg->info("msg=\"sandbox removed\" pod={}/{} uid={}", ns, name, uid);
   }
+  // An address can outlive its directory when a removal was cut short.
+  release_pod_network(opts, uid);
 
   if (!name.empty())
     fs::remove_all(paths::pod_log_dir(opts.data_dir, ns, name, uid), ec);
@@ -520,6 +684,84 @@ std::vector<recovered_pod> recover_sandboxes(const runtime_options& opts) {
       continue;
     }
     out.push_back({uid, action, alive ? *pid : 0});
+  }
+  auto left = pod_uids_on_disk(opts);
+  sweep_orphans(opts, {left.begin(), left.end()});
+  return out;
+}
+
+void sweep_orphans(const runtime_options& opts, const std::set<std::string>& live) {
+  auto lg = log::get();
+  if (auto net = pod_network::open(opts)) {
+    auto rep = net->sweep(live);
+    if (rep.released_ips > 0 || rep.deleted_veths > 0)
+      lg->info("msg=\"network orphans removed\" addresses={} veths={}", rep.released_ips,
+               rep.deleted_veths);
+  } else {
+    lg->warn("msg=\"pod network unusable, not swept\" error=\"{}\"", net.err().message);
+  }
+  // Mounts (netns, overlay, shm) under the pods dir outside any live pod's
+  // directory, e.g. left on a directory that was renamed or deleted.
+  auto pods = paths::pods_state_dir(opts.data_dir);
+  std::error_code ec;
+  auto base = fs::weakly_canonical(pods, ec);
+  if (ec)
+    base = pods;
+  for (const auto& m : mounts_under(pods)) {
+    auto rel = m.lexically_relative(base);
+    auto first = rel.empty() ? std::string() : rel.begin()->string();
+    if (!first.empty() && first != ".." && live.count(first))
+      continue;
+    if (auto r = oci::unmount(m); !r)
+      lg->warn("msg=\"stray mount not removed\" path={} error=\"{}\"", m.string(),
+               r.err().message);
+    else
+      lg->info("msg=\"stray mount removed\" path={}", m.string());
+  }
+}
+
+std::string render_hosts_file(const std::string& pod_ip, const std::string& hostname) {
+  // The kubelet's managed hosts file, line for line.
+  std::string out = "# Kubernetes-managed hosts file.\n"
+                    "127.0.0.1\tlocalhost\n"
+                    "::1\tlocalhost ip6-localhost ip6-loopback\n"
+                    "fe00::0\tip6-localnet\n"
+                    "fe00::0\tip6-mcastprefix\n"
+                    "fe00::1\tip6-allnodes\n"
+                    "fe00::2\tip6-allrouters\n";
+  if (!pod_ip.empty())
+    out += pod_ip + "\t" + hostname + "\n";
+  return out;
+}
+
+std::string render_resolv_conf(const runtime_options& opts, bool host_network) {
+  std::string out;
+  if (!opts.dns_nameservers.empty()) {
+    for (const auto& ns : opts.dns_nameservers)
+      out += "nameserver " + ns + "\n";
+  } else {
+    auto text = fsutil::read_file(opts.resolv_conf, 1u << 20);
+    std::istringstream in(text ? *text : std::string());
+    std::string line;
+    while (std::getline(in, line)) {
+      std::istringstream f(line);
+      std::string key, value;
+      f >> key >> value;
+      if (key == "search" && !opts.dns_searches.empty())
+        continue;
+      // The node's loopback resolver (systemd-resolved, dnsmasq) is out of
+      // reach from a pod's own network namespace.
+      if (key == "nameserver" && !host_network
+          && (value.rfind("127.", 0) == 0 || value == "::1"))
+        continue;
+      out += line + "\n";
+    }
+  }
+  if (!opts.dns_searches.empty()) {
+    out += "search";
+    for (const auto& s : opts.dns_searches)
+      out += " " + s;
+    out += "\n";
   }
   return out;
 }

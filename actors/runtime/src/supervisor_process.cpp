@@ -13,6 +13,7 @@
 #include "deckhand/common/fsutil.hpp"
 #include "deckhand/common/log.hpp"
 #include "deckhand/host/pod_dir.hpp"
+#include "deckhand/host/zygote.hpp"
 
 extern char** environ;
 
@@ -38,6 +39,21 @@ result<pid_t> start_supervisor(const runtime_options& opts, const std::string& u
                                 "--pod-uid",       uid,           "--oci-runtime",
                                 opts.oci_runtime};
   args.insert(args.end(), opts.supervisor_args.begin(), opts.supervisor_args.end());
+  if (!opts.supervisor_zygote.empty()) {
+    auto pid = host::zygote_spawn(opts.supervisor_zygote, pod_dir::supervisor_log(dir), args);
+    if (pid) {
+      if (auto err = fsutil::write_file_atomic(pod_dir::supervisor_pid(dir),
+                                               std::to_string(*pid) + "\n",
+                                 fsutil::durability::process_crash))
+        log::get()->warn("msg=\"cannot record supervisor pid\" uid={} error=\"{}\"", uid,
+                         err.message);
+      return *pid;
+    }
+    if (pid.err().code != errc::unavailable)
+      return std::move(pid).err();
+    log::get()->warn("msg=\"supervisor zygote unavailable, exec'ing\" uid={} error=\"{}\"",
+                     uid, pid.err().message);
+  }
   // Everything the child touches is prepared before fork(): after it, only
   // async-signal-safe calls until execve().
   std::vector<char*> argv;
@@ -107,7 +123,8 @@ result<pid_t> start_supervisor(const runtime_options& opts, const std::string& u
     return error::from_errno("exec " + bin.string(), child_errno);
   }
   if (auto err = fsutil::write_file_atomic(pod_dir::supervisor_pid(dir),
-                                           std::to_string(pid) + "\n"))
+                                           std::to_string(pid) + "\n",
+                                 fsutil::durability::process_crash))
     log::get()->warn("msg=\"cannot record supervisor pid\" uid={} error=\"{}\"", uid,
                      err.message);
   return pid;

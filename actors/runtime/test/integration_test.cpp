@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,7 +23,10 @@
 #include "deckhand/messages/bridge.hpp"
 #include "deckhand/messages/codec.hpp"
 #include "deckhand/oci/process.hpp"
+#include "deckhand/oci/netlink.hpp"
 #include "deckhand/oci/runc.hpp"
+#include "deckhand/runtime/ipam.hpp"
+#include "deckhand/runtime/network.hpp"
 #include "deckhand/runtime/supervisor_process.hpp"
 
 using namespace deckhand;
@@ -130,18 +134,67 @@ struct runtime_fixture {
         rc.remove(c.id, true);
     for (const auto& m : mounts())
       ::umount2(m.c_str(), MNT_DETACH);
+    if (auto nl = oci::rtnl::open()) {
+      for (const auto& v : veths())
+        (void)nl->delete_link(v);
+      (void)nl->delete_link(bridge);
+    }
     std::error_code ec;
     fs::remove_all(data, ec);
   }
 
   /// When set, the runtime runs this instead of deckhand-pod-supervisor.
   fs::path supervisor_bin;
+  /// More runtime flags (e.g. --backend).
+  std::vector<std::string> extra_args;
+
+  /// Polls the runtime's list until container `name` of `uid` runs.
+  wire::sandbox_status wait_listed_running(const std::string& uid,
+                                           const std::string& name = "main") {
+    auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (auto sb = find_sandbox(uid))
+        for (const auto& c : sb->containers)
+          if (c.name == name && !c.status.state.running.started_at.empty())
+            return *sb;
+      std::this_thread::sleep_for(20ms);
+    }
+    BOOST_FAIL("container " << uid << "/" << name << " is not listed running; runtime log:\n"
+                            << read(data / "runtime.log"));
+    return {};
+  }
+
+  /// A bridge and pod CIDR of this test process only, removed at the end.
+  const std::string bridge = "dhit" + std::to_string(::getpid());
+  const oci::ipv4_cidr cidr =
+    *oci::ipv4_cidr::parse("10.202." + std::to_string(::getpid() % 250) + ".0/24");
+
+  /// Host veths of pods of this test's CIDR.
+  std::vector<std::string> veths() const {
+    std::vector<std::string> out;
+    auto nl = oci::rtnl::open();
+    if (!nl)
+      return out;
+    if (auto links = nl->links())
+      for (const auto& l : *links)
+        if (auto a = runtime::parse_host_veth_name(l.name); a && cidr.contains(*a))
+          out.push_back(l.name);
+    return out;
+  }
+
+  /// Address allocations left in the runtime's allocator.
+  std::size_t allocations() const {
+    auto a = runtime::ip_allocator::open(runtime::ipam_dir(data, cidr), cidr);
+    return a ? a->allocations().size() : 0;
+  }
 
   std::vector<std::string> runtime_argv(bool cleanup) const {
     std::vector<std::string> argv{(bin_dir() / "deckhand-runtime").string(), "--data-dir",
-                                  data.string(), "--supervisor-arg=--backoff-initial-ms=100"};
+                                  data.string(), "--supervisor-arg=--backoff-initial-ms=100",
+                                  "--bridge=" + bridge, "--pod-cidr=" + cidr.to_string()};
     if (!supervisor_bin.empty())
       argv.push_back("--supervisor-bin=" + supervisor_bin.string());
+    argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     if (cleanup)
       argv.push_back("--cleanup-all");
     return argv;
@@ -281,6 +334,8 @@ struct runtime_fixture {
     if (supervisor_pid > 0)
       BOOST_TEST(!runtime::is_supervisor_of(supervisor_pid, uid));
     BOOST_TEST(!fs::exists(paths::pod_log_dir(data, "default", "sleeper", uid)));
+    BOOST_TEST(veths().empty());
+    BOOST_TEST(allocations() == 0u);
   }
 };
 
@@ -321,6 +376,9 @@ BOOST_FIXTURE_TEST_CASE(run_stop_remove_leaves_nothing, runtime_fixture) {
   BOOST_TEST(rep->sandbox.uid == uid);
   BOOST_TEST(rep->sandbox.state == "ready");
   BOOST_TEST(rep->sandbox.supervisor_pid > 0);
+  auto pod_ip = oci::ipv4::parse(rep->sandbox.pod_ip_);
+  BOOST_REQUIRE_MESSAGE(pod_ip, "podIP \"" << rep->sandbox.pod_ip_ << "\"");
+  BOOST_TEST(cidr.contains(*pod_ip));
   auto sup = static_cast<pid_t>(rep->sandbox.supervisor_pid);
   auto init = wait_running(uid);
   BOOST_TEST(init > 0);
@@ -459,6 +517,118 @@ BOOST_FIXTURE_TEST_CASE(stop_completes_without_a_working_supervisor, runtime_fix
   check_gone(uid, sup);
 }
 
+namespace {
+
+ino_t ns_inode(pid_t pid, const char* ns) {
+  struct stat st {};
+  ::stat(("/proc/" + std::to_string(pid) + "/ns/" + ns).c_str(), &st);
+  return st.st_ino;
+}
+
+std::string in_container(pid_t pid, const std::string& path) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/root" + path);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+} // namespace
+
+BOOST_FIXTURE_TEST_CASE(pods_get_addresses_and_share_namespaces, runtime_fixture) {
+  start_runtime();
+  import_busybox();
+  const std::string loop = "while true; do sleep 1; done";
+
+  // Pod one: a TCP listener and a sidecar.
+  wire::run_pod_request one;
+  one.pod_ = sleeper("uid-net-1");
+  auto side = one.pod_.spec.containers[0];
+  side.name = "side";
+  one.pod_.spec.containers[0].command = {
+    "sh", "-c", "trap 'exit 0' TERM; nc -l -p 8080 > /tmp/got & " + loop};
+  one.pod_.spec.containers.push_back(side);
+  auto r1 = call<wire::run_pod_reply>(one, 60s);
+  BOOST_REQUIRE_MESSAGE(r1.ok(), (r1.ok() ? std::string() : r1.err().message));
+  auto ip1 = oci::ipv4::parse(r1->sandbox.pod_ip_);
+  BOOST_REQUIRE(ip1);
+  BOOST_TEST(cidr.contains(*ip1));
+  auto main1 = wait_running("uid-net-1");
+  auto side1 = wait_running("uid-net-1", "side");
+  for (auto ns : {"net", "uts", "ipc"})
+    BOOST_TEST(ns_inode(main1, ns) == ns_inode(side1, ns), ns);
+  BOOST_TEST(ns_inode(main1, "net") != ns_inode(::getpid(), "net"));
+  struct stat uts {};
+  ::stat((pod_dir::root(data, "uid-net-1") / "utsns").c_str(), &uts);
+  BOOST_TEST(uts.st_ino == ns_inode(main1, "uts"));
+  BOOST_TEST(in_container(main1, "/etc/hostname") == "sleeper\n");
+  BOOST_TEST(in_container(side1, "/etc/hosts").find("\n" + ip1->to_string() + "\tsleeper\n")
+             != std::string::npos);
+  BOOST_TEST(fs::exists("/proc/" + std::to_string(main1) + "/root/etc/resolv.conf"));
+  // One /dev/shm for the whole pod.
+  { std::ofstream(("/proc/" + std::to_string(main1) + "/root/dev/shm/marker")) << "x"; }
+  BOOST_TEST(in_container(side1, "/dev/shm/marker") == "x");
+
+  // Pod two gets another address and reaches pod one over TCP.
+  wire::run_pod_request two;
+  two.pod_ = sleeper("uid-net-2");
+  two.pod_.spec.containers[0].command = {
+    "sh", "-c",
+    "trap 'exit 0' TERM; for i in $(seq 1 100); do echo hello-from-two | nc -w 1 "
+      + ip1->to_string() + " 8080 && break; sleep 0.1; done; " + loop};
+  auto r2 = call<wire::run_pod_reply>(two, 60s);
+  BOOST_REQUIRE_MESSAGE(r2.ok(), (r2.ok() ? std::string() : r2.err().message));
+  BOOST_TEST(r2->sandbox.pod_ip_ != r1->sandbox.pod_ip_);
+  BOOST_TEST(cidr.contains(*oci::ipv4::parse(r2->sandbox.pod_ip_)));
+  wait_running("uid-net-2");
+  std::string got;
+  auto deadline = std::chrono::steady_clock::now() + 15s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    got = in_container(main1, "/tmp/got");
+    if (got.find("hello-from-two") != std::string::npos)
+      break;
+    std::this_thread::sleep_for(50ms);
+  }
+  BOOST_TEST(got == "hello-from-two\n");
+  BOOST_TEST(veths().size() == 2u);
+  BOOST_TEST(allocations() == 2u);
+
+  // hostNetwork: the node's address and network, no veth.
+  wire::run_pod_request host;
+  host.pod_ = sleeper("uid-net-host");
+  host.pod_.spec.host_network = true;
+  auto r3 = call<wire::run_pod_reply>(host, 60s);
+  BOOST_REQUIRE_MESSAGE(r3.ok(), (r3.ok() ? std::string() : r3.err().message));
+  auto node = runtime::node_address(bridge);
+  BOOST_REQUIRE(node);
+  BOOST_TEST(r3->sandbox.pod_ip_ == node->to_string());
+  auto init3 = wait_running("uid-net-host");
+  BOOST_TEST(ns_inode(init3, "net") == ns_inode(::getpid(), "net"));
+  BOOST_TEST(ns_inode(init3, "uts") != ns_inode(::getpid(), "uts"));
+  char hn[256] = {};
+  ::gethostname(hn, sizeof hn - 1);
+  BOOST_TEST(in_container(init3, "/etc/hostname") == std::string(hn) + "\n");
+  BOOST_TEST(veths().size() == 2u);
+  BOOST_TEST(allocations() == 2u);
+
+  // The runtime restarted keeps every address where it is.
+  kill_runtime(SIGKILL);
+  start_runtime();
+  BOOST_TEST(veths().size() == 2u);
+  BOOST_TEST(allocations() == 2u);
+  auto again = find_sandbox("uid-net-1");
+  BOOST_REQUIRE(again);
+  BOOST_TEST(again->pod_ip_ == r1->sandbox.pod_ip_);
+
+  std::vector<std::pair<std::string, pid_t>> pods;
+  for (auto uid : {"uid-net-1", "uid-net-2", "uid-net-host"}) {
+    auto s = find_sandbox(uid);
+    pods.emplace_back(uid, s ? static_cast<pid_t>(s->supervisor_pid) : 0);
+    wire::remove_pod_request rm;
+    rm.uid = uid;
+    BOOST_TEST(call<wire::ack>(rm, 60s).ok());
+  }
+  for (const auto& [uid, sup] : pods)
+    check_gone(uid, sup);
+}
+
 BOOST_FIXTURE_TEST_CASE(startup_sweeps_half_created_sandboxes, runtime_fixture) {
   auto half = pod_dir::root(data, "uid-half");
   auto rootfs = pod_dir::bundle(half, "main") / "rootfs";
@@ -486,6 +656,67 @@ BOOST_FIXTURE_TEST_CASE(cleanup_all_leaves_nothing, runtime_fixture) {
   BOOST_TEST(cleanup_all() == 0);
   check_gone("uid-c1", sups[0]);
   check_gone("uid-c2", sups[1]);
+}
+
+// The process back-end: the same runtime and supervisor, with
+// deckhand-process-oci instead of runc; nothing mounted, no namespace.
+BOOST_FIXTURE_TEST_CASE(process_backend_runs_host_processes, runtime_fixture) {
+  extra_args = {"--backend=process"};
+  start_runtime();
+  import_busybox();
+  auto p = sleeper("uid-proc");
+  p.spec.containers[0].command = {"/bin/sh", "-c",
+                                  "echo started; trap 'exit 0' TERM; while true; do sleep 0.1; done"};
+  wire::run_pod_request req;
+  req.pod_ = p;
+  auto rep = call<wire::run_pod_reply>(req, 60s);
+  BOOST_REQUIRE_MESSAGE(rep.ok(), (rep.ok() ? std::string() : rep.err().message));
+  auto sb = wait_listed_running("uid-proc");
+  BOOST_TEST(!sb.pod_ip_.empty());
+  BOOST_TEST(mounts().empty());  // no overlay, no netns, no shm
+  BOOST_TEST(veths().empty());
+  wire::stop_pod_request stop;
+  stop.uid = "uid-proc";
+  stop.grace_period_seconds = 5;
+  auto st = call<wire::sandbox_status_reply>(stop, 30s);
+  BOOST_REQUIRE_MESSAGE(st.ok(), (st.ok() ? std::string() : st.err().message));
+  BOOST_REQUIRE(!st->sandbox.containers.empty());
+  BOOST_TEST(st->sandbox.containers[0].status.state.terminated.exit_code == 0);
+  wire::remove_pod_request rm;
+  rm.uid = "uid-proc";
+  BOOST_TEST(call<wire::ack>(rm).ok());
+  BOOST_TEST(!fs::exists(pod_dir::root(data, "uid-proc")));
+}
+
+// The sim back-end through the real process: no supervisor, no container,
+// and a runtime killed with SIGKILL takes its simulated pods back unchanged.
+BOOST_FIXTURE_TEST_CASE(sim_backend_survives_a_runtime_kill, runtime_fixture) {
+  extra_args = {"--backend=sim"};
+  start_runtime();
+  import_busybox();
+  wire::run_pod_request req;
+  req.pod_ = sleeper("uid-sim");
+  auto rep = call<wire::run_pod_reply>(req, 60s);
+  BOOST_REQUIRE_MESSAGE(rep.ok(), (rep.ok() ? std::string() : rep.err().message));
+  auto before = wait_listed_running("uid-sim");
+  BOOST_TEST(!before.pod_ip_.empty());
+  BOOST_TEST(!fs::exists(pod_dir::supervisor_pid(pod_dir::root(data, "uid-sim"))));
+  BOOST_TEST(mounts().empty());
+  kill_runtime(SIGKILL);
+  start_runtime();
+  auto after = wait_listed_running("uid-sim");
+  BOOST_TEST(after.pod_ip_ == before.pod_ip_);
+  BOOST_TEST(after.containers[0].status.restart_count == 0);
+  BOOST_TEST(after.containers[0].status.state.running.started_at
+             == before.containers[0].status.state.running.started_at);
+  wire::stop_pod_request stop;
+  stop.uid = "uid-sim";
+  auto st = call<wire::sandbox_status_reply>(stop, 30s);
+  BOOST_REQUIRE(st.ok());
+  BOOST_TEST(st->sandbox.state == "stopped");
+  wire::remove_pod_request rm;
+  rm.uid = "uid-sim";
+  BOOST_TEST(call<wire::ack>(rm).ok());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -13,8 +13,10 @@ bool should_restart(const std::string& restart_policy, int exit_code) {
 }
 
 millis restart_backoff::peek() const {
+  if (step_ == 0)
+    return millis(0);
   auto d = cfg_.initial;
-  for (int i = 0; i < step_ && d < cfg_.max; ++i)
+  for (int i = 1; i < step_ && d < cfg_.max; ++i)
     d *= 2;
   return d < cfg_.max ? d : cfg_.max;
 }

@@ -71,6 +71,15 @@ std::filesystem::path pod_state::log_file(const entry& e) const {
          / (std::to_string(e.status.restart_count) + ".log");
 }
 
+action::log_target pod_state::log_target(const entry& e) const {
+  action::log_target t;
+  t.stdout_fifo = pod_dir::log_fifo(ctx_.pod_dir, e.spec.name, "stdout");
+  t.stderr_fifo = pod_dir::log_fifo(ctx_.pod_dir, e.spec.name, "stderr");
+  t.log_file = log_file(e);
+  t.instance = e.status.restart_count;
+  return t;
+}
+
 void pod_state::begin(const std::optional<status_document>& previous,
                       const std::optional<stop_marker>& marker, time_point now) {
   if (previous) {
@@ -102,6 +111,7 @@ void pod_state::begin(const std::optional<status_document>& previous,
     action::probe probe;
     probe.name = e.spec.name;
     probe.runtime_id = e.runtime_id;
+    probe.log = log_target(e);
     actions_.emplace_back(std::move(probe));
   }
   // The new pid and incarnation must reach status.json even if nothing else
@@ -167,7 +177,8 @@ void pod_state::launch(entry& e, time_point, bool restart) {
   // finds the new restart count and the right log file.
   persist();
   actions_.push_back(action::launch{e.spec.name, e.runtime_id,
-                                    pod_dir::bundle(ctx_.pod_dir, e.spec.name), log_file(e)});
+                                    pod_dir::bundle(ctx_.pod_dir, e.spec.name), log_file(e),
+                                    log_target(e)});
 }
 
 void pod_state::on_started(const std::string& name, time_point now) {
@@ -213,10 +224,15 @@ void pod_state::handle_exit(entry& e, const exit_info& info, time_point now) {
     e.restart_at = {};
   } else {
     auto delay = e.backoff.next(e.started_at, now);
-    e.restart_at = now + delay;
-    e.ph = phase::backoff;
     e.status.last_state = {};
     e.status.last_state.terminated = std::move(term);
+    if (delay <= millis(0)) {
+      // Not in back-off yet: the kubelet restarts at once.
+      launch(e, now, true);
+      return;
+    }
+    e.restart_at = now + delay;
+    e.ph = phase::backoff;
     e.status.state = waiting(backoff_reason, backoff_message(e, delay));
   }
   persist();

@@ -13,7 +13,11 @@
 #include <fstream>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "deckhand/common/fsutil.hpp"
 #include "deckhand/common/log.hpp"
+#include "deckhand/oci/cgroups.hpp"
 
 namespace deckhand::supervisor {
 
@@ -23,6 +27,10 @@ namespace {
 
 /// A periodic reap, in case SIGCHLD went to a thread that did not block it.
 constexpr int reap_interval_ms = 1000;
+/// How long an exit report waits for the log pump to drain the pipes.
+constexpr auto log_drain_timeout = std::chrono::seconds(5);
+/// Kubernetes' reason for a container the kernel's OOM killer ended.
+constexpr const char* oom_killed_reason = "OOMKilled";
 
 int open_pidfd(pid_t pid) {
 #ifdef SYS_pidfd_open
@@ -55,8 +63,31 @@ void block_sigchld() {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
-runner::runner(oci::runc rt, fs::path pid_dir, std::string log_fields)
-  : rt_(std::move(rt)), pid_dir_(std::move(pid_dir)), log_fields_(std::move(log_fields)) {
+runner::runner(oci::runc rt, fs::path pid_dir, std::string log_fields, std::string pod_uid,
+               log_pump* logs)
+  : rt_(std::move(rt)), pid_dir_(std::move(pid_dir)), log_fields_(std::move(log_fields)),
+    pod_uid_(std::move(pod_uid)), logs_(logs) {
+}
+
+std::string runner::cgroup_of(const fs::path& bundle, const std::string& name) const {
+  if (auto text = fsutil::read_file(bundle / "config.json")) {
+    auto j = nlohmann::json::parse(*text, nullptr, false);
+    if (j.is_object() && j.contains("linux") && j["linux"].is_object()) {
+      const auto& l = j["linux"];
+      if (auto it = l.find("cgroupsPath"); it != l.end() && it->is_string()
+                                            && !it->get<std::string>().empty())
+        return it->get<std::string>();
+    }
+  }
+  return pod_uid_.empty() ? std::string{} : oci::container_cgroup_path(pod_uid_, name);
+}
+
+void runner::finish_log(const std::string& name) {
+  if (!logs_)
+    return;
+  if (logs_->finish(name).wait_for(log_drain_timeout) != std::future_status::ready)
+    log::get()->warn("{} container={} msg=\"log pump did not drain in time\"", log_fields_,
+                     name);
 }
 
 runner::~runner() {
@@ -95,9 +126,18 @@ void runner::post(std::function<void()> task) {
   (void)!::write(wake_.get(), &one, sizeof one);
 }
 
-void runner::probe(const std::string& name, const std::string& runtime_id) {
-  post([this, name, runtime_id] {
-    auto st = rt_.state(runtime_id);
+void runner::probe(const std::string& name, const std::string& runtime_id,
+                   const action::log_target& target) {
+  post([this, name, runtime_id, target] {
+    if (logs_)
+      logs_->attach(name, target.stdout_fifo, target.stderr_fifo, target.log_file, target.instance);
+    // runc, crun and deckhand-process-oci keep a container's state in
+    // ROOT/ID: without it there is nothing to ask about, and asking costs a
+    // runtime invocation (~15 ms) on every pod start.
+    std::error_code ec;
+    auto st = fs::exists(rt_.root() / runtime_id, ec)
+                ? rt_.state(runtime_id)
+                : result<oci::container_state>(error{errc::not_found, "no state"});
     if (st && (st->status == oci::container_status::running
                || st->status == oci::container_status::paused)
         && st->pid > 0) {
@@ -105,7 +145,7 @@ void runner::probe(const std::string& name, const std::string& runtime_id) {
       if (fd >= 0) {
         log::get()->info("{} container={} msg=\"adopted running container\" pid={}", log_fields_,
                          name, st->pid);
-        adopted_[st->pid] = watched{name, runtime_id, oci::unique_fd(fd)};
+        adopted_[st->pid] = watched{name, runtime_id, oci::unique_fd(fd), {}, 0};
         events_.probed(name, true);
         return;
       }
@@ -120,34 +160,46 @@ void runner::probe(const std::string& name, const std::string& runtime_id) {
       log::get()->warn("{} container={} msg=\"runc state failed\" error=\"{}\"", log_fields_,
                        name, st.err().message);
     }
+    // What a dead instance left in its pipes belongs to its own file.
+    finish_log(name);
     events_.probed(name, false);
   });
 }
 
 void runner::launch(const std::string& name, const std::string& runtime_id,
-                    const fs::path& bundle, const fs::path& log_file) {
-  post([this, name, runtime_id, bundle, log_file] {
-    std::error_code ec;
-    fs::create_directories(log_file.parent_path(), ec);
-    // A file, not a pipe: the container must keep writing its log after this
-    // process dies.
-    auto log_fd = oci::open_fd(log_file, O_WRONLY | O_CREAT | O_APPEND, 0640);
-    if (!log_fd) {
-      events_.start_failed(name, log_fd.err().message);
+                    const fs::path& bundle, const action::log_target& target) {
+  post([this, name, runtime_id, bundle, target] {
+    // Container output goes through FIFOs that outlive this process (see
+    // pod_dir.hpp), never through pipes that die with it.
+    auto out = open_container_stream(target.stdout_fifo);
+    auto err = out ? open_container_stream(target.stderr_fifo) : result<oci::unique_fd>(out.err());
+    if (!err) {
+      events_.start_failed(name, err.err().message);
       return;
     }
-    if (auto r = rt_.remove(runtime_id, true); !r)
-      log::get()->warn("{} container={} msg=\"removing stale container failed\" error=\"{}\"",
-                       log_fields_, name, r.err().message);
+    if (logs_)
+      logs_->attach(name, target.stdout_fifo, target.stderr_fifo, target.log_file, target.instance);
+    std::error_code ec;
+    if (fs::exists(rt_.root() / runtime_id, ec))
+      if (auto r = rt_.remove(runtime_id, true); !r)
+        log::get()->warn("{} container={} msg=\"removing stale container failed\" error=\"{}\"",
+                         log_fields_, name, r.err().message);
     fs::create_directories(pid_dir_, ec);
     const fs::path pid_file = pid_dir_ / name;
     fs::remove(pid_file, ec);
-    oci::stdio_fds stdio{-1, log_fd->get(), log_fd->get()};
+    // The counter of a cgroup that does not exist yet reads 0; read it before
+    // the start anyway, in case a stale cgroup survived.
+    const std::string cgroup = cgroup_of(bundle, name);
+    const uint64_t oom_before = cgroup.empty() ? 0 : oci::cgroup_oom_kills(cgroup);
+    oci::stdio_fds stdio{-1, out->get(), err->get()};
     auto r = rt_.run_detached(runtime_id, bundle, stdio, pid_file);
+    out->reset();
+    err->reset();
     if (!r) {
       log::get()->warn("{} container={} msg=\"start failed\" error=\"{}\"", log_fields_, name,
                        r.err().message);
       (void)rt_.remove(runtime_id, true);
+      finish_log(name);
       events_.start_failed(name, r.err().message);
       return;
     }
@@ -157,12 +209,14 @@ void runner::launch(const std::string& name, const std::string& runtime_id,
         pid = st->pid;
     }
     log::get()->info("{} container={} msg=\"started\" pid={} log={}", log_fields_, name, pid,
-                     log_file.string());
+                     target.log_file.string());
     events_.started(name);
-    if (pid > 0)
-      children_[pid] = watched{name, runtime_id, {}};
-    else
+    if (pid > 0) {
+      children_[pid] = watched{name, runtime_id, {}, cgroup, oom_before};
+    } else {
+      finish_log(name);
       events_.exited(name, exit_info::unknown());
+    }
   });
 }
 
@@ -177,7 +231,7 @@ void runner::kill(const std::string& name, const std::string& runtime_id, int si
   });
 }
 
-void runner::on_exit(pid_t pid, const exit_info& e) {
+void runner::on_exit(pid_t pid, exit_info e) {
   auto it = children_.find(pid);
   watched w;
   if (it != children_.end()) {
@@ -190,8 +244,16 @@ void runner::on_exit(pid_t pid, const exit_info& e) {
     w = std::move(at->second);
     adopted_.erase(at);
   }
-  log::get()->info("{} container={} msg=\"exited\" pid={} code={} signal={} known={}",
-                   log_fields_, w.name, pid, e.code, e.signal, e.known);
+  // The cgroup is still there: `runc delete` comes last.
+  if (e.known && e.code == 128 + SIGKILL && !w.cgroup.empty()) {
+    uint64_t after = oci::cgroup_oom_kills(w.cgroup);
+    if (after > w.oom_kills_before)
+      e.reason = oom_killed_reason;
+  }
+  log::get()->info("{} container={} msg=\"exited\" pid={} code={} signal={} known={} reason={}",
+                   log_fields_, w.name, pid, e.code, e.signal, e.known,
+                   e.reason.empty() ? "-" : e.reason);
+  finish_log(w.name);
   events_.exited(w.name, e);
   if (auto r = rt_.remove(w.runtime_id, true); !r)
     log::get()->warn("{} container={} msg=\"runc delete failed\" error=\"{}\"", log_fields_,

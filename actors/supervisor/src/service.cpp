@@ -19,6 +19,7 @@
 #include "deckhand/messages/wire.hpp"
 #include "deckhand/oci/process.hpp"
 #include "deckhand/supervisor/pod_state.hpp"
+#include "deckhand/supervisor/log_pump.hpp"
 #include "deckhand/supervisor/runner.hpp"
 
 namespace deckhand::supervisor {
@@ -73,7 +74,7 @@ void drain(pod_actor_t* self, wiring* w) {
     auto notify = wire::make_envelope(wire::pod_status_notify{st.core->snapshot()});
     auto path = pod_dir::status_json(w->ctx.pod_dir);
     w->run->post([w, doc = std::move(doc), notify = std::move(notify), path] {
-      if (auto err = fsutil::write_file_atomic(path, doc))
+      if (auto err = fsutil::write_file_atomic(path, doc, fsutil::durability::process_crash))
         log::get()->error("{} msg=\"writing status.json failed\" error=\"{}\"", w->log_fields,
                           err.message);
       // Only a hint: the kubelet may be down, its relist is the truth.
@@ -82,16 +83,16 @@ void drain(pod_actor_t* self, wiring* w) {
   }
   for (auto& a : actions) {
     if (auto* p = std::get_if<action::probe>(&a)) {
-      w->run->probe(p->name, p->runtime_id);
+      w->run->probe(p->name, p->runtime_id, p->log);
     } else if (auto* l = std::get_if<action::launch>(&a)) {
-      w->run->launch(l->name, l->runtime_id, l->bundle, l->log_file);
+      w->run->launch(l->name, l->runtime_id, l->bundle, l->log);
     } else if (auto* k = std::get_if<action::kill>(&a)) {
       w->run->kill(k->name, k->runtime_id, k->signal, k->all);
     } else if (auto* m = std::get_if<action::write_stop_marker>(&a)) {
       auto text = encode_stop_marker(m->marker);
       auto path = pod_dir::stopping_marker(w->ctx.pod_dir);
       w->run->post([w, text, path] {
-        if (auto err = fsutil::write_file_atomic(path, text))
+        if (auto err = fsutil::write_file_atomic(path, text, fsutil::durability::process_crash))
           log::get()->error("{} msg=\"writing stopping marker failed\" error=\"{}\"",
                             w->log_fields, err.message);
       });
@@ -175,11 +176,13 @@ caf::behavior pod_actor(pod_actor_t* self, wiring* w) {
       self->state.core->on_start_failed(name, message, now());
       drain(self, w);
     },
-    [=](exited_atom, const std::string& name, bool known, int32_t code, int32_t signal) {
+    [=](exited_atom, const std::string& name, bool known, int32_t code, int32_t signal,
+        const std::string& reason) {
       exit_info e = known ? exit_info{} : exit_info::unknown();
       if (known) {
         e.code = code;
         e.signal = signal;
+        e.reason = reason;
       }
       self->state.core->on_exited(name, e, now());
       drain(self, w);
@@ -211,6 +214,20 @@ result<T> load_json(const fs::path& p) {
 
 } // namespace
 
+result<supervisor::log_limits> service_options::container_log_limits() const {
+  auto size = parse_log_size(container_log_max_size);
+  if (!size)
+    return error{errc::invalid, "--container-log-max-size: " + size.err().message};
+  if (*size == 0)
+    return error{errc::invalid, "--container-log-max-size must be positive"};
+  if (container_log_max_files < 2)
+    return error{errc::invalid, "--container-log-max-files must be at least 2"};
+  supervisor::log_limits l;
+  l.max_size = *size;
+  l.max_files = container_log_max_files;
+  return l;
+}
+
 void add_service_options(CLI::App& app, service_options& opts) {
   app.add_option("--pod-uid", opts.pod_uid, "uid of the pod to supervise")->required();
   app.add_option("--oci-runtime", opts.oci_runtime, "OCI runtime binary (runc or crun)");
@@ -219,6 +236,11 @@ void add_service_options(CLI::App& app, service_options& opts) {
   app.add_option("--backoff-max-ms", opts.backoff_max_ms, "longest crash-loop back-off delay");
   app.add_option("--backoff-reset-ms", opts.backoff_reset_ms,
                  "a container that ran this long starts its back-off over");
+  app.add_option("--container-log-max-size", opts.container_log_max_size,
+                 "rotate a container log file before it grows past this (bytes, or "
+                 "10Mi-style quantity)");
+  app.add_option("--container-log-max-files", opts.container_log_max_files,
+                 "log files kept per container, the live ones included (>= 2)");
 }
 
 int run(const host::common_options& common, const service_options& opts) {
@@ -233,6 +255,9 @@ int run(const host::common_options& common, const service_options& opts) {
   if (opts.backoff_initial_ms <= 0 || opts.backoff_max_ms < opts.backoff_initial_ms
       || opts.backoff_reset_ms <= 0)
     return fail("invalid back-off settings");
+  auto limits = opts.container_log_limits();
+  if (!limits)
+    return fail(limits.err().message);
 
   auto sub = oci::set_child_subreaper();
   if (!sub)
@@ -255,7 +280,7 @@ int run(const host::common_options& common, const service_options& opts) {
   w.log_fields = "pod=" + meta.namespace_ + "/" + meta.name + " uid=" + meta.uid;
 
   if (auto err = fsutil::write_file_atomic(pod_dir::supervisor_pid(w.ctx.pod_dir),
-                                           std::to_string(::getpid()) + "\n"))
+                                           std::to_string(::getpid()) + "\n", fsutil::durability::process_crash))
     return fail(err.message);
 
   const auto status_path = pod_dir::status_json(w.ctx.pod_dir);
@@ -282,8 +307,9 @@ int run(const host::common_options& common, const service_options& opts) {
   w.ctx.incarnation = comp.bus().incarnation();
   w.bus = &comp.bus();
 
+  log_pump logs(*limits, w.log_fields);
   runner worker(oci::runc(paths::runc_root(common.data_dir), opts.oci_runtime),
-                w.ctx.pod_dir / "pids", w.log_fields);
+                w.ctx.pod_dir / "pids", w.log_fields, opts.pod_uid, &logs);
   w.run = &worker;
 
   auto actor = comp.system().spawn(pod_actor, &w);
@@ -317,8 +343,9 @@ int run(const host::common_options& common, const service_options& opts) {
   };
   ev.exited = [actor](const std::string& name, const exit_info& e) {
     caf::anon_send(actor, exited_atom::value, name, e.known, static_cast<int32_t>(e.code),
-                   static_cast<int32_t>(e.signal));
+                   static_cast<int32_t>(e.signal), e.reason);
   };
+  logs.start();
   worker.start(std::move(ev));
   comp.bus().start();
   log::get()->info("{} msg=\"supervising\" containers={} restarted={} stopping={}", w.log_fields,
@@ -330,6 +357,7 @@ int run(const host::common_options& common, const service_options& opts) {
   // The containers are left alone: a restarted supervisor re-adopts them.
   caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
   worker.stop();
+  logs.stop();
   comp.shutdown();
   return 0;
 }

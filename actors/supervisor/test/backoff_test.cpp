@@ -32,35 +32,37 @@ BOOST_AUTO_TEST_CASE(doubles_from_initial_up_to_max) {
     got.push_back(static_cast<long>(std::chrono::duration_cast<std::chrono::seconds>(d).count()));
     t += 1s + d;
   }
-  std::vector<long> want{10, 20, 40, 80, 160, 300, 300, 300};
+  // The first restart is immediate, as in the Go kubelet.
+  std::vector<long> want{0, 10, 20, 40, 80, 160, 300, 300};
   BOOST_TEST(got == want, boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(resets_after_a_long_enough_run) {
   backoff_config cfg{100ms, 1000ms, 5000ms};
   restart_backoff b(cfg);
+  BOOST_TEST(b.next(t0, t0 + 10ms).count() == 0);
   BOOST_TEST(b.next(t0, t0 + 10ms).count() == 100);
   BOOST_TEST(b.next(t0, t0 + 10ms).count() == 200);
-  BOOST_TEST(b.next(t0, t0 + 10ms).count() == 400);
   BOOST_TEST(b.step() == 3);
   // Ran 4999 ms: not long enough.
-  BOOST_TEST(b.next(t0, t0 + 4999ms).count() == 800);
-  // Ran exactly the reset period: starts over.
-  BOOST_TEST(b.next(t0, t0 + 5000ms).count() == 100);
+  BOOST_TEST(b.next(t0, t0 + 4999ms).count() == 400);
+  // Ran exactly the reset period: starts over, with an immediate restart.
+  BOOST_TEST(b.next(t0, t0 + 5000ms).count() == 0);
   BOOST_TEST(b.step() == 1);
+  BOOST_TEST(b.next(t0, t0 + 10ms).count() == 100);
 }
 
 BOOST_AUTO_TEST_CASE(unknown_start_never_resets) {
   restart_backoff b(backoff_config{100ms, 1000ms, 5000ms});
   b.set_step(3);
-  BOOST_TEST(b.next(time_point{}, t0).count() == 800);
+  BOOST_TEST(b.next(time_point{}, t0).count() == 400);
 }
 
 BOOST_AUTO_TEST_CASE(step_restored_from_disk_continues_the_schedule) {
   restart_backoff b;
   b.set_step(2);
-  BOOST_TEST(b.peek().count() == 40'000);
-  BOOST_TEST(b.next(t0, t0 + 1s).count() == 40'000);
+  BOOST_TEST(b.peek().count() == 20'000);
+  BOOST_TEST(b.next(t0, t0 + 1s).count() == 20'000);
   BOOST_TEST(b.step() == 3);
 }
 

@@ -105,35 +105,54 @@ BOOST_AUTO_TEST_CASE(fresh_start_probes_then_launches_in_spec_order) {
   BOOST_TEST(snap.containers[1].runtime_id == "uid-1-second");
 }
 
-BOOST_AUTO_TEST_CASE(on_failure_restarts_a_failed_container_after_back_off) {
+BOOST_AUTO_TEST_CASE(first_restart_is_immediate_then_back_off) {
   running_pod rp("OnFailure");
   auto& p = rp.p;
   p.on_exited("app", exit_info{true, 1, 0, {}, {}}, t0 + 2s);
   auto a = p.take_actions();
+  // Like the Go kubelet: no back-off before the first restart.
+  auto launches = only<action::launch>(a);
+  BOOST_REQUIRE(launches.size() == 1u);
+  BOOST_TEST(launches[0].log_file.filename() == "1.log");
+  BOOST_TEST(launches[0].log.log_file == launches[0].log_file);
+  BOOST_TEST(launches[0].log.instance == 1);
+  BOOST_TEST(launches[0].log.stdout_fifo == "/data/runtime/pods/uid-1/io/app.stdout");
+  BOOST_TEST(launches[0].log.stderr_fifo == "/data/runtime/pods/uid-1/io/app.stderr");
   BOOST_TEST(has<action::persist>(a));
-  BOOST_TEST(!has<action::launch>(a));
   const auto* s = p.status_of("app");
-  BOOST_TEST(s->state.waiting.reason == "CrashLoopBackOff");
-  BOOST_TEST(s->state.waiting.message
-             == "back-off 10s restarting failed container=app pod=web_default(uid-1)");
+  BOOST_TEST(s->restart_count == 1);
+  BOOST_TEST(s->state.waiting.reason == "ContainerCreating");
   BOOST_TEST(s->last_state.terminated.exit_code == 1);
   BOOST_TEST(s->last_state.terminated.reason == "Error");
   BOOST_TEST(s->last_state.terminated.started_at == "2023-11-14T22:13:20Z");
   BOOST_TEST(s->last_state.terminated.finished_at == "2023-11-14T22:13:22Z");
   BOOST_TEST(!s->ready);
-  BOOST_REQUIRE(p.next_wakeup().has_value());
-  BOOST_TEST((*p.next_wakeup() == t0 + 12s));
-
-  p.on_tick(t0 + 11s);
-  BOOST_TEST(!has<action::launch>(p.take_actions()));
-  p.on_tick(t0 + 12s);
-  auto launches = only<action::launch>(p.take_actions());
-  BOOST_REQUIRE(launches.size() == 1u);
-  BOOST_TEST(launches[0].log_file.filename() == "1.log");
-  BOOST_TEST(p.status_of("app")->restart_count == 1);
-  p.on_started("app", t0 + 12s);
+  BOOST_TEST(!p.next_wakeup().has_value());
+  p.on_started("app", t0 + 2s);
   BOOST_TEST(p.status_of("app")->state.is_running());
   BOOST_TEST(p.status_of("app")->last_state.terminated.exit_code == 1);
+
+  // The second crash in a row waits 10s in CrashLoopBackOff.
+  p.on_exited("app", exit_info{true, 1, 0, {}, {}}, t0 + 3s);
+  a = p.take_actions();
+  BOOST_TEST(!has<action::launch>(a));
+  BOOST_TEST(has<action::persist>(a));
+  s = p.status_of("app");
+  BOOST_TEST((p.phase_of("app") == phase::backoff));
+  BOOST_TEST(s->state.waiting.reason == "CrashLoopBackOff");
+  BOOST_TEST(s->state.waiting.message
+             == "back-off 10s restarting failed container=app pod=web_default(uid-1)");
+  BOOST_TEST(s->restart_count == 1);
+  BOOST_REQUIRE(p.next_wakeup().has_value());
+  BOOST_TEST((*p.next_wakeup() == t0 + 13s));
+
+  p.on_tick(t0 + 12s);
+  BOOST_TEST(!has<action::launch>(p.take_actions()));
+  p.on_tick(t0 + 13s);
+  launches = only<action::launch>(p.take_actions());
+  BOOST_REQUIRE(launches.size() == 1u);
+  BOOST_TEST(launches[0].log_file.filename() == "2.log");
+  BOOST_TEST(p.status_of("app")->restart_count == 2);
 }
 
 BOOST_AUTO_TEST_CASE(on_failure_leaves_a_completed_container_terminated) {
@@ -160,7 +179,7 @@ BOOST_AUTO_TEST_CASE(never_leaves_a_failed_container_terminated) {
 BOOST_AUTO_TEST_CASE(always_restarts_even_a_completed_container) {
   running_pod rp("Always");
   rp.p.on_exited("app", exit_info{}, t0 + 1s);
-  BOOST_TEST((rp.p.phase_of("app") == phase::backoff));
+  BOOST_TEST((rp.p.phase_of("app") == phase::launching));
   BOOST_TEST(rp.p.status_of("app")->last_state.terminated.reason == "Completed");
 }
 
@@ -169,21 +188,28 @@ BOOST_AUTO_TEST_CASE(back_off_doubles_caps_and_resets) {
   auto& p = rp.p;
   time_point t = t0;
   std::vector<long> delays;
-  for (int i = 0; i < 7; ++i) {
-    p.on_exited("app", exit_info{true, 1, 0, {}, {}}, t + 1s);
-    auto wake = *p.next_wakeup();
-    delays.push_back(static_cast<long>(std::chrono::duration_cast<std::chrono::seconds>(wake - (t + 1s)).count()));
+  for (int i = 0; i < 8; ++i) {
+    auto exited = t + 1s;
+    p.on_exited("app", exit_info{true, 1, 0, {}, {}}, exited);
+    auto wake = p.next_wakeup().value_or(exited);
+    delays.push_back(static_cast<long>(
+      std::chrono::duration_cast<std::chrono::seconds>(wake - exited).count()));
     p.on_tick(wake);
+    BOOST_TEST((p.phase_of("app") == phase::launching));
     p.on_started("app", wake);
     t = wake;
   }
-  std::vector<long> want{10, 20, 40, 80, 160, 300, 300};
+  std::vector<long> want{0, 10, 20, 40, 80, 160, 300, 300};
   BOOST_TEST(delays == want, boost::test_tools::per_element());
-  BOOST_TEST(p.status_of("app")->restart_count == 7);
+  BOOST_TEST(p.status_of("app")->restart_count == 8);
   BOOST_TEST(p.status_of("app")->state.is_running());
-  // Ran for ten minutes: the schedule starts over.
+  // Ran for ten minutes: the schedule starts over, with an immediate restart.
   p.on_exited("app", exit_info{true, 1, 0, {}, {}}, t + 600s);
-  BOOST_TEST((*p.next_wakeup() == t + 610s));
+  BOOST_TEST(!p.next_wakeup().has_value());
+  BOOST_TEST((p.phase_of("app") == phase::launching));
+  p.on_started("app", t + 600s);
+  p.on_exited("app", exit_info{true, 1, 0, {}, {}}, t + 601s);
+  BOOST_TEST((*p.next_wakeup() == t + 611s));
   BOOST_TEST(p.status_of("app")->state.waiting.message.find("back-off 10s") == 0u);
 }
 
@@ -194,6 +220,17 @@ BOOST_AUTO_TEST_CASE(kill_by_signal_is_recorded) {
   BOOST_TEST(term.exit_code == 137);
   BOOST_TEST(term.signal == 9);
   BOOST_TEST(term.reason == "Error");
+}
+
+BOOST_AUTO_TEST_CASE(oom_kill_is_reported_as_oom_killed) {
+  running_pod rp("Always");
+  auto e = exit_info::from_wait_status(SIGKILL);
+  e.reason = "OOMKilled";  // what the runner sets when the cgroup counted an OOM kill
+  rp.p.on_exited("app", e, t0 + 1s);
+  const auto& term = rp.p.status_of("app")->last_state.terminated;
+  BOOST_TEST(term.exit_code == 137);
+  BOOST_TEST(term.reason == "OOMKilled");
+  BOOST_TEST(rp.p.status_of("app")->restart_count == 1);
 }
 
 BOOST_AUTO_TEST_CASE(start_failure_follows_the_policy) {
@@ -212,7 +249,10 @@ BOOST_AUTO_TEST_CASE(start_failure_follows_the_policy) {
     p.begin(std::nullopt, std::nullopt, t0);
     p.on_probed("app", false, t0);
     p.on_start_failed("app", "boom", t0);
+    BOOST_TEST((p.phase_of("app") == phase::launching));  // first retry at once
+    p.on_start_failed("app", "boom", t0);
     BOOST_TEST((p.phase_of("app") == phase::backoff));
+    BOOST_TEST(p.status_of("app")->last_state.terminated.reason == "StartError");
   }
 }
 
@@ -246,13 +286,14 @@ BOOST_AUTO_TEST_CASE(container_gone_while_supervisor_was_down_is_unknown_exit) {
   p.begin(doc, std::nullopt, t0 + 50s);
   p.on_probed("app", false, t0 + 50s);
   const auto* s = p.status_of("app");
-  // OnFailure restarts on 137; the unknown exit lands in lastState.
-  BOOST_TEST((p.phase_of("app") == phase::backoff));
+  // OnFailure restarts on 137 (the first time at once); the unknown exit
+  // lands in lastState.
+  BOOST_TEST((p.phase_of("app") == phase::launching));
   BOOST_TEST(s->last_state.terminated.exit_code == 137);
   BOOST_TEST(s->last_state.terminated.reason == "ContainerStatusUnknown");
   BOOST_TEST(s->last_state.terminated.message
              == "the container exited while its supervisor was down; exit code unknown");
-  BOOST_TEST(s->restart_count == 0);
+  BOOST_TEST(s->restart_count == 1);
 
   // An adopted container that exits later is reported the same way.
   pod_state q(make_ctx("Never"));
@@ -266,24 +307,28 @@ BOOST_AUTO_TEST_CASE(container_gone_while_supervisor_was_down_is_unknown_exit) {
 BOOST_AUTO_TEST_CASE(back_off_survives_a_supervisor_restart) {
   running_pod first("Always");
   auto& p1 = first.p;
-  p1.on_exited("app", exit_info{true, 1, 0, {}, {}}, t0 + 1s);  // 10s
-  p1.on_tick(t0 + 11s);
-  p1.on_started("app", t0 + 11s);
-  p1.on_exited("app", exit_info{true, 1, 0, {}, {}}, t0 + 12s);  // 20s -> t0+32s
+  p1.on_exited("app", exit_info{true, 1, 0, {}, {}}, t0 + 1s);  // restarted at once
+  p1.on_started("app", t0 + 1s);
+  p1.on_exited("app", exit_info{true, 1, 0, {}, {}}, t0 + 2s);  // 10s -> t0+12s
   auto doc = p1.document();
 
   pod_state p(make_ctx("Always"));
-  p.begin(doc, std::nullopt, t0 + 15s);
-  p.on_probed("app", false, t0 + 15s);
+  p.begin(doc, std::nullopt, t0 + 5s);
+  auto a = p.take_actions();
+  auto probes = only<action::probe>(a);
+  BOOST_REQUIRE(probes.size() == 1u);
+  // Output left in the pipes belongs to the instance that died.
+  BOOST_TEST(probes[0].log.log_file.filename() == "1.log");
+  p.on_probed("app", false, t0 + 5s);
   BOOST_TEST((p.phase_of("app") == phase::backoff));
   BOOST_TEST(!has<action::launch>(p.take_actions()));
-  BOOST_TEST((*p.next_wakeup() == t0 + 32s));
-  p.on_tick(t0 + 32s);
+  BOOST_TEST((*p.next_wakeup() == t0 + 12s));
+  p.on_tick(t0 + 12s);
   BOOST_TEST(has<action::launch>(p.take_actions()));
   BOOST_TEST(p.status_of("app")->restart_count == 2);
-  p.on_started("app", t0 + 32s);
-  p.on_exited("app", exit_info{true, 1, 0, {}, {}}, t0 + 33s);
-  BOOST_TEST((*p.next_wakeup() == t0 + 73s));  // 40s: the schedule continued
+  p.on_started("app", t0 + 12s);
+  p.on_exited("app", exit_info{true, 1, 0, {}, {}}, t0 + 13s);
+  BOOST_TEST((*p.next_wakeup() == t0 + 33s));  // 20s: the schedule continued
 }
 
 BOOST_AUTO_TEST_CASE(terminated_container_stays_terminated_after_restart) {
@@ -388,7 +433,10 @@ BOOST_AUTO_TEST_CASE(stop_ends_back_off_and_pending_launches) {
   // A container waiting out its back-off ends with its last termination.
   running_pod rq("Always");
   rq.p.on_exited("app", exit_info{true, 4, 0, {}, {}}, t0 + 1s);
-  rq.p.on_stop_request(2, 30, t0 + 2s);
+  rq.p.on_started("app", t0 + 1s);
+  rq.p.on_exited("app", exit_info{true, 4, 0, {}, {}}, t0 + 2s);
+  BOOST_TEST((rq.p.phase_of("app") == phase::backoff));
+  rq.p.on_stop_request(2, 30, t0 + 3s);
   BOOST_TEST(has<action::stop_done>(rq.p.take_actions()));
   BOOST_TEST(rq.p.status_of("app")->state.terminated.exit_code == 4);
 }

@@ -12,6 +12,8 @@
 #include <fstream>
 #include <functional>
 #include <future>
+#include <regex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -26,9 +28,12 @@
 #include "deckhand/messages/codec.hpp"
 #include "deckhand/messages/json.hpp"
 #include "deckhand/messages/wire.hpp"
+#include "deckhand/cli/commands.hpp"
 #include "deckhand/oci/bundle.hpp"
+#include "deckhand/oci/cgroups.hpp"
 #include "deckhand/oci/process.hpp"
 #include "deckhand/oci/runc.hpp"
+#include "deckhand/runtime/exec.hpp"
 #include "deckhand/supervisor/status_file.hpp"
 
 using namespace deckhand;
@@ -67,6 +72,24 @@ std::string read_text(const fs::path& p) {
   return ss.str();
 }
 
+/// A CRI log file's text as `kubectl logs` prints it.
+std::string log_text(const fs::path& p) {
+  std::string partial;
+  return cli::decode_log_chunk(read_text(p), partial, true);
+}
+
+const std::regex cri_line(
+  R"(^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z (stdout|stderr) [PF] .*$)");
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line))
+    out.push_back(line);
+  return out;
+}
+
 /// Polls `pred` until it holds or `timeout` passes (waiting on real processes).
 bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -98,6 +121,8 @@ struct pod_fixture {
     for (const auto& c : pod.spec.containers)
       if (auto r = rt.remove(pod_dir::runtime_id(uid, c.name), true); !r)
         BOOST_TEST_MESSAGE("cleanup: " << r.err().message);
+    if (auto err = oci::remove_pod_cgroups(uid))
+      BOOST_TEST_MESSAGE("cleanup: " << err.message);
     std::error_code ec;
     fs::remove_all(data, ec);
   }
@@ -117,12 +142,16 @@ struct pod_fixture {
 
   fs::path dir() const { return pod_dir::root(data, uid); }
   std::string runtime_id(const std::string& name) const { return pod_dir::runtime_id(uid, name); }
+  fs::path log_dir(const std::string& name) const {
+    return paths::pod_log_dir(data, "default", "web", uid) / name;
+  }
   fs::path log_file(const std::string& name, int n) const {
-    return paths::pod_log_dir(data, "default", "web", uid) / name / (std::to_string(n) + ".log");
+    return log_dir(name) / (std::to_string(n) + ".log");
   }
 
   /// A container running `script` under busybox sh, with its bundle ready.
-  void add_container(const std::string& name, const std::string& script) {
+  void add_container(const std::string& name, const std::string& script,
+                     std::optional<int64_t> memory_limit = std::nullopt) {
     wire::container c;
     c.name = name;
     c.image = "busybox:test";
@@ -134,11 +163,17 @@ struct pod_fixture {
     for (auto d : {"proc", "dev", "sys", "tmp", "etc"})
       fs::create_directories(rootfs / d);
     fs::copy_file("/bin/busybox", rootfs / "bin/busybox", fs::copy_options::overwrite_existing);
-    for (auto applet : {"sh", "echo", "sleep", "true", "cat"})
+    for (auto applet : {"sh", "echo", "sleep", "true", "cat", "usleep"})
       fs::create_symlink("busybox", rootfs / "bin" / applet);
     oci::bundle_spec spec;
     spec.args = {"/bin/sh", "-c", script};
     spec.rootfs = rootfs;
+    // Where the runtime puts it, so the supervisor finds its OOM counter.
+    spec.cgroups_path = oci::container_cgroup_path(uid, name);
+    if (memory_limit) {
+      spec.resources.memory_limit_bytes = *memory_limit;
+      spec.resources.memory_swap_bytes = *memory_limit;  // no swap to hide in
+    }
     auto w = oci::write_bundle(bundle, spec);
     BOOST_REQUIRE_MESSAGE(w.ok(), (w.ok() ? "" : w.err().message));
   }
@@ -253,8 +288,10 @@ BOOST_AUTO_TEST_CASE(on_failure_restarts_with_back_off_and_logs_land_in_files) {
   BOOST_TEST(c.image == "busybox:test");
 
   auto log0 = read_text(f.log_file("app", 0));
-  BOOST_TEST(log0.find("out-line") != std::string::npos);
-  BOOST_TEST(log0.find("err-line") != std::string::npos);
+  BOOST_TEST(log0.find(" stdout F out-line\n") != std::string::npos);
+  BOOST_TEST(log0.find(" stderr F err-line\n") != std::string::npos);
+  for (const auto& line : lines_of(log0))
+    BOOST_TEST(std::regex_match(line, cri_line), line);
   BOOST_TEST(eventually([&] { return read_text(f.log_file("app", 1)).find("out-line")
                                      != std::string::npos; }, 15s));
 
@@ -326,7 +363,7 @@ BOOST_AUTO_TEST_CASE(killed_supervisor_leaves_container_running_and_readopts_it)
   BOOST_TEST(c.state.is_running());
   BOOST_TEST(c.restart_count == 0);
   BOOST_TEST(f.runc_pid("app") == pid);
-  BOOST_TEST(read_text(f.log_file("app", 0)) == "started\n");
+  BOOST_TEST(log_text(f.log_file("app", 0)) == "started\n");
 
   // The adopted container dies: its exit code cannot be known, and the
   // policy still applies.
@@ -433,6 +470,261 @@ BOOST_AUTO_TEST_CASE(sigterm_to_supervisor_leaves_containers_running) {
   BOOST_REQUIRE(s.containers.size() == 1u);
   BOOST_TEST(s.containers[0].status.state.terminated.reason == "ContainerStatusUnknown");
   BOOST_TEST(s.containers[0].status.state.terminated.exit_code == 137);
+}
+
+BOOST_AUTO_TEST_CASE(logs_rotate_by_size_and_keep_max_files) {
+  pod_fixture f;
+  f.pod.spec.restart_policy = "Always";
+  f.add_container("app",
+                  "i=0; while [ $i -lt 300 ]; do echo \"out $i\"; echo \"err $i\" >&2; "
+                  "i=$((i+1)); done; usleep 300000; echo done >&2; "
+                  "echo -n tail-without-newline; exec sleep 1000");
+  f.write_pod();
+  f.start_supervisor({"--container-log-max-size", "2Ki", "--container-log-max-files", "3"});
+  // The streams are read independently and either may be rotated out
+  // entirely; a last line written well after the rest marks the end.
+  auto everything = [&] {
+    std::string all;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(f.log_dir("app"), ec))
+      all += read_text(e.path());
+    return all;
+  };
+  BOOST_REQUIRE_MESSAGE(eventually([&] {
+    auto all = everything();
+    return all.find(" stderr F done\n") != std::string::npos;
+  }, 15s), "no output; log:\n" << f.supervisor_log());
+
+  // Rotated files sort by age; the live one comes last.
+  std::vector<std::string> names;
+  bool live = false;
+  for (const auto& e : fs::directory_iterator(f.log_dir("app"))) {
+    auto n = e.path().filename().string();
+    if (n == "0.log")
+      live = true;
+    else
+      names.push_back(n);
+  }
+  std::sort(names.begin(), names.end());
+  BOOST_TEST(live);
+  names.push_back("0.log");
+  BOOST_TEST(names.size() == 3u);
+  std::string all;
+  for (const auto& n : names) {
+    BOOST_TEST_CONTEXT(n) {
+      if (n != "0.log")
+        BOOST_TEST(n.rfind("0.log.", 0) == 0u);
+      BOOST_TEST(fs::file_size(f.log_dir("app") / n) <= 2048u);
+    }
+  }
+  // The kept files, oldest first, are an unbroken tail of each stream.
+  for (const auto& n : names)
+    all += read_text(f.log_dir("app") / n);
+  int next_out = -1, next_err = -1;
+  for (const auto& line : lines_of(all)) {
+    BOOST_REQUIRE_MESSAGE(std::regex_match(line, cri_line), line);
+    std::smatch m;
+    static const std::regex numbered(R"( (stdout|stderr) F (out|err) (\d+)$)");
+    if (!std::regex_search(line, m, numbered))
+      continue;
+    int n = std::stoi(m[3]);
+    int& next = m[2] == "out" ? next_out : next_err;
+    if (next >= 0)
+      BOOST_TEST(n == next, line);
+    next = n + 1;
+  }
+  // Each stream kept ends at its last line; one of them may have been
+  // rotated out entirely (6 KiB kept, 27 KiB written).
+  BOOST_TEST((next_out == 300 || next_out == -1));
+  BOOST_TEST((next_err == 300 || next_err == -1));
+  BOOST_TEST((next_out == 300 || next_err == 300));
+  BOOST_TEST(f.container("app")->restart_count == 0);
+
+  // An unterminated last line is written when the instance ends, as P.
+  BOOST_REQUIRE(f.rt.kill(f.runtime_id("app"), SIGKILL).ok());
+  BOOST_REQUIRE(f.wait_for("app", [](const auto& c) { return c.restart_count == 1; }));
+  BOOST_TEST(eventually([&] {
+    return read_text(f.log_file("app", 0)).find(" stdout P tail-without-newline\n")
+           != std::string::npos;
+  }, 10s));
+}
+
+BOOST_AUTO_TEST_CASE(previous_instance_log_is_kept_after_a_restart) {
+  pod_fixture f;
+  f.pod.spec.restart_policy = "Always";
+  f.add_container("app",
+                  "n=$(cat /count 2>/dev/null || echo 0); echo $((n+1)) > /count; "
+                  "echo \"instance $n\"; echo \"instance $n err\" >&2; "
+                  "[ $n -ge 1 ] && exec sleep 1000; exit 1");
+  f.write_pod();
+  // Default back-off: the first restart must not wait for it.
+  auto t0 = std::chrono::steady_clock::now();
+  f.start_supervisor({});
+  BOOST_REQUIRE_MESSAGE(f.wait_for("app", [](const auto& c) {
+    return c.restart_count == 1 && c.state.is_running();
+  }), "not restarted; log:\n" << f.supervisor_log());
+  BOOST_TEST((std::chrono::steady_clock::now() - t0 < 8s));
+  BOOST_TEST(f.container("app")->last_state.terminated.exit_code == 1);
+  BOOST_TEST(eventually([&] { return log_text(f.log_file("app", 1)).find("instance 1\n")
+                                     != std::string::npos; }, 10s));
+  // What `deckhand logs --previous` prints: the previous restartCount's file.
+  auto previous = log_text(f.log_file("app", 0));
+  BOOST_TEST((previous == "instance 0\ninstance 0 err\n" || previous == "instance 0 err\ninstance 0\n"),
+             previous);
+  BOOST_TEST(log_text(f.log_file("app", 1)).find("instance 0") == std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(killed_supervisor_loses_no_line_and_keeps_the_container) {
+  pod_fixture f;
+  f.pod.spec.restart_policy = "Always";
+  f.add_container("app", "i=0; while true; do echo \"line $i\"; i=$((i+1)); usleep 5000; done");
+  f.write_pod();
+  f.start_supervisor();
+  BOOST_REQUIRE_MESSAGE(eventually([&] {
+    return read_text(f.log_file("app", 0)).find(" F line 20\n") != std::string::npos;
+  }, 15s), "no output; log:\n" << f.supervisor_log());
+  pid_t pid = f.runc_pid("app");
+  BOOST_REQUIRE(pid > 0);
+
+  ::kill(f.supervisor, SIGKILL);
+  f.kill_supervisor();
+  // The container keeps writing into the FIFO with no supervisor reading it.
+  std::this_thread::sleep_for(300ms);
+  BOOST_TEST(f.runc_pid("app") == pid);
+  auto numbers = [&] {
+    std::vector<int> out;
+    static const std::regex numbered(R"( stdout F line (\d+)$)");
+    for (const auto& line : lines_of(read_text(f.log_file("app", 0)))) {
+      std::smatch m;
+      if (std::regex_search(line, m, numbered))
+        out.push_back(std::stoi(m[1]));
+    }
+    return out;
+  };
+  auto before = numbers();
+  BOOST_REQUIRE(!before.empty());
+  int last_before = before.back();
+
+  f.start_supervisor();
+  BOOST_REQUIRE(eventually([&] {
+    return f.supervisor_log().find("adopted running container") != std::string::npos;
+  }, 10s));
+  BOOST_REQUIRE(eventually([&] {
+    auto n = numbers();
+    return !n.empty() && n.back() > last_before + 100;
+  }, 15s));
+  auto after = numbers();
+  // Everything from the last line the killed supervisor wrote on is there,
+  // in order, including what waited in the pipe while no supervisor ran.
+  auto it = std::find(after.begin(), after.end(), last_before);
+  BOOST_REQUIRE(it != after.end());
+  int gaps = 0;
+  for (auto j = it; j + 1 != after.end(); ++j)
+    if (*(j + 1) != *j + 1)
+      ++gaps;
+  BOOST_TEST(gaps == 0);
+  BOOST_TEST(f.runc_pid("app") == pid);
+  BOOST_TEST(f.container("app")->restart_count == 0);
+}
+
+BOOST_AUTO_TEST_CASE(oom_kill_is_reported_as_oom_killed) {
+  pod_fixture f;
+  f.pod.spec.restart_policy = "Never";
+  // Doubles a shell string until the 32 MiB limit is hit.
+  f.add_container("hog", "x=0123456789abcdef; while true; do x=\"$x$x\"; done",
+                  32ll << 20);
+  f.write_pod();
+  f.start_supervisor();
+  BOOST_REQUIRE_MESSAGE(f.wait_for("hog", [](const auto& c) { return c.state.is_terminated(); },
+                                   30s),
+                        "not terminated; log:\n" << f.supervisor_log());
+  auto c = *f.container("hog");
+  BOOST_TEST(c.state.terminated.exit_code == 137);
+  BOOST_TEST(c.state.terminated.reason == "OOMKilled");
+}
+
+BOOST_AUTO_TEST_CASE(exec_passes_output_and_exit_code_through) {
+  pod_fixture f;
+  f.pod.spec.restart_policy = "Never";
+  f.add_container("app", "exec sleep 1000");
+  f.add_container("done", "exit 0");
+  f.write_pod();
+  f.start_supervisor();
+  BOOST_REQUIRE_MESSAGE(f.wait_for("app", running) && f.wait_for("done", [](const auto& c) {
+    return c.state.is_terminated();
+  }), "not running; log:\n" << f.supervisor_log());
+
+  // The OCI layer.
+  oci::exec_options eo;
+  eo.args = {"/bin/sh", "-c", "echo out; echo err >&2; exit 3"};
+  auto r = f.rt.exec(f.runtime_id("app"), eo);
+  BOOST_REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.err().message));
+  BOOST_TEST(r->exit_code == 3);
+  BOOST_TEST(r->out == "out\n");
+  BOOST_TEST(r->err == "err\n");
+  BOOST_TEST(!r->timed_out);
+
+  eo.args = {"cat"};
+  eo.stdin_data = "from stdin";
+  r = f.rt.exec(f.runtime_id("app"), eo);
+  BOOST_REQUIRE(r.ok());
+  BOOST_TEST(r->exit_code == 0);
+  BOOST_TEST(r->out == "from stdin");
+
+  eo = {};
+  eo.args = {"/bin/sh", "-c", "i=0; while [ $i -lt 100 ]; do echo 0123456789; i=$((i+1)); done"};
+  eo.output_limit = 25;
+  r = f.rt.exec(f.runtime_id("app"), eo);
+  BOOST_REQUIRE(r.ok());
+  BOOST_TEST(r->out.size() == 25u);
+  BOOST_TEST(r->truncated);
+
+  eo = {};
+  eo.args = {"sleep", "1000"};
+  eo.timeout = 300ms;
+  auto t0 = std::chrono::steady_clock::now();
+  r = f.rt.exec(f.runtime_id("app"), eo);
+  BOOST_REQUIRE(r.ok());
+  BOOST_TEST(r->timed_out);
+  BOOST_TEST(r->exit_code == 137);
+  BOOST_TEST((std::chrono::steady_clock::now() - t0 < 8s));
+
+  eo = {};
+  eo.args = {"/no/such/program"};
+  r = f.rt.exec(f.runtime_id("app"), eo);
+  BOOST_TEST(!r.ok());
+
+  // The runtime's handler: the pod by namespace/name, its first container.
+  runtime::runtime_options ro;
+  ro.data_dir = f.data;
+  wire::exec_request req;
+  req.namespace_ = "default";
+  req.name = "web";
+  req.command = {"/bin/sh", "-c", "echo hi; exit 7"};
+  auto rep = runtime::exec_in_container(ro, req);
+  BOOST_REQUIRE_MESSAGE(rep.ok(), (rep.ok() ? "" : rep.err().message));
+  BOOST_TEST(rep->exit_code == 7);
+  BOOST_TEST(rep->stdout_data == "hi\n");
+
+  req.uid = f.uid;
+  req.name.clear();
+  req.container = "done";
+  rep = runtime::exec_in_container(ro, req);
+  BOOST_REQUIRE(!rep.ok());
+  BOOST_TEST(static_cast<int>(rep.err().code) == static_cast<int>(errc::conflict));
+  BOOST_TEST(rep.err().message.find("is not running") != std::string::npos, rep.err().message);
+
+  req.container = "nope";
+  rep = runtime::exec_in_container(ro, req);
+  BOOST_REQUIRE(!rep.ok());
+  BOOST_TEST(static_cast<int>(rep.err().code) == static_cast<int>(errc::not_found));
+
+  req.uid.clear();
+  req.name = "other";
+  req.container.clear();
+  rep = runtime::exec_in_container(ro, req);
+  BOOST_REQUIRE(!rep.ok());
+  BOOST_TEST(static_cast<int>(rep.err().code) == static_cast<int>(errc::not_found));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -9,9 +9,20 @@
 
 namespace deckhand::fsutil {
 
-/// Writes `data` to `path` atomically: temp file in the same directory, fsync,
-/// rename, fsync of the directory.
-error write_file_atomic(const std::filesystem::path& path, const std::string& data);
+/// What a write must survive.
+enum class durability {
+  /// A power loss or kernel crash: fsync of the file and of its directory.
+  machine_crash,
+  /// The writing process being killed at any moment: rename alone gives
+  /// that. For node-local state that a machine crash makes moot anyway (the
+  /// containers it describes are gone then too), at a fraction of the cost.
+  process_crash,
+};
+
+/// Writes `data` to `path` atomically: temp file in the same directory,
+/// (fsync), rename, (fsync of the directory).
+error write_file_atomic(const std::filesystem::path& path, const std::string& data,
+                        durability d = durability::machine_crash);
 
 /// Reads a whole file (up to `max_size` bytes).
 result<std::string> read_file(const std::filesystem::path& path,

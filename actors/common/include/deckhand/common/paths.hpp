@@ -47,6 +47,12 @@ inline std::string ipc_endpoint(const fs::path& data, const std::string& name) {
   return "ipc://" + (run_dir(data) / (name + ".sock")).string();
 }
 
+/// `ipc://` endpoint of the runtime's PUB socket (image pull progress,
+/// topic "pull").
+inline std::string runtime_pub_endpoint(const fs::path& data) {
+  return "ipc://" + (run_dir(data) / "runtime-pub.sock").string();
+}
+
 /// File in which the API server writes the URL of its HTTP listener (it binds
 /// an OS-chosen port unless told otherwise).
 inline fs::path apiserver_url_file(const fs::path& data) {

@@ -32,7 +32,7 @@ class component {
   /// Blocks until SIGINT/SIGTERM or `request_stop`; returns the signal number
   /// (0 for request_stop).
   int wait_for_stop();
-  void request_stop() { stop_ = true; }
+  void request_stop();
 
   /// Stops the bridge and the actor system (actors must have been told to quit).
   void shutdown();

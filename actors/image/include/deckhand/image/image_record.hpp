@@ -33,6 +33,9 @@ struct image_record {
   image_config config;
   /// Every blob the image keeps alive: manifests, config, layers.
   std::vector<std::string> blobs;
+  /// Unix time in milliseconds when the image was last imported, pulled or used by a
+  /// sandbox (`image_store::touch`): the order of image garbage collection.
+  std::int64_t last_used = 0;
 
   /// The hex part of `id`: the name of the image's rootfs directory.
   std::string id_hex() const {

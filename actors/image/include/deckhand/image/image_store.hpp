@@ -9,6 +9,9 @@
 ///   ROOT/index.json             names and records, replaced atomically
 ///   ROOT/index.lock             flock held by whoever mutates the store
 ///   ROOT/tmp/                   scratch space of the lock holder
+///   ROOT/incoming/              the puller's downloads and unpacked rootfs
+///                               awaiting commit (puller.hpp); wiped when a
+///                               puller is created
 ///
 /// ROOT is `deckhand::paths::image_dir(DATA)`.
 
@@ -26,6 +29,22 @@
 #include "deckhand/image/layer.hpp"
 
 namespace deckhand::image {
+
+/// An image whose blobs were fetched and verified by the caller (the puller),
+/// handed to `image_store::add_pulled`.
+struct pulled_image {
+  std::vector<std::string> names; ///< normalized references
+  std::string manifest_digest;
+  std::string manifest;           ///< the manifest's bytes (digest verified)
+  std::string config_digest;
+  std::string config;             ///< the config's bytes (digest verified)
+  /// Layer digests in order and their verified files, on the store's filesystem
+  /// (they are hard-linked into ROOT/blobs).
+  std::vector<std::pair<std::string, std::filesystem::path>> layers;
+  /// The layers already applied, on the store's filesystem; renamed into
+  /// place (or removed if the image's rootfs exists). Empty: unpacked here.
+  std::filesystem::path rootfs;
+};
 
 /// Limits applied to everything an import reads.
 struct store_options {
@@ -55,6 +74,16 @@ class image_store {
   /// names. Nothing is visible until the image is complete.
   result<image_record> import(const std::filesystem::path& source,
                               const std::optional<std::string>& name = std::nullopt);
+
+  /// Records an image pulled from a registry: links its verified layer files
+  /// into the store, writes its manifest and config, moves its unpacked rootfs
+  /// into place and names it. Verifies the layers' diff_ids when it unpacks
+  /// them itself (the caller does so for a prepared `rootfs`).
+  result<image_record> add_pulled(pulled_image img);
+
+  /// Marks the image `ref` (any form `find` accepts) as used now: image
+  /// garbage collection removes the least recently used images first. Durable.
+  result<void> touch(const std::string& ref);
 
   /// By name (normalized), by `name@sha256:...`, or by a prefix of at least
   /// 12 hex characters of the id or manifest digest (with or without
@@ -93,6 +122,10 @@ class image_store {
   error collect_garbage(const index_map& idx) const;
   result<image_record> import_locked(import_state& st, const std::filesystem::path& source,
                                      const std::optional<std::string>& name);
+  /// Unpacks (or adopts `prepared_rootfs`), fsyncs and records the image
+  /// whose blobs `st` stored.
+  result<image_record> commit_locked(import_state& st,
+                                     const std::filesystem::path& prepared_rootfs);
   error import_oci(import_state& st, int srcfd);
   error import_docker(import_state& st, int srcfd);
   result<std::string> ingest(import_state& st, int srcfd, const std::string& rel,

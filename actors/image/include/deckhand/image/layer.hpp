@@ -3,9 +3,12 @@
 /// Applying an untrusted layer tarball to a root filesystem directory.
 ///
 /// The unpacker never writes outside `root`: every path is resolved one
-/// component at a time with `openat(O_NOFOLLOW)` from a descriptor of `root`,
-/// so neither `..`, absolute names, nor symlinks (planted by this or an earlier
-/// layer) can redirect a write. Entries it refuses make the whole layer fail.
+/// component at a time with `openat(O_NOFOLLOW)` from a descriptor of `root`.
+/// A parent directory that is a symlink (planted by this or an earlier layer,
+/// e.g. `bin -> usr/bin`) is resolved with `openat2(RESOLVE_IN_ROOT)`, which
+/// treats `root` as `/` the way the container will, so neither `..`, absolute
+/// names, nor symlinks can redirect a write outside `root`; the entry itself
+/// is never followed. Entries it refuses make the whole layer fail.
 
 #include <cstddef>
 #include <cstdint>
@@ -35,7 +38,8 @@ struct layer_stats {
 
 /// Applies the layer at `layer` (tar, or tar compressed with gzip or zstd) on
 /// top of the existing directory `root`. Rejected with `errc::invalid`: `..`
-/// components, absolute paths, writes through a symlink, symlinks whose
+/// components, absolute paths, writes through a dangling symlink or one that
+/// does not resolve to a directory inside `root`, symlinks whose
 /// relative target climbs above `root`, hardlinks to anything outside the
 /// layer's view of `root`, char/block devices. `errc::too_large` past
 /// `max_uncompressed_size`. After an error, `root` may hold part of the layer:

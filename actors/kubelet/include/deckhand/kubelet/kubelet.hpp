@@ -5,7 +5,8 @@
 ///   sync loop       owns the node's pod set: the API server snapshot + feed
 ///                   (feed_follower), the runtime relist (PLEG-like, every
 ///                   `relist_period`), one pod worker per pod, orphan cleanup.
-///   pod worker      one per pod: sync (run_pod) -> terminating (stop_pod,
+///   pod worker      one per pod: sync (image pulls by imagePullPolicy, with
+///                   a per-image back-off; run_pod) -> terminating (stop_pod,
 ///                   remove_pod, pod_finalize) -> terminated. Updates arriving
 ///                   while a request is in flight coalesce; once a pod is
 ///                   terminating nothing turns it back.
@@ -40,6 +41,13 @@ struct kubelet_config {
   std::chrono::milliseconds request_deadline{5000};
   std::chrono::milliseconds retry_initial{500};
   std::chrono::milliseconds retry_max{10000};
+  /// How long the runtime may take over one image pull. The pod worker waits
+  /// for it without blocking the kubelet's other pods.
+  std::chrono::milliseconds image_pull_deadline{std::chrono::minutes(30)};
+  /// Per pod and image, after a failed pull: no new pull for this long
+  /// (ImagePullBackOff), doubling up to the maximum (Kubernetes: 10 s, 300 s).
+  std::chrono::milliseconds image_pull_backoff_initial{10000};
+  std::chrono::milliseconds image_pull_backoff_max{300000};
 };
 
 /// Sends a request on a DEALER and calls the handler exactly once, like

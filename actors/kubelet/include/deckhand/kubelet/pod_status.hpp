@@ -4,6 +4,7 @@
 /// (with the supervisor's container records) and the last runtime error.
 /// Pure functions: the kubelet's status manager publishes what they return.
 
+#include <map>
 #include <string>
 
 #include "deckhand/messages/model.hpp"
@@ -16,6 +17,9 @@ struct observed_pod {
   const wire::sandbox_status* sandbox = nullptr;  ///< null: no sandbox (yet)
   std::string runtime_error_reason;   ///< e.g. ErrImagePull; empty if none
   std::string runtime_error_message;
+  /// Per container name, a waiting state that overrides the runtime error
+  /// for containers without a record (ErrImagePull, ImagePullBackOff, ...).
+  std::map<std::string, wire::container_state_waiting> waiting;
   bool terminating = false;           ///< deletion under way
   std::string host_ip;
   std::string now;                    ///< RFC3339, for transition times

@@ -26,10 +26,20 @@ struct bind_mount {
 /// cgroup limits; unset fields are left to the runtime's defaults.
 struct resource_limits {
   std::optional<std::int64_t> memory_limit_bytes;
+  /// v1 semantics: memory plus swap (runc turns it into memory.swap.max =
+  /// swap - limit on cgroup v2). Equal to the memory limit: no swap.
+  std::optional<std::int64_t> memory_swap_bytes;
   std::optional<std::uint64_t> cpu_shares;   ///< cgroup v1 shares (2..262144)
   std::optional<std::int64_t> cpu_quota_us;  ///< per period; with cpu_period_us
   std::optional<std::uint64_t> cpu_period_us;
   std::optional<std::int64_t> pids_limit;
+};
+
+/// Which seccomp filter a container gets.
+enum class seccomp_mode {
+  unconfined,       ///< none (Kubernetes' default)
+  runtime_default,  ///< runtime_default_seccomp() for the container's capabilities
+  profile,          ///< `bundle_spec::seccomp_profile`, Docker/containerd JSON
 };
 
 /// Everything deckhand decides about one container's OCI config. Defaults
@@ -50,12 +60,22 @@ struct bundle_spec {
   /// own hard limit when the capability bounding set lacks CAP_SYS_RESOURCE
   /// (as on VMs that withhold it), since runc could not raise it there.
   std::optional<std::uint64_t> nofile_limit;
-  bool no_new_privileges = true;
+  /// Off by default, as in Kubernetes (allowPrivilegeEscalation unset means
+  /// true); runtime::container_bundle_spec turns it on for
+  /// allowPrivilegeEscalation: false.
+  bool no_new_privileges = false;
   /// Capability names, with or without the CAP_ prefix, any case. "ALL" in
   /// `cap_drop` starts from nothing; "ALL" in `cap_add` grants every
   /// capability. Applied to Docker's default set.
   std::vector<std::string> cap_add;
   std::vector<std::string> cap_drop;
+  /// Kubernetes' privileged: every capability this process holds in its
+  /// bounding set (cap_add/cap_drop ignored), no seccomp, every host device
+  /// (as runc's HostDevices: /dev except pts, shm, mqueue, fd, console), a
+  /// writable /sys, no masked or read-only /proc paths.
+  bool privileged = false;
+  seccomp_mode seccomp = seccomp_mode::unconfined;
+  std::string seccomp_profile;  ///< for seccomp_mode::profile
 
   // root filesystem
   std::filesystem::path rootfs;  ///< absolute
@@ -84,10 +104,17 @@ struct bundle_spec {
 /// Docker's default capability set, as "CAP_..." names.
 const std::vector<std::string>& default_capabilities();
 
+/// The capabilities the process of `spec` gets ("CAP_..." names): Docker's
+/// default set with cap_add/cap_drop applied ("ALL" expanding to the
+/// capabilities of this process's bounding set), or that whole bounding set
+/// when privileged. `errc::invalid` for an unknown name.
+result<std::vector<std::string>> effective_capabilities(const bundle_spec& spec);
+
 /// Renders `spec` as config.json text. Fails with `errc::invalid` on a spec
 /// runc would reject later with a worse message (empty args, relative
 /// rootfs or mount destination, unknown capability, both netns_path and
-/// host_network).
+/// host_network, a Localhost seccomp profile that is not one), and with
+/// `errc::unsupported` for a cap_add outside this host's bounding set.
 result<std::string> render_config(const bundle_spec& spec);
 
 /// Creates `dir` if needed and writes `dir/config.json` atomically (temp file

@@ -38,6 +38,28 @@ struct container_state {
   std::filesystem::path bundle;
 };
 
+/// A command to run in a running container with `runc exec` (no terminal).
+struct exec_options {
+  std::vector<std::string> args;  ///< argv; must not be empty
+  /// KEY=VALUE entries added to the container's own environment.
+  std::vector<std::string> env;
+  std::string cwd;         ///< empty: the container's working directory
+  std::string stdin_data;  ///< written to the command's stdin, then closed
+  /// Kills the command (and runc) after this long; 0: no limit.
+  std::chrono::milliseconds timeout{0};
+  /// Output beyond this many bytes per stream is read and dropped.
+  std::size_t output_limit = 1u << 20;
+};
+
+/// How an exec ended.
+struct exec_result {
+  int exit_code = 0;  ///< the command's, or 128 + signal; 137 after a timeout
+  std::string out;
+  std::string err;
+  bool timed_out = false;
+  bool truncated = false;  ///< some output was dropped (output_limit)
+};
+
 class runc {
  public:
   /// `root` is the runtime's state directory (--root), created on first use;
@@ -74,6 +96,16 @@ class runc {
 
   /// `runc list`: every container under this root.
   result<std::vector<container_state>> list();
+
+  /// `runc exec`: runs `opts.args` inside running container `id` and
+  /// collects its output and exit code. A command that runs and fails is a
+  /// result (non-zero exit_code); an error means it did not run: the
+  /// container is unknown (`errc::not_found`) or not running
+  /// (`errc::conflict`), or runc could not start the process (its message).
+  /// The exec'd process is the runc child's own; the caller must not reap
+  /// children with waitpid(-1) concurrently. The same function serves exec
+  /// probes.
+  result<exec_result> exec(const std::string& id, const exec_options& opts);
 
   const std::filesystem::path& root() const { return root_; }
   const std::string& binary() const { return binary_; }

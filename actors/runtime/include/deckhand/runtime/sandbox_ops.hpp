@@ -11,6 +11,7 @@
 #include <chrono>
 #include <filesystem>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -28,9 +29,12 @@ namespace deckhand::runtime {
 error validate_pod(const wire::pod& p);
 
 /// Builds the sandbox of `p` (everything but the supervisor): pod.json first,
-/// sandbox.json, the netns (unless hostNetwork), and per container an overlay
-/// mount over the image rootfs plus config.json. A missing image is
-/// `errc::not_found`. On failure everything done is undone.
+/// sandbox.json, the pod's shared namespaces (network unless hostNetwork, UTS
+/// with the pod's hostname, IPC), its address and veth on the node bridge
+/// (network.hpp; hostNetwork pods report the node's address), a /dev/shm
+/// tmpfs and /etc/{hostname,hosts,resolv.conf}, and per container an overlay
+/// mount over the image rootfs plus config.json joining all of these. A
+/// missing image is `errc::not_found`. On failure everything done is undone.
 result<wire::sandbox_status> create_sandbox(const runtime_options& opts,
                                             const image::image_store& images,
                                             const wire::pod& p);
@@ -62,8 +66,9 @@ result<wire::sandbox_status> stop_containers(const runtime_options& opts,
                                              std::chrono::milliseconds grace);
 
 /// Removes everything of pod `uid`: its supervisor (`supervisor_pid`, or the
-/// one in supervisor.pid), its runc containers, every mount under its
-/// directory, its netns, the directory and the pod's log directory.
+/// one in supervisor.pid), its runc containers, its veth and address, every
+/// mount under its directory (namespaces, /dev/shm, overlays), the directory
+/// and the pod's log directory.
 /// Idempotent; never deletes through a mount that could not be unmounted.
 error remove_sandbox(const runtime_options& opts, const std::string& uid,
                      pid_t supervisor_pid = 0);
@@ -92,6 +97,32 @@ struct recovered_pod {
 
 /// Scans the pods dir, sweeps half-created sandboxes and returns the rest.
 std::vector<recovered_pod> recover_sandboxes(const runtime_options& opts);
+
+/// Removes what start-up finds without a live pod, `live` being the uids
+/// whose directories remain: address allocations and host veths
+/// (pod_network::sweep) and mounts under the pods dir outside those
+/// directories. recover_sandboxes() ends with it.
+void sweep_orphans(const runtime_options& opts, const std::set<std::string>& live);
+
+/// Where a pod's shared pieces live in its directory, besides the ones in
+/// pod_dir.hpp.
+namespace sandbox_files {
+/// Bind-mounted UTS namespace (hostname), joined by every container.
+inline std::filesystem::path uts_ns(const std::filesystem::path& d) { return d / "utsns"; }
+/// Bind-mounted IPC namespace, joined by every container.
+inline std::filesystem::path ipc_ns(const std::filesystem::path& d) { return d / "ipcns"; }
+/// tmpfs (64 MiB, as Docker's default) bind-mounted on every container's /dev/shm.
+inline std::filesystem::path shm(const std::filesystem::path& d) { return d / "shm"; }
+/// hostname, hosts and resolv.conf, bind-mounted on every container's /etc/X.
+inline std::filesystem::path etc(const std::filesystem::path& d) { return d / "etc"; }
+} // namespace sandbox_files
+
+/// A pod's /etc/hosts: the kubelet's localhost lines and `pod_ip hostname`.
+std::string render_hosts_file(const std::string& pod_ip, const std::string& hostname);
+
+/// A pod's /etc/resolv.conf (see runtime_options::dns_nameservers).
+/// `host_network` keeps the node's loopback nameservers.
+std::string render_resolv_conf(const runtime_options& opts, bool host_network);
 
 /// Every pod directory under the pods dir (complete or not).
 std::vector<std::string> pod_uids_on_disk(const runtime_options& opts);

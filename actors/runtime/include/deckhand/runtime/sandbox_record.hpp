@@ -22,6 +22,8 @@ struct sandbox_record {
   std::string state;
   std::string netns;  ///< bind-mounted netns path; empty with hostNetwork
   bool host_network = false;
+  /// The pod's address: from the pod CIDR, or the node's own with hostNetwork.
+  std::string pod_ip;
   std::string created_at;  ///< RFC 3339, UTC
   std::vector<std::string> containers;
   static constexpr auto fields() {
@@ -31,6 +33,7 @@ struct sandbox_record {
                            wire::field("state", &sandbox_record::state),
                            wire::field("netns", &sandbox_record::netns),
                            wire::field("hostNetwork", &sandbox_record::host_network),
+                           wire::field("podIP", &sandbox_record::pod_ip),
                            wire::field("createdAt", &sandbox_record::created_at),
                            wire::field("containers", &sandbox_record::containers));
   }

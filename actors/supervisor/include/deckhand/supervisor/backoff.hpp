@@ -13,9 +13,11 @@ using wall_clock = std::chrono::system_clock;
 using time_point = wall_clock::time_point;
 using millis = std::chrono::milliseconds;
 
-/// The back-off schedule: the k-th consecutive restart waits
-/// `initial * 2^k`, capped at `max`; a container that ran for at least
-/// `reset` before it exited starts the schedule over.
+/// The back-off schedule, as the Go kubelet applies it: the first restart of
+/// a crashed container is immediate, the k-th consecutive one after that
+/// waits `initial * 2^(k-1)`, capped at `max` (0, 10s, 20s, 40s, ... 5m); a
+/// container that ran for at least `reset` before it exited starts the
+/// schedule over (immediate restart again).
 struct backoff_config {
   millis initial = std::chrono::seconds(10);
   millis max = std::chrono::seconds(300);

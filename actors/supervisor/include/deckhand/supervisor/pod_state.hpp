@@ -15,6 +15,10 @@
 ///      |                      ^                   |                  |
 ///      +--(not running)--> launching --(started)--+   policy says no: terminated
 ///
+/// The first restart after a crash skips the back-off state (the Go kubelet
+/// restarts at once and only then starts counting; see backoff.hpp); while
+/// backing off the container waits with reason CrashLoopBackOff.
+///
 /// A stop request turns everything into terminated: running containers get
 /// SIGTERM, then SIGKILL (all processes) at the deadline; nothing restarts.
 
@@ -34,19 +38,31 @@ namespace deckhand::supervisor {
 
 namespace action {
 
+/// Where a container instance's output goes: its FIFOs and its CRI log file
+/// (`<restartCount>.log`).
+struct log_target {
+  std::filesystem::path stdout_fifo;
+  std::filesystem::path stderr_fifo;
+  std::filesystem::path log_file;
+  int64_t instance = 0;  ///< the restart count the file is named after
+};
+
 /// Ask the OCI runtime whether the container is running (and watch it if so).
+/// Either way the output still in its pipes belongs to `log`.
 struct probe {
   std::string name;
   std::string runtime_id;
+  log_target log;
 };
 
 /// Remove any stale container of that id, then `run -d` the bundle with
-/// stdout and stderr appended to `log_file`.
+/// stdout and stderr on the FIFOs, copied into `log.log_file`.
 struct launch {
   std::string name;
   std::string runtime_id;
   std::filesystem::path bundle;
   std::filesystem::path log_file;
+  log_target log;
 };
 
 /// `kill [--all] ID SIGNAL`.
@@ -137,6 +153,7 @@ class pod_state {
   std::string container_id(const entry& e) const;
   std::string backoff_message(const entry& e, millis delay) const;
   std::filesystem::path log_file(const entry& e) const;
+  action::log_target log_target(const entry& e) const;
   void launch(entry& e, time_point now, bool restart);
   void handle_exit(entry& e, const exit_info& info, time_point now);
   void stop_container(entry& e, time_point now);

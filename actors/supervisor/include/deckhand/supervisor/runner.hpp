@@ -15,6 +15,15 @@
 /// SIGCHLD must be blocked in every thread (block_sigchld() first thing in
 /// main) for the signalfd to see it; without that, exits are still noticed
 /// by a periodic reap, only later.
+///
+/// Container output: launch() hands the container its FIFOs (see pod_dir.hpp)
+/// and tells the log pump which file the instance writes; after an exit the
+/// pump drains the pipes into that file before exited() is reported.
+///
+/// OOM kills: the container's cgroup OOM-kill counter is read before it
+/// starts and again after it exits (before `runc delete` removes the
+/// cgroup); an exit with code 137 while the counter went up is reported with
+/// reason OOMKilled.
 
 #include <sys/types.h>
 
@@ -28,6 +37,8 @@
 
 #include "deckhand/oci/process.hpp"
 #include "deckhand/oci/runc.hpp"
+#include "deckhand/supervisor/log_pump.hpp"
+#include "deckhand/supervisor/pod_state.hpp"
 #include "deckhand/supervisor/termination.hpp"
 
 namespace deckhand::supervisor {
@@ -46,8 +57,11 @@ struct runner_events {
 class runner {
  public:
   /// `pid_dir` receives the init pid files of launched containers;
-  /// `log_fields` ("pod=NS/NAME uid=UID") starts every log line.
-  runner(oci::runc rt, std::filesystem::path pid_dir, std::string log_fields);
+  /// `log_fields` ("pod=NS/NAME uid=UID") starts every log line; `pod_uid`
+  /// names the containers' cgroups when their bundles do not; `logs` (not
+  /// owned, may be null) copies container output into log files.
+  runner(oci::runc rt, std::filesystem::path pid_dir, std::string log_fields,
+         std::string pod_uid = {}, log_pump* logs = nullptr);
   ~runner();
   runner(const runner&) = delete;
   runner& operator=(const runner&) = delete;
@@ -57,12 +71,14 @@ class runner {
   void stop();
 
   /// `runc state`: reports probed(); watches a running container's pid;
-  /// removes a stopped one.
-  void probe(const std::string& name, const std::string& runtime_id);
-  /// Opens `log_file` for appending, force-removes a stale container of that
-  /// id, and `runc run -d`s the bundle; reports started() or start_failed().
+  /// removes a stopped one. Output still in the pipes goes to `target`.
+  void probe(const std::string& name, const std::string& runtime_id,
+             const action::log_target& target);
+  /// Points the log pump at `target`, force-removes a stale container of that
+  /// id, and `runc run -d`s the bundle with the FIFOs as stdout and stderr;
+  /// reports started() or start_failed().
   void launch(const std::string& name, const std::string& runtime_id,
-              const std::filesystem::path& bundle, const std::filesystem::path& log_file);
+              const std::filesystem::path& bundle, const action::log_target& target);
   /// `runc kill`; failures (the container already gone) are only logged.
   void kill(const std::string& name, const std::string& runtime_id, int signal, bool all);
   /// Any other blocking work, in order with the rest.
@@ -73,15 +89,24 @@ class runner {
     std::string name;
     std::string runtime_id;
     oci::unique_fd pidfd;  ///< adopted containers only
+    std::string cgroup;    ///< linux.cgroupsPath; empty: unknown
+    uint64_t oom_kills_before = 0;
   };
 
   void loop();
   void reap();
-  void on_exit(pid_t pid, const exit_info& e);
+  void on_exit(pid_t pid, exit_info e);
+  /// The container's cgroup path: its bundle's linux.cgroupsPath, else
+  /// oci::container_cgroup_path(pod_uid, name).
+  std::string cgroup_of(const std::filesystem::path& bundle, const std::string& name) const;
+  /// Lets the pump drain an exited container's output into its file.
+  void finish_log(const std::string& name);
 
   oci::runc rt_;
   std::filesystem::path pid_dir_;
   std::string log_fields_;
+  std::string pod_uid_;
+  log_pump* logs_ = nullptr;
   runner_events events_;
   std::mutex mu_;
   std::deque<std::function<void()>> tasks_;
