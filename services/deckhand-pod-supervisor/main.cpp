@@ -21,6 +21,10 @@ int supervisor_main(int argc, char** argv) {
   // Hundreds of these run per node: one malloc arena per thread would keep
   // ~64 kB of each thread's first allocations private for nothing.
   ::mallopt(M_ARENA_MAX, 1);
+  // Give freed memory back at once instead of keeping up to 128 kB of free
+  // heap top per process "for later".
+  ::mallopt(M_TRIM_THRESHOLD, 0);
+  ::mallopt(M_TOP_PAD, 0);
   // Before any thread exists, so that every thread inherits the mask.
   deckhand::host::block_signals();
   deckhand::supervisor::block_sigchld();
