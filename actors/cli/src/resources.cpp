@@ -5,6 +5,8 @@
 #include <iostream>
 #include <thread>
 
+#include <sys/stat.h>
+
 #include "deckhand/cli/commands.hpp"
 #include "deckhand/cli/printers.hpp"
 #include "deckhand/common/paths.hpp"
@@ -344,10 +346,26 @@ std::string keep_last_lines(const std::string& text, int64_t n) {
 }
 
 /// Reads what `file` holds past `offset` and advances it.
-std::string read_from(const fs::path& file, std::uintmax_t& offset) {
+/// Where a reader of a log file is: the file (by inode) and the offset in it.
+struct log_position {
+  std::uintmax_t offset = 0;
+  ino_t inode = 0;
+};
+
+std::string read_from(const fs::path& file, log_position& pos) {
   std::ifstream in(file, std::ios::binary);
   if (!in)
     return {};
+  // The supervisor rotates N.log by renaming it away and starting a new,
+  // shorter file under the same name: start that one from its beginning.
+  struct stat st {};
+  if (::stat(file.c_str(), &st) == 0) {
+    if ((pos.inode != 0 && st.st_ino != pos.inode)
+        || static_cast<std::uintmax_t>(st.st_size) < pos.offset)
+      pos.offset = 0;
+    pos.inode = st.st_ino;
+  }
+  auto& offset = pos.offset;
   in.seekg(static_cast<std::streamoff>(offset));
   std::string data{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
   offset += data.size();
@@ -455,7 +473,7 @@ int logs_command(const logs_options& opts, io_streams io) {
   }
   auto instance = opts.previous ? instances[instances.size() - 2] : instances.back();
   auto file = dir / (std::to_string(instance) + ".log");
-  std::uintmax_t offset = 0;
+  log_position offset;
   std::string partial;
   auto text = decode_log_chunk(read_from(file, offset), partial, !opts.follow);
   io.out << keep_last_lines(text, opts.tail) << std::flush;
@@ -473,7 +491,7 @@ int logs_command(const logs_options& opts, io_streams io) {
       io.out << decode_log_chunk(read_from(file, offset), partial, true);
       instance = now_instances.back();
       file = dir / (std::to_string(instance) + ".log");
-      offset = 0;
+      offset = log_position{};
     }
     if (steady::now() >= next_check) {
       next_check = steady::now() + std::chrono::seconds(1);
