@@ -107,12 +107,12 @@ def main(d):
             children[par].append(c)
 
     def descendants(p):
-        out, todo = [], [p]
-        while todo:
-            x = todo.pop()
+        out, pending = [], [p]
+        while pending:
+            x = pending.pop()
             for c in children.get(x, []):
                 out.append(c)
-                todo.append(c)
+                pending.append(c)
         return out
 
     for p in pods.values():

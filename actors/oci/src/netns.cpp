@@ -34,9 +34,9 @@ struct wanted_ns {
 
 /// Runs in the throw-away thread, after unshare(): the thread is already in
 /// the new namespaces.
-error set_up_and_mount(const std::vector<wanted_ns>& todo, const std::string& hostname,
+error set_up_and_mount(const std::vector<wanted_ns>& missing, const std::string& hostname,
                        std::vector<const fs::path*>& mounted) {
-  for (const auto& w : todo) {
+  for (const auto& w : missing) {
     if (w.flag == CLONE_NEWUTS && !hostname.empty()
         && ::sethostname(hostname.data(), hostname.size()) != 0)
       return error::from_errno("namespaces: sethostname " + hostname);
@@ -71,13 +71,13 @@ bool is_netns_mount(const fs::path& file) {
 }
 
 result<void> create_namespaces(const namespace_files& files, const std::string& hostname) {
-  std::vector<wanted_ns> todo;
+  std::vector<wanted_ns> missing;
   for (const auto& w : {wanted_ns{&files.net, CLONE_NEWNET, "net"},
                         wanted_ns{&files.uts, CLONE_NEWUTS, "uts"},
                         wanted_ns{&files.ipc, CLONE_NEWIPC, "ipc"}})
     if (!w.file->empty() && !is_netns_mount(*w.file))
-      todo.push_back(w);
-  if (todo.empty())
+      missing.push_back(w);
+  if (missing.empty())
     return {};
 
   std::vector<const fs::path*> created_files;
@@ -87,7 +87,7 @@ result<void> create_namespaces(const namespace_files& files, const std::string& 
         ::unlink(f->c_str());
   };
   int flags = 0;
-  for (const auto& w : todo) {
+  for (const auto& w : missing) {
     std::error_code ec;
     if (w.file->has_parent_path())
       fs::create_directories(w.file->parent_path(), ec);
@@ -114,7 +114,7 @@ result<void> create_namespaces(const namespace_files& files, const std::string& 
         err = error::from_errno("namespaces: unshare");
         return;
       }
-      err = set_up_and_mount(todo, hostname, mounted);
+      err = set_up_and_mount(missing, hostname, mounted);
     });
     t.join();
   } catch (const std::system_error& e) {
