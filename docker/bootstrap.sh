@@ -10,7 +10,7 @@ packages=(
   libcaf-dev cppzmq-dev libzmq3-dev libmsgpack-cxx-dev libboost-test-dev
   libyaml-cpp-dev nlohmann-json3-dev libspdlog-dev libcli11-dev
   libcurl4-openssl-dev libarchive-dev libssl-dev libcpp-httplib-dev
-  runc busybox-static iproute2 nftables skopeo umoci docker-registry libcrypt-dev
+  runc busybox-static iproute2 nftables iptables conntrack skopeo umoci docker-registry libcrypt-dev
   clang libclang-rt-14-dev procps psmisc util-linux
 )
 missing=()

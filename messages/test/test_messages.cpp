@@ -54,7 +54,8 @@ wire::pod sample_pod() {
 }
 
 fs::path source_dir() {
-  return fs::path(__FILE__).parent_path().parent_path().parent_path();
+  // From CMake, not __FILE__: ccache with base_dir makes __FILE__ relative.
+  return fs::path(DECKHAND_SOURCE_DIR);
 }
 
 struct temp_dir {
@@ -134,6 +135,90 @@ BOOST_AUTO_TEST_CASE(opt_fields_keep_absent_apart_from_zero) {
   caf::binary_deserializer source{nullptr, buf};
   BOOST_REQUIRE(!source(q));
   BOOST_TEST(wire::to_json(q) == j);
+}
+
+BOOST_AUTO_TEST_CASE(endpoint_slices_and_service_affinity_round_trip) {
+  auto j = nlohmann::json::parse(R"({
+    "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+    "metadata": {"name": "web-abc", "namespace": "default",
+                 "labels": {"kubernetes.io/service-name": "web"}},
+    "addressType": "IPv4",
+    "endpoints": [
+      {"addresses": ["10.88.0.5"], "conditions": {"ready": true, "serving": true, "terminating": false},
+       "nodeName": "n1", "targetRef": {"kind": "Pod", "namespace": "default", "name": "web-1", "uid": "u1"}},
+      {"addresses": ["10.88.0.6"], "conditions": {}}
+    ],
+    "ports": [{"name": "http", "protocol": "TCP", "port": 8080}]
+  })");
+  auto es = wire::from_json<wire::endpoint_slice>(j);
+  BOOST_REQUIRE(es.ok());
+  BOOST_TEST(es->endpoints.size() == 2u);
+  BOOST_TEST(es->endpoints[0].conditions.ready.value_or(false) == true);
+  BOOST_TEST(es->endpoints[0].conditions.terminating.value_or(true) == false);
+  BOOST_TEST(!es->endpoints[1].conditions.ready.has_value());
+  BOOST_TEST(es->endpoints[0].target_ref->name == "web-1");
+  BOOST_TEST(!es->endpoints[1].target_ref.has_value());
+  BOOST_TEST(wire::to_json(*es) == j);
+  auto back = wire::decode_body<wire::endpoint_slice>(wire::encode_body(*es));
+  BOOST_REQUIRE(back.ok());
+  BOOST_TEST(wire::to_json(*back) == j);
+
+  auto sj = nlohmann::json::parse(R"({"metadata": {"name": "web"},
+    "spec": {"type": "NodePort", "clusterIP": "10.96.0.10", "selector": {"app": "web"},
+             "ports": [{"port": 80, "targetPort": "http", "nodePort": 30080}],
+             "sessionAffinity": "ClientIP",
+             "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 60}}}})");
+  auto svc = wire::from_json<wire::service>(sj);
+  BOOST_REQUIRE(svc.ok());
+  BOOST_TEST(svc->spec.session_affinity_config_->client_ip->timeout_seconds.value_or(0) == 60);
+  wire::watch_event ev;
+  ev.kind = "endpointslices";
+  ev.endpoint_slice_ = *es;
+  ev.service_ = *svc;
+  auto ev_back = wire::decode_body<wire::watch_event>(wire::encode_body(ev));
+  BOOST_REQUIRE(ev_back.ok());
+  BOOST_TEST(wire::to_json(ev_back->endpoint_slice_) == j);
+  BOOST_TEST(ev_back->service_.spec.session_affinity_config_->client_ip->timeout_seconds.value_or(0) == 60);
+  std::vector<char> buf;
+  caf::binary_serializer sink{nullptr, buf};
+  BOOST_REQUIRE(!sink(ev));
+  wire::watch_event q;
+  caf::binary_deserializer source{nullptr, buf};
+  BOOST_REQUIRE(!source(q));
+  BOOST_TEST(wire::to_json(q.endpoint_slice_) == j);
+}
+
+BOOST_AUTO_TEST_CASE(event_report_round_trips) {
+  auto j = nlohmann::json::parse(R"js({
+    "apiVersion": "v1", "kind": "Event",
+    "metadata": {"name": "web-1.17c0ffee", "namespace": "default"},
+    "involvedObject": {"kind": "Pod", "namespace": "default", "name": "web-1", "uid": "u1",
+                       "apiVersion": "v1", "fieldPath": "spec.containers{app}"},
+    "reason": "BackOff", "message": "Back-off restarting failed container app in pod web-1_default(u1)",
+    "type": "Warning", "source": {"component": "kubelet", "host": "n1"},
+    "firstTimestamp": "2024-05-01T12:00:00Z", "lastTimestamp": "2024-05-01T12:05:00Z",
+    "count": 7, "reportingComponent": "kubelet", "reportingInstance": "n1"
+  })js");
+  auto ev = wire::from_json<wire::event>(j);
+  BOOST_REQUIRE(ev.ok());
+  BOOST_TEST(ev->involved_object.field_path == "spec.containers{app}");
+  BOOST_TEST(ev->count == 7);
+  BOOST_TEST(wire::to_json(*ev) == j);
+  wire::event_report rep;
+  rep.events = {*ev, wire::event{}};
+  auto back = wire::decode_body<wire::event_report>(wire::encode_body(rep));
+  BOOST_REQUIRE(back.ok());
+  BOOST_REQUIRE(back->events.size() == 2u);
+  BOOST_TEST(wire::to_json(back->events[0]) == j);
+  BOOST_TEST(back->events[1].type == "Normal");
+  BOOST_TEST(back->events[1].count == 1);
+  std::vector<char> buf;
+  caf::binary_serializer sink{nullptr, buf};
+  BOOST_REQUIRE(!sink(rep));
+  wire::event_report q;
+  caf::binary_deserializer source{nullptr, buf};
+  BOOST_REQUIRE(!source(q));
+  BOOST_TEST(wire::to_json(q.events.at(0)) == j);
 }
 
 BOOST_AUTO_TEST_CASE(json_decode_reports_field_path) {

@@ -75,7 +75,7 @@ struct ack {
 struct list_request {
   static constexpr uint16_t type_id = 10;
   static constexpr const char* type_name = "list_request";
-  std::string kind;  ///< "pods" or "services"
+  std::string kind;  ///< "pods", "services" or "endpointslices"
   std::string node_name;
   static constexpr auto fields() {
     return std::make_tuple(field("kind", &list_request::kind),
@@ -93,12 +93,14 @@ struct list_reply {
   uint64_t feed_seq = 0;
   std::vector<pod> pods;
   std::vector<service> services;
+  std::vector<endpoint_slice> endpoint_slices;
   static constexpr auto fields() {
     return std::make_tuple(field("kind", &list_reply::kind),
                            field("revision", &list_reply::revision),
                            field("feedSeq", &list_reply::feed_seq),
                            field("pods", &list_reply::pods),
-                           field("services", &list_reply::services));
+                           field("services", &list_reply::services),
+                           field("endpointSlices", &list_reply::endpoint_slices));
   }
 };
 
@@ -110,17 +112,19 @@ struct watch_event {
   static constexpr const char* type_name = "watch_event";
   uint64_t seq = 0;
   std::string type;  ///< ADDED, MODIFIED, DELETED
-  std::string kind;  ///< "pods" or "services"
+  std::string kind;  ///< "pods", "services" or "endpointslices"
   uint64_t revision = 0;
   pod pod_;
   service service_;
+  endpoint_slice endpoint_slice_;
   static constexpr auto fields() {
     return std::make_tuple(field("seq", &watch_event::seq),
                            field("type", &watch_event::type),
                            field("kind", &watch_event::kind),
                            field("revision", &watch_event::revision),
                            field("pod", &watch_event::pod_),
-                           field("service", &watch_event::service_));
+                           field("service", &watch_event::service_),
+                           field("endpointSlice", &watch_event::endpoint_slice_));
   }
 };
 
@@ -175,6 +179,18 @@ struct node_heartbeat {
   node node_;
   static constexpr auto fields() {
     return std::make_tuple(field("node", &node_heartbeat::node_));
+  }
+};
+
+/// kubelet (or another node component) -> apiserver: a batch of events. Each
+/// event is created, or replaces the stored one of the same namespace/name
+/// (a series whose count grew), so a retried batch does no harm. Reply: `ack`.
+struct event_report {
+  static constexpr uint16_t type_id = 17;
+  static constexpr const char* type_name = "event_report";
+  std::vector<event> events;
+  static constexpr auto fields() {
+    return std::make_tuple(field("events", &event_report::events));
   }
 };
 
