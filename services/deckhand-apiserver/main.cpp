@@ -4,6 +4,7 @@
 
 #include <caf/all.hpp>
 
+#include "deckhand/apiserver/endpoints_controller.hpp"
 #include "deckhand/apiserver/http_api.hpp"
 #include "deckhand/apiserver/node_service.hpp"
 #include "deckhand/apiserver/registry.hpp"
@@ -26,6 +27,9 @@ int main(int argc, char** argv) {
   apiserver::node_service_options nodes;
   std::string endpoint, feed_endpoint, url_file;
   int64_t lease_ms = 40000, hb_ms = 1000;
+  apiserver::service_allocator_options alloc_opts;
+  std::string node_port_range = "30000-32767";
+  apiserver::endpoints_controller_options ep_opts;
   app.add_option("--bind-address", http.host, "HTTP listen address");
   app.add_option("--secure-port,--port", http.port, "HTTP port (0: chosen by the OS)")
     ->check(CLI::Range(0, 65535));
@@ -36,6 +40,13 @@ int main(int argc, char** argv) {
     ->check(CLI::Range(100, 3600000));
   app.add_option("--feed-heartbeat-ms", hb_ms, "feed heartbeat interval")
     ->check(CLI::Range(10, 60000));
+  app.add_option("--service-cluster-ip-range", alloc_opts.service_cidr,
+                 "IPv4 CIDR from which Services get cluster IPs");
+  app.add_option("--service-node-port-range", node_port_range,
+                 "MIN-MAX: the ports NodePort Services get");
+  app.add_option("--max-endpoints-per-slice", ep_opts.max_endpoints_per_slice,
+                 "endpoints per EndpointSlice")
+    ->check(CLI::Range(1, 1000));
   if (auto rc = host::parse(app, argc, argv); rc >= 0)
     return rc;
   log::init("apiserver", common.log_level, common.log_json);
@@ -57,12 +68,31 @@ int main(int argc, char** argv) {
               << ec.message() << "\n";
     return 1;
   }
+  auto port_range = apiserver::parse_port_range(node_port_range);
+  if (!port_range) {
+    std::cerr << "deckhand-apiserver: --service-node-port-range: " << port_range.err().message
+              << "\n";
+    return 1;
+  }
+  alloc_opts.node_port_min = port_range->first;
+  alloc_opts.node_port_max = port_range->second;
+  auto allocator = apiserver::service_allocator::create(alloc_opts);
+  if (!allocator) {
+    std::cerr << "deckhand-apiserver: --service-cluster-ip-range: " << allocator.err().message
+              << "\n";
+    return 1;
+  }
   auto st = apiserver::store::open(paths::apiserver_dir(data));
   if (!st) {
     std::cerr << "deckhand-apiserver: cannot open the store: " << st.err().message << "\n";
     return 1;
   }
-  apiserver::registry reg(*st);
+  apiserver::registry_options reg_opts;
+  reg_opts.allocator = std::move(*allocator);
+  apiserver::registry reg(*st, reg_opts);
+  // Endpoints follow Services and Pods from here on, whichever side writes.
+  apiserver::endpoints_controller endpoints(reg, ep_opts);
+  endpoints.start();
   host::component comp("apiserver", common);
   auto& bus = comp.bus();
   auto pub = bus.bind_pub(feed_endpoint);
@@ -94,6 +124,7 @@ int main(int argc, char** argv) {
                    api.url(), endpoint, bus.incarnation(), reg.revision());
   comp.wait_for_stop();
   api.stop();
+  endpoints.stop();
   caf::anon_send_exit(svc, caf::exit_reason::user_shutdown);
   // A detached actor's thread waits until the last handle to it is gone.
   svc = caf::actor{};

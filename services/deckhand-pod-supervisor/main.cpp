@@ -29,13 +29,17 @@ int supervisor_main(int argc, char** argv) {
   deckhand::host::block_signals();
   deckhand::supervisor::block_sigchld();
 
-  CLI::App app{"deckhand pod supervisor: runs and restarts one pod's containers"};
   deckhand::host::common_options common;
   deckhand::supervisor::service_options opts;
-  deckhand::host::add_common_options(app, common);
-  deckhand::supervisor::add_service_options(app, opts);
-  if (int rc = deckhand::host::parse(app, argc, argv); rc >= 0)
-    return rc;
+  {
+    // Scoped: the parser's option table (~15 kB of heap) is not needed once
+    // the flags are read, and hundreds of supervisors would each keep one.
+    CLI::App app{"deckhand pod supervisor: runs and restarts one pod's containers"};
+    deckhand::host::add_common_options(app, common);
+    deckhand::supervisor::add_service_options(app, opts);
+    if (int rc = deckhand::host::parse(app, argc, argv); rc >= 0)
+      return rc;
+  }
   deckhand::log::init("pod-supervisor", common.log_level, common.log_json);
   return deckhand::supervisor::run(common, opts);
 }

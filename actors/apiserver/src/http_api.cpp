@@ -7,6 +7,7 @@
 #include <map>
 #include <thread>
 
+#include "deckhand/apiserver/tables.hpp"
 #include "deckhand/apiserver/watch_cache.hpp"
 #include "deckhand/common/log.hpp"
 
@@ -111,6 +112,13 @@ std::string param(const httplib::Request& req, const char* name) {
 
 bool is_true(const std::string& v) { return v == "true" || v == "1"; }
 
+/// Whether the client (kubectl get) asks for a meta.k8s.io Table and one can
+/// be made for `k`.
+bool wants_table(const httplib::Request& req, const kind_info& k) {
+  return req.get_header_value("Accept").find("as=Table") != std::string::npos &&
+         has_table(k.kind);
+}
+
 /// A parsed JSON body, or the 400 it deserves.
 std::optional<json> parse_body(const httplib::Request& req, httplib::Response& res) {
   if (req.body.empty()) {
@@ -142,12 +150,12 @@ std::string body_meta(const json& body, const char* key) {
 /// validation; returns false after sending it.
 bool check_identity(const kind_info& k, const json& body, const std::string& ns,
                     const std::string& name, httplib::Response& res) {
-  if (body.contains("apiVersion") && body["apiVersion"] != "v1") {
+  if (body.contains("apiVersion") && body["apiVersion"] != k.api_version()) {
     send_status(res, 400, "BadRequest",
                 "the API version in the data (" +
                     (body["apiVersion"].is_string() ? body["apiVersion"].get<std::string>()
                                                     : body["apiVersion"].dump()) +
-                    ") does not match the expected API version (v1)");
+                    ") does not match the expected API version (" + k.api_version() + ")");
     return false;
   }
   if (body.contains("kind") && body["kind"] != k.kind) {
@@ -192,6 +200,17 @@ struct watch_stream {
   std::vector<json> initial;
   bool initial_sent = false;
   std::chrono::steady_clock::time_point deadline;
+  /// kubectl get -w: each event's object is a one-row Table.
+  bool table = false;
+  std::string include_object;
+
+  /// What an event carries for `obj`.
+  json event_object(const json& obj) const {
+    if (!table)
+      return obj;
+    return make_table(kind->kind, {obj}, body_meta(obj, "resourceVersion"), include_object,
+                      std::chrono::system_clock::now());
+  }
 
   bool matches(const json& obj) const {
     if (!obj.is_object())
@@ -238,6 +257,12 @@ struct http_api::impl {
 
   void routes();
   void discovery_v1(httplib::Response& res);
+  /// The kind served as `resource` under `group` (null if none).
+  const kind_info* find_resource(const std::string& group, const std::string& resource) const;
+  /// The API groups other than the core one, each with its kinds' version.
+  std::map<std::string, std::string> groups() const;
+  void discovery_group(const std::string& group, const std::string& version,
+                       httplib::Response& res);
   void handle(const httplib::Request& req, httplib::Response& res);
   void list_or_watch(const kind_info& k, const std::string& ns, const httplib::Request& req,
                      httplib::Response& res);
@@ -315,45 +340,124 @@ void http_api::impl::routes() {
                               {"serverAddress", opts.host + ":" + std::to_string(bound_port.load())}}})}});
   });
   server.Get("/api/v1", [this](const httplib::Request&, httplib::Response& res) { discovery_v1(res); });
-  server.Get("/apis", [](const httplib::Request&, httplib::Response& res) {
-    send_json(res, 200, {{"kind", "APIGroupList"}, {"apiVersion", "v1"}, {"groups", json::array()}});
+  server.Get("/apis", [this](const httplib::Request&, httplib::Response& res) {
+    json list = json::array();
+    for (const auto& [group, version] : groups()) {
+      json gv = {{"groupVersion", group + "/" + version}, {"version", version}};
+      list.push_back({{"name", group}, {"versions", json::array({gv})}, {"preferredVersion", gv}});
+    }
+    send_json(res, 200, {{"kind", "APIGroupList"}, {"apiVersion", "v1"}, {"groups", list}});
+  });
+  server.Get(R"(/apis/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+    auto all = groups();
+    auto it = all.find(req.matches[1].str());
+    if (it == all.end())
+      return send_not_found_path(res);
+    json gv = {{"groupVersion", it->first + "/" + it->second}, {"version", it->second}};
+    send_json(res, 200,
+              {{"kind", "APIGroup"}, {"apiVersion", "v1"}, {"name", it->first},
+               {"versions", json::array({gv})}, {"preferredVersion", gv}});
+  });
+  server.Get(R"(/apis/([^/]+)/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+    discovery_group(req.matches[1].str(), req.matches[2].str(), res);
   });
   // kubectl create/apply validate manifests either against the OpenAPI schema
   // (client side) or by asking the server (fieldValidation), and decide which
   // from this document: announcing the parameter on PATCH keeps kubectl from
   // needing the full schema, which this server does not serve.
-  server.Get("/openapi/v3", [](const httplib::Request&, httplib::Response& res) {
-    send_json(res, 200,
-              {{"paths", {{"api/v1", {{"serverRelativeURL", "/openapi/v3/api/v1?hash=deckhand-1"}}}}}});
+  server.Get("/openapi/v3", [this](const httplib::Request&, httplib::Response& res) {
+    json paths = {{"api/v1", {{"serverRelativeURL", "/openapi/v3/api/v1?hash=deckhand-1"}}}};
+    for (const auto& [group, version] : groups())
+      paths["apis/" + group + "/" + version] = {
+          {"serverRelativeURL", "/openapi/v3/apis/" + group + "/" + version + "?hash=deckhand-1"}};
+    send_json(res, 200, {{"paths", paths}});
   });
-  server.Get("/openapi/v3/api/v1", [this](const httplib::Request&, httplib::Response& res) {
+  auto openapi = [this](const std::string& group, const std::string& version,
+                        httplib::Response& res) {
     json paths = json::object();
+    std::string prefix = group.empty() ? "/api/" + version : "/apis/" + group + "/" + version;
     for (const auto& k : reg.kinds()) {
-      std::string path = k.namespaced ? "/api/v1/namespaces/{namespace}/" + k.resource + "/{name}"
-                                      : "/api/v1/" + k.resource + "/{name}";
+      if (k.group != group || k.version != version)
+        continue;
+      std::string path = k.namespaced ? prefix + "/namespaces/{namespace}/" + k.resource + "/{name}"
+                                      : prefix + "/" + k.resource + "/{name}";
       paths[path] = {
           {"patch",
-           {{"x-kubernetes-group-version-kind", {{"group", ""}, {"version", "v1"}, {"kind", k.kind}}},
+           {{"x-kubernetes-group-version-kind",
+             {{"group", k.group}, {"version", k.version}, {"kind", k.kind}}},
             {"parameters", json::array({{{"name", "fieldValidation"}, {"in", "query"},
                                          {"schema", {{"type", "string"}}}}})},
             {"responses", {{"200", {{"description", "OK"}}}}}}}};
     }
+    if (paths.empty())
+      return send_not_found_path(res);
     send_json(res, 200,
               {{"openapi", "3.0.0"},
                {"info", {{"title", "Kubernetes (deckhand)"}, {"version", opts.git_version}}},
                {"paths", paths}});
+  };
+  server.Get("/openapi/v3/api/v1", [openapi](const httplib::Request&, httplib::Response& res) {
+    openapi("", "v1", res);
   });
+  server.Get(R"(/openapi/v3/apis/([^/]+)/([^/]+))",
+             [openapi](const httplib::Request& req, httplib::Response& res) {
+               openapi(req.matches[1].str(), req.matches[2].str(), res);
+             });
   auto h = [this](const httplib::Request& req, httplib::Response& res) { handle(req, res); };
-  server.Get(R"(/api/v1/.+)", h);
-  server.Post(R"(/api/v1/.+)", h);
-  server.Put(R"(/api/v1/.+)", h);
-  server.Delete(R"(/api/v1/.+)", h);
-  server.Patch(R"(/api/v1/.+)", h);
+  for (const char* prefix : {R"(/api/v1/.+)", R"(/apis/[^/]+/[^/]+/.+)"}) {
+    server.Get(prefix, h);
+    server.Post(prefix, h);
+    server.Put(prefix, h);
+    server.Delete(prefix, h);
+    server.Patch(prefix, h);
+  }
+}
+
+const kind_info* http_api::impl::find_resource(const std::string& group,
+                                               const std::string& resource) const {
+  for (const auto& k : reg.kinds())
+    if (k.group == group && k.resource == resource)
+      return &k;
+  return nullptr;
+}
+
+std::map<std::string, std::string> http_api::impl::groups() const {
+  std::map<std::string, std::string> out;
+  for (const auto& k : reg.kinds())
+    if (!k.group.empty())
+      out.emplace(k.group, k.version);
+  return out;
+}
+
+void http_api::impl::discovery_group(const std::string& group, const std::string& version,
+                                     httplib::Response& res) {
+  json resources = json::array();
+  for (const auto& k : reg.kinds()) {
+    if (k.group != group || k.version != version)
+      continue;
+    json r = {{"name", k.resource},
+              {"singularName", k.singular},
+              {"namespaced", k.namespaced},
+              {"kind", k.kind},
+              {"verbs", json::array({"create", "delete", "get", "list", "patch", "update", "watch"})}};
+    if (!k.short_names.empty())
+      r["shortNames"] = k.short_names;
+    resources.push_back(std::move(r));
+  }
+  if (resources.empty())
+    return send_not_found_path(res);
+  send_json(res, 200,
+            {{"kind", "APIResourceList"},
+             {"apiVersion", "v1"},
+             {"groupVersion", group + "/" + version},
+             {"resources", resources}});
 }
 
 void http_api::impl::discovery_v1(httplib::Response& res) {
   json resources = json::array();
   for (const auto& k : reg.kinds()) {
+    if (!k.group.empty())
+      continue;
     resources.push_back({{"name", k.resource},
                          {"singularName", k.singular},
                          {"namespaced", k.namespaced},
@@ -384,16 +488,28 @@ void http_api::impl::discovery_v1(httplib::Response& res) {
 
 void http_api::impl::handle(const httplib::Request& req, httplib::Response& res) {
   auto seg = split_path(req.path);
-  // seg[0] == "api", seg[1] == "v1" (guaranteed by the route).
-  seg.erase(seg.begin(), seg.begin() + 2);
+  // "api", "v1" or "apis", GROUP, VERSION (guaranteed by the routes).
+  std::string group;
+  if (seg[0] == "apis") {
+    group = seg[1];
+    const kind_info* any = nullptr;
+    for (const auto& k : reg.kinds())
+      if (k.group == group && k.version == seg[2])
+        any = &k;
+    if (!any)
+      return send_not_found_path(res);
+    seg.erase(seg.begin(), seg.begin() + 3);
+  } else {
+    seg.erase(seg.begin(), seg.begin() + 2);
+  }
   if (is_true(param(req, "dryRun")) || param(req, "dryRun") == "All")
     return send_status(res, 400, "BadRequest", "dryRun is not supported by this server");
   if (seg.empty())
     return send_not_found_path(res);
   if (seg[0] == "namespaces" && seg.size() >= 3) {
     const std::string& ns = seg[1];
-    const kind_info* k = reg.find_kind(seg[2]);
-    if (seg[2] == "bindings" && seg.size() == 3 && req.method == "POST")
+    const kind_info* k = find_resource(group, seg[2]);
+    if (group.empty() && seg[2] == "bindings" && seg.size() == 3 && req.method == "POST")
       return binding(ns, {}, req, res);
     if (!k || k->resource != seg[2] || !k->namespaced)
       return send_not_found_path(res);
@@ -407,9 +523,9 @@ void http_api::impl::handle(const httplib::Request& req, httplib::Response& res)
       return binding(ns, seg[3], req, res);
     return send_not_found_path(res);
   }
-  if (seg[0] == "namespaces")
+  if (seg[0] == "namespaces" && group.empty())
     return namespaces(seg, req, res);
-  const kind_info* k = reg.find_kind(seg[0]);
+  const kind_info* k = find_resource(group, seg[0]);
   if (!k || k->resource != seg[0])
     return send_not_found_path(res);
   if (seg.size() == 1) {
@@ -462,9 +578,13 @@ void http_api::impl::list_or_watch(const kind_info& k, const std::string& ns,
   auto list = reg.list(k.kind, ns, *ls, *fs);
   if (!list)
     return send_error(res, list.err());
+  if (wants_table(req, k))
+    return send_json(res, 200,
+                     make_table(k.kind, list->items, std::to_string(list->revision),
+                                param(req, "includeObject"), std::chrono::system_clock::now()));
   send_json(res, 200,
             {{"kind", k.kind + "List"},
-             {"apiVersion", "v1"},
+             {"apiVersion", k.api_version()},
              {"metadata", {{"resourceVersion", std::to_string(list->revision)}}},
              {"items", std::move(list->items)}});
 }
@@ -477,6 +597,8 @@ void http_api::impl::watch(const kind_info& k, const std::string& ns, const labe
   st->ns = ns;
   st->labels = ls;
   st->fields = fs;
+  st->table = wants_table(req, k);
+  st->include_object = param(req, "includeObject");
   std::string rv = param(req, "resourceVersion");
   if (rv.empty() || rv == "0") {
     // "Start at most recent": the current objects as ADDED, then changes.
@@ -510,7 +632,7 @@ void http_api::impl::watch(const kind_info& k, const std::string& ns, const labe
     if (!st->initial_sent) {
       st->initial_sent = true;
       for (const auto& obj : st->initial)
-        if (!write(watch_line("ADDED", obj)))
+        if (!write(watch_line("ADDED", st->event_object(obj))))
           return false;
       st->initial.clear();
     }
@@ -542,7 +664,7 @@ void http_api::impl::watch(const kind_info& k, const std::string& ns, const labe
         type = was_in ? "MODIFIED" : "ADDED";
       else if (was_in)
         type = "DELETED";  // left the selection
-      if (type && !write(watch_line(type, ev.object)))
+      if (type && !write(watch_line(type, st->event_object(ev.object))))
         return false;
     }
     return true;
@@ -555,6 +677,10 @@ void http_api::impl::item(const kind_info& k, const std::string& ns, const std::
     auto out = reg.get(k.kind, ns, name);
     if (!out)
       return send_error(res, out.err(), name, k.resource);
+    if (wants_table(req, k))
+      return send_json(res, 200,
+                       make_table(k.kind, {*out}, (*out)["metadata"].value("resourceVersion", ""),
+                                  param(req, "includeObject"), std::chrono::system_clock::now()));
     return send_json(res, 200, *out);
   }
   if (req.method == "PUT") {

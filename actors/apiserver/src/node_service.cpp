@@ -5,6 +5,7 @@
 
 #include <caf/all.hpp>
 
+#include "deckhand/apiserver/events.hpp"
 #include "deckhand/common/log.hpp"
 #include "deckhand/host/caf_glue.hpp"
 #include "deckhand/messages/codec.hpp"
@@ -24,7 +25,9 @@ using host::sync_atom;
 /// service actor.
 struct feed {
   std::mutex mtx;
-  uint64_t seq = 0;
+  /// Per topic, so that a subscriber to some topics sees no gaps from others.
+  std::map<std::string, uint64_t> seqs;
+  uint64_t total = 0;
   transport::bridge* bus = nullptr;
   int pub = -1;
 };
@@ -34,6 +37,8 @@ std::string kind_topic(const std::string& kind) {
     return "pods";
   if (kind == "Service")
     return "services";
+  if (kind == "EndpointSlice")
+    return "endpointslices";
   return {};
 }
 
@@ -72,7 +77,7 @@ void handle_list(service_actor* self, const transport::inbound_request& req) {
   wire::list_reply rep;
   rep.kind = r->kind;
   std::lock_guard<std::mutex> guard{st.fd->mtx};
-  rep.feed_seq = st.fd->seq;
+  rep.feed_seq = st.fd->seqs[r->kind];
   if (r->kind == "pods") {
     auto fs = r->node_name.empty() ? std::string{} : "spec.nodeName=" + r->node_name;
     auto l = st.reg->list("pods", "", "", fs);
@@ -99,6 +104,21 @@ void handle_list(service_actor* self, const transport::inbound_request& req) {
       auto s = wire::from_json<wire::service>(item);
       if (s)
         rep.services.push_back(std::move(*s));
+    }
+  } else if (r->kind == "endpointslices") {
+    auto l = st.reg->list("endpointslices", "");
+    if (!l) {
+      st.bus->reply_error(req, l.err());
+      return;
+    }
+    rep.revision = l->revision;
+    for (const auto& item : l->items) {
+      auto s = wire::from_json<wire::endpoint_slice>(item);
+      if (s)
+        rep.endpoint_slices.push_back(std::move(*s));
+      else
+        log::get()->warn("msg=\"stored endpointslice does not decode\" error=\"{}\"",
+                         s.err().message);
     }
   } else {
     st.bus->reply_error(req, error{errc::invalid, "unknown kind \"" + r->kind + "\""});
@@ -187,6 +207,24 @@ void handle_heartbeat(service_actor* self, const transport::inbound_request& req
     self->send(self, sync_atom::value);
 }
 
+void handle_events(service_actor* self, const transport::inbound_request& req) {
+  auto& st = self->state;
+  auto r = wire::decode_as<wire::event_report>(req.env);
+  if (!r) {
+    st.bus->reply_error(req, r.err());
+    return;
+  }
+  std::vector<nlohmann::json> events;
+  events.reserve(r->events.size());
+  for (const auto& ev : r->events)
+    events.push_back(wire::to_json(ev));
+  record_events(*st.reg, events);
+  // Bounds per namespace right away: a crash-looping pod must not wait for
+  // the periodic collection to be cut back.
+  collect_events(*st.reg, st.opts.events, std::chrono::system_clock::now());
+  reply_ack(self, req, st.reg->revision());
+}
+
 void schedule(service_actor* self) {
   auto& st = self->state;
   auto now = clock_type::now();
@@ -239,6 +277,7 @@ void schedule(service_actor* self) {
     if (b) {
       load[chosen]++;
       log::get()->info("msg=\"pod scheduled\" pod={}/{} node={}", ns, name, chosen);
+      record_events(*st.reg, {scheduled_event(*b, chosen, std::chrono::system_clock::now())});
     }
   }
 }
@@ -263,6 +302,10 @@ caf::behavior node_service(service_actor* self, registry* reg, transport::bridge
                             auto p = wire::from_json<wire::pod>(ev.object);
                             if (p)
                               out.pod_ = std::move(*p);
+                          } else if (topic == "endpointslices") {
+                            auto s = wire::from_json<wire::endpoint_slice>(ev.object);
+                            if (s)
+                              out.endpoint_slice_ = std::move(*s);
                           } else {
                             auto s = wire::from_json<wire::service>(ev.object);
                             if (s)
@@ -272,7 +315,8 @@ caf::behavior node_service(service_actor* self, registry* reg, transport::bridge
                                          && out.pod_.spec.node_name.empty();
                           {
                             std::lock_guard<std::mutex> guard{fd->mtx};
-                            out.seq = ++fd->seq;
+                            out.seq = ++fd->seqs[topic];
+                            ++fd->total;
                             fd->bus->publish(fd->pub, topic, wire::make_envelope(out));
                           }
                           if (unbound)
@@ -281,6 +325,7 @@ caf::behavior node_service(service_actor* self, registry* reg, transport::bridge
   self->attach_functor([reg, id = st.subscription] { reg->unsubscribe(id); });
   self->send(self, tick_atom::value, uint64_t{0});
   self->send(self, tick_atom::value, uint64_t{1});
+  self->delayed_send(self, opts.events.collect_period, tick_atom::value, uint64_t{2});
   return {
     [=](const transport::inbound_request& req) {
       switch (req.env.hdr.type) {
@@ -288,6 +333,7 @@ caf::behavior node_service(service_actor* self, registry* reg, transport::bridge
         case wire::pod_status_update::type_id: handle_status(self, req); break;
         case wire::pod_finalize::type_id: handle_finalize(self, req); break;
         case wire::node_heartbeat::type_id: handle_heartbeat(self, req); break;
+        case wire::event_report::type_id: handle_events(self, req); break;
         default:
           self->state.bus->reply_error(
             req, error{errc::invalid, "message type " + std::to_string(req.env.hdr.type)
@@ -297,10 +343,15 @@ caf::behavior node_service(service_actor* self, registry* reg, transport::bridge
     [=](sync_atom) { schedule(self); },
     [=](tick_atom, uint64_t which) {
       auto& s = self->state;
-      if (which == 0) {
+      if (which == 2) {
+        collect_events(*s.reg, s.opts.events, std::chrono::system_clock::now());
+        self->delayed_send(self, s.opts.events.collect_period, tick_atom::value, uint64_t{2});
+      } else if (which == 0) {
         std::lock_guard<std::mutex> guard{s.fd->mtx};
-        s.fd->bus->publish(s.fd->pub, "hb",
-                           wire::make_envelope(wire::feed_heartbeat{s.fd->seq}));
+        wire::feed_heartbeat hb;
+        hb.seq = s.fd->total;
+        hb.topics = s.fd->seqs;
+        s.fd->bus->publish(s.fd->pub, "hb", wire::make_envelope(hb));
         self->delayed_send(self, s.opts.feed_heartbeat, tick_atom::value, uint64_t{0});
       } else {
         schedule(self);

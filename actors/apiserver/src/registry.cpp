@@ -2,6 +2,7 @@
 
 #include <ctime>
 
+#include "deckhand/apiserver/events.hpp"
 #include "deckhand/common/log.hpp"
 
 namespace deckhand::apiserver {
@@ -99,6 +100,32 @@ kind_info node_kind() {
   return k;
 }
 
+kind_info endpoints_kind() {
+  kind_info k;
+  k.kind = "Endpoints";
+  k.resource = "endpoints";
+  k.singular = "endpoints";
+  k.short_names = {"ep"};
+  k.status_subresource = false;
+  k.prepare_create = [](json& obj) { return default_and_validate_endpoints(obj); };
+  k.prepare_update = [](const json&, json& obj) { return default_and_validate_endpoints(obj); };
+  return k;
+}
+
+kind_info endpoint_slice_kind() {
+  kind_info k;
+  k.kind = "EndpointSlice";
+  k.group = "discovery.k8s.io";
+  k.resource = "endpointslices";
+  k.singular = "endpointslice";
+  k.status_subresource = false;
+  k.prepare_create = [](json& obj) { return default_and_validate_endpoint_slice(obj); };
+  k.prepare_update = [](const json& old, json& obj) {
+    return validate_endpoint_slice_update(old, obj);
+  };
+  return k;
+}
+
 } // namespace
 
 const char* to_string(watch_event_type t) {
@@ -123,12 +150,25 @@ registry::registry(store& s, registry_options opts)
     : store_(s), opts_(std::move(opts)), rng_(std::random_device{}()) {
   if (!opts_.clock)
     opts_.clock = [] { return std::chrono::system_clock::now(); };
+  rebuild_allocations();
   register_kind(pod_kind());
   register_kind(service_kind());
   register_kind(node_kind());
+  register_kind(endpoints_kind());
+  register_kind(endpoint_slice_kind());
+  register_kind(event_kind());
 }
 
 void registry::register_kind(kind_info k) { kinds_.push_back(std::move(k)); }
+
+void registry::rebuild_allocations() {
+  if (!opts_.allocator)
+    return;
+  std::vector<json> services;
+  for (auto& e : store_.list("services/").entries)
+    services.push_back(std::move(e.data.value));
+  opts_.allocator->rebuild(services);
+}
 
 const kind_info* registry::find_kind(std::string_view name) const {
   for (const auto& k : kinds_)
@@ -198,13 +238,14 @@ result<json> registry::create(std::string_view kind, const std::string& ns, json
     return error{errc::invalid, k->kind + " is invalid: body must be a JSON object"};
   try {
     if (!obj.contains("apiVersion"))
-      obj["apiVersion"] = "v1";
+      obj["apiVersion"] = k->api_version();
     if (!obj.contains("kind"))
       obj["kind"] = k->kind;
-    if (obj["apiVersion"] != "v1" || obj["kind"] != k->kind)
+    if (obj["apiVersion"] != k->api_version() || obj["kind"] != k->kind)
       return error{errc::invalid, "the object provided is of kind " + obj["kind"].dump() +
                                       " and apiVersion " + obj["apiVersion"].dump() +
-                                      ", expected kind \"" + k->kind + "\" and apiVersion \"v1\""};
+                                      ", expected kind \"" + k->kind + "\" and apiVersion \"" +
+                                      k->api_version() + "\""};
     if (!obj.contains("metadata") || obj["metadata"].is_null())
       obj["metadata"] = json::object();
     if (!obj["metadata"].is_object())
@@ -251,17 +292,21 @@ result<json> registry::create(std::string_view kind, const std::string& ns, json
     meta["uid"] = new_uid();
     meta["creationTimestamp"] = now_rfc3339();
     meta["generation"] = 1;
-    if (k->kind == "Service" && opts_.allocate_cluster_ip && str_at(obj["spec"], "clusterIP").empty() &&
-        str_at(obj["spec"], "type") != "ExternalName") {
-      auto ip = opts_.allocate_cluster_ip(obj);
-      if (!ip)
-        return ip.err();
-      if (!ip->empty()) {
-        obj["spec"]["clusterIP"] = *ip;
-        obj["spec"]["clusterIPs"] = json::array({*ip});
-        obj["spec"]["ipFamilies"] = json::array({"IPv4"});
-        obj["spec"]["ipFamilyPolicy"] = "SingleStack";
+    if (k->kind == "Service" && opts_.allocator) {
+      auto taken = opts_.allocator->prepare(nullptr, obj, errs);
+      if (!taken) {
+        if (taken.err().code != errc::invalid)
+          return taken.err();
+        if (causes)
+          *causes = errs;
+        return error{errc::invalid, invalid_message(k->kind, name, errs)};
       }
+      auto out = write_locked(*k, store_key, std::move(obj), nullptr, watch_event_type::added);
+      if (out)
+        opts_.allocator->commit(*taken);
+      else
+        opts_.allocator->abort(*taken);
+      return out;
     }
     return write_locked(*k, store_key, std::move(obj), nullptr, watch_event_type::added);
   } catch (const json::exception& e) {
@@ -352,12 +397,13 @@ result<json> registry::update(std::string_view kind, const std::string& ns,
       return error{errc::invalid, "the name of the object (" + body_name +
                                       ") does not match the name on the URL (" + name + ")"};
     if (!obj.contains("apiVersion"))
-      obj["apiVersion"] = "v1";
+      obj["apiVersion"] = k->api_version();
     if (!obj.contains("kind"))
       obj["kind"] = k->kind;
-    if (obj["apiVersion"] != "v1" || obj["kind"] != k->kind)
+    if (obj["apiVersion"] != k->api_version() || obj["kind"] != k->kind)
       return error{errc::invalid, "the object provided is of kind " + obj["kind"].dump() +
-                                      ", expected kind \"" + k->kind + "\" and apiVersion \"v1\""};
+                                      ", expected kind \"" + k->kind + "\" and apiVersion \"" +
+                                      k->api_version() + "\""};
     strip_server_metadata(md);
     md["name"] = name;
     if (k->namespaced)
@@ -388,12 +434,31 @@ result<json> registry::update(std::string_view kind, const std::string& ns,
       else
         obj["status"] = status_before;
     }
+    std::optional<service_allocation> taken;
+    if (k->kind == "Service" && opts_.allocator) {
+      auto t = opts_.allocator->prepare(&old, obj, errs);
+      if (!t) {
+        if (t.err().code != errc::invalid)
+          return t.err();
+        if (causes)
+          *causes = errs;
+        return error{errc::invalid, invalid_message(k->kind, name, errs)};
+      }
+      taken = std::move(*t);
+    }
     if (old.contains("spec") && obj.value("spec", json()) != old["spec"])
       md["generation"] = old["metadata"].value("generation", 1) + 1;
-    if (obj == old)
+    if (obj == old) {
+      if (taken)
+        opts_.allocator->abort(*taken);
       return with_revision(obj, cur->mod_revision);
-    return write_locked(*k, store_key, std::move(obj), &*cur,
-                        watch_event_type::modified);
+    }
+    auto out = write_locked(*k, store_key, std::move(obj), &*cur, watch_event_type::modified);
+    if (taken && out)
+      opts_.allocator->commit(*taken);
+    else if (taken)
+      opts_.allocator->abort(*taken);
+    return out;
   } catch (const json::exception& e) {
     return error{errc::invalid, k->kind + " \"" + name + "\" is invalid: " + e.what()};
   }
@@ -436,8 +501,8 @@ result<delete_result> registry::remove_locked(const kind_info& k, const std::str
   json out = with_revision(cur.value, *rev);
   if (!listeners_.empty())
     emit(watch_event_type::deleted, k, out, with_revision(cur.value, cur.mod_revision), *rev);
-  if (k.kind == "Service" && opts_.release_cluster_ip)
-    opts_.release_cluster_ip(out);
+  if (k.kind == "Service" && opts_.allocator)
+    opts_.allocator->release(out);
   return delete_result{std::move(out), true};
 }
 

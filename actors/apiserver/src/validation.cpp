@@ -620,6 +620,28 @@ field_errors default_and_validate_service(json& svc) {
   check_one_of(spec, "type", "spec.type", {"ClusterIP", "ExternalName", "LoadBalancer", "NodePort"},
                errs);
   check_one_of(spec, "sessionAffinity", "spec.sessionAffinity", {"ClientIP", "None"}, errs);
+  if (str_or(spec, "sessionAffinity") == "ClientIP") {
+    set_default(spec, "sessionAffinityConfig", json::object());
+    json& cfg = spec["sessionAffinityConfig"];
+    if (!cfg.is_object()) {
+      errs.push_back(invalid("spec.sessionAffinityConfig", cfg, "must be an object"));
+    } else {
+      set_default(cfg, "clientIP", json::object());
+      if (!cfg["clientIP"].is_object()) {
+        errs.push_back(invalid("spec.sessionAffinityConfig.clientIP", cfg["clientIP"],
+                               "must be an object"));
+      } else {
+        set_default(cfg["clientIP"], "timeoutSeconds", 10800);
+        const json& t = cfg["clientIP"]["timeoutSeconds"];
+        if (!t.is_number_integer() || t.get<long long>() <= 0 || t.get<long long>() > 86400)
+          errs.push_back(invalid("spec.sessionAffinityConfig.clientIP.timeoutSeconds", t,
+                                 "must be greater than 0 and less than 86400"));
+      }
+    }
+  } else if (spec.contains("sessionAffinityConfig") && !spec["sessionAffinityConfig"].is_null()) {
+    errs.push_back({"Forbidden", "spec.sessionAffinityConfig",
+                    "must not be set when `sessionAffinity` is None"});
+  }
   std::string type = str_or(spec, "type");
   std::string cluster_ip = str_or(spec, "clusterIP");
   if (type != "ExternalName") {
@@ -666,8 +688,8 @@ field_errors default_and_validate_service(json& svc) {
         if (type != "NodePort" && type != "LoadBalancer")
           errs.push_back({"Forbidden", pp + ".nodePort",
                           "may not be used when `type` is '" + type + "'"});
-        else
-          check_int_range(p, "nodePort", pp + ".nodePort", 30000, 32767, false, errs);
+        else  // the configured range is the allocator's to check
+          check_int_range(p, "nodePort", pp + ".nodePort", 1, 65535, false, errs);
       }
       auto name = str_at(p, "name");
       if (ports.size() > 1 && (!name || name->empty())) {
@@ -681,6 +703,14 @@ field_errors default_and_validate_service(json& svc) {
   }
   if (spec.contains("selector") && !spec["selector"].is_null())
     validate_labels(spec["selector"], "spec.selector", errs);
+  if (spec.contains("externalTrafficPolicy") && !spec["externalTrafficPolicy"].is_null()) {
+    if (type != "NodePort" && type != "LoadBalancer")
+      errs.push_back(invalid("spec.externalTrafficPolicy", spec["externalTrafficPolicy"],
+                             "may only be set when `type` is 'NodePort' or 'LoadBalancer'"));
+    else
+      check_one_of(spec, "externalTrafficPolicy", "spec.externalTrafficPolicy",
+                   {"Cluster", "Local"}, errs);
+  }
   // Status is the controllers' to write; a new or updated spec starts from none.
   if (errs.empty())
     svc["status"] = {{"loadBalancer", json::object()}};
@@ -688,7 +718,8 @@ field_errors default_and_validate_service(json& svc) {
 }
 
 field_errors validate_service_update(const json& old_svc, json& updated) {
-  std::string old_ip = str_or(old_svc.value("spec", json::object()), "clusterIP");
+  const json old_spec = old_svc.value("spec", json::object());
+  std::string old_ip = str_or(old_spec, "clusterIP");
   if (updated.contains("spec") && updated["spec"].is_object() && !old_ip.empty()) {
     // An update that leaves clusterIP out keeps the allocated one, as in Kubernetes.
     json& spec = updated["spec"];
@@ -697,12 +728,182 @@ field_errors validate_service_update(const json& old_svc, json& updated) {
       spec.erase("clusterIPs");
     }
   }
+  if (updated.contains("spec") && updated["spec"].is_object()) {
+    // Fields that only made sense for the old type or affinity, carried over
+    // unchanged (kubectl apply keeps what its last manifest did not name), are
+    // dropped, as Kubernetes' dropTypeDependentFields does.
+    json& spec = updated["spec"];
+    auto node_port_type = [](const std::string& t) { return t == "NodePort" || t == "LoadBalancer"; };
+    std::string new_type = str_or(spec, "type", "ClusterIP");
+    if (node_port_type(str_or(old_spec, "type")) && !node_port_type(new_type)) {
+      if (spec.contains("ports") && spec["ports"].is_array() && old_spec.contains("ports") &&
+          old_spec["ports"].is_array())
+        for (auto& p : spec["ports"]) {
+          if (!p.is_object() || !p.contains("nodePort"))
+            continue;
+          for (const auto& op : old_spec["ports"])
+            if (op.is_object() && op.value("nodePort", json()) == p["nodePort"]) {
+              p.erase("nodePort");
+              break;
+            }
+        }
+      if (spec.value("externalTrafficPolicy", json()) == old_spec.value("externalTrafficPolicy", json()))
+        spec.erase("externalTrafficPolicy");
+    }
+    if (str_or(spec, "sessionAffinity", "None") == "None" && spec.contains("sessionAffinityConfig") &&
+        spec["sessionAffinityConfig"] == old_spec.value("sessionAffinityConfig", json()))
+      spec.erase("sessionAffinityConfig");
+  }
   field_errors errs = default_and_validate_service(updated);
   if (!errs.empty())
     return errs;
   std::string new_ip = str_or(updated["spec"], "clusterIP");
   if (!old_ip.empty() && new_ip != old_ip)
     errs.push_back(invalid("spec.clusterIPs[0]", new_ip, "may not change once set"));
+  return errs;
+}
+
+namespace {
+
+bool valid_ipv6(const std::string& s) {
+  in6_addr a{};
+  return ::inet_pton(AF_INET6, s.c_str(), &a) == 1;
+}
+
+void validate_endpoint_port(json& p, const std::string& path, bool name_required,
+                            std::set<std::string>& names, bool port_required, field_errors& errs) {
+  if (!p.is_object()) {
+    errs.push_back(invalid(path, p, "must be an object"));
+    return;
+  }
+  set_default(p, "protocol", "TCP");
+  check_one_of(p, "protocol", path + ".protocol", {"SCTP", "TCP", "UDP"}, errs);
+  check_int_range(p, "port", path + ".port", 1, 65535, port_required, errs);
+  auto name = str_at(p, "name");
+  if (name_required && (!name || name->empty())) {
+    errs.push_back(required(path + ".name"));
+  } else if (name && !name->empty()) {
+    check_name(path + ".name", *name, check_dns1123_label, errs);
+    if (!names.insert(*name).second)
+      errs.push_back({"Duplicate value", path + ".name", quote(*name)});
+  }
+}
+
+} // namespace
+
+field_errors default_and_validate_endpoints(json& ep) {
+  field_errors errs;
+  validate_object_meta(ep, true, check_dns1123_subdomain, errs);
+  if (!ep.contains("subsets") || ep["subsets"].is_null())
+    return errs;
+  if (!ep["subsets"].is_array()) {
+    errs.push_back(invalid("subsets", ep["subsets"], "must be a list"));
+    return errs;
+  }
+  json& subsets = ep["subsets"];
+  for (std::size_t i = 0; i < subsets.size(); ++i) {
+    json& ss = subsets[i];
+    std::string sp = "subsets[" + std::to_string(i) + "]";
+    if (!ss.is_object()) {
+      errs.push_back(invalid(sp, ss, "must be an object"));
+      continue;
+    }
+    bool any = false;
+    for (const char* list : {"addresses", "notReadyAddresses"}) {
+      if (!ss.contains(list) || ss[list].is_null())
+        continue;
+      if (!ss[list].is_array()) {
+        errs.push_back(invalid(sp + "." + list, ss[list], "must be a list"));
+        continue;
+      }
+      for (std::size_t j = 0; j < ss[list].size(); ++j) {
+        const json& a = ss[list][j];
+        std::string ap = sp + "." + list + "[" + std::to_string(j) + "]";
+        any = true;
+        std::string ip = str_or(a, "ip");
+        if (ip.empty())
+          errs.push_back(required(ap + ".ip"));
+        else if (!valid_ipv4(ip) && !valid_ipv6(ip))
+          errs.push_back(invalid(ap + ".ip", ip, "must be a valid IP address"));
+      }
+    }
+    if (!any)
+      errs.push_back(required(sp, "must specify `addresses` or `notReadyAddresses`"));
+    if (ss.contains("ports") && !ss["ports"].is_null()) {
+      if (!ss["ports"].is_array()) {
+        errs.push_back(invalid(sp + ".ports", ss["ports"], "must be a list"));
+        continue;
+      }
+      std::set<std::string> names;
+      for (std::size_t j = 0; j < ss["ports"].size(); ++j)
+        validate_endpoint_port(ss["ports"][j], sp + ".ports[" + std::to_string(j) + "]",
+                               ss["ports"].size() > 1, names, true, errs);
+    }
+  }
+  return errs;
+}
+
+field_errors default_and_validate_endpoint_slice(json& slice) {
+  field_errors errs;
+  validate_object_meta(slice, true, check_dns1123_subdomain, errs);
+  std::string type = str_or(slice, "addressType");
+  if (type.empty())
+    errs.push_back(required("addressType"));
+  else
+    check_one_of(slice, "addressType", "addressType", {"FQDN", "IPv4", "IPv6"}, errs);
+  if (slice.contains("endpoints") && !slice["endpoints"].is_null()) {
+    json& eps = slice["endpoints"];
+    if (!eps.is_array()) {
+      errs.push_back(invalid("endpoints", eps, "must be a list"));
+    } else {
+      if (eps.size() > 1000)
+        errs.push_back({"Too many", "endpoints", std::to_string(eps.size()) + ": must have at most 1000 items"});
+      for (std::size_t i = 0; i < eps.size(); ++i) {
+        const json& e = eps[i];
+        std::string ep = "endpoints[" + std::to_string(i) + "]";
+        if (!e.is_object()) {
+          errs.push_back(invalid(ep, e, "must be an object"));
+          continue;
+        }
+        if (!e.contains("addresses") || !e["addresses"].is_array() || e["addresses"].empty()) {
+          errs.push_back(required(ep + ".addresses"));
+          continue;
+        }
+        if (e["addresses"].size() > 100)
+          errs.push_back({"Too many", ep + ".addresses", "must have at most 100 items"});
+        for (std::size_t j = 0; j < e["addresses"].size(); ++j) {
+          const json& a = e["addresses"][j];
+          std::string ap = ep + ".addresses[" + std::to_string(j) + "]";
+          std::string s = a.is_string() ? a.get<std::string>() : std::string{};
+          if ((type == "IPv4" && !valid_ipv4(s)) || (type == "IPv6" && !valid_ipv6(s)))
+            errs.push_back(invalid(ap, a, "must be a valid IP address"));
+          else if (type == "FQDN" && check_dns1123_subdomain(s).size())
+            errs.push_back(invalid(ap, a, "must be a valid DNS subdomain"));
+        }
+        if (e.contains("conditions") && !e["conditions"].is_null() && !e["conditions"].is_object())
+          errs.push_back(invalid(ep + ".conditions", e["conditions"], "must be an object"));
+      }
+    }
+  }
+  if (slice.contains("ports") && !slice["ports"].is_null()) {
+    json& ports = slice["ports"];
+    if (!ports.is_array()) {
+      errs.push_back(invalid("ports", ports, "must be a list"));
+    } else {
+      std::set<std::string> names;
+      for (std::size_t i = 0; i < ports.size(); ++i)
+        validate_endpoint_port(ports[i], "ports[" + std::to_string(i) + "]", false, names, false,
+                               errs);
+    }
+  }
+  return errs;
+}
+
+field_errors validate_endpoint_slice_update(const json& old_slice, json& updated) {
+  field_errors errs = default_and_validate_endpoint_slice(updated);
+  if (old_slice.value("addressType", json()) != updated.value("addressType", json()))
+    errs.push_back(invalid("addressType", updated.value("addressType", json()),
+                           "field is immutable"));
   return errs;
 }
 

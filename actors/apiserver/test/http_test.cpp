@@ -107,7 +107,50 @@ BOOST_AUTO_TEST_CASE(discovery) {
   auto [c3, apis] = call("GET", "/apis");
   BOOST_TEST(c3 == 200);
   BOOST_TEST(apis["kind"] == "APIGroupList");
-  BOOST_TEST(apis["groups"].empty());
+  BOOST_REQUIRE(apis["groups"].size() == 1u);
+  BOOST_TEST(apis["groups"][0]["name"] == "discovery.k8s.io");
+  BOOST_TEST(apis["groups"][0]["preferredVersion"]["groupVersion"] == "discovery.k8s.io/v1");
+  auto [c4, group] = call("GET", "/apis/discovery.k8s.io/v1");
+  BOOST_TEST(c4 == 200);
+  BOOST_TEST(group["groupVersion"] == "discovery.k8s.io/v1");
+  BOOST_REQUIRE(group["resources"].size() == 1u);
+  BOOST_TEST(group["resources"][0]["name"] == "endpointslices");
+  BOOST_TEST(group["resources"][0]["kind"] == "EndpointSlice");
+  // Core kinds are not served under the group, nor the group's under /api/v1.
+  BOOST_TEST(by_name.count("endpointslices") == 0u);
+  BOOST_TEST(by_name["endpoints"]["shortNames"] == json::array({"ep"}));
+  BOOST_TEST(std::get<0>(call("GET", "/apis/discovery.k8s.io/v1/namespaces/default/pods")) == 404);
+  BOOST_TEST(std::get<0>(call("GET", "/api/v1/namespaces/default/endpointslices")) == 404);
+  BOOST_TEST(std::get<0>(call("GET", "/apis/apps/v1/namespaces/default/deployments")) == 404);
+}
+
+BOOST_AUTO_TEST_CASE(endpoint_slice_crud_under_its_group) {
+  json slice = {{"apiVersion", "discovery.k8s.io/v1"},
+                {"kind", "EndpointSlice"},
+                {"metadata", {{"name", "manual"}}},
+                {"addressType", "IPv4"},
+                {"endpoints", {{{"addresses", {"10.0.0.1"}}}}},
+                {"ports", {{{"name", "http"}, {"port", 80}}}}};
+  auto [c1, created] =
+      call("POST", "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices", slice.dump());
+  BOOST_TEST(c1 == 201);
+  BOOST_TEST(created["apiVersion"] == "discovery.k8s.io/v1");
+  BOOST_TEST(created["ports"][0]["protocol"] == "TCP");
+  auto [c2, list] = call("GET", "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices");
+  BOOST_TEST(c2 == 200);
+  BOOST_TEST(list["kind"] == "EndpointSliceList");
+  BOOST_TEST(list["apiVersion"] == "discovery.k8s.io/v1");
+  BOOST_TEST(list["items"].size() == 1u);
+  json wrong = slice;
+  wrong["apiVersion"] = "v1";
+  auto [c3, bad] = call("POST", "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices",
+                          wrong.dump());
+  BOOST_TEST(c3 == 400);
+  BOOST_TEST(bad["message"] == "the API version in the data (v1) does not match the expected API "
+                               "version (discovery.k8s.io/v1)");
+  auto [c4, deleted] =
+      call("DELETE", "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/manual");
+  BOOST_TEST(c4 == 200);
 }
 
 BOOST_AUTO_TEST_CASE(pod_crud) {

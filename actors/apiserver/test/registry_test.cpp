@@ -418,17 +418,20 @@ BOOST_AUTO_TEST_CASE(cluster_ip_allocation_hook) {
   temp_dir dir;
   auto s2 = store::open(dir.path()).value();
   registry_options o;
-  std::vector<std::string> released;
-  o.allocate_cluster_ip = [](const json&) -> deckhand::result<std::string> { return std::string("10.96.0.42"); };
-  o.release_cluster_ip = [&](const json& svc) { released.push_back(svc["spec"]["clusterIP"]); };
+  service_allocator_options ao;
+  ao.service_cidr = "10.96.0.40/30";  // usable: .41 (reserved for `kubernetes`) and .42
+  auto alloc = service_allocator::create(ao);
+  BOOST_REQUIRE(alloc.ok());
+  o.allocator = std::move(*alloc);
   registry r2(s2, o);
   json svc = {{"metadata", {{"name", "web"}}}, {"spec", {{"ports", {{{"port", 80}}}}}}};
   auto s = r2.create("Service", "default", svc);
   BOOST_REQUIRE(s.ok());
   BOOST_TEST((*s)["spec"]["clusterIP"] == "10.96.0.42");
   BOOST_TEST((*s)["spec"]["clusterIPs"][0] == "10.96.0.42");
+  BOOST_TEST(o.allocator->ip_in_use("10.96.0.42"));
   BOOST_REQUIRE(r2.remove("Service", "default", "web").ok());
-  BOOST_TEST(released == std::vector<std::string>{"10.96.0.42"});
+  BOOST_TEST(!o.allocator->ip_in_use("10.96.0.42"));
 }
 
 BOOST_AUTO_TEST_CASE(nodes_are_cluster_scoped) {

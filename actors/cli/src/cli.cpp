@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include "deckhand/cli/commands.hpp"
+#include "deckhand/cli/describe.hpp"
 #include "deckhand/cli/exec_command.hpp"
 #include "deckhand/cli/image_commands.hpp"
 #include "deckhand/cli/launcher.hpp"
@@ -67,22 +68,33 @@ int run(const std::vector<std::string>& args, io_streams io) {
   // get
   get_options get;
   get.node.data_dir = default_dir;
-  auto* get_cmd = app.add_subcommand("get", "Show pods or services");
+  auto* get_cmd = app.add_subcommand("get", "Show pods, services, endpoints or endpointslices");
   add_data_dir(get_cmd, get.node.data_dir);
   add_namespace(get_cmd, get.node);
-  get_cmd->add_option("resource", get.resource, "pods|po|pod|services|svc[/NAME]")
+  get_cmd->add_option("resource", get.resource,
+                      "pods|po|services|svc|endpoints|ep|endpointslices|events[/NAME], or a "
+                      "comma list (svc,ep)")
     ->required();
   get_cmd->add_option("names", get.names, "Object names");
   get_cmd->add_option("-o,--output", get.output, "Output format: wide|json|yaml|name");
   get_cmd->add_flag("-A,--all-namespaces", get.all_namespaces, "List across namespaces");
 
+  // describe
+  describe_options describe;
+  describe.node.data_dir = default_dir;
+  auto* describe_cmd = app.add_subcommand("describe", "Show a pod in detail, with its events");
+  add_data_dir(describe_cmd, describe.node.data_dir);
+  add_namespace(describe_cmd, describe.node);
+  describe_cmd->add_option("resource", describe.resource, "pods|po|pod[/NAME]")->required();
+  describe_cmd->add_option("names", describe.names, "Pod names");
+
   // delete
   delete_options del;
   del.node.data_dir = default_dir;
-  auto* del_cmd = app.add_subcommand("delete", "Delete pods or services");
+  auto* del_cmd = app.add_subcommand("delete", "Delete pods, services or endpoints");
   add_data_dir(del_cmd, del.node.data_dir);
   add_namespace(del_cmd, del.node);
-  del_cmd->add_option("resource", del.resource, "pod|service[/NAME]")->required();
+  del_cmd->add_option("resource", del.resource, "pod|service|svc|endpoints|ep[/NAME]")->required();
   del_cmd->add_option("names", del.names, "Object names");
   del_cmd->add_option("--grace-period", del.grace_period,
                       "Seconds given to the pod to stop (-1: its own)")
@@ -177,6 +189,8 @@ int run(const std::vector<std::string>& args, io_streams io) {
   }
   if (*get_cmd)
     return get_command(get, io);
+  if (*describe_cmd)
+    return describe_command(describe, io);
   if (*del_cmd)
     return delete_command(del, io);
   if (*logs_cmd) {

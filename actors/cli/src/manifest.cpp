@@ -197,15 +197,16 @@ error validate_one(const json& doc, const std::string& source,
                              + "; if you choose to ignore these errors, turn "
                                "validation off with --validate=false"};
   }
-  if (api_version == "v1" && (kind == "List" || kind == "PodList" || kind == "ServiceList"))
+  if (api_version == "v1" && (kind == "List" || kind == "PodList" || kind == "ServiceList" ||
+                              kind == "EndpointsList"))
     return validate_list(doc, source, out);
-  if (api_version != "v1" || (kind != "Pod" && kind != "Service"))
+  if (api_version != "v1" || (kind != "Pod" && kind != "Service" && kind != "Endpoints"))
     return {errc::unsupported,
             "no matches for kind \"" + kind + "\" in version \"" + api_version + "\""};
   manifest_object obj;
   obj.api_version = api_version;
   obj.kind = kind;
-  obj.resource = kind == "Pod" ? "pods" : "services";
+  obj.resource = kind == "Pod" ? "pods" : kind == "Service" ? "services" : "endpoints";
   auto meta = doc.find("metadata");
   if (meta != doc.end() && !meta->is_null() && !meta->is_object())
     return {errc::invalid, "error validating \"" + source
@@ -394,6 +395,12 @@ std::string resource_collection(const std::string& name) {
     return "pods";
   if (name == "service" || name == "services" || name == "svc")
     return "services";
+  if (name == "endpoints" || name == "ep")
+    return "endpoints";
+  if (name == "endpointslice" || name == "endpointslices")
+    return "endpointslices";
+  if (name == "event" || name == "events" || name == "ev")
+    return "events";
   return {};
 }
 
@@ -402,7 +409,21 @@ std::string collection_kind(const std::string& collection) {
     return "Pod";
   if (collection == "services")
     return "Service";
+  if (collection == "endpoints")
+    return "Endpoints";
+  if (collection == "endpointslices")
+    return "EndpointSlice";
+  if (collection == "events")
+    return "Event";
   return {};
+}
+
+} // namespace deckhand::cli
+
+namespace deckhand::cli {
+
+std::string collection_api_version(const std::string& collection) {
+  return collection == "endpointslices" ? "discovery.k8s.io/v1" : "v1";
 }
 
 } // namespace deckhand::cli

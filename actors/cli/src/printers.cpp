@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
+#include <functional>
 
 namespace deckhand::cli {
 
@@ -390,6 +391,91 @@ std::string format_service_table(const std::vector<json>& services,
     rows.push_back(std::move(row));
   }
   return format_table(rows);
+}
+
+namespace {
+
+/// "a,b,c + 2 more..." as kubectl shortens long lists.
+std::string first_three(const std::vector<std::string>& items) {
+  std::string out;
+  for (std::size_t i = 0; i < items.size() && i < 3; ++i)
+    out += (i ? "," : "") + items[i];
+  if (items.size() > 3)
+    out += " + " + std::to_string(items.size() - 3) + " more...";
+  return out;
+}
+
+/// A table with NAME first, NAMESPACE before it when listing all namespaces.
+std::string named_table(const std::vector<json>& objs, const table_options& opts,
+                        std::vector<std::string> columns,
+                        const std::function<std::vector<std::string>(const json&)>& cells) {
+  std::vector<std::vector<std::string>> rows;
+  std::vector<std::string> head;
+  if (opts.all_namespaces)
+    head.push_back("NAMESPACE");
+  head.push_back("NAME");
+  head.insert(head.end(), columns.begin(), columns.end());
+  rows.push_back(head);
+  for (const auto& obj : objs) {
+    const auto& meta = member(obj, "metadata");
+    std::vector<std::string> row;
+    if (opts.all_namespaces)
+      row.push_back(str(meta, "namespace"));
+    row.push_back(str(meta, "name"));
+    auto rest = cells(obj);
+    row.insert(row.end(), rest.begin(), rest.end());
+    rows.push_back(std::move(row));
+  }
+  return format_table(rows);
+}
+
+} // namespace
+
+std::string endpoints_text(const json& endpoints) {
+  std::vector<std::string> list;
+  for (const auto& ss : member(endpoints, "subsets")) {
+    const auto& addrs = member(ss, "addresses");
+    const auto& ports = member(ss, "ports");
+    if (!ports.is_array() || ports.empty()) {
+      for (const auto& a : addrs)
+        list.push_back(str(a, "ip"));
+      continue;
+    }
+    for (const auto& p : ports)
+      for (const auto& a : addrs) {
+        auto ip = str(a, "ip");
+        list.push_back((ip.find(':') != std::string::npos ? "[" + ip + "]" : ip) + ":" +
+                       std::to_string(num(p, "port")));
+      }
+  }
+  return or_none(first_three(list));
+}
+
+std::string format_endpoints_table(const std::vector<json>& endpoints,
+                                   const table_options& opts, wall_time now) {
+  return named_table(endpoints, opts, {"ENDPOINTS", "AGE"}, [&](const json& ep) {
+    return std::vector<std::string>{
+        endpoints_text(ep), age_since(str(member(ep, "metadata"), "creationTimestamp"), now)};
+  });
+}
+
+std::string format_endpoint_slice_table(const std::vector<json>& slices,
+                                        const table_options& opts, wall_time now) {
+  return named_table(slices, opts, {"ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"},
+                     [&](const json& s) {
+    std::vector<std::string> ports, addrs;
+    for (const auto& p : member(s, "ports"))
+      ports.push_back(member(p, "port").is_number_integer() ? std::to_string(num(p, "port"))
+                                                            : "<unset>");
+    for (const auto& e : member(s, "endpoints"))
+      for (const auto& a : member(e, "addresses"))
+        if (a.is_string())
+          addrs.push_back(a.get<std::string>());
+    return std::vector<std::string>{
+        str(s, "addressType"), ports.empty() ? "<unset>" : first_three(ports),
+        addrs.empty() ? "<none>" : first_three(addrs),
+        age_since(str(member(s, "metadata"), "creationTimestamp"), now)};
+  });
 }
 
 std::string human_size(int64_t bytes) {

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "deckhand/cli/commands.hpp"
+#include "deckhand/cli/describe.hpp"
 #include "deckhand/cli/printers.hpp"
 #include "deckhand/common/paths.hpp"
 
@@ -33,7 +34,24 @@ const json& meta_of(const json& obj) {
 }
 
 std::string singular(const std::string& collection) {
-  return collection == "pods" ? "pod" : collection == "services" ? "service" : collection;
+  if (collection == "pods")
+    return "pod";
+  if (collection == "services")
+    return "service";
+  if (collection == "endpointslices")
+    return "endpointslice";
+  return collection;
+}
+
+/// The REST path of a collection or object, under /apis/GROUP/VERSION for
+/// collections outside the core group.
+std::string object_path(const std::string& ns, const std::string& collection,
+                        const std::string& name = {}) {
+  auto path = collection_path(ns, collection, name);
+  auto version = collection_api_version(collection);
+  if (version != "v1")
+    path = "/apis/" + version + path.substr(std::string("/api/v1").size());
+  return path;
 }
 
 /// `pod/NAME` or `RESOURCE NAME...`: the collection and the names.
@@ -60,7 +78,7 @@ result<target> resolve(const std::string& resource, const std::vector<std::strin
 /// Objects in a list response lack kind and apiVersion; kubectl fills them in.
 json with_type(json obj, const std::string& collection) {
   if (!obj.contains("apiVersion"))
-    obj["apiVersion"] = "v1";
+    obj["apiVersion"] = collection_api_version(collection);
   if (!obj.contains("kind"))
     obj["kind"] = collection_kind(collection);
   return obj;
@@ -94,6 +112,12 @@ void print_objects(const std::vector<json>& objs, bool single, const std::string
   auto now = std::chrono::system_clock::now();
   if (collection == "pods")
     out << format_pod_table(objs, topts, now);
+  else if (collection == "endpoints")
+    out << format_endpoints_table(objs, topts, now);
+  else if (collection == "endpointslices")
+    out << format_endpoint_slice_table(objs, topts, now);
+  else if (collection == "events")
+    out << format_event_table(objs, topts, now);
   else
     out << format_service_table(objs, topts, now);
 }
@@ -113,12 +137,33 @@ int get_command(const get_options& opts, io_streams io) {
            << opts.output << "\", allowed formats are: json,name,wide,yaml\n";
     return 1;
   }
-  auto t = resolve(opts.resource, opts.names);
-  if (!t) {
-    io.err << "error: " << t.err().message << "\n";
-    return 1;
+  // `svc,ep` names several types; kubectl prints one table per type.
+  std::vector<target> targets;
+  {
+    std::vector<std::string> types;
+    std::string rest = opts.resource;
+    for (std::size_t comma; (comma = rest.find(',')) != std::string::npos;) {
+      types.push_back(rest.substr(0, comma));
+      rest = rest.substr(comma + 1);
+    }
+    types.push_back(rest);
+    if (types.size() > 1)
+      for (const auto& type : types)
+        if (type.find('/') != std::string::npos || type.empty()) {
+          io.err << "error: arguments in resource/name form must have a single resource and "
+                    "name\n";
+          return 1;
+        }
+    for (const auto& type : types) {
+      auto t = resolve(type, opts.names);
+      if (!t) {
+        io.err << "error: " << t.err().message << "\n";
+        return 1;
+      }
+      targets.push_back(std::move(*t));
+    }
   }
-  if (opts.all_namespaces && !t->names.empty()) {
+  if (opts.all_namespaces && !targets.front().names.empty()) {
     io.err << "error: a resource cannot be retrieved by name across all namespaces\n";
     return 1;
   }
@@ -128,60 +173,88 @@ int get_command(const get_options& opts, io_streams io) {
     return 1;
   }
   const auto& ns = opts.node.ns;
-  if (t->names.empty()) {
-    auto resp = api->get(collection_path(opts.all_namespaces ? "" : ns, t->collection));
-    if (!resp) {
-      io.err << "error: " << resp.err().message << "\n";
-      return 1;
-    }
-    if (!resp->ok()) {
-      io.err << server_error(*resp) << "\n";
-      return 1;
-    }
-    auto body = resp->json();
-    std::vector<json> items;
-    if (body.contains("items") && body["items"].is_array())
-      for (const auto& item : body["items"])
-        items.push_back(with_type(item, t->collection));
-    if (opts.all_namespaces)
-      std::stable_sort(items.begin(), items.end(), [](const json& a, const json& b) {
-        return str(meta_of(a), "namespace") < str(meta_of(b), "namespace");
-      });
-    if (items.empty() && opts.output != "json" && opts.output != "yaml") {
-      if (opts.all_namespaces)
-        io.err << "No resources found\n";
-      else
-        io.err << "No resources found in " << ns << " namespace.\n";
-      return 0;
-    }
-    print_objects(items, false, t->collection, opts, io.out);
-    return 0;
-  }
+  bool several = targets.size() > 1;
   int rc = 0;
-  std::vector<json> found;
-  for (const auto& name : t->names) {
-    auto resp = api->get(collection_path(ns, t->collection, name));
-    if (!resp) {
-      io.err << "error: " << resp.err().message << "\n";
-      return 1;
+  // Per type: the objects found, whether a single named object was asked for.
+  std::vector<std::pair<std::vector<json>, bool>> results;
+  for (const auto& t : targets) {
+    std::vector<json> items;
+    if (t.names.empty()) {
+      auto resp = api->get(object_path(opts.all_namespaces ? "" : ns, t.collection));
+      if (!resp) {
+        io.err << "error: " << resp.err().message << "\n";
+        return 1;
+      }
+      if (!resp->ok()) {
+        io.err << server_error(*resp) << "\n";
+        return 1;
+      }
+      auto body = resp->json();
+      if (body.contains("items") && body["items"].is_array())
+        for (const auto& item : body["items"])
+          items.push_back(with_type(item, t.collection));
+      if (opts.all_namespaces)
+        std::stable_sort(items.begin(), items.end(), [](const json& a, const json& b) {
+          return str(meta_of(a), "namespace") < str(meta_of(b), "namespace");
+        });
+    } else {
+      for (const auto& name : t.names) {
+        auto resp = api->get(object_path(ns, t.collection, name));
+        if (!resp) {
+          io.err << "error: " << resp.err().message << "\n";
+          return 1;
+        }
+        if (resp->status == 404) {
+          auto msg = server_error(*resp);
+          if (resp->json().is_null())
+            msg = not_found_message(t.collection, name);
+          io.err << msg << "\n";
+          rc = 1;
+          continue;
+        }
+        if (!resp->ok()) {
+          io.err << server_error(*resp) << "\n";
+          rc = 1;
+          continue;
+        }
+        items.push_back(with_type(resp->json(), t.collection));
+      }
     }
-    if (resp->status == 404) {
-      auto msg = server_error(*resp);
-      if (resp->json().is_null())
-        msg = not_found_message(t->collection, name);
-      io.err << msg << "\n";
-      rc = 1;
-      continue;
-    }
-    if (!resp->ok()) {
-      io.err << server_error(*resp) << "\n";
-      rc = 1;
-      continue;
-    }
-    found.push_back(with_type(resp->json(), t->collection));
+    results.emplace_back(std::move(items), !several && t.names.size() == 1);
   }
-  if (!found.empty())
-    print_objects(found, t->names.size() == 1, t->collection, opts, io.out);
+
+  if (opts.output == "json" || opts.output == "yaml") {
+    std::vector<json> all;
+    for (auto& [items, single] : results)
+      all.insert(all.end(), items.begin(), items.end());
+    if (all.empty() && !targets.front().names.empty())
+      return rc;
+    print_objects(all, results.size() == 1 && results.front().second, targets.front().collection,
+                  opts, io.out);
+    return rc;
+  }
+  bool printed = false;
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    auto& items = results[i].first;
+    if (items.empty())
+      continue;
+    if (several && opts.output != "name") {
+      // kubectl names each row `TYPE/NAME` when it shows several types.
+      for (auto& item : items)
+        item["metadata"]["name"] = singular(targets[i].collection) + "/" +
+                                   str(meta_of(item), "name");
+      if (printed)
+        io.out << "\n";
+    }
+    print_objects(items, results[i].second, targets[i].collection, opts, io.out);
+    printed = true;
+  }
+  if (!printed && targets.front().names.empty()) {
+    if (opts.all_namespaces)
+      io.err << "No resources found\n";
+    else
+      io.err << "No resources found in " << ns << " namespace.\n";
+  }
   return rc;
 }
 
@@ -217,7 +290,7 @@ int delete_command(const delete_options& opts, io_streams io) {
   }
   int rc = 0;
   for (const auto& name : t->names) {
-    auto path = collection_path(opts.node.ns, t->collection, name);
+    auto path = object_path(opts.node.ns, t->collection, name);
     json body = {{"kind", "DeleteOptions"},
                  {"apiVersion", "v1"},
                  {"propagationPolicy", "Background"}};

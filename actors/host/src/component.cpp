@@ -1,9 +1,15 @@
 #include "deckhand/host/component.hpp"
 
+#include <malloc.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <chrono>
+
+#include <caf/all.hpp>
+
 #include "deckhand/common/log.hpp"
+#include "deckhand/host/single_thread_scheduler.hpp"
 
 namespace deckhand::host {
 
@@ -18,8 +24,33 @@ void block_signals() {
   signal(SIGPIPE, SIG_IGN);
 }
 
+namespace {
+
+using scavenge_atom = caf::atom_constant<caf::atom("scavenge")>;
+
+/// Gives free heap pages back to the kernel now and then, as Go's scavenger
+/// does: a node agent's heap spikes while it starts many pods (JSON, bundles,
+/// messages) and would otherwise keep the pages of that spike for good.
+caf::behavior scavenger(caf::event_based_actor* self, std::chrono::milliseconds period) {
+  self->delayed_send(self, period, scavenge_atom::value);
+  return {
+    [=](scavenge_atom) {
+      ::malloc_trim(0);
+      self->delayed_send(self, period, scavenge_atom::value);
+    },
+  };
+}
+
+} // namespace
+
 component::component(std::string name, const common_options& opts)
   : name_(std::move(name)), opts_(opts) {
+  if (name_ != "apiserver" && name_ != "pod-supervisor") {  // supervisors: 1, in main()
+    // Before any thread exists. glibc's default (8 arenas per core) lets
+    // every thread that ever allocated keep a heap of its own, each with its
+    // own free pages; node components are mostly idle and gain nothing from it.
+    ::mallopt(M_ARENA_MAX, 2);
+  }
   transport::bridge_config bc;
   bc.component = name_;
   bus_ = std::make_unique<transport::bridge>(bc);
@@ -27,11 +58,15 @@ component::component(std::string name, const common_options& opts)
   if (name_ == "pod-supervisor") {
     // One per pod, hundreds per node, idle nearly always: one scheduler
     // thread that sleeps on a condition variable instead of work-stealing
-    // workers that poll (each idle poller costs ~0.2% of a core).
+    // workers that poll (each idle poller costs ~0.2% of a core), and that
+    // also fires the timers (no "caf.clock" thread, no printer thread).
     cfg_.set("scheduler.max-threads", 1);
-    cfg_.set("scheduler.policy", caf::atom("sharing"));
+    install_single_thread_scheduler(cfg_);
   }
   system_ = std::make_unique<caf::actor_system>(cfg_);
+  // Not in pod supervisors: hundreds of them, tiny heaps, trimmed eagerly.
+  if (name_ != "pod-supervisor")
+    scavenger_ = system_->spawn<caf::hidden>(scavenger, std::chrono::milliseconds(10'000));
 }
 
 component::~component() {
@@ -65,6 +100,10 @@ void component::request_stop() {
 void component::shutdown() {
   if (bus_)
     bus_->stop();
+  if (scavenger_) {
+    caf::anon_send_exit(scavenger_, caf::exit_reason::user_shutdown);
+    scavenger_ = caf::actor{};
+  }
   if (system_) {
     system_->await_all_actors_done();
     system_.reset();

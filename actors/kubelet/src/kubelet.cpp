@@ -4,6 +4,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -16,6 +17,8 @@
 
 #include "deckhand/common/log.hpp"
 #include "deckhand/host/caf_glue.hpp"
+#include "deckhand/kubelet/container_events.hpp"
+#include "deckhand/kubelet/event_recorder.hpp"
 #include "deckhand/kubelet/image_pull.hpp"
 #include "deckhand/kubelet/pod_status.hpp"
 #include "deckhand/messages/codec.hpp"
@@ -33,10 +36,15 @@ using host::stop_atom;
 using host::sync_atom;
 using host::tick_atom;
 using clock_type = std::chrono::steady_clock;
+/// A pull that may only check presence (IfNotPresent) is announced as
+/// `Pulling` once it has taken this long, or when it turns out to have pulled.
+using pull_notice_atom = caf::atom_constant<caf::atom("dh_pullnt")>;
+constexpr std::chrono::milliseconds pull_notice_delay{500};
 
 struct context {
   kubelet_sockets sockets;
   kubelet_config cfg;
+  std::shared_ptr<event_recorder_stats> event_stats;
 };
 using ctx_ptr = std::shared_ptr<const context>;
 
@@ -148,6 +156,7 @@ struct worker_state {
   ctx_ptr ctx;
   caf::actor parent;
   caf::actor status_mgr;
+  caf::actor recorder;
   std::string uid;
   wire::pod desired;
   bool have_desired = false;
@@ -174,10 +183,58 @@ struct worker_state {
   std::string pulling;
   /// Waiting states of containers held up by their image, by container name.
   std::map<std::string, wire::container_state_waiting> waiting;
+  /// When the pull in flight started (for the Pulled event's duration).
+  clock_type::time_point pull_started{};
+  bool pull_announced = false;
+  uint64_t pull_gen = 0;
+  /// Container statuses already turned into events; seeded from the API
+  /// server's pod status, so a kubelet restart repeats none.
+  std::vector<wire::container_status> reported;
+  bool reported_seeded = false;
   static inline const char* name = "pod_worker";
 };
 
 using worker_actor = caf::stateful_actor<worker_state>;
+
+/// Records an event about the pod (nothing for an orphan: no object to name).
+void emit(worker_actor* self, const std::string& field_path, const char* type,
+          const char* reason, const std::string& message) {
+  auto& st = self->state;
+  if (!st.have_desired || !st.recorder)
+    return;
+  self->send(st.recorder, record_atom::value,
+             pod_event(st.desired, field_path, type, reason, message));
+}
+
+/// The same event for every container that runs `image`.
+void emit_for_image(worker_actor* self, const std::string& image, const char* type,
+                    const char* reason, const std::string& message) {
+  for (const auto& c : self->state.desired.spec.containers)
+    if (c.image == image)
+      emit(self, container_field_path(c.name), type, reason, message);
+}
+
+/// Turns what the runtime's records show and no event has reported yet into
+/// Created/Started/BackOff events.
+void observe_containers(worker_actor* self) {
+  auto& st = self->state;
+  if (!st.have_desired || !st.have_sandbox)
+    return;
+  if (!st.reported_seeded) {
+    st.reported = st.desired.status.container_statuses;
+    st.reported_seeded = true;
+  }
+  for (auto& n : container_events(st.desired, st.reported, st.sandbox))
+    emit(self, n.field_path, n.type.c_str(), n.reason.c_str(), n.message);
+  for (const auto& rec : st.sandbox.containers) {
+    auto it = std::find_if(st.reported.begin(), st.reported.end(),
+                           [&](const auto& cs) { return cs.name == rec.name; });
+    if (it == st.reported.end())
+      st.reported.push_back(rec.status);
+    else
+      *it = rec.status;
+  }
+}
 
 void publish_status(worker_actor* self) {
   auto& st = self->state;
@@ -207,14 +264,17 @@ void step(worker_actor* self);
 /// containers running the images it names wait with ErrImageNeverPull
 /// (policy Never) or ErrImagePull (the image vanished after its pull).
 /// Returns false when the message names none of the pod's images.
-bool attribute_missing_images(worker_state& st, const std::string& message) {
+bool attribute_missing_images(worker_state& st, const std::string& message,
+                              std::vector<std::string>& never_pull_events) {
   bool any = false;
   for (const auto& c : st.desired.spec.containers) {
     if (message.find("\"" + c.image + "\"") == std::string::npos)
       continue;
     any = true;
-    if (pull_policy(c) == "Never")
+    if (pull_policy(c) == "Never") {
       st.waiting[c.name] = {reason_err_image_never_pull, never_pull_message(c.image)};
+      never_pull_events.push_back(c.name);
+    }
     else
       st.waiting[c.name] = {reason_err_image_pull, message};
   }
@@ -257,8 +317,16 @@ bool ensure_images(worker_actor* self, clock_type::time_point now) {
     if (failed != st.failed_pulls.end() && now < failed->second.retry_at) {
       // ErrImagePull stays for at least one sync period, so that users (and
       // status watchers) see why before the back-off message replaces it.
-      if (now >= failed->second.failed_at + cfg.relist_period)
+      if (now >= failed->second.failed_at + cfg.relist_period) {
+        auto w = st.waiting.find(c.name);
+        if (w == st.waiting.end() || w->second.reason != reason_image_pull_backoff) {
+          emit(self, container_field_path(c.name), "Normal", "BackOff",
+               pull_backoff_message(c.image));
+          emit(self, container_field_path(c.name), "Warning", "Failed",
+               std::string("Error: ") + reason_image_pull_backoff);
+        }
         set_waiting(st, c.image, reason_image_pull_backoff, pull_backoff_message(c.image));
+      }
       if (!wake || failed->second.retry_at < *wake)
         wake = failed->second.retry_at;
       continue;
@@ -269,8 +337,15 @@ bool ensure_images(worker_actor* self, clock_type::time_point now) {
     for (const auto& s : st.desired.spec.image_pull_secrets)
       req.secrets.push_back(s.name);
     st.pulling = c.image;
+    st.pull_started = self->clock().now();
     log::get()->info("msg=\"pulling image\" {} image={} policy={}", pod_ref(st.desired),
                      c.image, policy);
+    st.pull_announced = !req.if_not_present;
+    ++st.pull_gen;
+    if (st.pull_announced)
+      emit_for_image(self, c.image, "Normal", "Pulling", "Pulling image \"" + c.image + "\"");
+    else
+      self->delayed_send(self, pull_notice_delay, pull_notice_atom::value, st.pull_gen);
     publish_status(self);
     call(*st.ctx, st.ctx->sockets.runtime, req, cfg.image_pull_deadline,
          caf::actor_cast<caf::actor>(self), 0, "pull");
@@ -308,6 +383,11 @@ void step(worker_actor* self) {
       }
       if (st.kill_grace >= 0)
         grace = st.kill_grace;
+      if (st.have_sandbox)
+        for (const auto& rec : st.sandbox.containers)
+          if (rec.status.state.is_running())
+            emit(self, container_field_path(rec.name), "Normal", "Killing",
+                 "Stopping container " + rec.name);
       st.busy = true;
       call(ctx, st.ctx->sockets.runtime, wire::stop_pod_request{st.uid, grace},
            st.ctx->cfg.request_deadline + std::chrono::seconds(grace + 15), me, 0, "stop");
@@ -373,6 +453,20 @@ void on_pull_reply(worker_actor* self, const rpc_reply& r) {
   if (rep) {
     log::get()->info("msg=\"image ready\" {} image={} id={} pulled={}", pod_ref(s.desired),
                      image, rep->image.id, rep->pulled);
+    if (rep->pulled) {
+      if (!s.pull_announced)
+        emit_for_image(self, image, "Normal", "Pulling", "Pulling image \"" + image + "\"");
+      auto took = std::chrono::duration_cast<std::chrono::milliseconds>(self->clock().now()
+                                                                         - s.pull_started);
+      auto msg = "Successfully pulled image \"" + image + "\" in " + go_duration(took) + " ("
+                 + go_duration(took) + " including waiting)";
+      if (rep->image.size > 0)
+        msg += ". Image size: " + std::to_string(rep->image.size) + " bytes.";
+      emit_for_image(self, image, "Normal", "Pulled", msg);
+    } else {
+      emit_for_image(self, image, "Normal", "Pulled",
+                     "Container image \"" + image + "\" already present on machine");
+    }
     s.failed_pulls.erase(image);
     s.images_ready.insert(image);
     clear_waiting(s, image);
@@ -388,6 +482,9 @@ void on_pull_reply(worker_actor* self, const rpc_reply& r) {
   ip.failed_at = self->clock().now();
   ip.retry_at = ip.failed_at + delay;
   set_waiting(s, image, reason_err_image_pull, rep.err().message);
+  emit_for_image(self, image, "Warning", "Failed",
+                 "Failed to pull image \"" + image + "\": " + rep.err().message);
+  emit_for_image(self, image, "Warning", "Failed", std::string("Error: ") + reason_err_image_pull);
   log::get()->warn("msg=\"image pull failed\" {} image={} backoff_ms={} error=\"{}\"",
                    pod_ref(s.desired), image, delay.count(), rep.err().message);
   publish_status(self);
@@ -395,11 +492,12 @@ void on_pull_reply(worker_actor* self, const rpc_reply& r) {
 }
 
 caf::behavior pod_worker(worker_actor* self, ctx_ptr ctx, caf::actor parent,
-                         caf::actor status_mgr, std::string uid) {
+                         caf::actor status_mgr, caf::actor recorder, std::string uid) {
   auto& st = self->state;
   st.ctx = ctx;
   st.parent = parent;
   st.status_mgr = status_mgr;
+  st.recorder = recorder;
   st.uid = uid;
   st.run_backoff = retry_backoff{ctx->cfg.retry_initial, ctx->cfg.retry_max};
   return {
@@ -425,6 +523,7 @@ caf::behavior pod_worker(worker_actor* self, ctx_ptr ctx, caf::actor parent,
       s.sandbox = sb;
       if (sb.state == "stopped" && s.phase != worker_phase::syncing)
         s.stopped = true;
+      observe_containers(self);
       step(self);
     },
     [=](status_atom) {
@@ -446,6 +545,13 @@ caf::behavior pod_worker(worker_actor* self, ctx_ptr ctx, caf::actor parent,
       if (gen == self->state.timer_gen)
         step(self);
     },
+    [=](pull_notice_atom, uint64_t gen) {
+      auto& s = self->state;
+      if (gen != s.pull_gen || s.pulling.empty() || s.pull_announced)
+        return;
+      s.pull_announced = true;
+      emit_for_image(self, s.pulling, "Normal", "Pulling", "Pulling image \"" + s.pulling + "\"");
+    },
     [=](const rpc_reply& r) {
       auto& s = self->state;
       if (r.what == "pull") {
@@ -464,14 +570,26 @@ caf::behavior pod_worker(worker_actor* self, ctx_ptr ctx, caf::actor parent,
           s.err_message.clear();
           s.waiting.clear();
           s.run_backoff.reset();
+          for (const auto& c : s.desired.spec.containers)
+            if (pull_policy(c) == "Never")
+              emit(self, container_field_path(c.name), "Normal", "Pulled",
+                   "Container image \"" + c.image + "\" already present on machine");
+          observe_containers(self);
         } else {
           const auto& e = rep.err();
           s.err_reason.clear();
           s.err_message.clear();
-          if (e.code != errc::not_found || !attribute_missing_images(s, e.message)) {
+          std::vector<std::string> never_pull;
+          if (e.code != errc::not_found || !attribute_missing_images(s, e.message, never_pull)) {
             s.err_reason = e.code == errc::not_found ? reason_err_image_pull
                                                      : "CreateContainerError";
             s.err_message = e.message;
+          }
+          for (const auto& name : never_pull) {
+            emit(self, container_field_path(name), "Warning", reason_err_image_never_pull,
+                 s.waiting[name].message);
+            emit(self, container_field_path(name), "Warning", "Failed",
+                 std::string("Error: ") + reason_err_image_never_pull);
           }
           s.next_attempt = self->clock().now() + s.run_backoff.next();
           log::get()->warn("msg=\"pod start failed\" {} code={} error=\"{}\"",
@@ -606,6 +724,7 @@ caf::behavior node_status(caf::stateful_actor<node_state>* self, ctx_ptr ctx) {
 struct sync_state {
   ctx_ptr ctx;
   caf::actor status_mgr;
+  caf::actor recorder;
   wire::feed_follower follower;
   bool api_synced = false;
   bool list_inflight = false;
@@ -635,7 +754,7 @@ caf::actor worker_for(sync_actor* self, const std::string& uid) {
   // a request (holding the worker) on the already stopped bridge, and
   // await_all_actors_done never returns. A worker's normal exit is ignored.
   auto w = self->spawn<caf::linked>(pod_worker, st.ctx, caf::actor_cast<caf::actor>(self),
-                                    st.status_mgr, uid);
+                                    st.status_mgr, st.recorder, uid);
   st.workers.emplace(uid, w);
   // Tell the new worker what the runtime last said, so it need not wait for
   // the next relist (and does not start a pod that already runs).
@@ -701,7 +820,7 @@ void on_feed(sync_actor* self, const wire::envelope& env) {
     auto hb = wire::decode_body<wire::feed_heartbeat>(env.body);
     if (!hb)
       return;
-    if (st.follower.on_heartbeat(env.hdr.incarnation, hb->seq, now)
+    if (st.follower.on_heartbeat(env.hdr.incarnation, hb->topic_seq("pods"), now)
         == wire::feed_follower::verdict::resync)
       request_list(self);
     return;
@@ -786,6 +905,15 @@ caf::behavior sync_loop(sync_actor* self, ctx_ptr ctx) {
   self->link_to(st.status_mgr);
   auto node = self->spawn(node_status, ctx);
   self->link_to(node);
+  {
+    event_recorder_config rc = ctx->cfg.events;
+    rc.host = ctx->cfg.node_name;
+    rc.request_deadline = ctx->cfg.request_deadline;
+    st.recorder = spawn_event_recorder(self->system(),
+                                       event_sink{ctx->sockets.request, ctx->sockets.api}, rc,
+                                       ctx->event_stats);
+    self->link_to(st.recorder);
+  }
   self->send(self, tick_atom::value, uint64_t{0});
   return {
     [=](feed_atom, const wire::envelope& env) { on_feed(self, env); },
@@ -848,7 +976,9 @@ caf::actor spawn_kubelet(caf::actor_system& sys, kubelet_sockets sockets,
       bus->request(dealer, std::move(req), deadline, std::move(on_reply));
     };
   }
-  auto ctx = std::make_shared<const context>(context{std::move(sockets), std::move(cfg)});
+  auto stats = cfg.event_stats;
+  auto ctx = std::make_shared<const context>(
+    context{std::move(sockets), std::move(cfg), std::move(stats)});
   return sys.spawn(sync_loop, ctx);
 }
 

@@ -103,6 +103,8 @@ class fake_api {
   int lists = 0;
   int heartbeats = 0;
   std::vector<wire::pod_status_update> status_updates;
+  /// Events by namespace/name, replaced like the real API server does.
+  std::map<std::string, wire::event> events;
 
   /// Stores `p` and publishes it as the next feed event.
   void publish(const std::string& type, const wire::pod& p) {
@@ -125,7 +127,10 @@ class fake_api {
   void heartbeat() {
     std::lock_guard lk(hub_.mu);
     ++hub_.feed_expected;
-    bus_->publish(pub_, "hb", wire::make_envelope(wire::feed_heartbeat{feed_seq}));
+    wire::feed_heartbeat hb;
+    hb.seq = feed_seq;
+    hb.topics["pods"] = feed_seq;
+    bus_->publish(pub_, "hb", wire::make_envelope(hb));
   }
 
   /// Published on a topic only the test harness listens to, to learn when the
@@ -134,6 +139,10 @@ class fake_api {
 
   std::vector<wire::pod_status_update> updates_for(const std::string& uid) {
     std::lock_guard lk(hub_.mu);
+    return updates_for_locked(uid);
+  }
+
+  std::vector<wire::pod_status_update> updates_for_locked(const std::string& uid) {
     std::vector<wire::pod_status_update> out;
     for (const auto& u : status_updates)
       if (u.uid == uid)
@@ -211,6 +220,14 @@ class fake_api {
             publish_locked(++feed_seq, "DELETED", p);
           }
         }
+        bus_->reply(req, wire::make_envelope(wire::ack{}));
+        break;
+      }
+      case wire::event_report::type_id: {
+        auto r = wire::decode_body<wire::event_report>(env.body);
+        if (r)
+          for (const auto& e : r->events)
+            events[e.metadata.namespace_ + "/" + e.metadata.name] = e;
         bus_->reply(req, wire::make_envelope(wire::ack{}));
         break;
       }
@@ -954,6 +971,28 @@ wire::pod image_pod(const std::string& name, const std::string& uid, const std::
   return p;
 }
 
+/// "REASON: MESSAGE (xCOUNT)" of the fake API server's events about `uid`,
+/// oldest series first.
+std::vector<std::string> events_of(world& w, const std::string& uid) {
+  std::vector<std::string> out;
+  w.locked([&] {
+    std::vector<wire::event> evs;
+    for (const auto& [key, e] : w.api->events)
+      if (e.involved_object.uid == uid)
+        evs.push_back(e);
+    // Names end in the creation time in hex nanoseconds: creation order.
+    std::sort(evs.begin(), evs.end(), [](const auto& a, const auto& b) {
+      return a.metadata.name.size() != b.metadata.name.size()
+               ? a.metadata.name.size() < b.metadata.name.size()
+               : a.metadata.name < b.metadata.name;
+    });
+    for (const auto& e : evs)
+      out.push_back(e.reason + ": " + e.message + " (x" + std::to_string(e.count) + ")");
+    return 0;
+  });
+  return out;
+}
+
 const wire::container_state_waiting& waiting_of(const std::vector<wire::pod_status_update>& u) {
   BOOST_REQUIRE(!u.empty());
   return first_container(u.back()).state.waiting;
@@ -1116,6 +1155,78 @@ BOOST_FIXTURE_TEST_CASE(a_slow_pull_blocks_no_other_pod, world) {
   rt->release_pull("slow/app:latest");
   k.advance(2s);
   BOOST_TEST(rt->runs_of("u1") == 0);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(kubelet_events)
+using namespace kubelet_actors;
+
+// Kubernetes: a pod's events tell its story: the pull, then the container's
+// creation and start, each with the kubelet's reason and message.
+BOOST_FIXTURE_TEST_CASE(a_pulled_pod_has_pulling_pulled_created_started_events, world) {
+  store(image_pod("web", "u1", "busybox:latest"));
+  auto& k = start_kubelet();
+  k.advance(1s);
+  auto evs = events_of(*this, "u1");
+  BOOST_REQUIRE_EQUAL(evs.size(), 4u);
+  BOOST_TEST(evs[0] == "Pulling: Pulling image \"busybox:latest\" (x1)");
+  BOOST_TEST(evs[1].rfind("Pulled: Successfully pulled image \"busybox:latest\" in ", 0) == 0u);
+  BOOST_TEST(evs[2] == "Created: Created container main (x1)");
+  BOOST_TEST(evs[3] == "Started: Started container main (x1)");
+  auto e = locked([&] { return api->events.begin()->second; });
+  BOOST_TEST(e.involved_object.field_path == "spec.containers{main}");
+  BOOST_TEST(e.source.component == "kubelet");
+  BOOST_TEST(e.source.host == node_name);
+  // A restarted kubelet sees the same container: no new events.
+  stop_kubelet();
+  locked([&] {
+    // The API server holds what the first kubelet reported.
+    auto& p = api->pods["u1"];
+    p.status = api->updates_for_locked("u1").back().status;
+    return 0;
+  });
+  auto& k2 = start_kubelet();
+  k2.advance(1s);
+  BOOST_TEST(events_of(*this, "u1").size() == 4u);
+}
+
+// Kubernetes: an image already there is "already present on machine"; a
+// deletion says which containers it stops.
+BOOST_FIXTURE_TEST_CASE(present_image_and_killing_events, world) {
+  locked([&] { return rt->present.insert("busybox:1.36").second; });
+  auto p = image_pod("web", "u1", "busybox:1.36");
+  store(p);
+  auto& k = start_kubelet();
+  k.advance(1s);
+  auto evs = events_of(*this, "u1");
+  BOOST_REQUIRE_EQUAL(evs.size(), 3u);
+  BOOST_TEST(evs[0] == "Pulled: Container image \"busybox:1.36\" already present on machine (x1)");
+  p.metadata.deletion_timestamp = "2026-01-01T00:05:00Z";
+  p.metadata.deletion_grace_period_seconds = 7;
+  api->publish("MODIFIED", p);
+  k.advance(1s);
+  evs = events_of(*this, "u1");
+  BOOST_REQUIRE_EQUAL(evs.size(), 4u);
+  BOOST_TEST(evs[3] == "Killing: Stopping container main (x1)");
+}
+
+// Kubernetes: a failing pull is reported as Failed (with the registry's
+// error and ErrImagePull), then BackOff / ImagePullBackOff; repeats count up.
+BOOST_FIXTURE_TEST_CASE(failed_pulls_give_failed_and_backoff_events_that_aggregate, world) {
+  const std::string img = "registry.test/app:latest";
+  locked([&] { return rt->fail_pull[img] = errc::not_found; });
+  store(image_pod("web", "u1", img));
+  auto& k = start_kubelet();
+  k.advance(12s);  // two failed pulls (10 s back-off)
+  auto evs = events_of(*this, "u1");
+  std::vector<std::string> want = {
+    "Pulling: Pulling image \"" + img + "\" (x2)",
+    "Failed: Failed to pull image \"" + img + "\": fake: " + img + ": manifest unknown (x2)",
+    "Failed: Error: ErrImagePull (x2)",
+    "BackOff: Back-off pulling image \"" + img + "\" (x2)",
+    "Failed: Error: ImagePullBackOff (x2)"};
+  BOOST_TEST(evs == want, boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <map>
 
@@ -181,6 +182,18 @@ result<pod_attachment> pod_network::attach(const std::string& uid, const fs::pat
     return undo(std::move(made).err());
   if (auto r = host->set_alias(out.host_veth, veth_alias(uid)); !r)
     return undo(std::move(r).err());
+  // Hairpin: a pod that reaches a Service and is DNATed to itself sends the
+  // packet back out of the port it came in on (as the kubelet's CNI bridge
+  // plugin sets up). Without it the bridge drops such packets.
+  {
+    auto path = "/sys/class/net/" + out.host_veth + "/brport/hairpin_mode";
+    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || ::write(fd, "1", 1) != 1)
+      log::get()->warn("msg=\"cannot enable hairpin mode\" veth={} errno={}", out.host_veth,
+                       errno);
+    if (fd >= 0)
+      ::close(fd);
+  }
 
   auto pod = oci::rtnl::open_in(netns);
   if (!pod)

@@ -20,7 +20,7 @@ namespace {
 /// What the pipe buffer is grown to, so that a container's output survives a
 /// supervisor restart without blocking it (capped by fs.pipe-max-size).
 constexpr int pipe_buffer_size = 1 << 20;
-constexpr std::size_t read_chunk = 64 << 10;
+constexpr std::size_t read_chunk = 16 << 10;
 /// Bytes read from one stream before the others get a turn.
 constexpr std::size_t turn_budget = 1 << 20;
 /// Bound on a final drain, in case something still writes.
@@ -158,17 +158,21 @@ void log_pump::write_lines(const std::string& name, container_io& c,
 bool log_pump::pump(const std::string& name, container_io& c, stream& s, std::size_t budget) {
   if (!s.fd)
     return true;
-  std::vector<char> buf(read_chunk);
+  // One buffer for the pump's life, never zero-filled: a page of it becomes
+  // resident only once a read fills it (most reads are a few lines).
+  if (!buf_)
+    buf_ = std::make_unique_for_overwrite<char[]>(read_chunk);
+  char* buf = buf_.get();
   std::size_t total = 0;
   while (total < budget) {
-    ssize_t n = ::read(s.fd.get(), buf.data(), buf.size());
+    ssize_t n = ::read(s.fd.get(), buf, read_chunk);
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0)
       return n == 0 || errno == EAGAIN || errno == EWOULDBLOCK;
     total += static_cast<std::size_t>(n);
     std::vector<std::string> lines;
-    s.framer.feed(std::string_view(buf.data(), static_cast<std::size_t>(n)), clock_(), lines);
+    s.framer.feed(std::string_view(buf, static_cast<std::size_t>(n)), clock_(), lines);
     write_lines(name, c, lines);
   }
   return true;

@@ -67,6 +67,8 @@ runner::runner(oci::runc rt, fs::path pid_dir, std::string log_fields, std::stri
                log_pump* logs)
   : rt_(std::move(rt)), pid_dir_(std::move(pid_dir)), log_fields_(std::move(log_fields)),
     pod_uid_(std::move(pod_uid)), logs_(logs) {
+  // Opened here, not in start(): work posted before the loop runs must wake it.
+  open_fds();
 }
 
 std::string runner::cgroup_of(const fs::path& bundle, const std::string& name) const {
@@ -94,14 +96,22 @@ runner::~runner() {
   stop();
 }
 
-void runner::start(runner_events events) {
-  events_ = std::move(events);
+void runner::open_fds() {
   wake_.reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGCHLD);
   sigchld_.reset(::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC));
+}
+
+void runner::start(runner_events events) {
+  events_ = std::move(events);
   thread_ = std::thread([this] { loop(); });
+}
+
+void runner::run_here(runner_events events, int stop_fd) {
+  events_ = std::move(events);
+  loop(stop_fd);
 }
 
 void runner::stop() {
@@ -279,15 +289,19 @@ void runner::reap() {
     on_exit(pid, exit_info::unknown());
 }
 
-void runner::loop() {
+void runner::loop(int stop_fd) {
   for (;;) {
     std::vector<struct pollfd> fds;
     fds.push_back({wake_.get(), POLLIN, 0});
+    if (stop_fd >= 0)
+      fds.push_back({stop_fd, POLLIN, 0});
     if (sigchld_)
       fds.push_back({sigchld_.get(), POLLIN, 0});
     for (const auto& [pid, w] : adopted_)
       fds.push_back({w.pidfd.get(), POLLIN, 0});
     ::poll(fds.data(), fds.size(), reap_interval_ms);
+    if (stop_fd >= 0 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR)))
+      return;
 
     uint64_t n;
     while (::read(wake_.get(), &n, sizeof n) > 0) {

@@ -1,5 +1,8 @@
 #include "deckhand/supervisor/service.hpp"
 
+#include <malloc.h>
+#include <signal.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -33,6 +36,13 @@ using started_atom = caf::atom_constant<caf::atom("sup_start")>;
 using failed_atom = caf::atom_constant<caf::atom("sup_fail")>;
 using exited_atom = caf::atom_constant<caf::atom("sup_exit")>;
 using request_atom = caf::atom_constant<caf::atom("sup_req")>;
+using idle_atom = caf::atom_constant<caf::atom("sup_idle")>;
+using trim_atom = caf::atom_constant<caf::atom("sup_trim")>;
+
+/// How long the connection to the kubelet stays open after the last
+/// notification. Longer than the bridge's 5 s send deadline, so closing never
+/// drops a notification still waiting for the kubelet.
+constexpr auto kubelet_idle = std::chrono::seconds(6);
 
 /// What the pod actor works with; outlives the actor.
 struct wiring {
@@ -40,7 +50,13 @@ struct wiring {
   std::optional<status_document> previous;
   std::optional<stop_marker> marker;
   transport::bridge* bus = nullptr;
+  std::string kubelet_endpoint;
+  /// The DEALER to the kubelet, open only while notifications flow: an idle
+  /// pod holds no connection, which at hundreds of pods per node saves the
+  /// kubelet (and this process) ZeroMQ's per-connection buffers. Runner
+  /// thread only.
   int kubelet = -1;
+  std::chrono::steady_clock::time_point kubelet_used{};
   runner* run = nullptr;
   std::string log_fields;
 };
@@ -78,8 +94,19 @@ void drain(pod_actor_t* self, wiring* w) {
         log::get()->error("{} msg=\"writing status.json failed\" error=\"{}\"", w->log_fields,
                           err.message);
       // Only a hint: the kubelet may be down, its relist is the truth.
+      if (w->kubelet < 0) {
+        auto dealer = w->bus->connect_dealer(w->kubelet_endpoint);
+        if (!dealer) {
+          log::get()->warn("{} msg=\"cannot connect to the kubelet\" error=\"{}\"",
+                           w->log_fields, dealer.err().message);
+          return;
+        }
+        w->kubelet = *dealer;
+      }
       w->bus->notify(w->kubelet, notify);
+      w->kubelet_used = std::chrono::steady_clock::now();
     });
+    self->delayed_send(self, kubelet_idle + millis(100), idle_atom::value);
   }
   for (auto& a : actions) {
     if (auto* p = std::get_if<action::probe>(&a)) {
@@ -187,6 +214,18 @@ caf::behavior pod_actor(pod_actor_t* self, wiring* w) {
       self->state.core->on_exited(name, e, now());
       drain(self, w);
     },
+    [=](idle_atom) {
+      w->run->post([w] {
+        if (w->kubelet >= 0 && std::chrono::steady_clock::now() - w->kubelet_used >= kubelet_idle) {
+          w->bus->close(w->kubelet);
+          w->kubelet = -1;
+        }
+      });
+      // Once the connection's buffers are freed (ZeroMQ does that on its own
+      // threads), give the pages of what the last burst of work freed back.
+      self->delayed_send(self, std::chrono::seconds(1), trim_atom::value);
+    },
+    [=](trim_atom) { w->run->post([] { ::malloc_trim(0); }); },
     [=](host::tick_atom, uint64_t gen) {
       auto& st = self->state;
       if (gen != st.timer_gen)
@@ -324,12 +363,7 @@ int run(const host::common_options& common, const service_options& opts) {
     caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
     return fail(router.err().message);
   }
-  auto dealer = comp.bus().connect_dealer(paths::ipc_endpoint(common.data_dir, "kubelet"));
-  if (!dealer) {
-    caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
-    return fail(dealer.err().message);
-  }
-  w.kubelet = *dealer;
+  w.kubelet_endpoint = paths::ipc_endpoint(common.data_dir, "kubelet");
 
   runner_events ev;
   ev.probed = [actor](const std::string& name, bool running) {
@@ -345,15 +379,30 @@ int run(const host::common_options& common, const service_options& opts) {
     caf::anon_send(actor, exited_atom::value, name, e.known, static_cast<int32_t>(e.code),
                    static_cast<int32_t>(e.signal), e.reason);
   };
+  // SIGINT/SIGTERM (and SIGUSR2, component::request_stop) are blocked in
+  // every thread (host::block_signals); the runner's loop on this thread
+  // returns when one arrives.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGUSR2);
+  oci::unique_fd stop_fd(::signalfd(-1, &stop_signals, SFD_NONBLOCK | SFD_CLOEXEC));
+  if (!stop_fd) {
+    caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+    return fail("signalfd: " + error::from_errno("signalfd").message);
+  }
   logs.start();
-  worker.start(std::move(ev));
   comp.bus().start();
   log::get()->info("{} msg=\"supervising\" containers={} restarted={} stopping={}", w.log_fields,
                    w.ctx.pod.spec.containers.size(), w.previous.has_value(),
                    w.marker.has_value());
   caf::anon_send(actor, host::sync_atom::value);
 
-  comp.wait_for_stop();
+  worker.run_here(std::move(ev), stop_fd.get());
+  signalfd_siginfo si{};
+  if (::read(stop_fd.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si))
+    log::get()->info("msg=\"stopping\" signal={}", si.ssi_signo);
   // The containers are left alone: a restarted supervisor re-adopts them.
   caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
   worker.stop();

@@ -83,8 +83,9 @@ struct list_request {
   }
 };
 
-/// The snapshot: objects plus the feed position it corresponds to. A
-/// subscriber applies feed events with `seq > feed_seq` on top of it.
+/// The snapshot: objects plus the feed position (of the kind's topic) it
+/// corresponds to. A subscriber applies feed events with `seq > feed_seq` on
+/// top of it.
 struct list_reply {
   static constexpr uint16_t type_id = 11;
   static constexpr const char* type_name = "list_reply";
@@ -105,8 +106,8 @@ struct list_reply {
 };
 
 /// apiserver -> subscribers (PUB, topic = kind): one change. `seq` numbers the
-/// feed of this apiserver incarnation without gaps; a subscriber that sees a
-/// gap, a new incarnation or silence relists.
+/// topic's feed of this apiserver incarnation without gaps; a subscriber that
+/// sees a gap, a new incarnation or silence relists.
 struct watch_event {
   static constexpr uint16_t type_id = 12;
   static constexpr const char* type_name = "watch_event";
@@ -129,13 +130,23 @@ struct watch_event {
 };
 
 /// apiserver -> subscribers (PUB, topic "hb"), every heartbeat interval: the
-/// last `seq` published, so silence and lost tails are detectable.
+/// last `seq` published on each topic, so silence and lost tails are
+/// detectable. Sequences are per topic: a subscriber to some topics never sees
+/// the others' numbers as gaps. `seq` is the total over all topics (for
+/// diagnostics only).
 struct feed_heartbeat {
   static constexpr uint16_t type_id = 13;
   static constexpr const char* type_name = "feed_heartbeat";
   uint64_t seq = 0;
+  std::map<std::string, uint64_t> topics;
+  /// The last seq of `topic` (0: nothing published on it yet).
+  uint64_t topic_seq(const std::string& topic) const {
+    auto it = topics.find(topic);
+    return it == topics.end() ? 0 : it->second;
+  }
   static constexpr auto fields() {
-    return std::make_tuple(field("seq", &feed_heartbeat::seq));
+    return std::make_tuple(field("seq", &feed_heartbeat::seq),
+                           field("topics", &feed_heartbeat::topics));
   }
 };
 

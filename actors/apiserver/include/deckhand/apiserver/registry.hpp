@@ -1,7 +1,8 @@
 #pragma once
 
-/// The object registry: Kubernetes CRUD semantics for Pods, Services and Nodes
-/// (more kinds through register_kind) on top of the durable store.
+/// The object registry: Kubernetes CRUD semantics for Pods, Services, Nodes,
+/// Endpoints and EndpointSlices (more kinds through register_kind) on top of
+/// the durable store.
 ///
 /// Objects are nlohmann::json exactly as Kubernetes writes them. The registry
 /// sets server-owned metadata (uid, creationTimestamp, resourceVersion,
@@ -31,6 +32,7 @@
 #include <nlohmann/json.hpp>
 
 #include "deckhand/apiserver/selectors.hpp"
+#include "deckhand/apiserver/service_allocator.hpp"
 #include "deckhand/apiserver/store.hpp"
 #include "deckhand/apiserver/validation.hpp"
 #include "deckhand/common/result.hpp"
@@ -61,6 +63,8 @@ using watch_listener = std::function<void(const watch_event&)>;
 /// URLs) and its strategy (defaulting/validation on create and update).
 struct kind_info {
   std::string kind;      ///< "Pod"
+  std::string group;     ///< "" for the core group, "discovery.k8s.io", ...
+  std::string version = "v1";
   std::string resource;  ///< "pods" (URL path segment, store key prefix)
   std::string singular;  ///< "pod"
   std::vector<std::string> short_names;
@@ -74,6 +78,9 @@ struct kind_info {
   std::function<field_errors(nlohmann::json&)> prepare_create;
   /// Defaults and validates `updated` against the stored `old` object.
   std::function<field_errors(const nlohmann::json& old, nlohmann::json& updated)> prepare_update;
+
+  /// "v1" for the core group, "GROUP/VERSION" otherwise (an object's apiVersion).
+  std::string api_version() const { return group.empty() ? version : group + "/" + version; }
 };
 
 /// Options of a delete, as Kubernetes' DeleteOptions.
@@ -108,12 +115,11 @@ struct subscription {
 struct registry_options {
   /// Wall clock for creationTimestamp/deletionTimestamp; system_clock if unset.
   std::function<std::chrono::system_clock::time_point()> clock;
-  /// Called (under the write lock) when a Service without spec.clusterIP is
-  /// created; returns the IP to set ("" for none). The IP allocator hooks in
-  /// here. Unset: the service is stored without a clusterIP.
-  std::function<result<std::string>(const nlohmann::json& service)> allocate_cluster_ip;
-  /// Called (under the write lock) after a Service is removed, to free its IP.
-  std::function<void(const nlohmann::json& service)> release_cluster_ip;
+  /// Cluster IPs and node ports of Services. The registry rebuilds it from
+  /// the stored Services when constructed, and claims and frees values under
+  /// its write lock as Services are created, updated and deleted. Unset:
+  /// Services are stored with whatever clusterIP/nodePorts they came with.
+  std::shared_ptr<service_allocator> allocator;
 };
 
 /// Thread-safe CRUD over the store with Kubernetes semantics.
@@ -188,6 +194,8 @@ class registry {
 
  private:
   std::string key(const kind_info& k, const std::string& ns, const std::string& name) const;
+  /// Marks what the stored Services hold as allocated (at construction).
+  void rebuild_allocations();
   std::string now_rfc3339(std::chrono::seconds offset = std::chrono::seconds{0}) const;
   std::string new_uid();
   void emit(watch_event_type type, const kind_info& k, const nlohmann::json& obj,

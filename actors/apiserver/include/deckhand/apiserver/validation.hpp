@@ -63,12 +63,30 @@ field_errors validate_pod_update(const nlohmann::json& old_pod, nlohmann::json& 
 /// The QoS class (BestEffort, Burstable, Guaranteed) of a pod spec.
 std::string pod_qos_class(const nlohmann::json& spec);
 
-/// Defaults (type ClusterIP, sessionAffinity None, port protocol TCP,
-/// targetPort = port) and validates a Service.
+/// Defaults (type ClusterIP, sessionAffinity None, clientIP timeoutSeconds
+/// 10800 with ClientIP affinity, externalTrafficPolicy Cluster for NodePort
+/// and LoadBalancer, port protocol TCP, targetPort = port) and validates a
+/// Service. nodePort is checked against 1-65535 only: the configured range is
+/// the allocator's.
 field_errors default_and_validate_service(nlohmann::json& svc);
 
-/// Checks a service update: spec.clusterIP may not change once set.
+/// Checks a service update: spec.clusterIP may not change once set. Drops
+/// nodePorts and externalTrafficPolicy carried over unchanged when the type no
+/// longer uses them, and a carried-over sessionAffinityConfig when affinity is
+/// None, as Kubernetes does.
 field_errors validate_service_update(const nlohmann::json& old_svc, nlohmann::json& updated);
+
+/// Defaults (port protocol TCP) and validates core/v1 Endpoints: subsets of
+/// addresses with valid IPs and ports in 1-65535.
+field_errors default_and_validate_endpoints(nlohmann::json& endpoints);
+
+/// Defaults and validates a discovery.k8s.io/v1 EndpointSlice (addressType,
+/// 1-100 addresses per endpoint, ports).
+field_errors default_and_validate_endpoint_slice(nlohmann::json& slice);
+
+/// Also checks that addressType does not change.
+field_errors validate_endpoint_slice_update(const nlohmann::json& old_slice,
+                                            nlohmann::json& updated);
 
 /// Validates a Node (cluster-scoped, name a DNS-1123 subdomain).
 field_errors default_and_validate_node(nlohmann::json& node);

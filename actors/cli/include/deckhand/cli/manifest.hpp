@@ -18,8 +18,8 @@ namespace deckhand::cli {
 /// One object from a manifest.
 struct manifest_object {
   std::string api_version;
-  std::string kind;      ///< "Pod" or "Service"
-  std::string resource;  ///< the REST collection: "pods" or "services"
+  std::string kind;      ///< "Pod", "Service" or "Endpoints"
+  std::string resource;  ///< the REST collection: "pods", "services" or "endpoints"
   std::string name;
   std::string namespace_;  ///< empty when the manifest leaves it to `-n`
   nlohmann::json object;   ///< the document as given
@@ -35,8 +35,8 @@ result<std::vector<nlohmann::json>> parse_documents(std::string_view text,
 
 /// Parses and validates the manifests of one source. `kind: List` documents
 /// are expanded into their items. Fails, naming the first problem, on invalid
-/// YAML/JSON, a missing `apiVersion` or `kind`, a kind other than Pod or
-/// Service in `v1` (`no matches for kind "X" in version "Y"`), or a missing
+/// YAML/JSON, a missing `apiVersion` or `kind`, a kind other than Pod, Service
+/// or Endpoints in `v1` (`no matches for kind "X" in version "Y"`), or a missing
 /// `metadata.name`.
 result<std::vector<manifest_object>> parse_manifests(std::string_view text,
                                                      const std::string& source);
@@ -47,10 +47,15 @@ result<std::vector<manifest_object>> parse_manifests(std::string_view text,
 std::string to_yaml(const nlohmann::json& j);
 
 /// The REST collection for a resource name as kubectl accepts it
-/// (pod/pods/po, service/services/svc); empty when unknown.
+/// (pod/pods/po, service/services/svc, endpoints/ep,
+/// endpointslice/endpointslices); empty when unknown.
 std::string resource_collection(const std::string& name);
 
 /// The kind served by a REST collection ("pods" -> "Pod").
 std::string collection_kind(const std::string& collection);
+
+/// The API version of a REST collection's objects: "v1", or
+/// "discovery.k8s.io/v1" for endpointslices (served under /apis/GROUP/VERSION).
+std::string collection_api_version(const std::string& collection);
 
 } // namespace deckhand::cli

@@ -1,8 +1,8 @@
 #pragma once
 
-/// kubectl's human-readable output: the columns of `get pods` and `get svc`,
-/// computed from the objects exactly as kubectl computes them, and its
-/// tab-aligned table layout.
+/// kubectl's human-readable output: the columns of `get pods`, `get svc`,
+/// `get ep` and `get endpointslices`, computed from the objects exactly as
+/// kubectl computes them, and its tab-aligned table layout.
 
 #include <chrono>
 #include <optional>
@@ -57,6 +57,18 @@ std::string format_pod_table(const std::vector<nlohmann::json>& pods,
 /// (+ SELECTOR when wide).
 std::string format_service_table(const std::vector<nlohmann::json>& services,
                                  const table_options& opts, wall_time now);
+
+/// ENDPOINTS column of `kubectl get ep`: ready `IP:PORT`s, three at most
+/// (`a,b,c + 2 more...`), `<none>` without any.
+std::string endpoints_text(const nlohmann::json& endpoints);
+
+/// `kubectl get endpoints`: NAME ENDPOINTS AGE.
+std::string format_endpoints_table(const std::vector<nlohmann::json>& endpoints,
+                                   const table_options& opts, wall_time now);
+
+/// `kubectl get endpointslices`: NAME ADDRESSTYPE PORTS ENDPOINTS AGE.
+std::string format_endpoint_slice_table(const std::vector<nlohmann::json>& slices,
+                                        const table_options& opts, wall_time now);
 
 /// Bytes as `docker images` and `crictl images` print them (`4.28MB`).
 std::string human_size(int64_t bytes);

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 
@@ -43,6 +44,7 @@ class component {
   std::unique_ptr<transport::bridge> bus_;
   caf::actor_system_config cfg_;
   std::unique_ptr<caf::actor_system> system_;
+  caf::actor scavenger_;
   std::atomic<bool> stop_{false};
 };
 

@@ -12,6 +12,8 @@
 ///                   terminating nothing turns it back.
 ///   status manager  the single writer of pod status to the API server;
 ///                   de-duplicates and retries.
+///   event recorder  aggregates the pod workers' events and sends them to
+///                   the API server in batches (event_recorder.hpp).
 ///   node status     registers the node and renews its lease.
 ///
 /// Messages the sync loop accepts (besides its own timers):
@@ -22,11 +24,13 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 
+#include "deckhand/kubelet/event_recorder.hpp"
 #include "deckhand/messages/bridge.hpp"
 
 namespace deckhand::kubelet {
@@ -48,6 +52,10 @@ struct kubelet_config {
   /// (ImagePullBackOff), doubling up to the maximum (Kubernetes: 10 s, 300 s).
   std::chrono::milliseconds image_pull_backoff_initial{10000};
   std::chrono::milliseconds image_pull_backoff_max{300000};
+  /// The event recorder's bounds and timings (host is the node name).
+  event_recorder_config events;
+  /// Optional: the recorder's counters, for tests and metrics.
+  std::shared_ptr<event_recorder_stats> event_stats;
 };
 
 /// Sends a request on a DEALER and calls the handler exactly once, like

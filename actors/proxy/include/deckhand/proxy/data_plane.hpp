@@ -25,6 +25,11 @@ public:
   /// went away, such as flushing UDP conntrack entries of removed backends.
   /// Must not disturb traffic to entries that did not change.
   virtual result<void> apply(const service_map& desired, const service_map& previous) = 0;
+  /// Makes the next apply() a full one: everything rewritten from scratch and
+  /// anything of ours that is not desired removed, even if `previous` equals
+  /// what was applied last (the periodic resync, which repairs rules deleted
+  /// by hand). Kernel data planes sync incrementally otherwise.
+  virtual void request_full_sync() {}
   /// Removes everything this data plane ever created (`deckhand-proxy --cleanup`).
   virtual result<void> cleanup() = 0;
 };

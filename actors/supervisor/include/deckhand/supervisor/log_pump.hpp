@@ -98,6 +98,7 @@ class log_pump {
   bool stop_ = false;
   oci::unique_fd wake_;
   std::map<std::string, std::unique_ptr<container_io>> io_;  ///< pump thread only
+  std::unique_ptr<char[]> buf_;                                ///< pump thread only
   std::thread thread_;
 };
 

@@ -67,6 +67,11 @@ class runner {
   runner& operator=(const runner&) = delete;
 
   void start(runner_events events);
+  /// Like start(), but runs the loop on the calling thread (the supervisor's
+  /// main thread, which would otherwise only wait for signals: one thread
+  /// less per pod). Returns when `stop_fd` becomes readable or stop() is
+  /// called from another thread.
+  void run_here(runner_events events, int stop_fd);
   /// Finishes the task at hand and stops; containers are left as they are.
   void stop();
 
@@ -93,7 +98,8 @@ class runner {
     uint64_t oom_kills_before = 0;
   };
 
-  void loop();
+  void open_fds();
+  void loop(int stop_fd = -1);
   void reap();
   void on_exit(pid_t pid, exit_info e);
   /// The container's cgroup path: its bundle's linux.cgroupsPath, else
