@@ -1,6 +1,7 @@
 // deckhand-proxy: Service routing. Wiring only; see actors/proxy.
 #include <unistd.h>
 
+#include <fstream>
 #include <iostream>
 
 #include <caf/all.hpp>
@@ -132,6 +133,25 @@ int main(int argc, char** argv) {
       log::get()->warn("msg=\"cannot enable ip_forward\" error=\"{}\"", fwd.err().message);
     else if (!*fwd)
       log::get()->info("msg=\"enabled net.ipv4.ip_forward\"");
+    // A pod reaching a Service whose endpoint is on the same bridge gets its
+    // reply straight over the bridge; only with bridge netfilter does that
+    // reply pass conntrack and get its source rewritten back to the ClusterIP
+    // (Kubernetes' network plugins require the same).
+    const char* brnf = "/proc/sys/net/bridge/bridge-nf-call-iptables";
+    std::ifstream in(brnf);
+    std::string v;
+    if (!(in >> v)) {
+      log::get()->warn("msg=\"br_netfilter is not loaded: pods cannot reach Services whose "
+                       "endpoints share their bridge (modprobe br_netfilter)\"");
+    } else if (v != "1") {
+      std::ofstream out(brnf);
+      out << "1\n";
+      out.flush();
+      if (out)
+        log::get()->info("msg=\"enabled net.bridge.bridge-nf-call-iptables\"");
+      else
+        log::get()->warn("msg=\"cannot enable net.bridge.bridge-nf-call-iptables\"");
+    }
   }
 
   const auto& data = common.data_dir;
