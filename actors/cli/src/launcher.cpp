@@ -468,6 +468,34 @@ class launcher {
     hurry_ = was_hurrying;
   }
 
+  /// With the pods gone, the Service rules the proxy left in the kernel
+  /// (they outlive it on purpose) point nowhere: remove them too.
+  void run_proxy_cleanup() {
+    auto* p = find("proxy");
+    if (!p || !p->spec.enabled)
+      return;
+    auto bin = component_binary(opts_.bin_dir, "proxy");
+    auto pid = spawn({bin.string(), "--data-dir", opts_.data_dir.string(), "--cleanup"});
+    if (!pid) {
+      log_->error("msg=\"cannot run proxy cleanup\" error=\"{}\"", pid.err().message);
+      return;
+    }
+    cleanup_pid_ = *pid;
+    hurry_ = false;
+    auto done = [&] { return cleanup_pid_ < 0; };
+    if (!wait_until(done, steady::now() + milliseconds(30000))) {
+      log_->error("msg=\"proxy cleanup did not finish, killing it\" pid={}", *pid);
+      ::kill(*pid, SIGKILL);
+      wait_until(done, steady::now() + milliseconds(5000));
+      return;
+    }
+    if (cleanup_status_ != 0)
+      log_->error("msg=\"proxy cleanup failed\" status=\"{}\"",
+                  describe_wait_status(cleanup_status_));
+    else
+      log_->info("msg=\"service rules removed\"");
+  }
+
   void run_cleanup() {
     auto argv = cleanup_argv(opts_);
     auto pid = spawn(argv);
@@ -509,8 +537,10 @@ class launcher {
     for (const auto& name : stop_order())
       if (auto* p = find(name))
         stop_component(*p);
-    if (!opts_.keep_pods)
+    if (!opts_.keep_pods) {
       run_cleanup();
+      run_proxy_cleanup();
+    }
     if (auto* p = find("apiserver")) {
       stop_component(*p);
       // A killed API server cannot remove its URL file; without it the CLI

@@ -38,11 +38,13 @@ std::string read_file(const fs::path& p) {
 }
 
 /// A fake component: records `start NAME`, and `stop NAME` on SIGTERM; the
-/// runtime records `cleanup` when run with --cleanup-all.
+/// runtime records `cleanup` when run with --cleanup-all, the proxy
+/// `proxy-cleanup` with --cleanup.
 std::string fake_component(const std::string& name) {
   return "#!/bin/sh\n"
          "data=\"$2\"\n"
          "if [ \"$3\" = \"--cleanup-all\" ]; then echo cleanup >> \"$data/events\"; exit 0; fi\n"
+         "if [ \"$3\" = \"--cleanup\" ]; then echo proxy-cleanup >> \"$data/events\"; exit 0; fi\n"
          "trap 'echo \"stop " + name + "\" >> \"$data/events\"; exit 0' TERM\n"
          "echo \"start " + name + "\" >> \"$data/events\"\n"
          "while true; do sleep 0.05 & wait $!; done\n";
@@ -222,7 +224,8 @@ BOOST_AUTO_TEST_CASE(restarts_a_killed_component_and_stops_in_order) {
               == 0);
   BOOST_CHECK_EQUAL((*after)["components"]["apiserver"]["restarts"].get<int>(), 0);
 
-  // Ordered shutdown on SIGTERM: kubelet, proxy, runtime, cleanup, apiserver.
+  // Ordered shutdown on SIGTERM: kubelet, proxy, runtime, cleanup (pods, then
+  // the proxy's Service rules), apiserver.
   std::ofstream(data / "events", std::ios::app) << "-- shutdown\n";
   BOOST_REQUIRE_EQUAL(::kill(up_pid, SIGTERM), 0);
   auto status = wait_exit(up_pid, 30s);
@@ -231,6 +234,7 @@ BOOST_AUTO_TEST_CASE(restarts_a_killed_component_and_stops_in_order) {
   BOOST_CHECK(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
   auto order = events_after("-- shutdown");
   std::vector<std::string> want = {"stop kubelet", "stop proxy", "stop runtime", "cleanup",
+                                   "proxy-cleanup",
                                    "stop apiserver"};
   BOOST_CHECK_EQUAL_COLLECTIONS(order.begin(), order.end(), want.begin(), want.end());
   BOOST_CHECK(!fs::exists(data / "run" / "up.json"));
