@@ -1,5 +1,6 @@
 #include "deckhand/apiserver/tables.hpp"
 
+#include <cctype>
 #include <ctime>
 #include <functional>
 #include <map>
@@ -136,6 +137,84 @@ std::string slice_endpoints(const json& slice) {
   return first_three(list, list.size());
 }
 
+/// kubectl's STATUS column (printPod in Kubernetes' printers): the phase, or
+/// the reason a container waits or terminated, or Terminating.
+std::string pod_status(const json& pod, int& ready, int& total, int& restarts) {
+  const json& status = member(pod, "status");
+  std::string reason = str(status, "phase");
+  if (!str(status, "reason").empty())
+    reason = str(status, "reason");
+  ready = 0;
+  restarts = 0;
+  total = static_cast<int>(member(member(pod, "spec"), "containers").size());
+  bool init_running = false;
+  const json& inits = member(status, "initContainerStatuses");
+  if (inits.is_array()) {
+    int i = 0;
+    for (const auto& cs : inits) {
+      restarts += cs.value("restartCount", 0);
+      const json& st = member(cs, "state");
+      const json& term = member(st, "terminated");
+      const json& wait = member(st, "waiting");
+      if (term.is_object() && term.value("exitCode", 0) == 0) {
+        ++i;
+        continue;
+      }
+      init_running = true;
+      if (term.is_object())
+        reason = "Init:" + (str(term, "reason").empty()
+                              ? "ExitCode:" + std::to_string(term.value("exitCode", 0))
+                              : str(term, "reason"));
+      else if (wait.is_object() && !str(wait, "reason").empty()
+               && str(wait, "reason") != "PodInitializing")
+        reason = "Init:" + str(wait, "reason");
+      else
+        reason = "Init:" + std::to_string(i) + "/" + std::to_string(inits.size());
+      break;
+    }
+  }
+  const json& cstats = member(status, "containerStatuses");
+  if (!init_running && cstats.is_array()) {
+    bool has_running = false;
+    for (auto it = cstats.rbegin(); it != cstats.rend(); ++it) {
+      const json& cs = *it;
+      restarts += cs.value("restartCount", 0);
+      const json& st = member(cs, "state");
+      const json& wait = member(st, "waiting");
+      const json& term = member(st, "terminated");
+      if (wait.is_object() && !str(wait, "reason").empty()) {
+        reason = str(wait, "reason");
+      } else if (term.is_object()) {
+        if (!str(term, "reason").empty())
+          reason = str(term, "reason");
+        else if (term.value("signal", 0) != 0)
+          reason = "Signal:" + std::to_string(term.value("signal", 0));
+        else
+          reason = "ExitCode:" + std::to_string(term.value("exitCode", 0));
+      } else if (member(st, "running").is_object() && cs.value("ready", false)) {
+        has_running = true;
+        ++ready;
+      }
+    }
+    if (reason == "Completed" && has_running)
+      reason = "Running";
+  }
+  if (!str(member(pod, "metadata"), "deletionTimestamp").empty())
+    reason = "Terminating";
+  return reason;
+}
+
+/// "pod/web", as kubectl names an event's object.
+std::string involved_object(const json& ev) {
+  const json& o = member(ev, "involvedObject");
+  std::string kind = str(o, "kind");
+  for (auto& c : kind)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return kind + "/" + str(o, "name");
+}
+
+std::string since(const std::string& stamp, std::chrono::system_clock::time_point now);
+
 struct column {
   const char* name;
   const char* type;
@@ -176,6 +255,54 @@ const std::map<std::string, table_def>& tables() {
        {{name_col, {"Endpoints", "string", "", "Endpoints of the service.", 0}, age_col},
         [](const json& ep, std::chrono::system_clock::time_point now) {
           return json::array({str(member(ep, "metadata"), "name"), endpoints_text(ep), age(ep, now)});
+        }}},
+      {"Pod",
+       {{name_col,
+         {"Ready", "string", "", "The aggregate readiness state of this pod for accepting "
+                                 "traffic.", 0},
+         {"Status", "string", "", "The aggregate status of the containers in this pod.", 0},
+         {"Restarts", "string", "", "The number of times the containers in this pod have been "
+                                    "restarted.", 0},
+         age_col,
+         {"IP", "string", "", "IP address allocated to the pod.", 1},
+         {"Node", "string", "", "Name of the node the pod is assigned to.", 1}},
+        [](const json& pod, std::chrono::system_clock::time_point now) {
+          int ready = 0, total = 0, restarts = 0;
+          auto status = pod_status(pod, ready, total, restarts);
+          return json::array({str(member(pod, "metadata"), "name"),
+                              std::to_string(ready) + "/" + std::to_string(total), status,
+                              std::to_string(restarts), age(pod, now),
+                              or_none(str(member(pod, "status"), "podIP")),
+                              or_none(str(member(pod, "spec"), "nodeName"))});
+        }}},
+      {"Event",
+       {{{"Last Seen", "string", "", "Time the event was last seen.", 0},
+         {"Type", "string", "", "The type of the event (Normal, Warning).", 0},
+         {"Reason", "string", "", "Why the event happened.", 0},
+         {"Object", "string", "", "The object the event is about.", 0},
+         {"Subobject", "string", "", "The part of the object the event is about.", 1},
+         {"Source", "string", "", "Who reported the event.", 1},
+         {"Message", "string", "", "A human-readable description.", 0},
+         {"First Seen", "string", "", "Time the event was first seen.", 1},
+         {"Count", "string", "", "How many times the event was seen.", 1},
+         {"Name", "string", "name", "The event's name.", 1}},
+        [](const json& ev, std::chrono::system_clock::time_point now) {
+          std::string last = str(ev, "lastTimestamp");
+          if (last.empty())
+            last = str(ev, "eventTime");
+          std::string first = str(ev, "firstTimestamp");
+          if (first.empty())
+            first = last;
+          const json& src = member(ev, "source");
+          std::string source = str(src, "component");
+          if (!str(src, "host").empty())
+            source += ", " + str(src, "host");
+          return json::array({since(last, now), str(ev, "type"), str(ev, "reason"),
+                              involved_object(ev),
+                              str(member(ev, "involvedObject"), "fieldPath"), source,
+                              str(ev, "message"), since(first, now),
+                              std::to_string(ev.value("count", 1)),
+                              str(member(ev, "metadata"), "name")});
         }}},
       {"EndpointSlice",
        {{name_col,
@@ -228,6 +355,19 @@ std::string human_duration(std::chrono::seconds d) {
   }
   return n(hours / 24 / 365) + "y";
 }
+
+namespace {
+
+std::string since(const std::string& stamp, std::chrono::system_clock::time_point now) {
+  auto t = parse_time(stamp);
+  if (!t)
+    return "<unknown>";
+  auto d = std::chrono::duration_cast<std::chrono::seconds>(
+    now - std::chrono::system_clock::from_time_t(*t));
+  return human_duration(d);
+}
+
+} // namespace
 
 bool has_table(const std::string& kind) { return tables().count(kind) > 0; }
 

@@ -93,8 +93,11 @@ BOOST_AUTO_TEST_CASE(get_events_and_describe_pod) {
 
   auto [c1, list] = kubectl("get events");
   BOOST_REQUIRE_MESSAGE(c1 == 0, list);
-  // Without an Event Table from the server kubectl prints NAME and AGE.
-  BOOST_TEST(list.find("web.2") != std::string::npos);
+  // The server's Event Table: kubectl's LAST SEEN TYPE REASON OBJECT MESSAGE.
+  BOOST_TEST(list.find("REASON") != std::string::npos);
+  BOOST_TEST(list.find("OBJECT") != std::string::npos);
+  BOOST_TEST(list.find("pod/web") != std::string::npos);
+  BOOST_TEST(list.find("Started container app") != std::string::npos);
   auto [c2, names] = kubectl("get ev -o name");
   BOOST_REQUIRE_MESSAGE(c2 == 0, names);
   BOOST_TEST(names.find("event/web.2") != std::string::npos);

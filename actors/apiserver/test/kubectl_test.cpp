@@ -97,6 +97,15 @@ BOOST_AUTO_TEST_CASE(create_get_and_delete_a_pod) {
   BOOST_TEST(pods["items"][0]["spec"]["restartPolicy"] == "Always");
   BOOST_TEST(pods["items"][0]["status"]["phase"] == "Pending");
 
+  // The server's Table gives kubectl its own columns.
+  auto [c2t, table] = kubectl("get pods");
+  BOOST_REQUIRE_MESSAGE(c2t == 0, table);
+  BOOST_TEST(table.find("READY") != std::string::npos);
+  BOOST_TEST(table.find("STATUS") != std::string::npos);
+  BOOST_TEST(table.find("RESTARTS") != std::string::npos);
+  BOOST_TEST(table.find("0/1") != std::string::npos);
+  BOOST_TEST(table.find("Pending") != std::string::npos);
+
   auto [c3, one] = kubectl("get pod web -o jsonpath={.spec.containers[0].imagePullPolicy}");
   BOOST_REQUIRE_MESSAGE(c3 == 0, one);
   BOOST_TEST(one == "IfNotPresent");
