@@ -668,7 +668,8 @@ result<std::size_t> endpoints_controller::sync_service(const service_key& key,
     }
   }
 
-  // EndpointSlices; one empty placeholder when there is nothing.
+  // EndpointSlices; with no endpoints, one slice holding none (Kubernetes' own
+  // controller keeps such a slice too).
   json slice_labels = svc_labels;
   slice_labels[service_name_label] = name;
   slice_labels[managed_by_label] = slice_controller;

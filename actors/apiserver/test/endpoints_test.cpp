@@ -289,7 +289,7 @@ BOOST_AUTO_TEST_CASE(terminating_pods) {
   sync();
   BOOST_TEST(!endpoints("web").contains("subsets"));
   sl = slices("web");
-  BOOST_REQUIRE(sl.size() == 1u);  // the placeholder
+  BOOST_REQUIRE(sl.size() == 1u);  // one slice stays, with no endpoints (as Kubernetes)
   BOOST_TEST(sl[0]["endpoints"].empty());
 }
 

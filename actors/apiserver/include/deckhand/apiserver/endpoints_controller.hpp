@@ -15,7 +15,8 @@
 ///    `endpointslice.kubernetes.io/managed-by: endpointslice-controller.k8s.io`,
 ///    owned by the Service): conditions ready (Ready condition True and not
 ///    terminating), serving (Ready) and terminating; a Service without
-///    endpoints keeps one empty placeholder slice.
+///    endpoints keeps one slice with no endpoints, as Kubernetes' controller
+///    does (consumers then see the Service exists but has nothing to route to).
 ///  - A named targetPort is resolved per pod from its containers' ports (and
 ///    protocol); pods whose resolved ports differ land in different subsets and
 ///    slices, and a pod without the named port is left out for that port.
