@@ -221,6 +221,107 @@ BOOST_AUTO_TEST_CASE(event_report_round_trips) {
   BOOST_TEST(wire::to_json(q.events.at(0)) == j);
 }
 
+BOOST_AUTO_TEST_CASE(pod_lifecycle_fields_round_trip) {
+  // Probes, hooks, init containers, sidecars, volumes and env valueFrom keep
+  // Kubernetes' field names through JSON, msgpack and CAF.
+  auto j = nlohmann::json::parse(R"js({
+    "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default"},
+    "spec": {
+      "restartPolicy": "Always", "terminationGracePeriodSeconds": 5,
+      "activeDeadlineSeconds": 60,
+      "initContainers": [
+        {"name": "setup", "image": "busybox", "command": ["true"]},
+        {"name": "side", "image": "busybox", "restartPolicy": "Always"}],
+      "containers": [{
+        "name": "app", "image": "busybox",
+        "env": [{"name": "A", "value": "1"},
+                {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                {"name": "MEM", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1Mi"}}},
+                {"name": "S", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k", "optional": true}}}],
+        "volumeMounts": [{"name": "data", "mountPath": "/data", "readOnly": true}],
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http", "scheme": "HTTP",
+                                      "httpHeaders": [{"name": "X", "value": "y"}]},
+                          "periodSeconds": 3, "failureThreshold": 2},
+        "readinessProbe": {"tcpSocket": {"port": 8080}, "initialDelaySeconds": 1},
+        "startupProbe": {"exec": {"command": ["cat", "/tmp/ok"]}},
+        "lifecycle": {"preStop": {"sleep": {"seconds": 2}}}}],
+      "volumes": [
+        {"name": "data", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
+        {"name": "host", "hostPath": {"path": "/var/log", "type": "Directory"}},
+        {"name": "info", "downwardAPI": {"items": [
+          {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}}]
+    }
+  })js");
+  auto p = wire::from_json<wire::pod>(j);
+  BOOST_REQUIRE(p.ok());
+  BOOST_REQUIRE(p->spec.init_containers.size() == 2u);
+  BOOST_TEST(!p->spec.init_containers[0].is_sidecar());
+  BOOST_TEST(p->spec.init_containers[1].is_sidecar());
+  const auto& c = p->spec.containers.at(0);
+  BOOST_TEST(c.env.at(1).value_from->field_ref->field_path == "metadata.name");
+  BOOST_TEST(c.env.at(2).value_from->resource_field_ref->divisor.value == "1Mi");
+  BOOST_TEST(*c.env.at(3).value_from->secret_key_ref->optional);
+  BOOST_TEST(c.liveness_probe->http_get->port.value == "http");
+  BOOST_TEST(c.liveness_probe->timeout_seconds == 1);  // Kubernetes' default
+  BOOST_TEST(c.liveness_probe->success_threshold == 1);
+  BOOST_TEST(c.readiness_probe->tcp_socket->port.is_int());
+  BOOST_TEST(c.readiness_probe->period_seconds == 10);
+  BOOST_TEST(c.startup_probe->exec->command.size() == 2u);
+  BOOST_TEST(c.lifecycle_->pre_stop->sleep->seconds == 2);
+  BOOST_TEST(c.volume_mounts.at(0).read_only);
+  BOOST_TEST(p->spec.volumes.at(0).empty_dir->size_limit.value == "64Mi");
+  BOOST_TEST(p->spec.volumes.at(1).host_path->type == "Directory");
+  BOOST_TEST(p->spec.volumes.at(2).downward_api->items.at(0).field_ref.has_value());
+
+  auto back = wire::decode_body<wire::pod>(wire::encode_body(*p));
+  BOOST_REQUIRE(back.ok());
+  BOOST_TEST(wire::to_json(*back) == wire::to_json(*p));
+  std::vector<char> buf;
+  caf::binary_serializer sink{nullptr, buf};
+  BOOST_REQUIRE(!sink(*p));
+  wire::pod q;
+  caf::binary_deserializer source{nullptr, buf};
+  BOOST_REQUIRE(!source(q));
+  BOOST_TEST(wire::to_json(q) == wire::to_json(*p));
+
+  // A probe without numbers gets Kubernetes' defaults after msgpack too.
+  wire::probe bare;
+  bare.exec = wire::exec_action{{"true"}};
+  auto pb = wire::decode_body<wire::probe>(wire::encode_body(bare));
+  BOOST_REQUIRE(pb.ok());
+  BOOST_TEST(pb->period_seconds == 10);
+  BOOST_TEST(pb->failure_threshold == 3);
+}
+
+BOOST_AUTO_TEST_CASE(supervisor_notes_and_node_messages_round_trip) {
+  wire::sandbox_status s;
+  s.uid = "u";
+  wire::container_record r;
+  r.name = "setup";
+  r.notes.push_back({7, "Warning", "Unhealthy", "Liveness probe failed: HTTP probe failed with statuscode: 500",
+                     "2024-05-01T12:00:00Z"});
+  s.init_containers.push_back(r);
+  auto back = wire::decode_body<wire::sandbox_status>(wire::encode_body(s));
+  BOOST_REQUIRE(back.ok());
+  BOOST_REQUIRE(back->init_containers.size() == 1u);
+  BOOST_TEST(back->init_containers[0].notes.at(0).seq == 7u);
+  BOOST_TEST(back->init_containers[0].notes.at(0).reason == "Unhealthy");
+
+  wire::lease_renew l;
+  l.node_name = "n1";
+  l.holder_identity = "n1";
+  auto lb = wire::decode_body<wire::lease_renew>(wire::encode_body(l));
+  BOOST_REQUIRE(lb.ok());
+  BOOST_TEST(lb->lease_duration_seconds == 40);
+  wire::mirror_pod_update m;
+  m.pod_.metadata.name = "static-web-n1";
+  m.remove = true;
+  auto mb = wire::decode_body<wire::mirror_pod_update>(wire::encode_body(m));
+  BOOST_REQUIRE(mb.ok());
+  BOOST_TEST(mb->remove);
+  BOOST_TEST(mb->pod_.metadata.name == "static-web-n1");
+}
+
 BOOST_AUTO_TEST_CASE(json_decode_reports_field_path) {
   auto j = nlohmann::json::parse(R"({"spec":{"containers":[{"name":5}]}})");
   auto p = wire::from_json<wire::pod>(j);

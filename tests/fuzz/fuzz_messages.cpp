@@ -37,7 +37,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   // Try the announced type and, to cover every decoder, the type picked by
   // the low bits of the correlation id.
-  switch (env->hdr.correlation_id % 18) {
+  switch (env->hdr.correlation_id % 20) {
     case 0: try_decode<wire::run_pod_request>(*env); break;
     case 1: try_decode<wire::list_reply>(*env); break;
     case 2: try_decode<wire::watch_event>(*env); break;
@@ -55,6 +55,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 14: try_decode<wire::container_stats_reply>(*env); break;
     case 15: try_decode<wire::event_report>(*env); break;
     case 16: try_decode<wire::feed_heartbeat>(*env); break;
+    case 17: try_decode<wire::lease_renew>(*env); break;
+    case 18: try_decode<wire::mirror_pod_update>(*env); break;
     default: try_decode<wire::list_request>(*env); break;
   }
   auto any = wire::decode_body<wire::pod>(env->body, limits);

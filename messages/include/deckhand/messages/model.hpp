@@ -59,13 +59,256 @@ struct container_port {
   }
 };
 
+/// `fieldRef`: a field of the pod (`metadata.name`, `metadata.labels['k']`,
+/// `spec.nodeName`, `status.podIP`, ...).
+struct object_field_selector {
+  static constexpr const char* type_name = "object_field_selector";
+  std::string api_version;
+  std::string field_path;
+  static constexpr auto fields() {
+    return std::make_tuple(field("apiVersion", &object_field_selector::api_version),
+                           field("fieldPath", &object_field_selector::field_path));
+  }
+};
+
+/// `resourceFieldRef`: a container's request or limit (`limits.cpu`,
+/// `requests.memory`, ...), divided by `divisor` (a quantity, default 1).
+struct resource_field_selector {
+  static constexpr const char* type_name = "resource_field_selector";
+  std::string container_name;
+  std::string resource;
+  int_or_string divisor;  ///< a quantity: "1m", "1Mi", 1
+  static constexpr auto fields() {
+    return std::make_tuple(
+      field("containerName", &resource_field_selector::container_name),
+      field("resource", &resource_field_selector::resource),
+      field("divisor", &resource_field_selector::divisor));
+  }
+};
+
+/// `configMapKeyRef` / `secretKeyRef`. deckhand has no ConfigMaps or Secrets:
+/// a container that needs one waits with CreateContainerConfigError, as on
+/// Kubernetes when the object is missing (unless `optional: true`).
+struct key_selector {
+  static constexpr const char* type_name = "key_selector";
+  std::string name;
+  std::string key;
+  opt<bool> optional;
+  static constexpr auto fields() {
+    return std::make_tuple(field("name", &key_selector::name),
+                           field("key", &key_selector::key),
+                           field("optional", &key_selector::optional));
+  }
+};
+
+struct env_var_source {
+  static constexpr const char* type_name = "env_var_source";
+  opt<object_field_selector> field_ref;
+  opt<resource_field_selector> resource_field_ref;
+  opt<key_selector> config_map_key_ref;
+  opt<key_selector> secret_key_ref;
+  static constexpr auto fields() {
+    return std::make_tuple(
+      field("fieldRef", &env_var_source::field_ref),
+      field("resourceFieldRef", &env_var_source::resource_field_ref),
+      field("configMapKeyRef", &env_var_source::config_map_key_ref),
+      field("secretKeyRef", &env_var_source::secret_key_ref));
+  }
+};
+
 struct env_var {
   static constexpr const char* type_name = "env_var";
   std::string name;
   std::string value;
+  opt<env_var_source> value_from;
   static constexpr auto fields() {
     return std::make_tuple(field("name", &env_var::name),
-                           field("value", &env_var::value));
+                           field("value", &env_var::value),
+                           field("valueFrom", &env_var::value_from));
+  }
+};
+
+// -- probes and lifecycle hooks ---------------------------------------------------
+
+struct exec_action {
+  static constexpr const char* type_name = "exec_action";
+  std::vector<std::string> command;
+  static constexpr auto fields() {
+    return std::make_tuple(field("command", &exec_action::command));
+  }
+};
+
+struct http_header {
+  static constexpr const char* type_name = "http_header";
+  std::string name;
+  std::string value;
+  static constexpr auto fields() {
+    return std::make_tuple(field("name", &http_header::name),
+                           field("value", &http_header::value));
+  }
+};
+
+/// `httpGet`: `port` is a number or the name of a container port; `host`
+/// defaults to the pod IP, `scheme` to HTTP, `path` to "/".
+struct http_get_action {
+  static constexpr const char* type_name = "http_get_action";
+  std::string path;
+  int_or_string port;
+  std::string host;
+  std::string scheme;
+  std::vector<http_header> http_headers;
+  static constexpr auto fields() {
+    return std::make_tuple(field("path", &http_get_action::path),
+                           field("port", &http_get_action::port),
+                           field("host", &http_get_action::host),
+                           field("scheme", &http_get_action::scheme),
+                           field("httpHeaders", &http_get_action::http_headers));
+  }
+};
+
+struct tcp_socket_action {
+  static constexpr const char* type_name = "tcp_socket_action";
+  int_or_string port;
+  std::string host;
+  static constexpr auto fields() {
+    return std::make_tuple(field("port", &tcp_socket_action::port),
+                           field("host", &tcp_socket_action::host));
+  }
+};
+
+struct sleep_action {
+  static constexpr const char* type_name = "sleep_action";
+  int64_t seconds = 0;
+  static constexpr auto fields() {
+    return std::make_tuple(field_always("seconds", &sleep_action::seconds));
+  }
+};
+
+/// A probe, with Kubernetes' defaults for the fields a manifest leaves out.
+struct probe {
+  static constexpr const char* type_name = "probe";
+  opt<exec_action> exec;
+  opt<http_get_action> http_get;
+  opt<tcp_socket_action> tcp_socket;
+  int32_t initial_delay_seconds = 0;
+  int32_t timeout_seconds = 1;
+  int32_t period_seconds = 10;
+  int32_t success_threshold = 1;
+  int32_t failure_threshold = 3;
+  opt<int64_t> termination_grace_period_seconds;
+  static constexpr auto fields() {
+    return std::make_tuple(
+      field("exec", &probe::exec), field("httpGet", &probe::http_get),
+      field("tcpSocket", &probe::tcp_socket),
+      field("initialDelaySeconds", &probe::initial_delay_seconds),
+      field("timeoutSeconds", &probe::timeout_seconds),
+      field("periodSeconds", &probe::period_seconds),
+      field("successThreshold", &probe::success_threshold),
+      field("failureThreshold", &probe::failure_threshold),
+      field("terminationGracePeriodSeconds", &probe::termination_grace_period_seconds));
+  }
+};
+
+/// A `postStart` or `preStop` handler: exactly one action is set.
+struct lifecycle_handler {
+  static constexpr const char* type_name = "lifecycle_handler";
+  opt<exec_action> exec;
+  opt<http_get_action> http_get;
+  opt<tcp_socket_action> tcp_socket;
+  opt<sleep_action> sleep;
+  static constexpr auto fields() {
+    return std::make_tuple(field("exec", &lifecycle_handler::exec),
+                           field("httpGet", &lifecycle_handler::http_get),
+                           field("tcpSocket", &lifecycle_handler::tcp_socket),
+                           field("sleep", &lifecycle_handler::sleep));
+  }
+};
+
+struct lifecycle {
+  static constexpr const char* type_name = "lifecycle";
+  opt<lifecycle_handler> post_start;
+  opt<lifecycle_handler> pre_stop;
+  static constexpr auto fields() {
+    return std::make_tuple(field("postStart", &lifecycle::post_start),
+                           field("preStop", &lifecycle::pre_stop));
+  }
+};
+
+// -- volumes ------------------------------------------------------------------------
+
+struct volume_mount {
+  static constexpr const char* type_name = "volume_mount";
+  std::string name;
+  std::string mount_path;
+  bool read_only = false;
+  std::string sub_path;
+  static constexpr auto fields() {
+    return std::make_tuple(field("name", &volume_mount::name),
+                           field("mountPath", &volume_mount::mount_path),
+                           field("readOnly", &volume_mount::read_only),
+                           field("subPath", &volume_mount::sub_path));
+  }
+};
+
+struct empty_dir_volume_source {
+  static constexpr const char* type_name = "empty_dir_volume_source";
+  std::string medium;       ///< "" (node disk) or "Memory" (tmpfs)
+  int_or_string size_limit; ///< a quantity, e.g. "64Mi"
+  static constexpr auto fields() {
+    return std::make_tuple(field("medium", &empty_dir_volume_source::medium),
+                           field("sizeLimit", &empty_dir_volume_source::size_limit));
+  }
+};
+
+struct host_path_volume_source {
+  static constexpr const char* type_name = "host_path_volume_source";
+  std::string path;
+  std::string type;  ///< "", DirectoryOrCreate, Directory, FileOrCreate, File, Socket, CharDevice, BlockDevice
+  static constexpr auto fields() {
+    return std::make_tuple(field("path", &host_path_volume_source::path),
+                           field("type", &host_path_volume_source::type));
+  }
+};
+
+struct downward_api_volume_file {
+  static constexpr const char* type_name = "downward_api_volume_file";
+  std::string path;
+  opt<object_field_selector> field_ref;
+  opt<resource_field_selector> resource_field_ref;
+  opt<int32_t> mode;
+  static constexpr auto fields() {
+    return std::make_tuple(
+      field("path", &downward_api_volume_file::path),
+      field("fieldRef", &downward_api_volume_file::field_ref),
+      field("resourceFieldRef", &downward_api_volume_file::resource_field_ref),
+      field("mode", &downward_api_volume_file::mode));
+  }
+};
+
+struct downward_api_volume_source {
+  static constexpr const char* type_name = "downward_api_volume_source";
+  std::vector<downward_api_volume_file> items;
+  opt<int32_t> default_mode;
+  static constexpr auto fields() {
+    return std::make_tuple(field("items", &downward_api_volume_source::items),
+                           field("defaultMode", &downward_api_volume_source::default_mode));
+  }
+};
+
+/// A pod volume. deckhand supports emptyDir, hostPath and downwardAPI; a
+/// volume with none of them set (another source, which decoding ignores) is
+/// refused with a clear error when the pod is run.
+struct volume {
+  static constexpr const char* type_name = "volume";
+  std::string name;
+  opt<empty_dir_volume_source> empty_dir;
+  opt<host_path_volume_source> host_path;
+  opt<downward_api_volume_source> downward_api;
+  static constexpr auto fields() {
+    return std::make_tuple(field("name", &volume::name),
+                           field("emptyDir", &volume::empty_dir),
+                           field("hostPath", &volume::host_path),
+                           field("downwardAPI", &volume::downward_api));
   }
 };
 
@@ -166,6 +409,13 @@ struct container {
   resource_requirements resources;
   std::string image_pull_policy;
   security_context security_context_;
+  std::vector<volume_mount> volume_mounts;
+  opt<probe> liveness_probe;
+  opt<probe> readiness_probe;
+  opt<probe> startup_probe;
+  opt<lifecycle> lifecycle_;
+  /// Only on init containers: "Always" makes it a sidecar.
+  std::string restart_policy;
   static constexpr auto fields() {
     return std::make_tuple(
       field("name", &container::name), field("image", &container::image),
@@ -174,8 +424,16 @@ struct container {
       field("env", &container::env), field("ports", &container::ports),
       field("resources", &container::resources),
       field("imagePullPolicy", &container::image_pull_policy),
-      field("securityContext", &container::security_context_));
+      field("securityContext", &container::security_context_),
+      field("volumeMounts", &container::volume_mounts),
+      field("livenessProbe", &container::liveness_probe),
+      field("readinessProbe", &container::readiness_probe),
+      field("startupProbe", &container::startup_probe),
+      field("lifecycle", &container::lifecycle_),
+      field("restartPolicy", &container::restart_policy));
   }
+  /// An init container with `restartPolicy: Always` (Kubernetes 1.29+).
+  bool is_sidecar() const { return restart_policy == "Always"; }
 };
 
 struct pod_spec {
@@ -185,7 +443,9 @@ struct pod_spec {
   bool host_network = false;
   int64_t termination_grace_period_seconds = 30;
   int64_t active_deadline_seconds = 0;
+  std::vector<container> init_containers;
   std::vector<container> containers;
+  std::vector<volume> volumes;
   std::string hostname;
   string_map node_selector;
   pod_security_context security_context_;
@@ -198,7 +458,9 @@ struct pod_spec {
       field_always("terminationGracePeriodSeconds",
                    &pod_spec::termination_grace_period_seconds),
       field("activeDeadlineSeconds", &pod_spec::active_deadline_seconds),
+      field("initContainers", &pod_spec::init_containers),
       field("containers", &pod_spec::containers),
+      field("volumes", &pod_spec::volumes),
       field("hostname", &pod_spec::hostname),
       field("nodeSelector", &pod_spec::node_selector),
       field("securityContext", &pod_spec::security_context_),
@@ -320,6 +582,7 @@ struct pod_status {
   std::string pod_ip_;
   std::vector<pod_ip> pod_ips;
   std::string start_time;
+  std::vector<container_status> init_container_statuses;
   std::vector<container_status> container_statuses;
   std::string qos_class;
   static constexpr auto fields() {
@@ -330,6 +593,7 @@ struct pod_status {
       field("hostIP", &pod_status::host_ip), field("podIP", &pod_status::pod_ip_),
       field("podIPs", &pod_status::pod_ips),
       field("startTime", &pod_status::start_time),
+      field("initContainerStatuses", &pod_status::init_container_statuses),
       field("containerStatuses", &pod_status::container_statuses),
       field("qosClass", &pod_status::qos_class));
   }

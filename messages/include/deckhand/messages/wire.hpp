@@ -205,7 +205,62 @@ struct event_report {
   }
 };
 
+/// kubelet -> apiserver, every lease-renew interval (10 s by default): renews
+/// the node's Lease (coordination.k8s.io/v1, namespace kube-node-lease, named
+/// after the node), creating it if absent. The node lifecycle controller
+/// counts a node alive while its lease is fresh. Reply: `ack`.
+struct lease_renew {
+  static constexpr uint16_t type_id = 18;
+  static constexpr const char* type_name = "lease_renew";
+  std::string node_name;
+  std::string holder_identity;
+  int32_t lease_duration_seconds = 40;
+  static constexpr auto fields() {
+    return std::make_tuple(field("nodeName", &lease_renew::node_name),
+                           field("holderIdentity", &lease_renew::holder_identity),
+                           field_always("leaseDurationSeconds",
+                                        &lease_renew::lease_duration_seconds));
+  }
+};
+
+/// kubelet -> apiserver: create, update or delete the mirror pod of a static
+/// pod (annotation `kubernetes.io/config.mirror`, owned by the Node). The
+/// API server never schedules, stops or finalizes a mirror pod through the
+/// usual path; deleting it with kubectl makes the kubelet recreate it.
+/// Reply: `ack`.
+struct mirror_pod_update {
+  static constexpr uint16_t type_id = 19;
+  static constexpr const char* type_name = "mirror_pod_update";
+  pod pod_;
+  bool remove = false;
+  static constexpr auto fields() {
+    return std::make_tuple(field("pod", &mirror_pod_update::pod_),
+                           field("remove", &mirror_pod_update::remove));
+  }
+};
+
 // -- kubelet <-> runtime ---------------------------------------------------------
+
+/// Something a pod supervisor saw happen to a container that the kubelet
+/// turns into an event: a failed probe (`Unhealthy`), a kill it decided on
+/// (`Killing`), a failed hook (`FailedPreStopHook`, `FailedPostStartHook`).
+/// Numbered per container so a kubelet (also a restarted one) reports each
+/// note once; a supervisor keeps only its last few.
+struct supervisor_note {
+  static constexpr const char* type_name = "supervisor_note";
+  uint64_t seq = 0;
+  std::string type = "Normal";  ///< Normal or Warning
+  std::string reason;
+  std::string message;
+  std::string timestamp;        ///< RFC 3339
+  static constexpr auto fields() {
+    return std::make_tuple(field("seq", &supervisor_note::seq),
+                           field("type", &supervisor_note::type),
+                           field("reason", &supervisor_note::reason),
+                           field("message", &supervisor_note::message),
+                           field("timestamp", &supervisor_note::timestamp));
+  }
+};
 
 /// A container as the runtime and its supervisor track it.
 struct container_record {
@@ -213,10 +268,12 @@ struct container_record {
   std::string name;
   std::string runtime_id;  ///< the OCI runtime's container id
   container_status status;
+  std::vector<supervisor_note> notes;  ///< the most recent, oldest first
   static constexpr auto fields() {
     return std::make_tuple(field("name", &container_record::name),
                            field("runtimeId", &container_record::runtime_id),
-                           field("status", &container_record::status));
+                           field("status", &container_record::status),
+                           field("notes", &container_record::notes));
   }
 };
 
@@ -232,6 +289,7 @@ struct sandbox_status {
   bool supervisor_alive = false;
   uint64_t supervisor_incarnation = 0;
   std::string created_at;
+  std::vector<container_record> init_containers;  ///< spec.initContainers, in order
   std::vector<container_record> containers;
   static constexpr auto fields() {
     return std::make_tuple(
@@ -243,6 +301,7 @@ struct sandbox_status {
       field("supervisorAlive", &sandbox_status::supervisor_alive),
       field("supervisorIncarnation", &sandbox_status::supervisor_incarnation),
       field("createdAt", &sandbox_status::created_at),
+      field("initContainers", &sandbox_status::init_containers),
       field("containers", &sandbox_status::containers));
   }
 };
