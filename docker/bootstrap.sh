@@ -11,7 +11,7 @@ packages=(
   libyaml-cpp-dev nlohmann-json3-dev libspdlog-dev libcli11-dev
   libcurl4-openssl-dev libarchive-dev libssl-dev libcpp-httplib-dev
   runc busybox-static iproute2 nftables iptables conntrack skopeo umoci docker-registry libcrypt-dev
-  clang libclang-rt-14-dev procps psmisc util-linux
+  clang libclang-rt-14-dev procps psmisc util-linux openssl
 )
 missing=()
 for p in "${packages[@]}"; do

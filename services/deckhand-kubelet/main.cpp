@@ -1,7 +1,13 @@
 // deckhand-kubelet: the node agent. Wiring only; the logic is in actors/kubelet.
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include <caf/all.hpp>
 
@@ -28,6 +34,44 @@ std::string default_node_name() {
 
 } // namespace
 
+/// The node's IP when --host-ip is not given, as the Go kubelet picks it: the
+/// IPv4 address of the interface that holds the default route, else the
+/// first non-loopback IPv4 address that is up. Empty if there is none.
+std::string detect_node_ip() {
+  std::string default_if;
+  if (std::ifstream routes("/proc/net/route"); routes) {
+    std::string line;
+    std::getline(routes, line);  // header
+    while (std::getline(routes, line)) {
+      std::istringstream in(line);
+      std::string iface, dest;
+      if (in >> iface >> dest && dest == "00000000") {
+        default_if = iface;
+        break;
+      }
+    }
+  }
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0)
+    return {};
+  std::string first, on_default;
+  for (auto* a = list; a; a = a->ifa_next) {
+    if (!a->ifa_addr || a->ifa_addr->sa_family != AF_INET || (a->ifa_flags & IFF_LOOPBACK)
+        || !(a->ifa_flags & IFF_UP))
+      continue;
+    char buf[INET_ADDRSTRLEN] = {};
+    const auto* sin = reinterpret_cast<const sockaddr_in*>(a->ifa_addr);
+    if (!::inet_ntop(AF_INET, &sin->sin_addr, buf, sizeof buf))
+      continue;
+    if (first.empty())
+      first = buf;
+    if (on_default.empty() && a->ifa_name && default_if == a->ifa_name)
+      on_default = buf;
+  }
+  ::freeifaddrs(list);
+  return on_default.empty() ? first : on_default;
+}
+
 int main(int argc, char** argv) {
   host::block_signals();
   CLI::App app{"deckhand-kubelet: runs the node's pods"};
@@ -49,9 +93,66 @@ int main(int argc, char** argv) {
   app.add_option("--feed-silence-ms", feed_silence_ms,
                  "relist when the API feed is silent this long")
     ->check(CLI::Range(100, 600000));
+  std::string static_pod_path;
+  int64_t static_pod_poll_ms = 500;
+  app.add_option("--static-pod-path", static_pod_path,
+                 "directory of static pod manifests (Kubernetes' staticPodPath)");
+  app.add_option("--static-pod-poll-ms", static_pod_poll_ms,
+                 "how often the static pod directory is read")
+    ->check(CLI::Range(10, 60000));
+  // The node: capacity, reservations, eviction, lease (node_status.hpp, eviction.hpp).
+  std::string kube_reserved, system_reserved;
+  std::string eviction_hard = "memory.available<100Mi,nodefs.available<10%";
+  int64_t eviction_period_ms = 10000, eviction_transition_ms = 300000;
+  int64_t lease_renew_ms = 10000, status_report_ms = 300000;
+  int32_t lease_duration_s = 40;
+  app.add_option("--max-pods", cfg.node.max_pods, "pods capacity of the node")
+    ->check(CLI::Range(1, 100000));
+  app.add_option("--kube-reserved", kube_reserved,
+                 "resources reserved for Kubernetes components (cpu=100m,memory=256Mi,...)");
+  app.add_option("--system-reserved", system_reserved,
+                 "resources reserved for the system (cpu=100m,memory=256Mi,...)");
+  app.add_option("--eviction-hard", eviction_hard,
+                 "hard eviction thresholds (memory.available<100Mi,nodefs.available<10%); "
+                 "empty: none");
+  app.add_option("--eviction-monitoring-period-ms", eviction_period_ms,
+                 "how often eviction thresholds are checked")
+    ->check(CLI::Range(10, 3600000));
+  app.add_option("--eviction-pressure-transition-period-ms", eviction_transition_ms,
+                 "how long a pressure condition stays after its signal recovered")
+    ->check(CLI::Range(0, 86400000));
+  app.add_option("--lease-renew-period-ms", lease_renew_ms, "node lease renewal period")
+    ->check(CLI::Range(10, 3600000));
+  app.add_option("--node-lease-duration-seconds", lease_duration_s,
+                 "leaseDurationSeconds of the node lease")
+    ->check(CLI::Range(1, 3600));
+  app.add_option("--node-status-report-frequency-ms", status_report_ms,
+                 "node status is sent at least this often even when unchanged")
+    ->check(CLI::Range(10, 86400000));
   if (auto rc = host::parse(app, argc, argv); rc >= 0)
     return rc;
+  {
+    auto thresholds = kubelet::parse_eviction_thresholds(eviction_hard);
+    auto kr = kubelet::parse_reserved(kube_reserved);
+    auto sr = kubelet::parse_reserved(system_reserved);
+    for (const auto* e : {thresholds ? nullptr : &thresholds.err(), kr ? nullptr : &kr.err(),
+                          sr ? nullptr : &sr.err()})
+      if (e) {
+        std::cerr << "deckhand-kubelet: " << e->message << "\n";
+        return 2;
+      }
+    cfg.node.eviction_hard = *thresholds;
+    cfg.node.kube_reserved = *kr;
+    cfg.node.system_reserved = *sr;
+    cfg.node.lease_renew_period = std::chrono::milliseconds(lease_renew_ms);
+    cfg.node.lease_duration_seconds = lease_duration_s;
+    cfg.node.status_report_frequency = std::chrono::milliseconds(status_report_ms);
+    cfg.eviction.monitoring_period = std::chrono::milliseconds(eviction_period_ms);
+    cfg.eviction.pressure_transition_period = std::chrono::milliseconds(eviction_transition_ms);
+  }
   log::init("kubelet", common.log_level, common.log_json);
+  if (cfg.host_ip.empty())
+    cfg.host_ip = detect_node_ip();
   const auto& data = common.data_dir;
   if (api_endpoint.empty())
     api_endpoint = paths::ipc_endpoint(data, "apiserver");
@@ -65,6 +166,9 @@ int main(int argc, char** argv) {
   cfg.relist_period = std::chrono::milliseconds(relist_ms);
   cfg.node_status_period = std::chrono::milliseconds(node_status_ms);
   cfg.feed_silence = std::chrono::milliseconds(feed_silence_ms);
+  if (!static_pod_path.empty())
+    cfg.static_pod_path = std::filesystem::absolute(static_pod_path);
+  cfg.static_pod_poll = std::chrono::milliseconds(static_pod_poll_ms);
 
   std::error_code ec;
   std::filesystem::create_directories(paths::run_dir(data), ec);

@@ -7,6 +7,7 @@
 #include <map>
 #include <thread>
 
+#include "deckhand/apiserver/delete_options.hpp"
 #include "deckhand/apiserver/tables.hpp"
 #include "deckhand/apiserver/watch_cache.hpp"
 #include "deckhand/common/log.hpp"
@@ -696,33 +697,23 @@ void http_api::impl::item(const kind_info& k, const std::string& ns, const std::
     return send_json(res, 200, *out);
   }
   if (req.method == "DELETE") {
-    delete_options dopts;
-    if (!req.body.empty()) {
-      auto body = parse_body(req, res);
-      if (!body)
-        return;
-      if (body->contains("gracePeriodSeconds") && (*body)["gracePeriodSeconds"].is_number_integer())
-        dopts.grace_period_seconds = (*body)["gracePeriodSeconds"].get<std::int64_t>();
-      if (body->contains("preconditions") && (*body)["preconditions"].is_object()) {
-        const json& pre = (*body)["preconditions"];
-        if (pre.contains("uid") && pre["uid"].is_string())
-          dopts.uid_precondition = pre["uid"].get<std::string>();
-        if (pre.contains("resourceVersion") && pre["resourceVersion"].is_string())
-          dopts.resource_version_precondition = pre["resourceVersion"].get<std::string>();
-      }
+    auto dopts = parse_delete_options(req.body, param(req, "gracePeriodSeconds"),
+                                      param(req, "dryRun"));
+    if (!dopts)
+      return send_status(res, 400, "BadRequest", dopts.err().message);
+    if (dopts->dry_run) {
+      // Changes nothing; answers with the object as it stands.
+      auto cur = reg.get(k.kind, ns, name);
+      if (!cur)
+        return send_error(res, cur.err(), name, k.resource);
+      return send_json(res, 200, *cur);
     }
-    if (std::string g = param(req, "gracePeriodSeconds"); !g.empty()) {
-      try {
-        dopts.grace_period_seconds = std::stoll(g);
-      } catch (const std::exception&) {
-        return send_status(res, 400, "BadRequest", "invalid gracePeriodSeconds: " + g);
-      }
-    }
-    auto out = reg.remove(k.kind, ns, name, dopts);
+    auto out = reg.remove(k.kind, ns, name, dopts->options);
     if (!out)
       return send_error(res, out.err(), name, k.resource);
-    // Kubernetes answers 202 Accepted while a graceful deletion is pending.
-    return send_json(res, out->removed ? 200 : 202, out->object);
+    // Kubernetes answers 200 with the object, also while a graceful pod
+    // deletion waits for the node (202 only for orphanDependents=false).
+    return send_json(res, 200, out->object);
   }
   if (req.method == "PATCH")
     return patch(k, ns, name, req, res);

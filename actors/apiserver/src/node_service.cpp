@@ -6,6 +6,8 @@
 #include <caf/all.hpp>
 
 #include "deckhand/apiserver/events.hpp"
+#include "deckhand/apiserver/leases.hpp"
+#include "deckhand/apiserver/mirror_pods.hpp"
 #include "deckhand/common/log.hpp"
 #include "deckhand/host/caf_glue.hpp"
 #include "deckhand/messages/codec.hpp"
@@ -134,13 +136,27 @@ void handle_status(service_actor* self, const transport::inbound_request& req) {
     st.bus->reply_error(req, r.err());
     return;
   }
-  auto res = st.reg->update_status("pods", r->namespace_, r->name, wire::to_json(r->status),
-                                   r->uid);
+  auto res = update_pod_status(*st.reg, *r);
   if (!res) {
     st.bus->reply_error(req, res.err());
     return;
   }
   reply_ack(self, req, revision_of(*res));
+}
+
+void handle_mirror(service_actor* self, const transport::inbound_request& req) {
+  auto& st = self->state;
+  auto r = wire::decode_as<wire::mirror_pod_update>(req.env);
+  if (!r) {
+    st.bus->reply_error(req, r.err());
+    return;
+  }
+  auto rev = apply_mirror_pod_update(*st.reg, *r);
+  if (!rev) {
+    st.bus->reply_error(req, rev.err());
+    return;
+  }
+  reply_ack(self, req, *rev);
 }
 
 void handle_finalize(service_actor* self, const transport::inbound_request& req) {
@@ -202,6 +218,27 @@ void handle_heartbeat(service_actor* self, const transport::inbound_request& req
   }
   bool is_new = !st.node_seen.count(name);
   st.node_seen[name] = clock_type::now();
+  reply_ack(self, req, revision_of(*res));
+  if (is_new)
+    self->send(self, sync_atom::value);
+}
+
+/// A kubelet renews its node Lease (leases.hpp): the node counts as alive.
+void handle_lease(service_actor* self, const transport::inbound_request& req) {
+  auto& st = self->state;
+  auto r = wire::decode_as<wire::lease_renew>(req.env);
+  if (!r) {
+    st.bus->reply_error(req, r.err());
+    return;
+  }
+  auto res = renew_node_lease(*st.reg, r->node_name, r->holder_identity,
+                              r->lease_duration_seconds, std::chrono::system_clock::now());
+  if (!res) {
+    st.bus->reply_error(req, res.err());
+    return;
+  }
+  bool is_new = !st.node_seen.count(r->node_name);
+  st.node_seen[r->node_name] = clock_type::now();
   reply_ack(self, req, revision_of(*res));
   if (is_new)
     self->send(self, sync_atom::value);
@@ -332,8 +369,10 @@ caf::behavior node_service(service_actor* self, registry* reg, transport::bridge
         case wire::list_request::type_id: handle_list(self, req); break;
         case wire::pod_status_update::type_id: handle_status(self, req); break;
         case wire::pod_finalize::type_id: handle_finalize(self, req); break;
+        case wire::mirror_pod_update::type_id: handle_mirror(self, req); break;
         case wire::node_heartbeat::type_id: handle_heartbeat(self, req); break;
         case wire::event_report::type_id: handle_events(self, req); break;
+        case wire::lease_renew::type_id: handle_lease(self, req); break;
         default:
           self->state.bus->reply_error(
             req, error{errc::invalid, "message type " + std::to_string(req.env.hdr.type)

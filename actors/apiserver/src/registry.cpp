@@ -3,6 +3,7 @@
 #include <ctime>
 
 #include "deckhand/apiserver/events.hpp"
+#include "deckhand/apiserver/leases.hpp"
 #include "deckhand/common/log.hpp"
 
 namespace deckhand::apiserver {
@@ -157,6 +158,7 @@ registry::registry(store& s, registry_options opts)
   register_kind(endpoints_kind());
   register_kind(endpoint_slice_kind());
   register_kind(event_kind());
+  register_kind(lease_kind());
 }
 
 void registry::register_kind(kind_info k) { kinds_.push_back(std::move(k)); }
@@ -534,18 +536,26 @@ result<delete_result> registry::remove(std::string_view kind, const std::string&
   // Nothing runs an unbound or finished pod, so there is nobody to wait for.
   if (str_at(spec, "nodeName").empty() || phase == "Succeeded" || phase == "Failed")
     grace = 0;
+  // A mirror pod only shows a static pod (which keeps running): it goes at
+  // once, and its kubelet creates it again.
+  if (pod.contains(json::json_pointer("/metadata/annotations/kubernetes.io~1config.mirror")))
+    grace = 0;
   if (grace == 0)
     return remove_locked(*k, store_key, *cur);
 
   json obj = pod;
   json& md = obj["metadata"];
+  std::string deletion_at = now_rfc3339(std::chrono::seconds{grace});
   if (md.contains("deletionTimestamp")) {
-    // A repeated delete may only shorten the grace period.
+    // A repeated delete may only shorten the grace period; the deadline
+    // moves by the difference (Kubernetes' BeforeDelete).
     std::int64_t have = md.value("deletionGracePeriodSeconds", std::int64_t{0});
     if (grace >= have)
       return delete_result{with_revision(pod, cur->mod_revision), false};
+    if (auto was = parse_rfc3339(str_at(md, "deletionTimestamp")))
+      deletion_at = format_rfc3339(*was - std::chrono::seconds{have - grace});
   }
-  md["deletionTimestamp"] = now_rfc3339(std::chrono::seconds{grace});
+  md["deletionTimestamp"] = deletion_at;
   md["deletionGracePeriodSeconds"] = grace;
   md["generation"] = md.value("generation", 1) + 1;
   auto out = write_locked(*k, store_key, std::move(obj), &*cur,

@@ -304,6 +304,12 @@ const std::map<std::string, table_def>& tables() {
                               std::to_string(ev.value("count", 1)),
                               str(member(ev, "metadata"), "name")});
         }}},
+      {"Lease",
+       {{name_col, {"Holder", "string", "", "The holder of the lease", 0}, age_col},
+        [](const json& l, std::chrono::system_clock::time_point now) {
+          return json::array({str(member(l, "metadata"), "name"),
+                              str(member(l, "spec"), "holderIdentity"), age(l, now)});
+        }}},
       {"EndpointSlice",
        {{name_col,
          {"AddressType", "string", "", "The IP protocol for this slice", 0},

@@ -107,9 +107,12 @@ BOOST_AUTO_TEST_CASE(discovery) {
   auto [c3, apis] = call("GET", "/apis");
   BOOST_TEST(c3 == 200);
   BOOST_TEST(apis["kind"] == "APIGroupList");
-  BOOST_REQUIRE(apis["groups"].size() == 1u);
-  BOOST_TEST(apis["groups"][0]["name"] == "discovery.k8s.io");
-  BOOST_TEST(apis["groups"][0]["preferredVersion"]["groupVersion"] == "discovery.k8s.io/v1");
+  std::map<std::string, json> groups;
+  for (const auto& g : apis["groups"])
+    groups[g["name"].get<std::string>()] = g;
+  BOOST_REQUIRE(groups.size() == 2u);
+  BOOST_TEST(groups["discovery.k8s.io"]["preferredVersion"]["groupVersion"] == "discovery.k8s.io/v1");
+  BOOST_TEST(groups["coordination.k8s.io"]["preferredVersion"]["groupVersion"] == "coordination.k8s.io/v1");
   auto [c4, group] = call("GET", "/apis/discovery.k8s.io/v1");
   BOOST_TEST(c4 == 200);
   BOOST_TEST(group["groupVersion"] == "discovery.k8s.io/v1");
@@ -267,7 +270,7 @@ BOOST_AUTO_TEST_CASE(graceful_delete_and_binding) {
 
   auto [c3, del] = call("DELETE", "/api/v1/namespaces/default/pods/web",
                         R"({"kind":"DeleteOptions","apiVersion":"v1","gracePeriodSeconds":10})");
-  BOOST_TEST(c3 == 202);
+  BOOST_TEST(c3 == 200);  // Kubernetes: 200 with the object, deletion pending
   BOOST_TEST(del["metadata"]["deletionGracePeriodSeconds"] == 10);
   BOOST_TEST(del["metadata"].contains("deletionTimestamp"));
   BOOST_TEST(call("GET", "/api/v1/namespaces/default/pods/web").first == 200);

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -47,6 +48,17 @@ std::vector<std::string> component_argv(const up_options& opts,
                                         const component_spec& spec) {
   std::vector<std::string> argv = {component_binary(opts.bin_dir, spec.name).string(),
                                    "--data-dir", opts.data_dir.string()};
+  // A local node usually shares its disk with everything else on a
+  // workstation or CI machine, where Kubernetes' nodefs.available<10% would
+  // put the node under DiskPressure (refusing every pod) with many GB free.
+  // `deckhand up` evicts below 1 GiB instead, unless the kubelet's args say
+  // otherwise; deckhand-kubelet on its own keeps Kubernetes' defaults.
+  if (spec.name == "kubelet") {
+    bool given = std::any_of(spec.extra_args.begin(), spec.extra_args.end(),
+                             [](const std::string& a) { return a.rfind("--eviction-hard", 0) == 0; });
+    if (!given)
+      argv.push_back("--eviction-hard=" + std::string(local_eviction_hard));
+  }
   argv.insert(argv.end(), spec.extra_args.begin(), spec.extra_args.end());
   return argv;
 }
@@ -109,6 +121,17 @@ result<up_options> load_up_config(const fs::path& file, up_options opts) {
           it->enabled = v.as<bool>();
         if (auto v = kv.second["args"])
           it->extra_args = v.as<std::vector<std::string>>();
+      }
+    }
+    // Kubernetes' staticPodPath, handed to the kubelet (after its own args).
+    if (auto v = root["staticPodPath"]) {
+      auto dir = v.as<std::string>();
+      if (!dir.empty()) {
+        std::error_code ec;
+        auto abs = fs::absolute(dir, ec);
+        for (auto& c : opts.components)
+          if (c.name == "kubelet")
+            c.extra_args.push_back("--static-pod-path=" + (ec ? dir : abs.string()));
       }
     }
   } catch (const YAML::Exception& e) {

@@ -273,6 +273,10 @@ int delete_command(const delete_options& opts, io_streams io) {
   // kubectl's rules: --now is a one-second grace, 0 without --force means 1,
   // --force alone means 0.
   int64_t grace = opts.grace_period;
+  if (opts.now && grace != -1) {
+    io.err << "error: --now and --grace-period cannot be specified together\n";
+    return 1;
+  }
   if (opts.now)
     grace = 1;
   if (grace == 0 && !opts.force)

@@ -302,6 +302,28 @@ BOOST_AUTO_TEST_CASE(delete_waits_until_the_pod_is_gone) {
   BOOST_CHECK(err.str().find("Warning: Immediate deletion") == 0);
 }
 
+// kubectl's rules for the grace period: --now is one second, 0 without
+// --force becomes 1, --force alone is 0, --now with --grace-period is an error.
+BOOST_AUTO_TEST_CASE(delete_grace_period_flags_follow_kubectl) {
+  auto file = write("pod.yaml", pod_yaml);
+  auto grace_of = [&](std::vector<std::string> args) {
+    BOOST_REQUIRE_EQUAL(cli({"apply", "-f", file.string()}), 0);
+    std::vector<std::string> all = {"delete", "pod", "web", "--wait=false"};
+    all.insert(all.end(), args.begin(), args.end());
+    BOOST_REQUIRE_EQUAL(cli(all), 0);
+    return api.last_delete_body.value("gracePeriodSeconds", json(-1));
+  };
+  BOOST_CHECK(grace_of({"--now"}) == json(1));
+  BOOST_CHECK(grace_of({"--grace-period", "0"}) == json(1));
+  BOOST_CHECK(grace_of({"--grace-period=0", "--force"}) == json(0));
+  BOOST_CHECK(grace_of({"--grace-period", "9"}) == json(9));
+  BOOST_CHECK(grace_of({}) == json(-1));  // the pod's own terminationGracePeriodSeconds
+  BOOST_REQUIRE_EQUAL(cli({"apply", "-f", file.string()}), 0);
+  BOOST_CHECK_NE(cli({"delete", "pod", "web", "--now", "--grace-period", "3"}), 0);
+  BOOST_CHECK(err.str().find("--now and --grace-period cannot be specified together")
+              != std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(logs_print_the_current_instance) {
   auto file = write("pod.yaml", pod_yaml);
   BOOST_CHECK_EQUAL(cli({"apply", "-f", file.string()}), 0);

@@ -81,10 +81,22 @@ BOOST_AUTO_TEST_CASE(component_argv_has_binary_data_dir_and_extra_args) {
   opts.data_dir = "/var/lib/deckhand";
   opts.bin_dir = "/opt/deckhand/bin";
   component_spec spec{"kubelet", {"--node-name", "n1"}, true};
+  // The kubelet gets deckhand up's local eviction thresholds first...
   std::vector<std::string> want = {"/opt/deckhand/bin/deckhand-kubelet", "--data-dir",
-                                   "/var/lib/deckhand", "--node-name", "n1"};
+                                   "/var/lib/deckhand",
+                                   std::string("--eviction-hard=") + local_eviction_hard,
+                                   "--node-name", "n1"};
   auto got = component_argv(opts, spec);
   BOOST_CHECK_EQUAL_COLLECTIONS(got.begin(), got.end(), want.begin(), want.end());
+  // ...unless its args set their own.
+  component_spec own{"kubelet", {"--eviction-hard=memory.available<1Gi"}, true};
+  std::vector<std::string> want_own = {"/opt/deckhand/bin/deckhand-kubelet", "--data-dir",
+                                       "/var/lib/deckhand", "--eviction-hard=memory.available<1Gi"};
+  auto got_own = component_argv(opts, own);
+  BOOST_CHECK_EQUAL_COLLECTIONS(got_own.begin(), got_own.end(), want_own.begin(), want_own.end());
+  component_spec proxy{"proxy", {"--mode", "log"}, true};
+  auto got_proxy = component_argv(opts, proxy);
+  BOOST_TEST(got_proxy.size() == 5u);
   std::vector<std::string> cleanup = {"/opt/deckhand/bin/deckhand-runtime", "--data-dir",
                                       "/var/lib/deckhand", "--cleanup-all"};
   auto c = cleanup_argv(opts);
@@ -132,6 +144,15 @@ components:
   BOOST_CHECK(bad.err().message.find("unknown component \"scheduler\"") != std::string::npos);
   std::ofstream(file) << "restartBackoff: {initialMilliseconds: [\n";
   BOOST_CHECK(!load_up_config(file, up_options{}).ok());
+
+  // staticPodPath reaches the kubelet as --static-pod-path, after its own args.
+  std::ofstream(file) << "components:\n  kubelet: {args: [\"--x\"]}\n"
+                         "staticPodPath: /etc/deckhand/manifests\n";
+  auto sp = load_up_config(file, up_options{});
+  BOOST_REQUIRE(sp.ok());
+  const auto& kubelet_args = sp->components[2].extra_args;
+  BOOST_REQUIRE_EQUAL(kubelet_args.size(), 2u);
+  BOOST_CHECK_EQUAL(kubelet_args[1], "--static-pod-path=/etc/deckhand/manifests");
 }
 
 BOOST_AUTO_TEST_CASE(wait_statuses_are_described) {

@@ -18,9 +18,15 @@
 #include "deckhand/common/log.hpp"
 #include "deckhand/host/caf_glue.hpp"
 #include "deckhand/kubelet/container_events.hpp"
+#include "deckhand/kubelet/admission.hpp"
 #include "deckhand/kubelet/event_recorder.hpp"
+#include "deckhand/kubelet/eviction.hpp"
+#include "deckhand/kubelet/node_status.hpp"
 #include "deckhand/kubelet/image_pull.hpp"
+#include "deckhand/kubelet/pod_lifecycle.hpp"
 #include "deckhand/kubelet/pod_status.hpp"
+#include "deckhand/kubelet/static_pod_source.hpp"
+#include "deckhand/kubelet/static_pods.hpp"
 #include "deckhand/messages/codec.hpp"
 #include "deckhand/messages/feed.hpp"
 #include "deckhand/messages/json.hpp"
@@ -40,6 +46,8 @@ using clock_type = std::chrono::steady_clock;
 /// `Pulling` once it has taken this long, or when it turns out to have pulled.
 using pull_notice_atom = caf::atom_constant<caf::atom("dh_pullnt")>;
 constexpr std::chrono::milliseconds pull_notice_delay{500};
+/// spec.activeDeadlineSeconds ran out (pod_lifecycle.hpp); carries a generation.
+using deadline_atom = caf::atom_constant<caf::atom("dh_dline")>;
 
 struct context {
   kubelet_sockets sockets;
@@ -68,6 +76,9 @@ struct status_state {
   std::map<std::string, wire::pod_status_update> wanted;  // by uid
   std::map<std::string, std::string> sent;                // uid -> body sent
   std::set<std::string> inflight;
+  /// In-flight requests sent before a stop: their reply must not count as
+  /// sent (a recreated mirror pod needs the status again).
+  std::set<std::string> discard;
   uint64_t tag = 0;
   static inline const char* name = "status_manager";
 };
@@ -96,12 +107,18 @@ caf::behavior status_manager(caf::stateful_actor<status_state>* self, ctx_ptr ct
     [=](stop_atom, const std::string& uid) {
       self->state.wanted.erase(uid);
       self->state.sent.erase(uid);
+      if (self->state.inflight.count(uid))
+        self->state.discard.insert(uid);
     },
     [=](const rpc_reply& r) {
       auto nl = r.what.find('\n');
       auto uid = r.what.substr(0, nl);
       auto body = r.what.substr(nl + 1);
       self->state.inflight.erase(uid);
+      if (self->state.discard.erase(uid)) {
+        flush(uid);
+        return;
+      }
       auto ack = r.as<wire::ack>();
       if (ack) {
         self->state.sent[uid] = body;
@@ -191,6 +208,18 @@ struct worker_state {
   /// server's pod status, so a kubelet restart repeats none.
   std::vector<wire::container_status> reported;
   bool reported_seeded = false;
+  /// Kubernetes' activeDeadlineSeconds: when the pod became active on this
+  /// worker's clock (from status.startTime after a kubelet restart), the
+  /// deadline armed, and whether it has passed (the pod then stops for good).
+  std::optional<clock_type::time_point> active_since;
+  std::optional<clock_type::time_point> deadline_armed;
+  uint64_t deadline_gen = 0;
+  bool deadline_exceeded = false;
+  /// The grace period of the stop_pod sent last (-1: none); it only shrinks.
+  int64_t grace_in_force = -1;
+  /// Set once the eviction manager evicted the pod: it stops, its status
+  /// says Failed/Evicted, and the object stays (eviction.hpp).
+  std::string evicted_message;
   static inline const char* name = "pod_worker";
 };
 
@@ -246,9 +275,13 @@ void publish_status(worker_actor* self) {
   obs.runtime_error_message = st.err_message;
   obs.waiting = st.waiting;
   obs.terminating = st.phase != worker_phase::syncing;
+  obs.containers_stopped = st.stopped && obs.terminating;
+  obs.deadline_exceeded = st.deadline_exceeded;
   obs.host_ip = st.ctx->cfg.host_ip;
   obs.now = now_rfc3339();
   auto status = compute_status(st.desired, obs, st.last_status);
+  if (!st.evicted_message.empty())
+    mark_evicted(status, st.evicted_message, obs.now);
   st.last_status = status;
   wire::pod_status_update u;
   u.namespace_ = st.desired.metadata.namespace_;
@@ -309,7 +342,14 @@ bool ensure_images(worker_actor* self, clock_type::time_point now) {
   auto& st = self->state;
   const auto& cfg = st.ctx->cfg;
   std::optional<clock_type::time_point> wake;
-  for (const auto& c : st.desired.spec.containers) {
+  // Init containers' images too: all are present before the sandbox exists.
+  std::vector<const wire::container*> all;
+  for (const auto& c : st.desired.spec.init_containers)
+    all.push_back(&c);
+  for (const auto& c : st.desired.spec.containers)
+    all.push_back(&c);
+  for (const auto* cp : all) {
+    const auto& c = *cp;
     auto policy = pull_policy(c);
     if (policy == "Never" || st.images_ready.count(c.image))
       continue;
@@ -358,6 +398,85 @@ bool ensure_images(worker_actor* self, clock_type::time_point now) {
   return true;
 }
 
+/// Stops the pod's containers with the effective grace period (it only
+/// shrinks); the reply ("stop") steps again.
+void send_stop(worker_actor* self) {
+  auto& st = self->state;
+  auto grace = effective_grace_period(st.have_desired ? &st.desired : nullptr,
+                                      st.grace_in_force, st.kill_grace);
+  st.grace_in_force = grace;
+  if (st.have_sandbox)
+    for (const auto& rec : st.sandbox.containers)
+      if (rec.status.state.is_running())
+        emit(self, container_field_path(rec.name), "Normal", "Killing",
+             "Stopping container " + rec.name);
+  st.busy = true;
+  call(*st.ctx, st.ctx->sockets.runtime, wire::stop_pod_request{st.uid, grace},
+       st.ctx->cfg.request_deadline + std::chrono::seconds(grace + 15),
+       caf::actor_cast<caf::actor>(self), 0, "stop");
+}
+
+/// Kubernetes (pod workers): a kill with a shorter grace period than the one
+/// under way takes over. The runtime's supervisor moves its SIGKILL deadline
+/// earlier (never later); the first stop's reply still completes the stop.
+void shorten_stop(worker_actor* self) {
+  auto& st = self->state;
+  if (!st.busy || st.stopped || st.grace_in_force < 0 || st.phase != worker_phase::terminating)
+    return;
+  auto grace = effective_grace_period(st.have_desired ? &st.desired : nullptr,
+                                      st.grace_in_force, st.kill_grace);
+  if (grace >= st.grace_in_force)
+    return;
+  log::get()->info("msg=\"shortening the grace period\" uid={} from={} to={}", st.uid,
+                   st.grace_in_force, grace);
+  st.grace_in_force = grace;
+  call(*st.ctx, st.ctx->sockets.runtime, wire::stop_pod_request{st.uid, grace},
+       st.ctx->cfg.request_deadline + std::chrono::seconds(grace + 15),
+       caf::actor_cast<caf::actor>(self), 0, "shorten");
+}
+
+/// Kubernetes' activeDeadlineHandler: a pod active longer than
+/// spec.activeDeadlineSeconds fails (DeadlineExceeded) and its containers
+/// stop; it never runs again, and its sandbox stays until the pod is deleted.
+/// Returns true once the deadline has passed.
+bool enforce_active_deadline(worker_actor* self) {
+  auto& st = self->state;
+  auto now = self->clock().now();
+  if (!st.deadline_exceeded) {
+    if (!st.active_since) {
+      // status.startTime survives a kubelet restart; the worker's own clock
+      // (virtual in tests) measures from there.
+      const auto& start = !st.last_status.start_time.empty() ? st.last_status.start_time
+                                                             : st.desired.status.start_time;
+      st.active_since = now - active_duration(start, std::chrono::system_clock::now());
+    }
+    auto left = active_deadline_left(st.desired.spec,
+                                     std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       now - *st.active_since));
+    if (!left)
+      return false;
+    if (left->count() > 0) {
+      auto at = now + *left;
+      if (!st.deadline_armed || *st.deadline_armed != at) {
+        st.deadline_armed = at;
+        self->delayed_send(self, *left, deadline_atom::value, ++st.deadline_gen);
+      }
+      return false;
+    }
+    st.deadline_exceeded = true;
+    log::get()->info("msg=\"pod exceeded its active deadline\" {} activeDeadlineSeconds={}",
+                     pod_ref(st.desired), st.desired.spec.active_deadline_seconds);
+    emit(self, "", "Normal", reason_deadline_exceeded, message_deadline_exceeded);
+  }
+  if (st.have_sandbox && !st.stopped) {
+    publish_status(self);
+    send_stop(self);
+    return true;
+  }
+  publish_status(self);
+  return true;
+}
+
 void step(worker_actor* self) {
   auto& st = self->state;
   if (st.busy || st.phase == worker_phase::terminated)
@@ -375,22 +494,7 @@ void step(worker_actor* self) {
     if (!st.sandbox_known)
       return;  // wait for the first relist: maybe there is nothing to stop
     if (!st.stopped) {
-      int64_t grace = st.kill_grace >= 0 ? st.kill_grace : 30;
-      if (st.have_desired) {
-        grace = st.desired.spec.termination_grace_period_seconds;
-        if (!st.desired.metadata.deletion_timestamp.empty())
-          grace = st.desired.metadata.deletion_grace_period_seconds;
-      }
-      if (st.kill_grace >= 0)
-        grace = st.kill_grace;
-      if (st.have_sandbox)
-        for (const auto& rec : st.sandbox.containers)
-          if (rec.status.state.is_running())
-            emit(self, container_field_path(rec.name), "Normal", "Killing",
-                 "Stopping container " + rec.name);
-      st.busy = true;
-      call(ctx, st.ctx->sockets.runtime, wire::stop_pod_request{st.uid, grace},
-           st.ctx->cfg.request_deadline + std::chrono::seconds(grace + 15), me, 0, "stop");
+      send_stop(self);
       return;
     }
     if (!st.removed) {
@@ -399,7 +503,7 @@ void step(worker_actor* self) {
            st.ctx->cfg.request_deadline + std::chrono::seconds(10), me, 0, "remove");
       return;
     }
-    if (!st.api_deleted && st.have_desired && !st.finalized) {
+    if (!st.api_deleted && st.have_desired && !st.finalized && st.evicted_message.empty()) {
       st.busy = true;
       wire::pod_finalize f;
       f.namespace_ = st.desired.metadata.namespace_;
@@ -419,6 +523,14 @@ void step(worker_actor* self) {
   // Syncing.
   if (!st.have_desired || !st.sandbox_known)
     return;
+  if (enforce_active_deadline(self))
+    return;
+  // Kubernetes: a pod in a terminal phase never runs again.
+  if (!st.have_sandbox
+      && (st.last_status.phase == "Succeeded" || st.last_status.phase == "Failed")) {
+    publish_status(self);
+    return;
+  }
   if (!st.have_sandbox) {
     if (!st.pulling.empty())
       return;  // its reply steps again
@@ -432,7 +544,11 @@ void step(worker_actor* self) {
       return;
     st.busy = true;
     log::get()->info("msg=\"starting pod\" {}", pod_ref(st.desired));
-    call(ctx, st.ctx->sockets.runtime, wire::run_pod_request{st.desired},
+    wire::run_pod_request run{st.desired};
+    // status.hostIP for the downward API (env fieldRef status.hostIP).
+    if (run.pod_.status.host_ip.empty())
+      run.pod_.status.host_ip = ctx.cfg.host_ip;
+    call(ctx, st.ctx->sockets.runtime, run,
          st.ctx->cfg.request_deadline + std::chrono::seconds(60), me, 0, "run");
     return;
   }
@@ -505,6 +621,13 @@ caf::behavior pod_worker(worker_actor* self, ctx_ptr ctx, caf::actor parent,
       auto& s = self->state;
       s.desired = p;
       s.have_desired = true;
+      // After a kubelet restart the API server's status is where we left
+      // off: its startTime, transition times and a terminal phase carry on.
+      if (s.last_status.phase.empty() && !p.status.phase.empty()) {
+        s.last_status = p.status;
+        s.deadline_exceeded = p.status.reason == reason_deadline_exceeded;
+      }
+      shorten_stop(self);
       step(self);
     },
     // The object left the API server (force delete) or never was there
@@ -514,6 +637,7 @@ caf::behavior pod_worker(worker_actor* self, ctx_ptr ctx, caf::actor parent,
       s.api_deleted = true;
       if (s.kill_grace < 0 || grace < s.kill_grace)
         s.kill_grace = grace;
+      shorten_stop(self);
       step(self);
     },
     [=](status_atom, const wire::sandbox_status& sb) {
@@ -541,8 +665,23 @@ caf::behavior pod_worker(worker_actor* self, ctx_ptr ctx, caf::actor parent,
       }
       step(self);
     },
+    // Evicted by the eviction manager: stop with Kubernetes' 1 s grace.
+    [=](evict_atom, const std::string& message) {
+      auto& s = self->state;
+      if (s.phase == worker_phase::terminated || !s.evicted_message.empty())
+        return;
+      s.evicted_message = message;
+      if (s.kill_grace < 0 || s.kill_grace > 1)
+        s.kill_grace = 1;
+      publish_status(self);
+      step(self);
+    },
     [=](tick_atom, uint64_t gen) {
       if (gen == self->state.timer_gen)
+        step(self);
+    },
+    [=](deadline_atom, uint64_t gen) {
+      if (gen == self->state.deadline_gen)
         step(self);
     },
     [=](pull_notice_atom, uint64_t gen) {
@@ -556,6 +695,14 @@ caf::behavior pod_worker(worker_actor* self, ctx_ptr ctx, caf::actor parent,
       auto& s = self->state;
       if (r.what == "pull") {
         on_pull_reply(self, r);
+        return;
+      }
+      if (r.what == "shorten") {
+        // The first stop's reply completes the stop; this one only moved
+        // the SIGKILL deadline.
+        if (auto rep = r.as<wire::sandbox_status_reply>(); !rep)
+          log::get()->warn("msg=\"shortening the grace period failed\" uid={} error=\"{}\"",
+                           s.uid, rep.err().message);
         return;
       }
       s.busy = false;
@@ -590,6 +737,13 @@ caf::behavior pod_worker(worker_actor* self, ctx_ptr ctx, caf::actor parent,
                  s.waiting[name].message);
             emit(self, container_field_path(name), "Warning", "Failed",
                  std::string("Error: ") + reason_err_image_never_pull);
+          }
+          // Kubernetes: a container that cannot be configured (a missing
+          // ConfigMap key, ...) waits with CreateContainerConfigError.
+          if (auto cfg = config_error_waiting(e.message)) {
+            s.err_reason = cfg->reason;
+            s.err_message = cfg->message;
+            emit(self, "", "Warning", "Failed", "Error: " + cfg->message);
           }
           s.next_attempt = self->clock().now() + s.run_backoff.next();
           log::get()->warn("msg=\"pod start failed\" {} code={} error=\"{}\"",
@@ -636,89 +790,6 @@ caf::behavior pod_worker(worker_actor* self, ctx_ptr ctx, caf::actor parent,
   };
 }
 
-// -- node status ------------------------------------------------------------------
-
-std::string read_os_image() {
-  std::ifstream in("/etc/os-release");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("PRETTY_NAME=", 0) == 0) {
-      auto v = line.substr(12);
-      if (v.size() >= 2 && v.front() == '"')
-        v = v.substr(1, v.size() - 2);
-      return v;
-    }
-  return "Linux";
-}
-
-wire::node make_node(const kubelet_config& cfg) {
-  wire::node n;
-  n.metadata.name = cfg.node_name;
-  n.metadata.labels = {{"kubernetes.io/hostname", cfg.node_name},
-                       {"kubernetes.io/os", "linux"},
-                       {"kubernetes.io/arch", "amd64"}};
-  struct sysinfo si {};
-  ::sysinfo(&si);
-  auto mem_ki = static_cast<uint64_t>(si.totalram) * si.mem_unit / 1024;
-  n.status.capacity = {{"cpu", std::to_string(std::thread::hardware_concurrency())},
-                       {"memory", std::to_string(mem_ki) + "Ki"},
-                       {"pods", "110"}};
-  n.status.allocatable = n.status.capacity;
-  auto now = now_rfc3339();
-  wire::node_condition ready;
-  ready.type = "Ready";
-  ready.status = "True";
-  ready.reason = "KubeletReady";
-  ready.message = "kubelet is posting ready status";
-  ready.last_heartbeat_time = now;
-  ready.last_transition_time = now;
-  n.status.conditions.push_back(ready);
-  if (!cfg.host_ip.empty())
-    n.status.addresses.push_back({"InternalIP", cfg.host_ip});
-  n.status.addresses.push_back({"Hostname", cfg.node_name});
-  struct utsname u {};
-  ::uname(&u);
-  n.status.node_info.kernel_version = u.release;
-  n.status.node_info.os_image = read_os_image();
-  n.status.node_info.architecture = "amd64";
-  n.status.node_info.kubelet_version = "v1.32.0-deckhand";
-  n.status.node_info.container_runtime_version = "deckhand://0.1.0";
-  return n;
-}
-
-struct node_state {
-  ctx_ptr ctx;
-  bool registered = false;
-  static inline const char* name = "node_status";
-};
-
-caf::behavior node_status(caf::stateful_actor<node_state>* self, ctx_ptr ctx) {
-  self->state.ctx = ctx;
-  self->send(self, tick_atom::value, uint64_t{0});
-  return {
-    [=](tick_atom, uint64_t) {
-      auto& c = *self->state.ctx;
-      wire::node_heartbeat hb;
-      hb.node_ = make_node(c.cfg);
-      call(c, c.sockets.api, hb, c.cfg.request_deadline,
-           caf::actor_cast<caf::actor>(self), 0, "heartbeat");
-    },
-    [=](const rpc_reply& r) {
-      auto ack = r.as<wire::ack>();
-      auto& c = *self->state.ctx;
-      if (ack && !self->state.registered) {
-        log::get()->info("msg=\"node registered\" node={}", c.cfg.node_name);
-        self->state.registered = true;
-      } else if (!ack) {
-        log::get()->warn("msg=\"node heartbeat failed\" error=\"{}\"", ack.err().message);
-      }
-      auto period = ack ? c.cfg.node_status_period
-                        : std::min(c.cfg.node_status_period, std::chrono::milliseconds(1000));
-      self->delayed_send(self, period, tick_atom::value, uint64_t{0});
-    },
-  };
-}
-
 // -- sync loop ----------------------------------------------------------------------
 
 struct sync_state {
@@ -739,6 +810,15 @@ struct sync_state {
   bool runtime_listed = false;
   std::vector<wire::envelope> buffered;
   uint64_t tick_gen = 0;
+  /// The file source (static_pod_source.hpp) and the static pods it asks
+  /// for, by uid. Until it has reported once, no sandbox counts as orphaned.
+  caf::actor static_source;
+  std::map<std::string, wire::pod> static_pods;
+  bool static_synced = true;
+  /// Admission (admission.hpp): the node's allocatable resources and the
+  /// pressure conditions the eviction manager reports True.
+  resource_amounts allocatable;
+  std::vector<std::string> pressure;
   static inline const char* name = "kubelet";
 };
 
@@ -794,12 +874,79 @@ void request_relist(sync_actor* self) {
        st.ctx->cfg.request_deadline, caf::actor_cast<caf::actor>(self), 0, "relist");
 }
 
+/// Kubernetes' active pods: admitted (a worker runs them) and not terminal.
+/// Static pods count for admission; the eviction manager does not get them
+/// (they are critical in Kubernetes).
+std::vector<const wire::pod*> active_pods(const sync_state& st, bool with_static) {
+  std::vector<const wire::pod*> out;
+  auto terminal = [](const wire::pod& p) {
+    return p.status.phase == "Succeeded" || p.status.phase == "Failed";
+  };
+  for (const auto& [uid, p] : st.desired)
+    if (st.workers.count(uid) && !terminal(p))
+      out.push_back(&p);
+  if (with_static)
+    for (const auto& [uid, p] : st.static_pods)
+      if (st.workers.count(uid) && !terminal(p))
+        out.push_back(&p);
+  return out;
+}
+
+/// Admission of a pod without a worker (admission.hpp). A rejected pod is
+/// Failed with the reason, gets a Warning event and never runs; one the
+/// kubelet rejected or evicted before (a restart) is not run again.
+bool admitted(sync_actor* self, const wire::pod& p) {
+  auto& st = self->state;
+  auto uid = p.metadata.uid;
+  if (p.status.phase == "Succeeded" || p.status.phase == "Failed") {
+    if (!rejected_by_kubelet(p.status))
+      return true;
+    st.finished.insert(uid);
+    st.desired.erase(uid);
+    return false;
+  }
+  auto r = admit_pod(p, active_pods(st, true), st.allocatable, st.pressure);
+  if (r.admit)
+    return true;
+  log::get()->warn("msg=\"pod rejected\" {} reason={} message=\"{}\"", pod_ref(p), r.reason,
+                   r.message);
+  wire::pod_status_update u;
+  u.namespace_ = p.metadata.namespace_;
+  u.name = p.metadata.name;
+  u.uid = uid;
+  u.status = rejected_status(r);
+  self->send(st.status_mgr, status_atom::value, std::move(u));
+  if (st.recorder)
+    self->send(st.recorder, record_atom::value, pod_event(p, "", "Warning", r.reason, r.message));
+  st.finished.insert(uid);
+  st.desired.erase(uid);
+  return false;
+}
+
+/// Pods in the order Kubernetes admits them: oldest first.
+std::vector<wire::pod> admission_order(const std::map<std::string, wire::pod>& pods) {
+  std::vector<wire::pod> out;
+  for (const auto& [uid, p] : pods)
+    out.push_back(p);
+  std::stable_sort(out.begin(), out.end(), [](const wire::pod& a, const wire::pod& b) {
+    return a.metadata.creation_timestamp < b.metadata.creation_timestamp;
+  });
+  return out;
+}
+
 void apply_event(sync_actor* self, const wire::watch_event& ev) {
   auto& st = self->state;
   if (ev.kind != "pods")
     return;
   const auto& p = ev.pod_;
   const auto& uid = p.metadata.uid;
+  // A mirror pod only shows a static pod: never run from this source.
+  if (is_mirror_pod(p)) {
+    if (mine(st, p) && st.static_source)
+      self->send(st.static_source, mirror_atom::value, ev.type, std::vector<wire::pod>{p},
+                 ev.revision);
+    return;
+  }
   if (ev.type == "DELETED") {
     st.desired.erase(uid);
     auto it = st.workers.find(uid);
@@ -808,6 +955,8 @@ void apply_event(sync_actor* self, const wire::watch_event& ev) {
     return;
   }
   if (!mine(st, p) || st.finished.count(uid))
+    return;
+  if (!st.workers.count(uid) && !admitted(self, p))
     return;
   st.desired[uid] = p;
   self->send(worker_for(self, uid), sync_atom::value, p);
@@ -848,19 +997,28 @@ void on_snapshot(sync_actor* self, const wire::list_reply& rep, uint64_t incarna
   auto& st = self->state;
   std::map<std::string, wire::pod> fresh;
   std::set<std::string> listed;
+  std::vector<wire::pod> mirrors;
   for (const auto& p : rep.pods) {
     listed.insert(p.metadata.uid);
-    if (mine(st, p) && !st.finished.count(p.metadata.uid))
+    if (is_mirror_pod(p)) {
+      if (mine(st, p))
+        mirrors.push_back(p);
+    } else if (mine(st, p) && !st.finished.count(p.metadata.uid)) {
       fresh[p.metadata.uid] = p;
+    }
   }
+  if (st.static_source)
+    self->send(st.static_source, mirror_atom::value, std::string("SNAPSHOT"),
+               std::move(mirrors), rep.revision);
   std::erase_if(st.finished, [&](const std::string& uid) { return !listed.count(uid); });
   // Pods that vanished while we were not listening.
   for (auto& [uid, w] : st.workers)
     if (!fresh.count(uid) && st.desired.count(uid))
       self->send(w, stop_atom::value, int64_t{0});
   st.desired = std::move(fresh);
-  for (auto& [uid, p] : st.desired)
-    self->send(worker_for(self, uid), sync_atom::value, p);
+  for (const auto& p : admission_order(st.desired))
+    if (st.workers.count(p.metadata.uid) || admitted(self, p))
+      self->send(worker_for(self, p.metadata.uid), sync_atom::value, p);
   st.follower.reset(incarnation, rep.feed_seq, self->clock().now());
   if (!st.api_synced)
     log::get()->info("msg=\"synced with the API server\" pods={}", st.desired.size());
@@ -883,7 +1041,8 @@ void on_relist(sync_actor* self, const wire::list_sandboxes_reply& rep) {
     auto it = st.workers.find(sb.uid);
     if (it != st.workers.end()) {
       self->send(it->second, status_atom::value, sb);
-    } else if (st.api_synced && !st.desired.count(sb.uid)) {
+    } else if (st.api_synced && st.static_synced && !st.desired.count(sb.uid)
+               && !st.static_pods.count(sb.uid)) {
       // A sandbox no pod asks for: a leftover of a pod deleted while we were down.
       log::get()->info("msg=\"removing orphaned pod sandbox\" uid={} pod={}/{}", sb.uid,
                        sb.namespace_, sb.name);
@@ -897,14 +1056,40 @@ void on_relist(sync_actor* self, const wire::list_sandboxes_reply& rep) {
       self->send(w, status_atom::value);
 }
 
+/// The file source's full set of static pods: new ones start, gone ones
+/// (file removed or changed: a changed file is a new uid) stop with their
+/// own grace period. Nothing here needs the API server.
+void apply_static_pods(sync_actor* self, const std::vector<wire::pod>& pods) {
+  auto& st = self->state;
+  std::map<std::string, wire::pod> fresh;
+  for (const auto& p : pods)
+    fresh[p.metadata.uid] = p;
+  for (const auto& [uid, p] : st.static_pods) {
+    if (fresh.count(uid))
+      continue;
+    log::get()->info("msg=\"static pod removed\" {}", pod_ref(p));
+    if (auto w = st.workers.find(uid); w != st.workers.end())
+      self->send(w->second, stop_atom::value, p.spec.termination_grace_period_seconds);
+  }
+  st.static_pods = std::move(fresh);
+  st.static_synced = true;
+  for (const auto& [uid, p] : st.static_pods)
+    self->send(worker_for(self, uid), sync_atom::value, p);
+}
+
 caf::behavior sync_loop(sync_actor* self, ctx_ptr ctx) {
   auto& st = self->state;
   st.ctx = ctx;
   st.follower = wire::feed_follower(ctx->cfg.feed_silence);
   st.status_mgr = self->spawn(status_manager, ctx);
   self->link_to(st.status_mgr);
-  auto node = self->spawn(node_status, ctx);
+  auto node = spawn_node_status(
+    self->system(),
+    node_status_sink{ctx->sockets.request, ctx->sockets.api, ctx->cfg.request_deadline},
+    node_identity{ctx->cfg.node_name, ctx->cfg.host_ip}, ctx->cfg.node, ctx->cfg.data_dir,
+    ctx->cfg.node_status_period);
   self->link_to(node);
+  st.allocatable = node_allocatable(ctx->cfg.node, node_capacity(ctx->cfg.node, ctx->cfg.data_dir));
   {
     event_recorder_config rc = ctx->cfg.events;
     rc.host = ctx->cfg.node_name;
@@ -914,9 +1099,33 @@ caf::behavior sync_loop(sync_actor* self, ctx_ptr ctx) {
                                        ctx->event_stats);
     self->link_to(st.recorder);
   }
+  {
+    eviction_deps deps;
+    auto data_dir = ctx->cfg.data_dir;
+    deps.read_stats = [data_dir] { return read_node_stats(data_dir); };
+    deps.request = ctx->sockets.request;
+    deps.runtime = ctx->sockets.runtime;
+    deps.pod_source = caf::actor_cast<caf::actor>(self);
+    deps.evict_target = deps.pod_source;
+    deps.recorder = st.recorder;
+    deps.pressure_listeners = {node, deps.pod_source};
+    auto ec = ctx->cfg.eviction;
+    ec.hard = ctx->cfg.node.eviction_hard;
+    self->link_to(spawn_eviction_manager(self->system(), std::move(deps), ec));
+  }
+  if (!ctx->cfg.static_pod_path.empty()) {
+    static_pod_source_config sc{ctx->cfg.static_pod_path, ctx->cfg.node_name,
+                                ctx->cfg.static_pod_poll, ctx->cfg.request_deadline};
+    st.static_source = spawn_static_pod_source(self->system(), sc, ctx->sockets.request,
+                                               ctx->sockets.api,
+                                               caf::actor_cast<caf::actor>(self), st.status_mgr);
+    self->link_to(st.static_source);
+    st.static_synced = false;
+  }
   self->send(self, tick_atom::value, uint64_t{0});
   return {
     [=](feed_atom, const wire::envelope& env) { on_feed(self, env); },
+    [=](static_atom, const std::vector<wire::pod>& pods) { apply_static_pods(self, pods); },
     [=](const transport::inbound_request& req) {
       if (req.env.hdr.type != wire::pod_status_notify::type_id)
         return;  // notifications only; the bridge answers ping
@@ -934,6 +1143,20 @@ caf::behavior sync_loop(sync_actor* self, ctx_ptr ctx) {
       request_relist(self);
       self->delayed_send(self, s.ctx->cfg.relist_period, tick_atom::value, uint64_t{0});
     },
+    [=](pods_atom) {
+      std::vector<wire::pod> out;
+      for (const auto* p : active_pods(self->state, false))
+        out.push_back(*p);
+      return out;
+    },
+    [=](evict_atom, const std::string& uid, const std::string& message) {
+      auto it = self->state.workers.find(uid);
+      if (it != self->state.workers.end())
+        self->send(it->second, evict_atom::value, message);
+    },
+    [=](pressure_atom, std::vector<std::string> pressure) {
+      self->state.pressure = std::move(pressure);
+    },
     [=](stop_atom, const std::string& uid) {
       auto& s = self->state;
       s.workers.erase(uid);
@@ -941,6 +1164,11 @@ caf::behavior sync_loop(sync_actor* self, ctx_ptr ctx) {
       // A pod that is still desired (deleted and re-created with the same uid
       // cannot happen) is dropped from the desired set once terminated.
       s.desired.erase(uid);
+      // A static pod whose file came back while it was stopping runs again.
+      if (auto sp = s.static_pods.find(uid); sp != s.static_pods.end()) {
+        s.finished.erase(uid);
+        self->send(worker_for(self, uid), sync_atom::value, sp->second);
+      }
     },
     [=](const rpc_reply& r) {
       auto& s = self->state;

@@ -377,3 +377,95 @@ BOOST_AUTO_TEST_CASE(go_durations_print_like_kubernetes) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(supervisor_notes_suite)
+
+wire::supervisor_note make_note(uint64_t seq, const std::string& at, const std::string& msg,
+                                const std::string& reason = "Unhealthy",
+                                const std::string& type = "Warning") {
+  wire::supervisor_note n;
+  n.seq = seq;
+  n.type = type;
+  n.reason = reason;
+  n.message = msg;
+  n.timestamp = at;
+  return n;
+}
+
+wire::sandbox_status sandbox_notes(std::vector<wire::supervisor_note> notes,
+                                   const std::string& uid = "u-notes") {
+  wire::sandbox_status sb;
+  sb.uid = uid;
+  wire::container_record r;
+  r.name = "app";
+  r.status.name = "app";
+  r.notes = std::move(notes);
+  sb.containers.push_back(r);
+  return sb;
+}
+
+// Kubernetes: each failed probe is an Unhealthy (Warning) event, the kill a
+// Killing (Normal) event; each supervisor note becomes one event, once.
+BOOST_AUTO_TEST_CASE(each_note_above_the_mark_is_one_event) {
+  kubelet::note_marks marks;
+  auto sb = sandbox_notes({make_note(1, "2024-05-01T12:00:01Z", "Liveness probe failed: x"),
+                           make_note(2, "2024-05-01T12:00:02Z", "Liveness probe failed: x"),
+                           make_note(3, "2024-05-01T12:00:02Z",
+                                     "Container app failed liveness probe, will be restarted",
+                                     "Killing", "Normal")});
+  auto ev = kubelet::note_events(sb, marks, {});
+  BOOST_REQUIRE_EQUAL(ev.size(), 3u);
+  BOOST_TEST(ev[0].reason == "Unhealthy");
+  BOOST_TEST(ev[0].type == "Warning");
+  BOOST_TEST(ev[0].field_path == "spec.containers{app}");
+  BOOST_TEST(ev[2].reason == "Killing");
+  BOOST_TEST(ev[2].type == "Normal");
+  BOOST_TEST(kubelet::note_events(sb, marks, {}).empty());
+  sb.containers[0].notes.push_back(make_note(4, "2024-05-01T12:00:03Z", "Readiness probe failed: y"));
+  ev = kubelet::note_events(sb, marks, {});
+  BOOST_REQUIRE_EQUAL(ev.size(), 1u);
+  BOOST_TEST(ev[0].message == "Readiness probe failed: y");
+}
+
+// After a kubelet restart (no marks), notes older than the kubelet's start
+// were the previous kubelet's: no repeats; newer ones are reported.
+BOOST_AUTO_TEST_CASE(no_repeats_after_a_kubelet_restart) {
+  kubelet::note_marks marks;
+  auto sb = sandbox_notes({make_note(7, "2024-05-01T12:00:01Z", "old"),
+                           make_note(8, "2024-05-01T12:00:09Z", "new")});
+  auto ev = kubelet::note_events(sb, marks, "2024-05-01T12:00:05Z");
+  BOOST_REQUIRE_EQUAL(ev.size(), 1u);
+  BOOST_TEST(ev[0].message == "new");
+  BOOST_TEST(kubelet::note_events(sb, marks, "2024-05-01T12:00:05Z").empty());
+}
+
+// Init containers' notes name spec.initContainers; a container whose note
+// numbering went backwards (status lost) starts over.
+BOOST_AUTO_TEST_CASE(init_containers_and_numbering_restarts) {
+  kubelet::note_marks marks;
+  auto sb = sandbox_notes({make_note(5, "2024-05-01T12:00:01Z", "a")});
+  wire::container_record init;
+  init.name = "setup";
+  init.notes.push_back(make_note(1, "2024-05-01T12:00:01Z", "PreStopHook failed", "FailedPreStopHook"));
+  sb.init_containers.push_back(init);
+  auto ev = kubelet::note_events(sb, marks, {});
+  BOOST_REQUIRE_EQUAL(ev.size(), 2u);
+  BOOST_TEST(ev[0].field_path == "spec.initContainers{setup}");
+  sb.containers[0].notes = {make_note(1, "2024-05-01T12:01:00Z", "b")};
+  ev = kubelet::note_events(sb, marks, {});
+  BOOST_REQUIRE_EQUAL(ev.size(), 1u);
+  BOOST_TEST(ev[0].message == "b");
+}
+
+// container_events() reports notes too, once per process.
+BOOST_AUTO_TEST_CASE(container_events_include_notes_once) {
+  auto pod = make_pod();
+  auto sb = sandbox_notes({make_note(1, "2999-01-01T00:00:00Z", "Startup probe failed: z")},
+                          "u-notes-once");
+  auto ev = kubelet::container_events(pod, {sb.containers[0].status}, sb);
+  BOOST_REQUIRE_EQUAL(ev.size(), 1u);
+  BOOST_TEST(ev[0].message == "Startup probe failed: z");
+  BOOST_TEST(kubelet::container_events(pod, {sb.containers[0].status}, sb).empty());
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -110,7 +110,8 @@ BOOST_AUTO_TEST_CASE(terminal_phases_follow_restart_policy) {
   BOOST_TEST(compute_status(make_pod("OnFailure"), o2, {}).phase == "Running");
   BOOST_TEST(compute_status(make_pod("Always"), o1, {}).phase == "Running");
   auto failed = compute_status(make_pod("Never"), o2, {});
-  BOOST_TEST(cond(failed, "Ready")->reason == "PodCompleted");
+  // Kubernetes (generateContainersReadyConditionForTerminalPhase): PodFailed.
+  BOOST_TEST(cond(failed, "Ready")->reason == "PodFailed");
   // A terminal phase never goes back.
   wire::sandbox_status again;
   again.containers = {running("c0")};

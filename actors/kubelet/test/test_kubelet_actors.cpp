@@ -455,6 +455,9 @@ kubelet::kubelet_config test_config(const fs::path& dir) {
   cfg.request_deadline = 5000ms;             // real time, on the bridge thread
   cfg.retry_initial = 500ms;
   cfg.retry_max = 10000ms;
+  // The eviction manager reads the real machine (memory, the data dir's
+  // disk); these tests are about pods, not about this machine's free space.
+  cfg.node.eviction_hard.clear();
   return cfg;
 }
 
@@ -1227,6 +1230,107 @@ BOOST_FIXTURE_TEST_CASE(failed_pulls_give_failed_and_backoff_events_that_aggrega
     "BackOff: Back-off pulling image \"" + img + "\" (x2)",
     "Failed: Error: ImagePullBackOff (x2)"};
   BOOST_TEST(evs == want, boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// Pod lifecycle: activeDeadlineSeconds, grace periods of deletions.
+BOOST_AUTO_TEST_SUITE(kubelet_pod_lifecycle)
+using namespace kubelet_actors;
+
+/// The last status the kubelet reported for `uid`.
+wire::pod_status last_status(world& w, const std::string& uid) {
+  auto updates = w.api->updates_for(uid);
+  BOOST_REQUIRE(!updates.empty());
+  return updates.back().status;
+}
+
+// Kubernetes (activeDeadlineHandler): a pod active longer than
+// activeDeadlineSeconds fails with DeadlineExceeded, its containers stop
+// (with its own grace period), it never runs again, and its object stays
+// until it is deleted.
+BOOST_FIXTURE_TEST_CASE(active_deadline_fails_and_stops_the_pod, world) {
+  auto p = make_pod("web", "u1");
+  p.spec.active_deadline_seconds = 5;
+  store(p);
+  auto& k = start_kubelet();
+  BOOST_REQUIRE(rt->runs_of("u1") == 1);
+  k.advance(4s);
+  BOOST_TEST(locked([&] { return rt->stops; }) == 0);
+  BOOST_TEST(last_status(*this, "u1").phase == "Running");
+  k.advance(2s);
+  std::vector<std::string> want = {"runtime:run_pod:u1", "runtime:stop_pod:u1:30"};
+  BOOST_TEST(log_matching("u1") == want, boost::test_tools::per_element());
+  auto st = last_status(*this, "u1");
+  BOOST_TEST(st.phase == "Failed");
+  BOOST_TEST(st.reason == "DeadlineExceeded");
+  BOOST_TEST(st.message == "Pod was active on the node longer than the specified deadline");
+  auto evs = events_of(*this, "u1");
+  BOOST_TEST((std::find(evs.begin(), evs.end(),
+                        "DeadlineExceeded: Pod was active on the node longer than the "
+                        "specified deadline (x1)")
+              != evs.end()));
+  // Nothing more happens: no restart, no removal.
+  k.advance(3s);
+  BOOST_TEST(log_matching("u1") == want, boost::test_tools::per_element());
+  BOOST_TEST(last_status(*this, "u1").phase == "Failed");
+
+  // A kubelet restart keeps the pod failed (the API server's status says so).
+  stop_kubelet();
+  auto failed = last_status(*this, "u1");
+  locked([&] { return api->pods["u1"].status = failed, 0; });
+  auto& k2 = start_kubelet();
+  k2.advance(2s);
+  BOOST_TEST(rt->runs_of("u1") == 1);
+  BOOST_TEST(last_status(*this, "u1").phase == "Failed");
+
+  // Deleting it removes the sandbox and the object.
+  p.metadata.deletion_timestamp = "2026-01-01T00:05:00Z";
+  p.metadata.deletion_grace_period_seconds = 30;
+  api->publish("MODIFIED", p);
+  k2.settle();
+  auto log = log_matching("u1");
+  BOOST_TEST(log.back() == "api:pod_finalize:u1");
+  BOOST_TEST(rt->runs_of("u1") == 1);
+}
+
+// Kubernetes: the deadline counts from status.startTime, also for a pod the
+// kubelet picks up again after a restart.
+BOOST_FIXTURE_TEST_CASE(active_deadline_counts_from_start_time, world) {
+  auto p = make_pod("web", "u1");
+  p.spec.active_deadline_seconds = 60;
+  p.status.phase = "Running";
+  p.status.start_time = "2020-01-01T00:00:00Z";  // long ago
+  store(p);
+  locked([&] { return rt->sandboxes["u1"] = fake_runtime::running_sandbox(p), 0; });
+  auto& k = start_kubelet();
+  k.advance(1s);
+  BOOST_TEST(last_status(*this, "u1").reason == "DeadlineExceeded");
+  BOOST_TEST(rt->runs_of("u1") == 0);
+}
+
+// Kubernetes: a force-deleted pod (the object is gone at once) is still
+// stopped by the kubelet; deckhand kills it without a grace period. A
+// deletion with one second (kubectl --now) still gets kuberuntime's
+// two-second minimum.
+BOOST_FIXTURE_TEST_CASE(force_deletion_and_minimum_grace, world) {
+  auto p = make_pod("web", "u1");
+  auto q = make_pod("db", "u2");
+  store(p);
+  store(q);
+  auto& k = start_kubelet();
+  BOOST_REQUIRE(rt->runs_of("u1") == 1 && rt->runs_of("u2") == 1);
+  api->publish("DELETED", p);
+  q.metadata.deletion_timestamp = "2026-01-01T00:00:01Z";
+  q.metadata.deletion_grace_period_seconds = 1;
+  api->publish("MODIFIED", q);
+  k.settle();
+  std::vector<std::string> want1 = {"runtime:run_pod:u1", "runtime:stop_pod:u1:0",
+                                    "runtime:remove_pod:u1"};
+  BOOST_TEST(log_matching("u1") == want1, boost::test_tools::per_element());
+  std::vector<std::string> want2 = {"runtime:run_pod:u2", "runtime:stop_pod:u2:2",
+                                    "runtime:remove_pod:u2", "api:pod_finalize:u2"};
+  BOOST_TEST(log_matching("u2") == want2, boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -320,6 +320,8 @@ result<std::string> render_config(const bundle_spec& spec) {
   };
   if (!spec.hostname.empty())
     config["hostname"] = spec.hostname;
+  if (!spec.annotations.empty())
+    config["annotations"] = spec.annotations;
   return config.dump(2);
 }
 

@@ -66,53 +66,7 @@ void scan_db(const std::filesystem::path& file, Fn&& fn) {
 
 } // namespace
 
-std::string expand_references(const std::string& in,
-                              const std::map<std::string, std::string>& vars) {
-  std::string out;
-  out.reserve(in.size());
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    char ch = in[i];
-    if (ch != '$' || i + 1 == in.size()) {
-      out.push_back(ch);
-      continue;
-    }
-    char next = in[i + 1];
-    if (next == '$') {
-      out.push_back('$');
-      ++i;
-    } else if (next == '(') {
-      auto close = in.find(')', i + 2);
-      if (close == std::string::npos) {
-        out.append(in, i, std::string::npos);
-        break;
-      }
-      auto name = in.substr(i + 2, close - i - 2);
-      if (auto it = vars.find(name); it != vars.end())
-        out += it->second;
-      else
-        out.append(in, i, close - i + 1);
-      i = close;
-    } else {
-      out.push_back(ch);
-    }
-  }
-  return out;
-}
-
-namespace {
-
-/// The container's own env as a map, each value expanded against the ones
-/// defined before it (Kubernetes' dependent environment variables).
-std::map<std::string, std::string> container_vars(const wire::container& c) {
-  std::map<std::string, std::string> vars;
-  for (const auto& e : c.env)
-    vars[e.name] = expand_references(e.value, vars);
-  return vars;
-}
-
-} // namespace
-
-std::vector<std::string> container_env(const wire::container& c,
+std::vector<std::string> container_env(const env_list& resolved,
                                        const image::image_config& img) {
   std::vector<std::string> env;
   std::map<std::string, std::size_t> index;
@@ -128,19 +82,19 @@ std::vector<std::string> container_env(const wire::container& c,
     auto eq = e.find('=');
     set(eq == std::string::npos ? e : e.substr(0, eq), e);
   }
-  std::map<std::string, std::string> vars;
-  for (const auto& e : c.env) {
-    if (e.name.empty())
-      continue;
-    auto value = expand_references(e.value, vars);
-    vars[e.name] = value;
-    set(e.name, e.name + "=" + value);
-  }
+  for (const auto& [name, value] : resolved)
+    set(name, name + "=" + value);
   return env;
 }
 
+std::vector<std::string> container_env(const wire::container& c,
+                                       const image::image_config& img) {
+  return container_env(plain_env(c), img);
+}
+
 result<std::vector<std::string>> container_args(const wire::container& c,
-                                                const image::image_config& img) {
+                                                const image::image_config& img,
+                                                const env_list& env) {
   std::vector<std::string> argv;
   if (!c.command.empty()) {
     argv = c.command;
@@ -150,14 +104,26 @@ result<std::vector<std::string>> container_args(const wire::container& c,
     const auto& tail = c.args.empty() ? img.cmd : c.args;
     argv.insert(argv.end(), tail.begin(), tail.end());
   }
-  auto vars = container_vars(c);
-  for (auto& a : argv)
-    a = expand_references(a, vars);
+  // ExpandContainerCommandAndArgs: only the pod's own command and args are
+  // expanded, never the image's ENTRYPOINT or CMD.
+  std::map<std::string, std::string> vars(env.begin(), env.end());
+  if (!c.command.empty()) {
+    for (auto& a : argv)
+      a = expand_references(a, vars);
+  } else if (!c.args.empty()) {
+    for (std::size_t i = img.entrypoint.size(); i < argv.size(); ++i)
+      argv[i] = expand_references(argv[i], vars);
+  }
   if (argv.empty() || argv[0].empty())
     return error{errc::invalid, "container \"" + c.name
                                   + "\": no command specified (neither the pod nor "
                                     "the image gives one)"};
   return argv;
+}
+
+result<std::vector<std::string>> container_args(const wire::container& c,
+                                                const image::image_config& img) {
+  return container_args(c, img, plain_env(c));
 }
 
 std::string container_cwd(const wire::container& c, const image::image_config& img) {
@@ -225,13 +191,17 @@ result<std::pair<uid_t, gid_t>> resolve_user(const std::string& user,
 
 result<container_process> make_container_process(const wire::container& c,
                                                  const image::image_config& img,
-                                                 const std::filesystem::path& rootfs) {
+                                                 const std::filesystem::path& rootfs,
+                                                 const env_list* env) {
   container_process p;
-  auto args = container_args(c, img);
+  auto own = env ? env_list{} : plain_env(c);
+  const auto& resolved = env ? *env : own;
+  auto args = container_args(c, img, resolved);
   if (!args)
     return std::move(args).err();
   p.args = std::move(*args);
-  p.env = container_env(c, img);
+  p.env = container_env(resolved, img);
+  p.stop_signal = img.stop_signal;
   p.cwd = container_cwd(c, img);
   if (p.cwd.empty() || p.cwd[0] != '/')
     return error{errc::invalid, "container \"" + c.name
@@ -497,6 +467,8 @@ result<oci::bundle_spec> container_bundle_spec(const wire::pod& p, const wire::c
   spec.uid = proc.uid;
   spec.gid = proc.gid;
   spec.rootfs = rootfs;
+  if (!proc.stop_signal.empty())
+    spec.annotations[oci::stop_signal_annotation] = proc.stop_signal;
   auto hostname = p.spec.hostname.empty() ? p.metadata.name : p.spec.hostname;
   if (hostname.size() > 63)
     hostname.resize(63);

@@ -23,7 +23,9 @@
 #include "deckhand/oci/runc.hpp"
 #include "deckhand/runtime/container_process.hpp"
 #include "deckhand/runtime/network.hpp"
+#include "deckhand/runtime/pod_env.hpp"
 #include "deckhand/runtime/supervisor_process.hpp"
+#include "deckhand/runtime/volumes.hpp"
 
 namespace deckhand::runtime {
 
@@ -86,9 +88,12 @@ oci::runc make_runc(const runtime_options& opts) {
 /// Names of the pod's containers from every source that may know them.
 std::vector<std::string> container_names(const fs::path& dir) {
   std::set<std::string> names;
-  if (auto p = read_json_file<wire::pod>(pod_dir::pod_json(dir)))
+  if (auto p = read_json_file<wire::pod>(pod_dir::pod_json(dir))) {
+    for (const auto& c : p->spec.init_containers)
+      names.insert(c.name);
     for (const auto& c : p->spec.containers)
       names.insert(c.name);
+  }
   if (auto rec = read_record(dir))
     names.insert(rec->containers.begin(), rec->containers.end());
   std::error_code ec;
@@ -287,7 +292,13 @@ error validate_pod(const wire::pod& p) {
   if (p.spec.containers.empty())
     return {errc::invalid, "pod " + p.metadata.name + " has no containers"};
   std::set<std::string> seen;
-  for (const auto& c : p.spec.containers) {
+  std::vector<const wire::container*> all;
+  for (const auto& c : p.spec.init_containers)
+    all.push_back(&c);
+  for (const auto& c : p.spec.containers)
+    all.push_back(&c);
+  for (const auto* cp : all) {
+    const auto& c = *cp;
     if (!valid_container_name(c.name))
       return {errc::invalid, "container name \"" + c.name
                                + "\" is not a DNS label (lower-case letters, digits, "
@@ -312,10 +323,32 @@ result<wire::sandbox_status> create_sandbox(const runtime_options& opts,
   struct planned {
     const wire::container* spec;
     fs::path lower;
-    container_process proc;
+    image::image_config config;
   };
+  const bool host_processes = opts.backend == "process";
+  if (auto err = validate_volumes(p))
+    return err;
+  // Before anything exists: the values a container's env needs from the
+  // sandbox are placeholders here, resolved for real once it is set up.
+  pod_env_context env_ctx;
+  env_ctx.host_ip = p.status.host_ip;
+  if (env_ctx.host_ip.empty())
+    if (auto ip = node_address(opts.bridge_name))
+      env_ctx.host_ip = ip->to_string();
+  env_ctx.node = read_node_allocatable(opts.data_dir);
   std::vector<planned> plan;
-  for (const auto& c : p.spec.containers) {
+  std::vector<const wire::container*> all;
+  for (const auto& c : p.spec.init_containers)
+    all.push_back(&c);
+  for (const auto& c : p.spec.containers)
+    all.push_back(&c);
+  for (const auto* cp : all) {
+    const auto& c = *cp;
+    if (host_processes && !c.volume_mounts.empty())
+      return error{errc::unsupported,
+                   "volumes are not supported by the process backend (no mount namespace): "
+                   "container \"" + c.name + "\" mounts volume \"" + c.volume_mounts.front().name
+                     + "\""};
     auto rec = images.find(c.image);
     if (!rec) {
       if (rec.err().code == errc::not_found)
@@ -325,11 +358,16 @@ result<wire::sandbox_status> create_sandbox(const runtime_options& opts,
                          "image import PATH"};
       return error{rec.err().code, "image \"" + c.image + "\": " + rec.err().message};
     }
+    // After the image, as the kubelet's generateContainerConfig runs after
+    // EnsureImageExists.
+    auto env = resolve_env(p, c, env_ctx);
+    if (!env)
+      return env.err();
     auto lower = images.rootfs_path(*rec);
-    auto proc = make_container_process(c, rec->config, lower);
+    auto proc = make_container_process(c, rec->config, lower, &*env);
     if (!proc)
       return std::move(proc).err();
-    plan.push_back({&c, lower, std::move(*proc)});
+    plan.push_back({&c, lower, rec->config});
   }
 
   auto dir = pod_dir::root(opts.data_dir, uid);
@@ -362,8 +400,8 @@ result<wire::sandbox_status> create_sandbox(const runtime_options& opts,
   if (!p.spec.host_network)
     rec.netns = pod_dir::netns(dir).string();
   rec.created_at = now_rfc3339();
-  for (const auto& c : p.spec.containers)
-    rec.containers.push_back(c.name);
+  for (const auto* c : all)
+    rec.containers.push_back(c->name);
   if (auto err = write_record(dir, rec))
     return fail(err);
 
@@ -371,9 +409,19 @@ result<wire::sandbox_status> create_sandbox(const runtime_options& opts,
   if (!shared)
     return fail(shared.err());
   rec.pod_ip = shared->pod_ip;
+  env_ctx.pod_ip = shared->pod_ip;
+
+  // The process back-end mounts nothing, so it has no use for volumes (no
+  // container may mount one, checked above).
+  volume_paths volumes;
+  if (!host_processes) {
+    auto v = set_up_volumes(p, dir, env_ctx.node);
+    if (!v)
+      return fail(v.err());
+    volumes = std::move(*v);
+  }
 
   const container_options copts{paths::kubelet_dir(opts.data_dir) / "seccomp", std::nullopt};
-  const bool host_processes = opts.backend == "process";
   if (!host_processes)
     if (auto err = setup_pod_cgroup(p, copts))
       return fail(err);
@@ -385,7 +433,13 @@ result<wire::sandbox_status> create_sandbox(const runtime_options& opts,
     if (!host_processes)
       if (auto r = oci::mount_overlay({step.lower}, b / "upper", b / "work", rootfs); !r)
         return fail(r.err());
-    auto built = container_bundle_spec(p, *step.spec, step.proc, rootfs, copts);
+    auto env = resolve_env(p, *step.spec, env_ctx);
+    if (!env)
+      return fail(env.err());
+    auto proc = make_container_process(*step.spec, step.config, step.lower, &*env);
+    if (!proc)
+      return fail(proc.err());
+    auto built = container_bundle_spec(p, *step.spec, *proc, rootfs, copts);
     if (!built)
       return fail(built.err());
     auto& spec = *built;
@@ -395,6 +449,10 @@ result<wire::sandbox_status> create_sandbox(const runtime_options& opts,
       spec.cgroups_path.reset();
     } else {
       join_pod_shared(spec, *shared);
+      auto mounts = container_volume_mounts(*step.spec, volumes);
+      if (!mounts)
+        return fail(mounts.err());
+      spec.mounts.insert(spec.mounts.end(), mounts->begin(), mounts->end());
     }
     if (auto r = oci::write_bundle(b, spec); !r)
       return fail(r.err());
@@ -442,6 +500,19 @@ result<wire::sandbox_status> read_sandbox(const runtime_options& opts,
   else
     st.state = "ready";
   // Before the supervisor's first status.json, every container is waiting.
+  for (const auto& c : pod->spec.init_containers) {
+    bool known = std::any_of(st.init_containers.begin(), st.init_containers.end(),
+                             [&](const wire::container_record& r) { return r.name == c.name; });
+    if (known)
+      continue;
+    wire::container_record r;
+    r.name = c.name;
+    r.runtime_id = pod_dir::runtime_id(uid, c.name);
+    r.status.name = c.name;
+    r.status.image = c.image;
+    r.status.state.waiting.reason = "PodInitializing";
+    st.init_containers.push_back(std::move(r));
+  }
   for (const auto& c : pod->spec.containers) {
     bool known = std::any_of(st.containers.begin(), st.containers.end(),
                              [&](const wire::container_record& r) { return r.name == c.name; });

@@ -356,6 +356,15 @@ void sim_node::drain(sim_pod& sp, time_point now) {
                                  fsutil::durability::process_crash))
           log::get()->warn("msg=\"writing stopping marker failed\" uid={} error=\"{}\"", uid,
                            err.message);
+      } else if (auto* pr = std::get_if<action::run_probe>(&a)) {
+        // No processes to probe: a simulated container answers every probe
+        // (and every hook, below) with success at once, so readiness and
+        // the startup gate behave as for a healthy container.
+        handler_result ok;
+        ok.outcome = handler_outcome::success;
+        sp.core->on_probe_result(pr->name, pr->kind, pr->instance, ok, now);
+      } else if (auto* h = std::get_if<action::run_hook>(&a)) {
+        sp.core->on_hook_done(h->name, h->gen, true, {}, now);
       } else if (auto* d = std::get_if<action::stop_done>(&a)) {
         auto st = status(uid);
         for (auto token : d->tokens)

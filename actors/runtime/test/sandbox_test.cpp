@@ -170,6 +170,17 @@ BOOST_AUTO_TEST_CASE(validation) {
   p = fx.make_pod("u");
   p.spec.containers[0].name = "Bad/Name";
   BOOST_TEST(static_cast<bool>(validate_pod(p)));
+  // Init containers share the containers' name space and rules.
+  p = fx.make_pod("u");
+  auto init = p.spec.containers[0];
+  init.name = "setup";
+  p.spec.init_containers = {init};
+  BOOST_TEST(!validate_pod(p));
+  p.spec.init_containers[0].name = "main";
+  BOOST_TEST(static_cast<bool>(validate_pod(p)));
+  p.spec.init_containers[0].name = "setup";
+  p.spec.init_containers[0].image.clear();
+  BOOST_TEST(static_cast<bool>(validate_pod(p)));
 }
 
 BOOST_AUTO_TEST_CASE(remove_is_idempotent_and_only_removes_its_pod) {

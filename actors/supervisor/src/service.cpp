@@ -24,6 +24,7 @@
 #include "deckhand/supervisor/pod_state.hpp"
 #include "deckhand/supervisor/log_pump.hpp"
 #include "deckhand/supervisor/runner.hpp"
+#include "deckhand/supervisor/handlers.hpp"
 
 namespace deckhand::supervisor {
 
@@ -38,6 +39,8 @@ using exited_atom = caf::atom_constant<caf::atom("sup_exit")>;
 using request_atom = caf::atom_constant<caf::atom("sup_req")>;
 using idle_atom = caf::atom_constant<caf::atom("sup_idle")>;
 using trim_atom = caf::atom_constant<caf::atom("sup_trim")>;
+using hook_done_atom = caf::atom_constant<caf::atom("sup_hook")>;
+using probe_done_atom = caf::atom_constant<caf::atom("sup_prdone")>;
 
 /// How long the connection to the kubelet stays open after the last
 /// notification. Longer than the bridge's 5 s send deadline, so closing never
@@ -58,6 +61,9 @@ struct wiring {
   int kubelet = -1;
   std::chrono::steady_clock::time_point kubelet_used{};
   runner* run = nullptr;
+  /// Runs probe and lifecycle-hook actions (handlers.hpp); its completions
+  /// are forwarded to the pod actor.
+  handler_executor* handlers = nullptr;
   std::string log_fields;
 };
 
@@ -74,6 +80,42 @@ using pod_actor_t = caf::stateful_actor<pod_actor_state>;
 
 time_point now() {
   return wall_clock::now();
+}
+
+/// Runs a preStop hook's exec/httpGet/tcpSocket action; its end comes back
+/// as hook_done_atom.
+void start_hook(pod_actor_t* self, wiring* w, const action::run_hook& h) {
+  log::get()->info("{} container={} msg=\"running preStop hook\" timeout={}ms", w->log_fields,
+                   h.name, h.timeout.count());
+  caf::actor me = caf::actor_cast<caf::actor>(self);
+  auto done = [me, name = h.name, gen = h.gen](bool ok, const std::string& message) {
+    caf::anon_send(me, hook_done_atom::value, name, gen, ok, message);
+  };
+  handler_target target;
+  target.container = h.name;
+  target.runtime_id = h.runtime_id;
+  target.pod_ip = !w->ctx.pod_ip.empty() ? w->ctx.pod_ip : w->ctx.pod.status.pod_ip_;
+  target.user_agent = "kube-lifecycle/1.32";
+  for (const auto* list : {&w->ctx.pod.spec.init_containers, &w->ctx.pod.spec.containers})
+    for (const auto& c : *list)
+      if (c.name == h.name)
+        target.ports = c.ports;
+  w->handlers->run(handler_action::of(h.handler), std::move(target), h.timeout,
+                   [done](handler_result r) {
+                     done(r.outcome == handler_outcome::success,
+                          !r.message.empty() ? r.message : r.output);
+                   });
+}
+
+/// Runs one probe; its result comes back as probe_done_atom.
+void start_probe(pod_actor_t* self, wiring* w, const action::run_probe& p) {
+  caf::actor me = caf::actor_cast<caf::actor>(self);
+  w->handlers->run(p.what, p.target, p.timeout,
+                   [me, name = p.name, kind = static_cast<int32_t>(p.kind),
+                    instance = p.instance](handler_result r) {
+                     caf::anon_send(me, probe_done_atom::value, name, kind, instance,
+                                    static_cast<int32_t>(r.outcome), r.message);
+                   });
 }
 
 /// Hands the core's actions to the runner, in order, and re-arms the timer.
@@ -123,6 +165,10 @@ void drain(pod_actor_t* self, wiring* w) {
           log::get()->error("{} msg=\"writing stopping marker failed\" error=\"{}\"",
                             w->log_fields, err.message);
       });
+    } else if (auto* pr = std::get_if<action::run_probe>(&a)) {
+      start_probe(self, w, *pr);
+    } else if (auto* h = std::get_if<action::run_hook>(&a)) {
+      start_hook(self, w, *h);
     } else if (auto* d = std::get_if<action::stop_done>(&a)) {
       wire::sandbox_status_reply reply{st.core->snapshot()};
       std::vector<transport::inbound_request> reqs;
@@ -226,6 +272,24 @@ caf::behavior pod_actor(pod_actor_t* self, wiring* w) {
       self->delayed_send(self, std::chrono::seconds(1), trim_atom::value);
     },
     [=](trim_atom) { w->run->post([] { ::malloc_trim(0); }); },
+    [=](probe_done_atom, const std::string& name, int32_t kind, uint64_t instance,
+        int32_t outcome, const std::string& message) {
+      if (kind < 0 || kind > 2 || outcome < 0 || outcome > 2)
+        return;
+      handler_result r;
+      r.outcome = static_cast<handler_outcome>(outcome);
+      r.message = message;
+      self->state.core->on_probe_result(name, static_cast<probe_kind>(kind), instance, r, now());
+      drain(self, w);
+    },
+    [=](hook_done_atom, const std::string& name, uint64_t gen, bool ok,
+        const std::string& message) {
+      if (!ok)
+        log::get()->warn("{} container={} msg=\"preStop hook failed\" error=\"{}\"",
+                         w->log_fields, name, message);
+      self->state.core->on_hook_done(name, gen, ok, message, now());
+      drain(self, w);
+    },
     [=](host::tick_atom, uint64_t gen) {
       auto& st = self->state;
       if (gen != st.timer_gen)
@@ -315,8 +379,19 @@ int run(const host::common_options& common, const service_options& opts) {
     w.ctx.pod.metadata.uid = opts.pod_uid;
   if (w.ctx.pod.metadata.uid != opts.pod_uid)
     return fail("pod.json belongs to uid " + w.ctx.pod.metadata.uid);
+  // The image's stop signal, which the runtime wrote into each bundle.
+  for (const auto* list : {&w.ctx.pod.spec.init_containers, &w.ctx.pod.spec.containers})
+    for (const auto& c : *list)
+      if (int sig = bundle_stop_signal(pod_dir::bundle(w.ctx.pod_dir, c.name)); sig != SIGTERM)
+        w.ctx.stop_signals[c.name] = sig;
   const auto& meta = w.ctx.pod.metadata;
   w.log_fields = "pod=" + meta.namespace_ + "/" + meta.name + " uid=" + meta.uid;
+  // The pod IP is the runtime's (sandbox.json): probes default to it.
+  if (auto text = fsutil::read_file(pod_dir::sandbox_json(w.ctx.pod_dir))) {
+    auto j = nlohmann::json::parse(*text, nullptr, false);
+    if (j.is_object() && j.contains("podIP") && j["podIP"].is_string())
+      w.ctx.pod_ip = j["podIP"].get<std::string>();
+  }
 
   if (auto err = fsutil::write_file_atomic(pod_dir::supervisor_pid(w.ctx.pod_dir),
                                            std::to_string(::getpid()) + "\n", fsutil::durability::process_crash))
@@ -350,6 +425,10 @@ int run(const host::common_options& common, const service_options& opts) {
   runner worker(oci::runc(paths::runc_root(common.data_dir), opts.oci_runtime),
                 w.ctx.pod_dir / "pids", w.log_fields, opts.pod_uid, &logs);
   w.run = &worker;
+  // Its thread starts with the first probe or hook.
+  auto handlers = std::make_unique<handler_executor>(handler_executor::options{
+    paths::runc_root(common.data_dir), opts.oci_runtime, w.log_fields});
+  w.handlers = handlers.get();
 
   auto actor = comp.system().spawn(pod_actor, &w);
 
@@ -408,6 +487,9 @@ int run(const host::common_options& common, const service_options& opts) {
   worker.stop();
   logs.stop();
   comp.shutdown();
+  // After the actors (which may still call run()); a completion sent now
+  // goes to a terminated actor and is dropped.
+  handlers.reset();
   return 0;
 }
 

@@ -581,6 +581,7 @@ struct pod_status {
   std::string host_ip;
   std::string pod_ip_;
   std::vector<pod_ip> pod_ips;
+  std::vector<pod_ip> host_ips;  ///< Kubernetes' HostIP has the same shape
   std::string start_time;
   std::vector<container_status> init_container_statuses;
   std::vector<container_status> container_statuses;
@@ -592,6 +593,7 @@ struct pod_status {
       field("message", &pod_status::message), field("reason", &pod_status::reason),
       field("hostIP", &pod_status::host_ip), field("podIP", &pod_status::pod_ip_),
       field("podIPs", &pod_status::pod_ips),
+      field("hostIPs", &pod_status::host_ips),
       field("startTime", &pod_status::start_time),
       field("initContainerStatuses", &pod_status::init_container_statuses),
       field("containerStatuses", &pod_status::container_statuses),

@@ -21,6 +21,7 @@
 ///       args: ["--log-level", "debug"]   # appended after --data-dir DIR
 ///     proxy:
 ///       enabled: false
+///   staticPodPath: /etc/deckhand/manifests   # kubelet --static-pod-path
 
 #include <chrono>
 #include <filesystem>
@@ -52,6 +53,11 @@ struct up_options {
     {"apiserver", {}, true}, {"runtime", {}, true}, {"kubelet", {}, true},
     {"proxy", {}, true}};
 };
+
+/// The kubelet's hard eviction thresholds under `deckhand up` unless its args
+/// set --eviction-hard (Kubernetes' nodefs.available<10% is too eager for a
+/// node sharing a workstation's disk).
+inline constexpr const char* local_eviction_hard = "memory.available<100Mi,nodefs.available<1Gi";
 
 /// The components stopped first on shutdown, in order; the API server goes
 /// last, after the pods are cleaned up.

@@ -31,6 +31,8 @@
 #include <caf/actor_system.hpp>
 
 #include "deckhand/kubelet/event_recorder.hpp"
+#include "deckhand/kubelet/eviction.hpp"
+#include "deckhand/kubelet/node_status.hpp"
 #include "deckhand/messages/bridge.hpp"
 
 namespace deckhand::kubelet {
@@ -56,6 +58,16 @@ struct kubelet_config {
   event_recorder_config events;
   /// Optional: the recorder's counters, for tests and metrics.
   std::shared_ptr<event_recorder_stats> event_stats;
+  /// Kubernetes' staticPodPath: a directory of pod manifests the kubelet runs
+  /// without the API server (static_pod_source.hpp). Empty: none.
+  std::filesystem::path static_pod_path;
+  /// How often the static pod directory is read.
+  std::chrono::milliseconds static_pod_poll{500};
+  /// Node status and lease: maxPods, reservations, hard eviction thresholds
+  /// (subtracted from allocatable), timings (node_status.hpp).
+  node_status_config node;
+  /// The eviction manager (eviction.hpp); its thresholds are node.eviction_hard.
+  eviction_config eviction;
 };
 
 /// Sends a request on a DEALER and calls the handler exactly once, like

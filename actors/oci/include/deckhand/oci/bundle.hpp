@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -99,7 +100,14 @@ struct bundle_spec {
   /// linux.cgroupsPath; unset lets the runtime pick (/<container id>).
   std::optional<std::string> cgroups_path;
   resource_limits resources;
+
+  /// config.json `annotations`, e.g. org.opencontainers.image.stopSignal
+  /// (the image's StopSignal, which the pod supervisor sends first).
+  std::map<std::string, std::string> annotations;
 };
+
+/// The annotation carrying the image's StopSignal ("SIGQUIT").
+inline constexpr const char* stop_signal_annotation = "org.opencontainers.image.stopSignal";
 
 /// Docker's default capability set, as "CAP_..." names.
 const std::vector<std::string>& default_capabilities();

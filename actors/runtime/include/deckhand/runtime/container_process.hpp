@@ -18,6 +18,7 @@
 #include "deckhand/messages/wire.hpp"
 #include "deckhand/oci/bundle.hpp"
 #include "deckhand/runtime/options.hpp"
+#include "deckhand/runtime/pod_env.hpp"
 
 namespace deckhand::runtime {
 
@@ -31,6 +32,8 @@ struct container_process {
   /// The image's `User` as written ("", "1000", "app:staff"), which
   /// runAsNonRoot checks and securityContext overrides.
   std::string image_user;
+  /// The image's StopSignal ("SIGQUIT"), empty for the default.
+  std::string stop_signal;
 };
 
 /// Node-wide settings for containers' security and limits (what kubelet
@@ -43,20 +46,24 @@ struct container_options {
   std::optional<int64_t> pod_pids_limit;
 };
 
-/// Kubernetes' `$(VAR)` expansion: `$(NAME)` becomes the value of NAME when it
-/// is in `vars` and stays as written otherwise; `$$` is an escaped `$`.
-std::string expand_references(const std::string& in,
-                              const std::map<std::string, std::string>& vars);
-
 /// The container's environment: the image's `KEY=value` entries, then the
-/// container's `env` (a name the image also sets is replaced in place). Values
-/// of the container's entries expand `$(VAR)` against the entries before them.
+/// container's resolved `env` (a name the image also sets is replaced in
+/// place).
+std::vector<std::string> container_env(const env_list& env, const image::image_config& img);
+
+/// container_env() of the container's plain `env` values (see plain_env()).
 std::vector<std::string> container_env(const wire::container& c,
                                        const image::image_config& img);
 
 /// argv by Kubernetes' rules: `command` replaces ENTRYPOINT and `args` replaces
 /// CMD; a `command` without `args` drops CMD. `$(VAR)` references expand
-/// against the container's own `env`. An empty result is `errc::invalid`.
+/// against the container's resolved `env` (not the image's). An empty result
+/// is `errc::invalid`.
+result<std::vector<std::string>> container_args(const wire::container& c,
+                                                const image::image_config& img,
+                                                const env_list& env);
+
+/// container_args() against the container's plain `env` values.
 result<std::vector<std::string>> container_args(const wire::container& c,
                                                 const image::image_config& img);
 
@@ -70,10 +77,12 @@ std::string container_cwd(const wire::container& c, const image::image_config& i
 result<std::pair<uid_t, gid_t>> resolve_user(const std::string& user,
                                              const std::filesystem::path& rootfs);
 
-/// All of the above.
+/// All of the above, with `env` the container's resolved environment
+/// (resolve_env()); null: plain_env().
 result<container_process> make_container_process(const wire::container& c,
                                                  const image::image_config& img,
-                                                 const std::filesystem::path& rootfs);
+                                                 const std::filesystem::path& rootfs,
+                                                 const env_list* env = nullptr);
 
 /// A container's cgroup limits from its resources, with the kubelet's
 /// formulas: cpu shares = max(2, milliCPU request * 1024 / 1000) (the request

@@ -21,9 +21,28 @@
 ///
 /// A stop request turns everything into terminated: running containers get
 /// SIGTERM, then SIGKILL (all processes) at the deadline; nothing restarts.
+///
+/// Init containers (spec.initContainers) come first in the same table and
+/// gate everything after them: a not-yet-allowed container waits in phase
+/// `pending` (reason PodInitializing). Each regular init container runs to
+/// exit 0 before the next one starts (a failure is retried per the pod's
+/// restartPolicy; under Never the pod winds down and the app containers never
+/// start). A sidecar (init container with restartPolicy Always) lets the next
+/// one start once it is `started`, and is restarted whatever the pod's policy.
+/// Whoever changes a container's `status.started` (startup probes) calls
+/// advance() afterwards so the gate moves on.
+///
+/// Terminating a container (terminate()): the preStop hook first (action::
+/// run_hook, or `sleep` in virtual time), then the image's stop signal, then
+/// SIGKILL at the deadline; a hook still running at the deadline gets one
+/// 2-second extension after the stop signal. A pod stop (or the wind-down
+/// once the app containers of a Never/OnFailure pod completed) terminates
+/// app containers (and a running regular init container) in parallel, then
+/// the sidecars one by one in reverse order, all against one deadline.
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <variant>
@@ -33,6 +52,7 @@
 #include "deckhand/supervisor/backoff.hpp"
 #include "deckhand/supervisor/status_file.hpp"
 #include "deckhand/supervisor/termination.hpp"
+#include "deckhand/supervisor/probe.hpp"
 
 namespace deckhand::supervisor {
 
@@ -76,6 +96,17 @@ struct kill {
 /// Write status.json (document()) and notify the kubelet.
 struct persist {};
 
+/// Run a lifecycle hook's exec/httpGet/tcpSocket action against the
+/// container, giving up after `timeout`; answered with
+/// pod_state::on_hook_done(name, gen, ...).
+struct run_hook {
+  std::string name;
+  std::string runtime_id;
+  wire::lifecycle_handler handler;
+  millis timeout{0};
+  uint64_t gen = 0;  ///< identifies this run; stale answers are ignored
+};
+
 /// Durably write the `stopping` marker; comes before any kill of a stop.
 struct write_stop_marker {
   stop_marker marker;
@@ -87,10 +118,23 @@ struct stop_done {
   std::vector<uint64_t> tokens;
 };
 
+/// Run one probe of a running container (handlers.hpp) within `timeout`;
+/// answered with pod_state::on_probe_result(name, kind, instance, ...).
+struct run_probe {
+  std::string name;
+  std::string runtime_id;
+  probe_kind kind = probe_kind::liveness;
+  uint64_t instance = 0;  ///< the container instance it was asked for
+  handler_action what;
+  handler_target target;
+  millis timeout{1000};
+};
+
 } // namespace action
 
 using action_t = std::variant<action::probe, action::launch, action::kill, action::persist,
-                              action::write_stop_marker, action::stop_done>;
+                              action::write_stop_marker, action::stop_done, action::run_hook,
+                              action::run_probe>;
 
 /// Identity and locations of the pod.
 struct pod_context {
@@ -100,11 +144,17 @@ struct pod_context {
   uint64_t incarnation = 0;
   int64_t supervisor_pid = 0;
   backoff_config backoff;
+  /// The image's stop signal per container (from the bundle's
+  /// org.opencontainers.image.stopSignal annotation); absent: SIGTERM.
+  std::map<std::string, int> stop_signals;
+  /// The pod IP (sandbox.json), the default host of httpGet/tcpSocket probes;
+  /// empty: pod.status.podIP, else 127.0.0.1.
+  std::string pod_ip;
 };
 
 class pod_state {
  public:
-  enum class phase { probing, launching, running, backoff, terminated };
+  enum class phase { probing, launching, running, backoff, terminated, pending };
 
   explicit pod_state(pod_context ctx);
 
@@ -122,6 +172,20 @@ class pod_state {
   void on_tick(time_point now);
   /// A stop request identified by `token`; answered with action::stop_done.
   void on_stop_request(uint64_t token, int64_t grace_period_seconds, time_point now);
+  /// The answer to action::run_hook `gen`: whether the hook succeeded.
+  void on_hook_done(const std::string& name, uint64_t gen, bool ok, const std::string& message,
+                    time_point now);
+  /// The answer to action::run_probe: counts towards the probe's thresholds
+  /// (probe.hpp), updates started/ready, records Unhealthy notes, and kills a
+  /// container whose liveness or startup probe gave up (a Killing note, then
+  /// terminate() with the probe's or the pod's grace period).
+  void on_probe_result(const std::string& name, probe_kind kind, uint64_t instance,
+                       const handler_result& r, time_point now);
+
+  /// Moves the pod on: starts what the init-container gate allows, winds the
+  /// pod down when it is finished, walks a stop through its stages.
+  /// Idempotent; every event handler calls it.
+  void advance(time_point now);
 
   /// When on_tick next has something to do.
   std::optional<time_point> next_wakeup() const;
@@ -138,6 +202,9 @@ class pod_state {
   const wire::container_status* status_of(const std::string& name) const;
 
  private:
+  /// Where a container is in its termination (terminate()).
+  enum class term_step { none, hook, signalled, killed };
+
   struct entry {
     wire::container spec;
     std::string runtime_id;
@@ -146,7 +213,16 @@ class pod_state {
     restart_backoff backoff;
     time_point restart_at{};
     time_point started_at{};
-    bool term_sent = false;
+    bool init = false;       ///< from spec.initContainers
+    bool sidecar = false;    ///< init container with restartPolicy Always
+    bool init_done = false;  ///< init: completed, or (sidecar) started once
+    term_step term = term_step::none;
+    time_point term_deadline{};  ///< hook: give up; signalled: SIGKILL
+    time_point hook_until{};     ///< a `sleep` hook ends
+    uint64_t hook_gen = 0;
+    bool skip_hook = false;      ///< adopted mid-stop: the hook already ran
+    std::vector<wire::supervisor_note> notes;
+    container_probes probes;  ///< startup, liveness, readiness
   };
 
   entry* find(const std::string& name);
@@ -156,17 +232,33 @@ class pod_state {
   action::log_target log_target(const entry& e) const;
   void launch(entry& e, time_point now, bool restart);
   void handle_exit(entry& e, const exit_info& info, time_point now);
-  void stop_container(entry& e, time_point now);
   void finish_without_running(entry& e);
   void check_stop_done();
   void persist();
+  bool ending() const { return stopping_ || winding_down_; }
+  bool should_wind_down() const;
+  void advance_stop(time_point now);
+  /// Starts terminating `e` (preStop, stop signal, SIGKILL at `deadline`);
+  /// no-op when already under way. Its exit then follows the usual rules
+  /// (restart unless the pod is ending), so a liveness kill can use it too.
+  void terminate(entry& e, time_point now, time_point deadline);
+  void send_stop_signal(entry& e, time_point now, time_point kill_at);
+  void note(entry& e, const std::string& type, const std::string& reason,
+            const std::string& message, time_point now);
+  int stop_signal_of(const entry& e) const;
+  /// A new instance of `e` runs (started or adopted): its probes start over
+  /// and decide `started`/`ready`; `resumed`: the instance the previous
+  /// supervisor recorded, whose started/ready carry over.
+  void probes_running(entry& e, time_point now, bool resumed);
+  /// Emits action::run_probe for the probes of `e` that are due.
+  void run_due_probes(entry& e, time_point now);
 
   pod_context ctx_;
   std::vector<entry> entries_;
   std::vector<action_t> actions_;
   bool stopping_ = false;
+  bool winding_down_ = false;  ///< pod finished (or init failed under Never)
   time_point stop_deadline_{};
-  bool kill_sent_ = false;
   std::vector<uint64_t> stop_tokens_;
 };
 

@@ -3,6 +3,7 @@
 /// How a container's end becomes a Kubernetes `ContainerStateTerminated`, and
 /// the RFC 3339 timestamps that status carries.
 
+#include <filesystem>
 #include <optional>
 #include <string>
 
@@ -40,6 +41,17 @@ wire::container_state_terminated terminated_state(const exit_info& e,
                                                   const std::string& started_at,
                                                   const std::string& finished_at,
                                                   const std::string& container_id);
+
+/// A signal as an image's StopSignal names it: "SIGQUIT", "QUIT", "3"
+/// (case-insensitive names); 0 for anything unknown.
+int parse_signal(const std::string& s);
+
+/// The OCI annotation the runtime copies an image's StopSignal into.
+constexpr const char* stop_signal_annotation = "org.opencontainers.image.stopSignal";
+
+/// The stop signal of the container whose OCI bundle is `bundle`: its
+/// config.json's stopSignal annotation, SIGTERM when absent or unreadable.
+int bundle_stop_signal(const std::filesystem::path& bundle);
 
 /// `2024-05-01T12:00:00Z` (UTC, seconds, as Kubernetes prints times).
 std::string rfc3339(time_point t);

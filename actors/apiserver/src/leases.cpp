@@ -1,0 +1,180 @@
+#include "deckhand/apiserver/leases.hpp"
+
+#include <cctype>
+#include <cstdio>
+#include <ctime>
+
+#include "deckhand/apiserver/validation.hpp"
+
+namespace deckhand::apiserver {
+
+using nlohmann::json;
+
+namespace {
+
+field_errors validate_lease(json& obj) {
+  field_errors errs;
+  const json& md = obj["metadata"];
+  auto name = md.value("name", std::string{});
+  for (const auto& m : check_dns1123_subdomain(name))
+    errs.push_back({"Invalid value", "metadata.name", json(name).dump() + ": " + m});
+  if (!obj.contains("spec"))
+    obj["spec"] = json::object();
+  auto& spec = obj["spec"];
+  if (!spec.is_object()) {
+    errs.push_back({"Invalid value", "spec", "must be an object"});
+    return errs;
+  }
+  if (spec.contains("leaseDurationSeconds")) {
+    const auto& d = spec["leaseDurationSeconds"];
+    if (!d.is_number_integer() || d.get<int64_t>() <= 0)
+      errs.push_back({"Invalid value", "spec.leaseDurationSeconds",
+                      d.dump() + ": must be greater than 0"});
+  }
+  if (spec.contains("leaseTransitions")) {
+    const auto& t = spec["leaseTransitions"];
+    if (!t.is_number_integer() || t.get<int64_t>() < 0)
+      errs.push_back({"Invalid value", "spec.leaseTransitions",
+                      t.dump() + ": must be greater than or equal to 0"});
+  }
+  for (const char* f : {"renewTime", "acquireTime"})
+    if (spec.contains(f)
+        && (!spec[f].is_string() || !parse_micro_time(spec[f].get<std::string>())))
+      errs.push_back({"Invalid value", std::string("spec.") + f, spec[f].dump()
+                                                                   + ": not an RFC 3339 time"});
+  if (spec.contains("holderIdentity") && !spec["holderIdentity"].is_string())
+    errs.push_back({"Invalid value", "spec.holderIdentity", "must be a string"});
+  return errs;
+}
+
+} // namespace
+
+kind_info lease_kind() {
+  kind_info k;
+  k.kind = "Lease";
+  k.group = "coordination.k8s.io";
+  k.resource = "leases";
+  k.singular = "lease";
+  k.status_subresource = false;
+  k.prepare_create = [](json& obj) { return validate_lease(obj); };
+  k.prepare_update = [](const json&, json& obj) { return validate_lease(obj); };
+  return k;
+}
+
+std::string format_micro_time(std::chrono::system_clock::time_point t) {
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
+  std::time_t secs = static_cast<std::time_t>(us / 1000000);
+  long frac = static_cast<long>(us % 1000000);
+  if (frac < 0) {
+    frac += 1000000;
+    --secs;
+  }
+  std::tm tm{};
+  ::gmtime_r(&secs, &tm);
+  char buf[48];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  char out[64];
+  std::snprintf(out, sizeof out, "%s.%06ldZ", buf, frac);
+  return out;
+}
+
+std::optional<std::chrono::system_clock::time_point> parse_micro_time(const std::string& text) {
+  std::tm tm{};
+  int consumed = 0;
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon,
+                  &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed)
+      != 6)
+    return std::nullopt;
+  std::string rest = text.substr(static_cast<std::size_t>(consumed));
+  int64_t micros = 0;
+  if (!rest.empty() && rest[0] == '.') {
+    std::size_t i = 1;
+    int digits = 0;
+    while (i < rest.size() && std::isdigit(static_cast<unsigned char>(rest[i]))) {
+      if (digits < 6) {
+        micros = micros * 10 + (rest[i] - '0');
+        ++digits;
+      }
+      ++i;
+    }
+    if (i == 1)
+      return std::nullopt;
+    for (; digits < 6; ++digits)
+      micros *= 10;
+    rest = rest.substr(i);
+  }
+  if (rest != "Z")
+    return std::nullopt;
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return std::chrono::system_clock::from_time_t(::timegm(&tm))
+         + std::chrono::microseconds(micros);
+}
+
+result<json> renew_node_lease(registry& reg, const std::string& node_name,
+                              const std::string& holder, int32_t duration_seconds,
+                              std::chrono::system_clock::time_point now) {
+  if (node_name.empty())
+    return error{errc::invalid, "lease_renew: nodeName: Required value"};
+  if (duration_seconds <= 0)
+    return error{errc::invalid, "lease_renew: leaseDurationSeconds: must be greater than 0"};
+  auto renew = format_micro_time(now);
+  // Two tries: a concurrent writer (kubectl) may win the first.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto existing = reg.get("leases", node_lease_namespace, node_name);
+    if (!existing && existing.err().code != errc::not_found)
+      return existing.err();
+    json lease;
+    if (existing) {
+      lease = *existing;
+    } else {
+      lease = {{"apiVersion", "coordination.k8s.io/v1"},
+               {"kind", "Lease"},
+               {"metadata", {{"name", node_name}, {"namespace", node_lease_namespace}}},
+               {"spec", json::object()}};
+      // Owned by the Node, as the kubelet sets it (garbage collection).
+      auto node = reg.get("nodes", "", node_name);
+      if (node && (*node)["metadata"].contains("uid"))
+        lease["metadata"]["ownerReferences"] =
+          json::array({{{"apiVersion", "v1"},
+                        {"kind", "Node"},
+                        {"name", node_name},
+                        {"uid", (*node)["metadata"]["uid"]}}});
+    }
+    auto& spec = lease["spec"];
+    spec["holderIdentity"] = holder.empty() ? node_name : holder;
+    spec["leaseDurationSeconds"] = duration_seconds;
+    spec["renewTime"] = renew;
+    auto res = existing ? reg.update("leases", node_lease_namespace, node_name, lease)
+                        : reg.create("leases", node_lease_namespace, lease);
+    if (res || (res.err().code != errc::conflict && res.err().code != errc::already_exists))
+      return res;
+  }
+  return error{errc::conflict, "lease " + node_name + " changed concurrently"};
+}
+
+std::optional<std::chrono::system_clock::time_point> lease_expiry(const json& lease) {
+  if (!lease.is_object() || !lease.contains("spec") || !lease["spec"].is_object())
+    return std::nullopt;
+  const auto& spec = lease["spec"];
+  if (!spec.contains("renewTime") || !spec["renewTime"].is_string())
+    return std::nullopt;
+  auto t = parse_micro_time(spec["renewTime"].get<std::string>());
+  if (!t)
+    return std::nullopt;
+  int64_t duration = 0;
+  if (spec.contains("leaseDurationSeconds") && spec["leaseDurationSeconds"].is_number_integer())
+    duration = spec["leaseDurationSeconds"].get<int64_t>();
+  return *t + std::chrono::seconds(duration);
+}
+
+bool node_lease_fresh(const registry& reg, const std::string& node_name,
+                      std::chrono::system_clock::time_point now) {
+  auto lease = reg.get("leases", node_lease_namespace, node_name);
+  if (!lease)
+    return false;
+  auto exp = lease_expiry(*lease);
+  return exp && now < *exp;
+}
+
+} // namespace deckhand::apiserver
