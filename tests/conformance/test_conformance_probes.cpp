@@ -12,6 +12,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <memory>
@@ -194,6 +195,38 @@ BOOST_AUTO_TEST_CASE(liveness_exec_failure_restarts_the_container) {
   remove_now(n, "live");
 }
 
+// Kubernetes: an exec livenessProbe whose command succeeds keeps the
+// container running: no Unhealthy, no restart, even with failureThreshold 1
+// (a single lost or timed-out run would restart it). The command counts its
+// own runs, so the check waits for five probes rather than for a time.
+BOOST_AUTO_TEST_CASE(liveness_exec_success_keeps_the_container) {
+  auto& n = the_node();
+  n.apply(pod_yaml("live-ok", R"(["sh", "-c", "exec sleep 100000"])",
+                   "    livenessProbe:\n"
+                   "      exec: {command: [\"sh\", \"-c\", \"echo ok >> /tmp/probed\"]}\n"
+                   "      periodSeconds: 1\n"
+                   "      failureThreshold: 1\n"));
+  auto p = wait_pod(n, "live-ok", [](const json& pod) {
+    return container_status(pod).value("/state/running"_json_pointer, json()).is_object();
+  });
+  auto uid = uid_of(p);
+  std::string count;
+  bool probed = eventually(
+    [&] {
+      auto r = exec_in(n, "live-ok", {"sh", "-c", "wc -l < /tmp/probed"});
+      count = r.out;
+      return r.exit_code == 0 && std::atoi(r.out.c_str()) >= 5;
+    },
+    60s);
+  BOOST_REQUIRE_MESSAGE(probed, "probe runs: " << count);
+  auto rec = supervisor_record(n, uid);
+  BOOST_TEST(rec.value("/status/restartCount"_json_pointer, -1) == 0, "status.json: " << rec.dump());
+  for (const auto& note : rec.value("notes", json::array()))
+    BOOST_TEST(note.value("reason", "") != "Unhealthy", "note: " << note.dump());
+  BOOST_TEST(container_status(n.pod("live-ok")).value("restartCount", -1) == 0);
+  remove_now(n, "live-ok");
+}
+
 // Kubernetes: an httpGet readinessProbe sets the container's `ready` and the
 // pod's Ready condition; when the page disappears (404) both go false
 // without a restart, and come back when it returns.
@@ -229,11 +262,12 @@ BOOST_AUTO_TEST_CASE(readiness_http_get_toggles_ready) {
 
 // Kubernetes: a tcpSocket readinessProbe (named port) keeps the container
 // unready until something listens on the port ("dial tcp IP:PORT: connect:
-// connection refused" meanwhile).
+// connection refused" meanwhile). The container listens only once the test
+// says so (/tmp/listen), so the unready state is not a window to catch.
 BOOST_AUTO_TEST_CASE(readiness_tcp_socket) {
   auto& n = the_node();
   n.apply(pod_yaml("ready-tcp",
-                   R"(["sh", "-c", "sleep 3; mkdir -p /www; exec httpd -f -p 9000 -h /www"])",
+                   R"(["sh", "-c", "until [ -f /tmp/listen ]; do sleep 1; done; mkdir -p /www; exec httpd -f -p 9000 -h /www"])",
                    "    ports:\n"
                    "    - {name: svc, containerPort: 9000}\n"
                    "    readinessProbe:\n"
@@ -243,10 +277,13 @@ BOOST_AUTO_TEST_CASE(readiness_tcp_socket) {
     return container_status(pod).value("/state/running"_json_pointer, json()).is_object();
   });
   BOOST_TEST(!container_status(p).value("ready", true));
+  // A failed probe while nothing listens, before anything may listen.
+  expect_event(n, "ready-tcp", "Unhealthy", "Readiness probe failed: dial tcp ");
+  auto r = exec_in(n, "ready-tcp", {"touch", "/tmp/listen"});
+  BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
   wait_pod(n, "ready-tcp", [](const json& pod) {
     return container_status(pod).value("ready", false);
   }, 30s);
-  expect_event(n, "ready-tcp", "Unhealthy", "Readiness probe failed: dial tcp ");
   bool refused = false;
   for (const auto& e : events_of(n, "ready-tcp"))
     refused = refused
@@ -261,7 +298,7 @@ BOOST_AUTO_TEST_CASE(readiness_tcp_socket) {
 BOOST_AUTO_TEST_CASE(startup_probe_gates_liveness) {
   auto& n = the_node();
   n.apply(pod_yaml("startup",
-                   R"(["sh", "-c", "sleep 4; touch /tmp/started; exec sleep 100000"])",
+                   R"(["sh", "-c", "sleep 8; touch /tmp/started; exec sleep 100000"])",
                    "    startupProbe:\n"
                    "      exec: {command: [\"cat\", \"/tmp/started\"]}\n"
                    "      periodSeconds: 1\n"
@@ -277,8 +314,9 @@ BOOST_AUTO_TEST_CASE(startup_probe_gates_liveness) {
   p = wait_pod(n, "startup", [](const json& pod) {
     return container_status(pod).value("restartCount", 0) >= 1;
   }, 60s);
-  // The first instance lived through its startup (4 s) before liveness
-  // could fail it (threshold 1, every second).
+  // The first instance lived through its startup (8 s, long enough for the
+  // poll above to see it running and not started on a loaded machine)
+  // before liveness could fail it (threshold 1, every second).
   auto last = container_status(p).value("/lastState/terminated"_json_pointer, json::object());
   auto started = last.value("startedAt", ""), finished = last.value("finishedAt", "");
   BOOST_TEST_MESSAGE("first instance " << started << " .. " << finished);
@@ -299,7 +337,7 @@ BOOST_AUTO_TEST_CASE(startup_probe_gates_liveness) {
 // supervisor's status at once and reaches the API once a kubelet is back.
 BOOST_AUTO_TEST_CASE(liveness_restart_without_the_kubelet) {
   auto& n = the_node();
-  n.apply(pod_yaml("headless", R"(["sh", "-c", "touch /tmp/healthy; sleep 5; rm /tmp/healthy; exec sleep 100000"])",
+  n.apply(pod_yaml("headless", R"(["sh", "-c", "touch /tmp/healthy; sleep 8; rm /tmp/healthy; exec sleep 100000"])",
                    "    livenessProbe:\n"
                    "      exec: {command: [\"cat\", \"/tmp/healthy\"]}\n"
                    "      periodSeconds: 1\n"
@@ -328,6 +366,17 @@ BOOST_AUTO_TEST_CASE(liveness_restart_without_the_kubelet) {
                           && note.value("message", "")
                                == "Container app failed liveness probe, will be restarted");
   BOOST_TEST(killing, "notes: " << rec.value("notes", json::array()).dump());
+  // Killed because the file went away, not because a probe timed out.
+  bool missing = false, timed_out = false;
+  for (const auto& note : rec.value("notes", json::array())) {
+    if (note.value("reason", "") != "Unhealthy")
+      continue;
+    const auto msg = note.value("message", "");
+    missing = missing || msg.rfind("Liveness probe failed: cat: can't open '/tmp/healthy'", 0) == 0;
+    timed_out = timed_out || msg.find("timed out") != std::string::npos;
+  }
+  BOOST_TEST(missing, "notes: " << rec.value("notes", json::array()).dump());
+  BOOST_TEST(!timed_out, "notes: " << rec.value("notes", json::array()).dump());
   wait_pod(n, "headless", [](const json& pod) {
     return container_status(pod).value("restartCount", 0) >= 1;
   }, 60s);

@@ -135,8 +135,10 @@ spec:
   containers:
   - {name: main, image: deckhand.local/busybox:test, command: ["true"]}
 )");
-  BOOST_REQUIRE(eventually([&] { return restarts_of(n.pod("crasher")) >= 2; }, 60s));
-  auto crasher = n.pod("crasher");
+  // Checked on the snapshot the wait accepted (a later one may be null when
+  // `deckhand get` times out on a loaded machine).
+  nlohmann::json crasher;
+  BOOST_REQUIRE(eventually([&] { return restarts_of(crasher = n.pod("crasher")) >= 2; }, 60s));
   BOOST_TEST(crasher.value("/status/containerStatuses/0/lastState/terminated/exitCode"_json_pointer, 0) == 3);
   auto once = n.wait_phase("once", "Failed");
   BOOST_TEST(once.value("/status/containerStatuses/0/state/terminated/exitCode"_json_pointer, 0) == 7);

@@ -179,34 +179,59 @@ std::string waiting_reason(const json& pod) {
                                    "");
 }
 
-/// The waiting reasons of pod `name`'s first container, in the order the API
-/// server's watch reports them, until `stop` returns true or `deadline`.
-std::vector<std::string> watch_reasons(const node& n, const std::string& name,
-                                       const std::function<bool(const std::vector<std::string>&)>& stop,
-                                       std::chrono::seconds deadline) {
+/// The API server's base URL.
+std::string api_url(const node& n) {
   std::ifstream in(n.data() / "run" / "apiserver.url");
   std::string url;
   std::getline(in, url);
   BOOST_REQUIRE_MESSAGE(!url.empty(), "no apiserver.url");
-  httplib::Client c(url);
+  return url;
+}
+
+/// The resourceVersion of the default namespace's pod list: a watch from
+/// it sees every later change, however late it connects.
+std::string pods_revision(const node& n) {
+  httplib::Client c(api_url(n));
+  auto r = c.Get("/api/v1/namespaces/default/pods");
+  BOOST_REQUIRE_MESSAGE(r && r->status == 200, "listing pods failed");
+  auto list = json::parse(r->body, nullptr, false);
+  auto rv = list.is_discarded() ? std::string()
+                                : list.value("/metadata/resourceVersion"_json_pointer, "");
+  BOOST_REQUIRE_MESSAGE(!rv.empty(), "no resourceVersion in " << r->body);
+  return rv;
+}
+
+/// The waiting reasons of pod `name`'s first container, in the order the API
+/// server's watch (from `resource_version`) reports them, until `stop`
+/// returns true or `deadline`. `last` gets the pod of the event that made
+/// `stop` true (or of the last event).
+std::vector<std::string> watch_reasons(const node& n, const std::string& name,
+                                       const std::string& resource_version,
+                                       const std::function<bool(const std::vector<std::string>&)>& stop,
+                                       std::chrono::seconds deadline, json* last) {
+  httplib::Client c(api_url(n));
   c.set_read_timeout(deadline);
   std::vector<std::string> reasons;
   std::string buf;
+  bool done = false;
   auto end = std::chrono::steady_clock::now() + deadline;
-  c.Get(("/api/v1/namespaces/default/pods?watch=true&fieldSelector=metadata.name%3D" + name)
+  c.Get(("/api/v1/namespaces/default/pods?watch=true&resourceVersion=" + resource_version
+         + "&fieldSelector=metadata.name%3D" + name)
           .c_str(),
         [&](const char* data, size_t len) {
           buf.append(data, len);
-          for (auto nl = buf.find('\n'); nl != std::string::npos; nl = buf.find('\n')) {
+          for (auto nl = buf.find('\n'); !done && nl != std::string::npos; nl = buf.find('\n')) {
             auto ev = json::parse(buf.substr(0, nl), nullptr, false);
             buf.erase(0, nl + 1);
             if (ev.is_discarded() || !ev.contains("object"))
               continue;
+            *last = ev["object"];
             auto reason = waiting_reason(ev["object"]);
             if (!reason.empty() && (reasons.empty() || reasons.back() != reason))
               reasons.push_back(reason);
+            done = stop(reasons);
           }
-          return !stop(reasons) && std::chrono::steady_clock::now() < end;
+          return !done && std::chrono::steady_clock::now() < end;
         });
   return reasons;
 }
@@ -255,19 +280,28 @@ BOOST_AUTO_TEST_CASE(pull_run_and_remove) {
 BOOST_AUTO_TEST_CASE(missing_image_backs_off) {
   registry reg({"test/busybox:1.0"});
   node n;
+  // The watch starts from before the pod exists: ErrImagePull shows for
+  // about one relist period (200 ms), a window a watch connected after the
+  // apply could miss.
+  auto rv = pods_revision(n);
   n.apply(pod_manifest("ghost", reg.host() + "/test/does-not-exist:1"));
+  // The pod as of the first ImagePullBackOff: the back-off ends in 10 s and
+  // the retry shows ErrImagePull again, so a later read could see that.
+  json pod;
   auto reasons = watch_reasons(
-    n, "ghost",
+    n, "ghost", rv,
     [](const std::vector<std::string>& r) {
-      return std::find(r.begin(), r.end(), "ImagePullBackOff") != r.end();
+      auto e = std::find(r.begin(), r.end(), "ErrImagePull");
+      return e != r.end() && std::find(e, r.end(), "ImagePullBackOff") != r.end();
     },
-    60s);
+    60s, &pod);
   auto err_pull = std::find(reasons.begin(), reasons.end(), "ErrImagePull");
   auto backoff = std::find(reasons.begin(), reasons.end(), "ImagePullBackOff");
   BOOST_TEST((err_pull != reasons.end()), "reasons seen: " << json(reasons).dump());
   BOOST_TEST((backoff != reasons.end() && err_pull < backoff),
              "reasons seen: " << json(reasons).dump());
-  auto pod = n.pod("ghost");
+  BOOST_REQUIRE_MESSAGE(waiting_reason(pod) == "ImagePullBackOff",
+                        "reasons seen: " << json(reasons).dump());
   BOOST_TEST(pod.value("/status/phase"_json_pointer, "") == "Pending");
   BOOST_TEST(pod.value("/status/containerStatuses/0/state/waiting/message"_json_pointer, "")
              == "Back-off pulling image \"" + reg.host() + "/test/does-not-exist:1\"");
