@@ -90,7 +90,7 @@ int main(int argc, char** argv) {
   int pods = 300, settle_ms = 5000, timeout_s = 900, rest_s = 30;
   double target_mib = 150;
   bool keep_data = false, quick = false;
-  std::vector<std::string> kubelet_args;
+  std::vector<std::string> kubelet_args, runtime_args;
   app.add_option("--bin-dir", bin_dir, "Directory of deckhand's executables")
     ->capture_default_str();
   app.add_option("--pods", pods, "Pods to run")->capture_default_str();
@@ -105,6 +105,9 @@ int main(int argc, char** argv) {
   app.add_option("--target-mib", target_mib, "Memory target for the node's processes")
     ->capture_default_str();
   app.add_option("--kubelet-arg", kubelet_args, "Extra kubelet flag (repeatable)");
+  app.add_option("--runtime-arg", runtime_args,
+                 "Extra runtime flag (repeatable), e.g. --supervisor-bin=WRAPPER to profile "
+                 "exec'd supervisors");
   app.add_flag("--keep-data", keep_data, "Keep the node's data dir and logs");
   app.add_flag("--quick", quick, "Smoke run: 10 pods, 1 s settle");
   CLI11_PARSE(app, argc, argv);
@@ -145,6 +148,15 @@ int main(int argc, char** argv) {
     nopt.bin_dir = bin_dir;
     nopt.keep_data = keep_data;
     nopt.kubelet_args = kubelet_args;
+    // Kubernetes' maxPods is 110: a node meant for more pods says so.
+    bool sets_max_pods = false;
+    for (const auto& a : kubelet_args)
+      sets_max_pods = sets_max_pods || a.rfind("--max-pods", 0) == 0;
+    if (!sets_max_pods && pods > 110)
+      nopt.kubelet_args.push_back("--max-pods=" + std::to_string(pods));
+    if (!runtime_args.empty()) {
+      nopt.extra_config = "  runtime:\n    args: " + json(runtime_args).dump() + "\n";
+    }
     node n(nopt);
     std::unique_ptr<pod_watch> watch;
     std::mutex mu;

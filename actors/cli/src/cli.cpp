@@ -3,11 +3,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
 
 #include "deckhand/cli/commands.hpp"
+#include "deckhand/cli/demo.hpp"
 #include "deckhand/cli/describe.hpp"
 #include "deckhand/cli/exec_command.hpp"
 #include "deckhand/cli/image_commands.hpp"
@@ -47,14 +49,15 @@ int run(const std::vector<std::string>& args, io_streams io) {
   // up
   up_options up;
   up.data_dir = default_dir;
-  std::string bin_dir, config_file;
+  up_flags up_args;
   auto* up_cmd = app.add_subcommand("up", "Start a node and keep its processes running");
-  add_data_dir(up_cmd, up.data_dir);
-  up_cmd->add_flag("--demo", up.demo, "Import the demo image and apply the demo pod");
-  up_cmd->add_flag("--keep-pods", up.keep_pods, "Leave pods running on exit");
-  up_cmd->add_option("--bin-dir", bin_dir,
-                     "Directory of the component executables (default: deckhand's own)");
-  up_cmd->add_option("--config", config_file, "Launcher configuration (YAML)");
+  add_up_options(*up_cmd, up, up_args);
+
+  // demo (hidden): what `deckhand up --demo` runs once the node is up.
+  std::filesystem::path demo_dir = default_dir;
+  auto* demo_cmd = app.add_subcommand("demo", "Import the demo image and apply the demo pod");
+  demo_cmd->group("");
+  add_data_dir(demo_cmd, demo_dir);
 
   // apply
   node_options apply_node{default_dir};
@@ -169,19 +172,36 @@ int run(const std::vector<std::string>& args, io_streams io) {
   }
 
   if (*up_cmd) {
-    up.bin_dir = bin_dir.empty() ? self_bin_dir() : std::filesystem::path(bin_dir);
-    up.data_dir = std::filesystem::absolute(up.data_dir);
-    up.bin_dir = std::filesystem::absolute(up.bin_dir);
-    if (!config_file.empty()) {
-      auto loaded = load_up_config(config_file, up);
-      if (!loaded) {
-        io.err << "error: " << loaded.err().message << "\n";
-        return 1;
-      }
-      up = std::move(*loaded);
+    auto finished = finish_up_options(up, up_args, self_bin_dir());
+    if (!finished) {
+      io.err << "error: " << finished.err().message << "\n";
+      return 1;
     }
+    // The launcher lives as long as the node: it hands over to the lean
+    // deckhand-launcher executable (same flags), which does not map the
+    // CLI's libraries (HTTP, TLS, archives, YAML printers: ~2 MB of memory).
+    // Without it next to deckhand, the launcher runs in this process.
+    auto lean = self_bin_dir() / "deckhand-launcher";
+    if (::access(lean.c_str(), X_OK) == 0) {
+      std::vector<std::string> argv = {lean.string()};
+      argv.insert(argv.end(), args.begin() + 1, args.end());
+      std::vector<char*> cargv;
+      for (auto& a : argv)
+        cargv.push_back(a.data());
+      cargv.push_back(nullptr);
+      ::execv(cargv[0], cargv.data());
+      io.err << "warning: cannot run " << lean.string() << ": " << std::strerror(errno)
+             << "; running the launcher in this process\n";
+    }
+    up = std::move(*finished);
+    up.run_demo = run_demo;
     log::init("up");
     return run_up(up);
+  }
+  if (*demo_cmd) {
+    log::init("demo");
+    std::atomic<bool> never{false};
+    return run_demo(std::filesystem::absolute(demo_dir), never) ? 0 : 1;
   }
   if (*apply_cmd) {
     apply_node.ns_given = apply_ns->count() > 0;

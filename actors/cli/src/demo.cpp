@@ -69,7 +69,7 @@ bool has_demo_image(const wire::image_list_reply& list) {
 
 } // namespace
 
-void run_demo(const fs::path& data_dir, const std::atomic<bool>& cancel) {
+bool run_demo(const fs::path& data_dir, const std::atomic<bool>& cancel) {
   auto log = log::get();
   auto deadline = std::chrono::steady_clock::now() + 120s;
   node_client node(data_dir);
@@ -78,10 +78,10 @@ void run_demo(const fs::path& data_dir, const std::atomic<bool>& cancel) {
   // answers: both restart with back-off, so keep asking until the deadline.
   while (true) {
     if (cancel)
-      return;
+      return false;
     if (std::chrono::steady_clock::now() > deadline) {
       log->error("msg=\"demo: node did not come up within 120s\"");
-      return;
+      return false;
     }
     std::error_code ec;
     if (fs::exists(paths::apiserver_url_file(data_dir), ec)) {
@@ -90,21 +90,21 @@ void run_demo(const fs::path& data_dir, const std::atomic<bool>& cancel) {
         break;
     }
     if (!pause(200ms, cancel))
-      return;
+      return false;
   }
 
   auto images = node.request<wire::image_list_reply>("runtime", wire::image_list_request{},
                                                      10s, &cancel);
   if (!images) {
     log->error("msg=\"demo: cannot list images\" error=\"{}\"", images.err().message);
-    return;
+    return false;
   }
   if (!has_demo_image(*images)) {
     log->info("msg=\"demo: building image\" image={}", demo_image_name);
     auto layout = build_demo_layout(data_dir);
     if (!layout) {
       log->error("msg=\"demo: cannot build image\" error=\"{}\"", layout.err().message);
-      return;
+      return false;
     }
     wire::image_import_request req;
     req.path = layout->string();
@@ -114,7 +114,7 @@ void run_demo(const fs::path& data_dir, const std::atomic<bool>& cancel) {
     if (!imported) {
       log->error("msg=\"demo: image import failed\" error=\"{}\"",
                  imported.err().message);
-      return;
+      return false;
     }
     log->info("msg=\"demo: image imported\" image={} id={}", demo_image_name,
               imported->image.id);
@@ -123,7 +123,7 @@ void run_demo(const fs::path& data_dir, const std::atomic<bool>& cancel) {
   auto objects = parse_manifests(demo_manifest(), "configs/demo/pod.yaml");
   if (!objects) {
     log->error("msg=\"demo: bad embedded manifest\" error=\"{}\"", objects.err().message);
-    return;
+    return false;
   }
   while (true) {
     auto api = api_client::for_node(data_dir);
@@ -137,16 +137,16 @@ void run_demo(const fs::path& data_dir, const std::atomic<bool>& cancel) {
         std::istringstream lines(out.str());
         for (std::string line; std::getline(lines, line);)
           log->info("msg=\"demo: {}\"", line);
-        return;
+        return true;
       }
       log->warn("msg=\"demo: apply failed, retrying\" error=\"{}\"", err.str());
     }
     if (std::chrono::steady_clock::now() > deadline) {
       log->error("msg=\"demo: could not apply the demo pod\"");
-      return;
+      return false;
     }
     if (!pause(1000ms, cancel))
-      return;
+      return false;
   }
 }
 

@@ -19,11 +19,10 @@
 #include <optional>
 #include <thread>
 
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
-#include "deckhand/cli/demo.hpp"
-#include "deckhand/cli/printers.hpp"
 #include "deckhand/common/log.hpp"
 #include "deckhand/common/paths.hpp"
 
@@ -34,6 +33,19 @@ namespace deckhand::cli {
 namespace fs = std::filesystem;
 using steady = std::chrono::steady_clock;
 using std::chrono::milliseconds;
+
+namespace {
+
+std::string now_rfc3339() {
+  auto secs = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  ::gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+} // namespace
 
 const std::vector<std::string>& stop_order() {
   static const std::vector<std::string> order = {"kubelet", "proxy", "runtime"};
@@ -251,9 +263,9 @@ class launcher {
     stop_leftovers();
     for (auto& p : procs_)
       start(p);
-    if (opts_.demo)
+    if (opts_.demo && opts_.run_demo)
       demo_thread_ = std::thread([this] {
-        run_demo(opts_.data_dir, demo_cancel_);
+        opts_.run_demo(opts_.data_dir, demo_cancel_);
       });
     while (!stop_requested_) {
       auto now = steady::now();
@@ -313,7 +325,7 @@ class launcher {
     if (!sig_fd_)
       return error::from_errno("signalfd");
     ::signal(SIGPIPE, SIG_IGN);
-    started_at_ = format_rfc3339(std::chrono::system_clock::now());
+    started_at_ = now_rfc3339();
     log_ = log::get();
     return {};
   }
@@ -391,7 +403,7 @@ class launcher {
     }
     p.pid = *pid;
     p.backoff.started(now);
-    p.started_at = format_rfc3339(std::chrono::system_clock::now());
+    p.started_at = now_rfc3339();
     if (p.starts++ > 0)
       ++p.restarts;
     log_->info("msg=\"component started\" component={} pid={} restarts={}", p.spec.name,
@@ -634,8 +646,88 @@ class launcher {
 } // namespace
 
 int run_up(const up_options& opts) {
+  if (opts.demo && !opts.run_demo) {
+    std::cerr << "error: --demo: no way to run the demo was configured\n";
+    return 1;
+  }
   launcher l(opts);
   return l.run();
+}
+
+void add_up_options(CLI::App& app, up_options& up, up_flags& flags) {
+  app.add_option("--data-dir", up.data_dir, "The node's data directory")->capture_default_str();
+  app.add_flag("--demo", up.demo, "Import the demo image and apply the demo pod");
+  app.add_flag("--keep-pods", up.keep_pods, "Leave pods running on exit");
+  app.add_option("--bin-dir", flags.bin_dir,
+                 "Directory of the component executables (default: deckhand's own)");
+  app.add_option("--config", flags.config_file, "Launcher configuration (YAML)");
+}
+
+result<up_options> finish_up_options(up_options up, const up_flags& flags,
+                                     const fs::path& default_bin_dir) {
+  up.bin_dir = flags.bin_dir.empty() ? default_bin_dir : fs::path(flags.bin_dir);
+  up.data_dir = fs::absolute(up.data_dir);
+  up.bin_dir = fs::absolute(up.bin_dir);
+  if (flags.config_file.empty())
+    return up;
+  return load_up_config(flags.config_file, std::move(up));
+}
+
+demo_runner demo_by_subprocess(fs::path deckhand_binary) {
+  return [bin = std::move(deckhand_binary)](const fs::path& data_dir,
+                                            const std::atomic<bool>& cancel) {
+    auto lg = log::get();
+    // The launcher's main loop reaps every child (waitpid(-1)), so the end
+    // of the demo process is seen through a pipe instead: the child holds
+    // the write end (as fd 3, the only copy that survives exec) until it
+    // exits.
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) {
+      lg->error("msg=\"demo not run\" error=\"pipe: {}\"", std::strerror(errno));
+      return;
+    }
+    unique_fd rd(fds[0]), wr(fds[1]);
+    std::vector<std::string> argv = {bin.string(), "demo", "--data-dir", data_dir.string()};
+    std::vector<char*> args;
+    for (const auto& a : argv)
+      args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&actions, wr.get(), 3);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    sigset_t empty;
+    sigemptyset(&empty);
+    posix_spawnattr_setsigmask(&attr, &empty);
+    sigset_t defaults = handled_signals();
+    sigaddset(&defaults, SIGPIPE);
+    posix_spawnattr_setsigdefault(&attr, &defaults);
+    pid_t pid = -1;
+    int rc = ::posix_spawn(&pid, args[0], &actions, &attr, args.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    wr.reset();
+    if (rc != 0) {
+      lg->error("msg=\"demo not run\" error=\"start {}: {}\"", bin.string(), std::strerror(rc));
+      return;
+    }
+    for (;;) {
+      struct pollfd p {rd.get(), POLLIN, 0};
+      int n = ::poll(&p, 1, 100);
+      if (n > 0) {
+        char c;
+        if (::read(rd.get(), &c, 1) <= 0)
+          return;  // EOF: the demo process is gone
+      }
+      if (cancel) {
+        ::kill(pid, SIGTERM);
+        return;
+      }
+    }
+  };
 }
 
 } // namespace deckhand::cli

@@ -19,6 +19,7 @@ result<std::filesystem::path> build_demo_layout(const std::filesystem::path& dat
 /// Waits for the API server URL file and the runtime, imports the demo image
 /// through the runtime unless it has it, then applies the demo manifest.
 /// Progress and failures are logged; returns early once `cancel` is set.
-void run_demo(const std::filesystem::path& data_dir, const std::atomic<bool>& cancel);
+/// True once the demo pod is applied.
+bool run_demo(const std::filesystem::path& data_dir, const std::atomic<bool>& cancel);
 
 } // namespace deckhand::cli

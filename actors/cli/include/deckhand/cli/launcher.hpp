@@ -23,15 +23,27 @@
 ///       enabled: false
 ///   staticPodPath: /etc/deckhand/manifests   # kubelet --static-pod-path
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "deckhand/cli/restart_backoff.hpp"
 #include "deckhand/common/result.hpp"
 
+namespace CLI {
+class App;
+}
+
 namespace deckhand::cli {
+
+/// How `--demo` is carried out once the components are started: make sure
+/// the demo image is on the node and apply the demo pod, returning early once
+/// `cancel` is set.
+using demo_runner = std::function<void(const std::filesystem::path& data_dir,
+                                       const std::atomic<bool>& cancel)>;
 
 /// One component process as the launcher runs it.
 struct component_spec {
@@ -44,6 +56,8 @@ struct up_options {
   std::filesystem::path data_dir;
   std::filesystem::path bin_dir;
   bool demo = false;
+  /// Required when `demo` is set.
+  demo_runner run_demo;
   bool keep_pods = false;
   backoff_config backoff;
   std::chrono::milliseconds stop_timeout{5000};
@@ -74,6 +88,28 @@ std::vector<std::string> component_argv(const up_options& opts,
 /// argv of the pod cleanup run on shutdown:
 /// `deckhand-runtime --data-dir DATA --cleanup-all`.
 std::vector<std::string> cleanup_argv(const up_options& opts);
+
+/// The flags of `deckhand up` that are not fields of up_options.
+struct up_flags {
+  std::string bin_dir;
+  std::string config_file;
+};
+
+/// Declares `deckhand up`'s flags on `app` (shared by `deckhand up` and the
+/// `deckhand-launcher` executable it hands over to). `up.data_dir` holds the
+/// default.
+void add_up_options(CLI::App& app, up_options& up, up_flags& flags);
+
+/// After parsing: absolute data and bin dirs (bin dir defaulting to
+/// `default_bin_dir`), then the configuration file, if any.
+result<up_options> finish_up_options(up_options up, const up_flags& flags,
+                                     const std::filesystem::path& default_bin_dir);
+
+/// A demo_runner that runs `deckhand demo --data-dir DATA` (the `deckhand`
+/// executable at `deckhand_binary`) as a child process and waits for it; a
+/// cancel sends it SIGTERM. The lean launcher uses it so that it does not
+/// link the image and API client code that the demo needs.
+demo_runner demo_by_subprocess(std::filesystem::path deckhand_binary);
 
 /// Applies a launcher configuration file (format above) on top of `opts`.
 result<up_options> load_up_config(const std::filesystem::path& file, up_options opts);
