@@ -1,5 +1,7 @@
 #include "deckhand/host/component.hpp"
 
+#include <poll.h>
+
 #include <malloc.h>
 #include <signal.h>
 #include <unistd.h>
@@ -43,8 +45,10 @@ caf::behavior scavenger(caf::event_based_actor* self, std::chrono::milliseconds 
 
 } // namespace
 
-component::component(std::string name, const common_options& opts)
+component::component(std::string name, const common_options& opts, scheduler_loop* loop)
   : name_(std::move(name)), opts_(opts) {
+  if (name_ == "pod-supervisor")
+    loop_ = loop;
   if (name_ != "apiserver" && name_ != "pod-supervisor") {  // supervisors: 1, in main()
     // Before any thread exists. glibc's default (8 arenas per core) lets
     // every thread that ever allocated keep a heap of its own, each with its
@@ -61,7 +65,7 @@ component::component(std::string name, const common_options& opts)
     // workers that poll (each idle poller costs ~0.2% of a core), and that
     // also fires the timers (no "caf.clock" thread, no printer thread).
     cfg_.set("scheduler.max-threads", 1);
-    install_single_thread_scheduler(cfg_);
+    install_single_thread_scheduler(cfg_, loop);
   }
   system_ = std::make_unique<caf::actor_system>(cfg_);
   // Not in pod supervisors: hundreds of them, tiny heaps, trimmed eagerly.
@@ -105,7 +109,21 @@ void component::shutdown() {
     scavenger_ = caf::actor{};
   }
   if (system_) {
-    system_->await_all_actors_done();
+    if (loop_) {
+      // Nothing else runs the actors: drive the loop here until they are
+      // done (they were told to quit), then let the system go without its
+      // own wait, which would block this thread forever.
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      int timeout = loop_->run();
+      while (system_->registry().running() > 0 && std::chrono::steady_clock::now() < deadline) {
+        struct pollfd p {loop_->wake_fd(), POLLIN, 0};
+        ::poll(&p, 1, timeout < 0 || timeout > 100 ? 100 : timeout);
+        timeout = loop_->run();
+      }
+      system_->await_actors_before_shutdown(false);
+    } else {
+      system_->await_all_actors_done();
+    }
     system_.reset();
   }
 }

@@ -1,5 +1,9 @@
 #include "deckhand/host/single_thread_scheduler.hpp"
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -13,6 +17,35 @@
 #include <caf/scheduler/abstract_coordinator.hpp>
 
 namespace deckhand::host {
+
+namespace {
+class single_thread_coordinator;
+}
+
+struct scheduler_loop::impl {
+  int efd = -1;
+  /// Set while the coordinator exists (it registers itself); run() is a
+  /// no-op before and after.
+  single_thread_coordinator* coord = nullptr;
+
+  impl() : efd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+  ~impl() {
+    if (efd >= 0)
+      ::close(efd);
+  }
+  void wake() const {
+    uint64_t one = 1;
+    ssize_t n;
+    do {
+      n = ::write(efd, &one, sizeof one);
+    } while (n < 0 && errno == EINTR);
+  }
+  void drain() const {
+    uint64_t v;
+    while (::read(efd, &v, sizeof v) > 0) {
+    }
+  }
+};
 
 namespace {
 
@@ -89,8 +122,16 @@ class locked_clock : public caf::detail::simple_actor_clock {
 class single_thread_coordinator : public caf::scheduler::abstract_coordinator,
                                   public caf::execution_unit {
  public:
-  explicit single_thread_coordinator(caf::actor_system& sys)
-    : abstract_coordinator(sys), execution_unit(&sys), clock_(this) {}
+  single_thread_coordinator(caf::actor_system& sys, std::shared_ptr<scheduler_loop::impl> loop)
+    : abstract_coordinator(sys), execution_unit(&sys), clock_(this), loop_(std::move(loop)) {
+    if (loop_)
+      loop_->coord = this;
+  }
+
+  ~single_thread_coordinator() override {
+    if (loop_)
+      loop_->coord = nullptr;
+  }
 
   // -- abstract_coordinator ----------------------------------------------------
 
@@ -99,7 +140,7 @@ class single_thread_coordinator : public caf::scheduler::abstract_coordinator,
       std::lock_guard<std::mutex> lock(mu_);
       jobs_.push_back(job);
     }
-    cv_.notify_one();
+    notify();
   }
 
   caf::actor_clock& clock() noexcept override { return clock_; }
@@ -110,6 +151,8 @@ class single_thread_coordinator : public caf::scheduler::abstract_coordinator,
   /// always detaches it onto a thread of its own). Processes using this
   /// scheduler must not print through `aout`.
   void start() override {
+    if (loop_)
+      return;  // the owner's loop calls run_loop_once()
     thread_ = std::thread([this] {
       caf::detail::set_thread_name("caf.worker");
       abstract_coordinator::system().thread_started();
@@ -128,6 +171,20 @@ class single_thread_coordinator : public caf::scheduler::abstract_coordinator,
     cv_.notify_one();
     if (thread_.joinable())
       thread_.join();
+    if (loop_) {
+      // What the loop's thread would still have run (stop() runs on it).
+      for (;;) {
+        caf::resumable* job = nullptr;
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          if (jobs_.empty())
+            break;
+          job = jobs_.front();
+          jobs_.pop_front();
+        }
+        resume(job);
+      }
+    }
     std::deque<caf::resumable*> left;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -149,10 +206,47 @@ class single_thread_coordinator : public caf::scheduler::abstract_coordinator,
       std::lock_guard<std::mutex> lock(mu_);
       timers_changed_ = true;
     }
-    cv_.notify_one();
+    notify();
+  }
+
+  /// scheduler_loop::run(): the jobs queued now (at most a bounded number,
+  /// so that the loop's other sources get their turn), then the due timers.
+  int run_loop_once() {
+    loop_->drain();
+    clock_.fire_expired();
+    constexpr int max_jobs = 64;
+    for (int i = 0; i < max_jobs; ++i) {
+      caf::resumable* job = nullptr;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (jobs_.empty())
+          break;
+        job = jobs_.front();
+        jobs_.pop_front();
+      }
+      resume(job);
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      timers_changed_ = false;
+      if (!jobs_.empty())
+        return 0;  // more to do: come back at once
+    }
+    locked_clock::time_point due;
+    if (!clock_.next_due(due))
+      return -1;
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(due - clock_.now()).count();
+    return left < 0 ? 0 : static_cast<int>(std::min<long long>(left, 1 << 30));
   }
 
  private:
+  void notify() {
+    if (loop_)
+      loop_->wake();
+    else
+      cv_.notify_one();
+  }
+
   void run() {
     for (;;) {
       caf::resumable* job = nullptr;
@@ -207,6 +301,7 @@ class single_thread_coordinator : public caf::scheduler::abstract_coordinator,
   bool timers_changed_ = false;
   locked_clock clock_;
   std::thread thread_;
+  std::shared_ptr<scheduler_loop::impl> loop_;
 };
 
 template <class F>
@@ -221,9 +316,24 @@ void locked_clock::locked(F&& f, bool wake) {
 
 } // namespace
 
-void install_single_thread_scheduler(caf::actor_system_config& cfg) {
-  cfg.module_factories.push_back([](caf::actor_system& sys) -> caf::actor_system::module* {
-    return new single_thread_coordinator(sys);
+scheduler_loop::scheduler_loop() : impl_(std::make_shared<impl>()) {}
+
+scheduler_loop::~scheduler_loop() = default;
+
+int scheduler_loop::wake_fd() const {
+  return impl_->efd;
+}
+
+int scheduler_loop::run() {
+  if (!impl_->coord)
+    return -1;
+  return impl_->coord->run_loop_once();
+}
+
+void install_single_thread_scheduler(caf::actor_system_config& cfg, scheduler_loop* loop) {
+  std::shared_ptr<scheduler_loop::impl> shared = loop ? loop->impl_ : nullptr;
+  cfg.module_factories.push_back([shared](caf::actor_system& sys) -> caf::actor_system::module* {
+    return new single_thread_coordinator(sys, shared);
   });
 }
 

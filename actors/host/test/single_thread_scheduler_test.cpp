@@ -3,6 +3,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <dirent.h>
+#include <poll.h>
 
 #include <atomic>
 #include <chrono>
@@ -151,3 +152,61 @@ BOOST_AUTO_TEST_CASE(messages_from_foreign_threads_are_delivered) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// Driven by the owner's poll loop (scheduler_loop): no thread at all; a
+// message and a delayed message run inside run(), on the loop's thread, and
+// run() reports how long the loop may sleep before the next timer.
+BOOST_AUTO_TEST_CASE(runs_on_the_owners_poll_loop) {
+  caf::actor_system_config cfg2;
+  cfg2.set("scheduler.max-threads", 1);
+  deckhand::host::scheduler_loop loop;
+  deckhand::host::install_single_thread_scheduler(cfg2, &loop);
+  int before = thread_count();
+  std::set<std::thread::id> ran_on;
+  int got = 0;
+  bool ticked = false;
+  {
+    caf::actor_system sys{cfg2};
+    BOOST_TEST(thread_count() == before);  // no scheduler thread
+    auto a = sys.spawn([&](caf::event_based_actor* self) -> caf::behavior {
+      return {
+        [&, self](ping_atom, int x) {
+          ran_on.insert(std::this_thread::get_id());
+          got = x;
+          self->delayed_send(self, 30ms, tick_atom::value);
+        },
+        [&](tick_atom) {
+          ran_on.insert(std::this_thread::get_id());
+          ticked = true;
+        },
+      };
+    });
+    // Sent from another thread: the loop's fd becomes readable.
+    std::thread([&] { caf::anon_send(a, ping_atom::value, 41); }).join();
+    auto deadline = std::chrono::steady_clock::now() + 5s;
+    int timeout = 0;
+    bool saw_timer_wait = false;
+    while (!ticked && std::chrono::steady_clock::now() < deadline) {
+      struct pollfd p {loop.wake_fd(), POLLIN, 0};
+      ::poll(&p, 1, timeout < 0 ? 1000 : timeout);
+      timeout = loop.run();
+      saw_timer_wait = saw_timer_wait || timeout > 0;
+    }
+    BOOST_TEST(got == 41);
+    BOOST_TEST(ticked);
+    BOOST_TEST(saw_timer_wait);  // it told the loop to wait for the timer
+    BOOST_TEST(ran_on.size() == 1u);
+    BOOST_TEST((ran_on.count(std::this_thread::get_id()) == 1u));
+    caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    // The owner drives the loop until the actors are done (as
+    // host::component does), then the system must not wait for them itself.
+    for (int i = 0; i < 1000 && sys.registry().running() > 0; ++i) {
+      struct pollfd p {loop.wake_fd(), POLLIN, 0};
+      ::poll(&p, 1, 10);
+      loop.run();
+    }
+    BOOST_TEST(sys.registry().running() == 0u);
+    sys.await_actors_before_shutdown(false);
+  }
+  BOOST_TEST(loop.run() == -1);  // no coordinator any more: a no-op
+}

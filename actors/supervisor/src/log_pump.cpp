@@ -75,7 +75,22 @@ log_pump::~log_pump() {
 
 void log_pump::start() {
   wake_.reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-  thread_ = std::thread([this] { loop(); });
+  thread_ = std::thread([this] {
+    owner_ = std::this_thread::get_id();
+    loop();
+  });
+}
+
+bool log_pump::share_thread() {
+  if (thread_.joinable())
+    return false;
+  // Only for calls from other threads: the sharing thread's own calls run
+  // at once and never need a wake-up.
+  if (!wake_)
+    wake_.reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  owner_ = std::this_thread::get_id();
+  shared_ = true;
+  return true;
 }
 
 void log_pump::stop() {
@@ -83,15 +98,27 @@ void log_pump::stop() {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
   }
-  if (wake_) {
+  if (thread_.joinable()) {
     uint64_t one = 1;
     (void)!::write(wake_.get(), &one, sizeof one);
-  }
-  if (thread_.joinable())
     thread_.join();
+    return;
+  }
+  if (shared_ && !stopped_) {
+    // The sharing thread's poll loop has returned: the last turn is ours.
+    stopped_ = true;
+    (void)run_queued();
+    drain_all();
+  }
 }
 
 void log_pump::post(std::function<void()> cmd) {
+  if (on_pump_thread()) {
+    // Queueing it would deadlock a caller waiting on finish()'s future: the
+    // thread that would run the queue is the caller's.
+    cmd();
+    return;
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     cmds_.push_back(std::move(cmd));
@@ -193,65 +220,119 @@ void log_pump::do_finish(const std::string& name) {
   io_.erase(it);
 }
 
-void log_pump::loop() {
-  for (;;) {
-    std::vector<struct pollfd> fds;
-    std::vector<std::pair<std::string, stream*>> who;
-    fds.push_back({wake_.get(), POLLIN, 0});
-    for (auto& [name, c] : io_) {
-      for (stream* s : {&c->out, &c->err}) {
-        if (s->fd) {
-          fds.push_back({s->fd.get(), POLLIN, 0});
-          who.emplace_back(name, s);
-        }
-      }
+void log_pump::collect(std::vector<struct pollfd>& fds, std::vector<polled>& who) const {
+  for (const auto& [name, c] : io_) {
+    if (c->out.fd) {
+      fds.push_back({c->out.fd.get(), POLLIN, 0});
+      who.push_back({name, false});
     }
-    if (::poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR)
-      log::get()->error("{} msg=\"log pump poll failed\" errno={}", log_fields_, errno);
-
-    for (std::size_t i = 1; i < fds.size(); ++i) {
-      if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
-        continue;
-      auto& [name, s] = who[i - 1];
-      auto it = io_.find(name);
-      if (it == io_.end())
-        continue;
-      if (!pump(name, *it->second, *s, turn_budget)) {
-        log::get()->warn("{} container={} stream={} msg=\"reading container output failed\" "
-                         "errno={}",
-                         log_fields_, name, s->framer.stream(), errno);
-        s->fd.reset();
-      }
+    if (c->err.fd) {
+      fds.push_back({c->err.fd.get(), POLLIN, 0});
+      who.push_back({name, true});
     }
+  }
+}
 
+void log_pump::pump_ready(const std::vector<polled>& who, const struct pollfd* begin,
+                          const struct pollfd* end) {
+  for (std::size_t i = 0; i < who.size() && begin + i < end; ++i) {
+    const struct pollfd& p = begin[i];
+    if (!(p.revents & (POLLIN | POLLHUP | POLLERR)))
+      continue;
+    auto it = io_.find(who[i].name);
+    if (it == io_.end())
+      continue;
+    stream& s = who[i].err ? it->second->err : it->second->out;
+    // Not the descriptor that was polled: the container was finished and
+    // attached again since.
+    if (!s.fd || s.fd.get() != p.fd)
+      continue;
+    if (!pump(who[i].name, *it->second, s, turn_budget)) {
+      log::get()->warn("{} container={} stream={} msg=\"reading container output failed\" "
+                       "errno={}",
+                       log_fields_, who[i].name, s.framer.stream(), errno);
+      s.fd.reset();
+    }
+  }
+}
+
+bool log_pump::run_queued() {
+  if (wake_) {
     uint64_t n;
     while (::read(wake_.get(), &n, sizeof n) > 0) {
     }
-    bool stopping = false;
-    for (;;) {
-      std::function<void()> cmd;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (cmds_.empty()) {
-          stopping = stop_;
-          break;
-        }
-        cmd = std::move(cmds_.front());
-        cmds_.pop_front();
-      }
-      cmd();
+  }
+  for (;;) {
+    std::function<void()> cmd;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (cmds_.empty())
+        return stop_;
+      cmd = std::move(cmds_.front());
+      cmds_.pop_front();
     }
-    if (stopping) {
-      // What is readable now goes out; an unfinished line is written as a
-      // partial one, which the next supervisor's first line completes.
-      for (auto& [name, c] : io_) {
-        (void)pump(name, *c, c->out, drain_budget);
-        (void)pump(name, *c, c->err, drain_budget);
-        std::vector<std::string> tail;
-        c->out.framer.flush(clock_(), tail);
-        c->err.framer.flush(clock_(), tail);
-        write_lines(name, *c, tail);
-      }
+    cmd();
+  }
+}
+
+void log_pump::drain_all() {
+  // What is readable now goes out; an unfinished line is written as a
+  // partial one, which the next supervisor's first line completes.
+  for (auto& [name, c] : io_) {
+    (void)pump(name, *c, c->out, drain_budget);
+    (void)pump(name, *c, c->err, drain_budget);
+    std::vector<std::string> tail;
+    c->out.framer.flush(clock_(), tail);
+    c->err.framer.flush(clock_(), tail);
+    write_lines(name, *c, tail);
+  }
+}
+
+void log_pump::fill_pollfds(std::vector<struct pollfd>& fds) {
+  polled_.clear();
+  polled_wake_ = false;
+  if (!shared_ || stopped_)
+    return;
+  if (wake_) {
+    fds.push_back({wake_.get(), POLLIN, 0});
+    polled_wake_ = true;
+  }
+  collect(fds, polled_);
+}
+
+void log_pump::on_ready(const struct pollfd* begin, const struct pollfd* end) {
+  if (!shared_ || stopped_)
+    return;
+  if (polled_wake_ && begin < end)
+    ++begin;  // the wake fd: run_queued() below empties it
+  pump_ready(polled_, begin, end);
+  polled_.clear();
+  polled_wake_ = false;
+  (void)run_queued();
+}
+
+void log_pump::pump_ready_now() {
+  if (!shared_ || stopped_ || io_.empty())
+    return;
+  std::vector<struct pollfd> fds;
+  std::vector<polled> who;
+  collect(fds, who);
+  if (fds.empty() || ::poll(fds.data(), fds.size(), 0) <= 0)
+    return;
+  pump_ready(who, fds.data(), fds.data() + fds.size());
+}
+
+void log_pump::loop() {
+  for (;;) {
+    std::vector<struct pollfd> fds;
+    std::vector<polled> who;
+    fds.push_back({wake_.get(), POLLIN, 0});
+    collect(fds, who);
+    if (::poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR)
+      log::get()->error("{} msg=\"log pump poll failed\" errno={}", log_fields_, errno);
+    pump_ready(who, fds.data() + 1, fds.data() + fds.size());
+    if (run_queued()) {
+      drain_all();
       return;
     }
   }

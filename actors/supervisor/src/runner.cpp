@@ -27,7 +27,8 @@ namespace {
 
 /// A periodic reap, in case SIGCHLD went to a thread that did not block it.
 constexpr int reap_interval_ms = 1000;
-/// How long an exit report waits for the log pump to drain the pipes.
+/// How long an exit report waits for the log pump to drain the pipes (when
+/// the pump has a thread of its own; on this thread the drain runs inline).
 constexpr auto log_drain_timeout = std::chrono::seconds(5);
 /// Kubernetes' reason for a container the kernel's OOM killer ended.
 constexpr const char* oom_killed_reason = "OOMKilled";
@@ -290,8 +291,20 @@ void runner::reap() {
 }
 
 void runner::loop(int stop_fd) {
+  // The log pump runs on this thread too, rather than on one of its own:
+  // density. A thread costs every pod 12-16 kB of dirty stack plus TLS, and
+  // a node runs hundreds of supervisors. Its pipes are polled with ours; a
+  // turn copies at most the pump's turn budget per pipe, so a chatty
+  // container cannot starve the tasks, and output is copied between tasks
+  // too, so a queue of runc calls holds it up for one call at most. The
+  // drain after an exit (finish_log) then runs inline, on this thread.
+  const bool drive_logs = logs_ && logs_->share_thread();
+  int source_timeout = -1;
+  if (source_run_)
+    source_timeout = source_run_();
+  std::vector<struct pollfd> fds;
   for (;;) {
-    std::vector<struct pollfd> fds;
+    fds.clear();
     fds.push_back({wake_.get(), POLLIN, 0});
     if (stop_fd >= 0)
       fds.push_back({stop_fd, POLLIN, 0});
@@ -299,9 +312,19 @@ void runner::loop(int stop_fd) {
       fds.push_back({sigchld_.get(), POLLIN, 0});
     for (const auto& [pid, w] : adopted_)
       fds.push_back({w.pidfd.get(), POLLIN, 0});
-    ::poll(fds.data(), fds.size(), reap_interval_ms);
+    if (source_fd_ >= 0)
+      fds.push_back({source_fd_, POLLIN, 0});
+    const std::size_t own_fds = fds.size();
+    if (drive_logs)
+      logs_->fill_pollfds(fds);
+    int timeout = reap_interval_ms;
+    if (source_timeout >= 0 && source_timeout < timeout)
+      timeout = source_timeout;
+    ::poll(fds.data(), fds.size(), timeout);
     if (stop_fd >= 0 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR)))
       return;
+    if (drive_logs)
+      logs_->on_ready(fds.data() + own_fds, fds.data() + fds.size());
 
     uint64_t n;
     while (::read(wake_.get(), &n, sizeof n) > 0) {
@@ -311,7 +334,7 @@ void runner::loop(int stop_fd) {
       while (::read(sigchld_.get(), &si, sizeof si) > 0) {
       }
     }
-    for (;;) {
+    for (bool first = true;; first = false) {
       std::function<void()> task;
       {
         std::lock_guard<std::mutex> lock(mu_);
@@ -322,13 +345,22 @@ void runner::loop(int stop_fd) {
         task = std::move(tasks_.front());
         tasks_.pop_front();
       }
+      if (drive_logs && !first)
+        logs_->pump_ready_now();
       task();
       // Between tasks no runc child is outstanding: any zombie is a
       // container init or an orphan.
       reap();
     }
     reap();
+    if (source_run_)
+      source_timeout = source_run_();
   }
+}
+
+void runner::add_source(int fd, std::function<int()> run) {
+  source_fd_ = fd;
+  source_run_ = std::move(run);
 }
 
 } // namespace deckhand::supervisor

@@ -18,6 +18,7 @@
 #include "deckhand/host/caf_glue.hpp"
 #include "deckhand/host/component.hpp"
 #include "deckhand/host/pod_dir.hpp"
+#include "deckhand/host/single_thread_scheduler.hpp"
 #include "deckhand/messages/json.hpp"
 #include "deckhand/messages/wire.hpp"
 #include "deckhand/oci/process.hpp"
@@ -417,13 +418,17 @@ int run(const host::common_options& common, const service_options& opts) {
   std::error_code ec;
   fs::create_directories(paths::run_dir(common.data_dir), ec);
 
-  host::component comp("pod-supervisor", common);
+  // The CAF scheduler runs on this thread, in the runner's loop (below):
+  // one thread fewer per pod.
+  host::scheduler_loop sched;
+  host::component comp("pod-supervisor", common, &sched);
   w.ctx.incarnation = comp.bus().incarnation();
   w.bus = &comp.bus();
 
   log_pump logs(*limits, w.log_fields);
   runner worker(oci::runc(paths::runc_root(common.data_dir), opts.oci_runtime),
                 w.ctx.pod_dir / "pids", w.log_fields, opts.pod_uid, &logs);
+  worker.add_source(sched.wake_fd(), [&sched] { return sched.run(); });
   w.run = &worker;
   // Its thread starts with the first probe or hook.
   auto handlers = std::make_unique<handler_executor>(handler_executor::options{
@@ -471,7 +476,8 @@ int run(const host::common_options& common, const service_options& opts) {
     caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
     return fail("signalfd: " + error::from_errno("signalfd").message);
   }
-  logs.start();
+  // No logs.start(): the pump shares this thread with the runner (one
+  // thread less per pod, for density); run_here() drives it.
   comp.bus().start();
   log::get()->info("{} msg=\"supervising\" containers={} restarted={} stopping={}", w.log_fields,
                    w.ctx.pod.spec.containers.size(), w.previous.has_value(),
@@ -485,6 +491,7 @@ int run(const host::common_options& common, const service_options& opts) {
   // The containers are left alone: a restarted supervisor re-adopts them.
   caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
   worker.stop();
+  // On the thread that drove the pump, now that its loop has returned.
   logs.stop();
   comp.shutdown();
   // After the actors (which may still call run()); a completion sent now

@@ -1,3 +1,4 @@
+#include <poll.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -5,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <set>
 #include <sstream>
 
@@ -270,6 +272,73 @@ BOOST_AUTO_TEST_CASE(pump_copies_both_streams_and_drains_on_finish) {
              == "2023-11-14T22:13:25Z stdout F second\n");
   BOOST_TEST(lines_of(read_text(tmp.path / "logs" / "app" / "0.log")).size() == 3u);
   pump.stop();
+}
+
+// The pod supervisor's mode: the pump shares the runner's thread (one thread
+// less per pod) and is driven by that thread's poll loop.
+BOOST_AUTO_TEST_CASE(shared_thread_pump_runs_in_the_callers_poll_loop) {
+  temp_dir tmp;
+  auto out_fifo = tmp.path / "io" / "app.stdout";
+  auto err_fifo = tmp.path / "io" / "app.stderr";
+  auto out_fd = open_container_stream(out_fifo);
+  auto err_fd = open_container_stream(err_fifo);
+  BOOST_REQUIRE(out_fd.ok());
+  BOOST_REQUIRE(err_fd.ok());
+  const auto log_dir = tmp.path / "logs" / "app";
+
+  time_point now = t0;
+  log_pump pump(log_limits{}, "test", [&now] { return now; });
+  BOOST_REQUIRE(pump.share_thread());
+  // One turn of a loop like the runner's: its own descriptors first (one
+  // here, ignored by poll), then the pump's.
+  auto turn = [&pump] {
+    std::vector<struct pollfd> fds{{-1, POLLIN, 0}};
+    pump.fill_pollfds(fds);
+    BOOST_REQUIRE(fds.size() > 1u);
+    // Only ever called with something already readable: no waiting on luck.
+    BOOST_REQUIRE(::poll(fds.data(), fds.size(), 10'000) > 0);
+    pump.on_ready(fds.data() + 1, fds.data() + fds.size());
+  };
+
+  BOOST_REQUIRE(::write(out_fd->get(), "early\n", 6) == 6);
+  pump.attach("app", out_fifo, err_fifo, log_dir / "0.log", 0);
+  BOOST_REQUIRE(::write(out_fd->get(), "one\n", 4) == 4);
+  BOOST_REQUIRE(::write(err_fd->get(), "oops\n", 5) == 5);
+  turn();
+  std::vector<std::string> want{"2023-11-14T22:13:20Z stdout F early",
+                                "2023-11-14T22:13:20Z stdout F one",
+                                "2023-11-14T22:13:20Z stderr F oops"};
+  auto lines = lines_of(read_text(log_dir / "0.log"));
+  std::sort(lines.begin(), lines.end());
+  std::sort(want.begin(), want.end());
+  BOOST_TEST(lines == want, boost::test_tools::per_element());
+
+  // A call from another thread waits for the pump's thread: the wake fd
+  // ends its poll and on_ready() runs the call.
+  BOOST_REQUIRE(::write(out_fd->get(), "no newline", 10) == 10);
+  auto done = std::async(std::launch::async, [&pump] { return pump.finish("app"); }).get();
+  BOOST_TEST((done.wait_for(0s) == std::future_status::timeout));
+  turn();
+  BOOST_REQUIRE(done.wait_for(0s) == std::future_status::ready);
+  BOOST_TEST(lines_of(read_text(log_dir / "0.log")).back()
+             == "2023-11-14T22:13:20Z stdout P no newline");
+
+  // On the pump's own thread finish() drains at once: a caller waiting on
+  // its future (the runner after an exit) cannot deadlock.
+  now = t0 + 5s;
+  pump.attach("app", out_fifo, err_fifo, log_dir / "1.log", 1);
+  BOOST_REQUIRE(::write(out_fd->get(), "second\n", 7) == 7);
+  BOOST_REQUIRE(pump.finish("app").wait_for(0s) == std::future_status::ready);
+  BOOST_TEST(read_text(log_dir / "1.log") == "2023-11-14T22:13:25Z stdout F second\n");
+
+  // stop() on the pump's thread (its loop done) copies what is left.
+  pump.attach("app", out_fifo, err_fifo, log_dir / "2.log", 2);
+  BOOST_REQUIRE(::write(err_fd->get(), "tail", 4) == 4);
+  pump.stop();
+  BOOST_TEST(read_text(log_dir / "2.log") == "2023-11-14T22:13:25Z stderr P tail\n");
+  std::vector<struct pollfd> after;
+  pump.fill_pollfds(after);
+  BOOST_TEST(after.empty());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

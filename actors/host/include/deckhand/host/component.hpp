@@ -20,9 +20,15 @@ namespace deckhand::host {
 /// it starts later; call first thing in main(), before any thread exists.
 void block_signals();
 
+class scheduler_loop;
+
 class component {
  public:
-  component(std::string name, const common_options& opts);
+  /// `loop` (pod supervisors only): run the CAF scheduler on the caller's
+  /// event loop (single_thread_scheduler.hpp) instead of a thread; the
+  /// caller must then call `loop->run()` as that header says, and destroy
+  /// the component on the loop's thread.
+  component(std::string name, const common_options& opts, scheduler_loop* loop = nullptr);
   ~component();
 
   transport::bridge& bus() { return *bus_; }
@@ -45,6 +51,7 @@ class component {
   caf::actor_system_config cfg_;
   std::unique_ptr<caf::actor_system> system_;
   caf::actor scavenger_;
+  scheduler_loop* loop_ = nullptr;
   std::atomic<bool> stop_{false};
 };
 

@@ -18,7 +18,10 @@
 ///
 /// Container output: launch() hands the container its FIFOs (see pod_dir.hpp)
 /// and tells the log pump which file the instance writes; after an exit the
-/// pump drains the pipes into that file before exited() is reported.
+/// pump drains the pipes into that file before exited() is reported. Unless
+/// the pump was given a thread of its own (log_pump::start), it runs on the
+/// runner's thread, its pipes polled in the runner's loop (one thread less
+/// per pod; see loop() in runner.cpp).
 ///
 /// OOM kills: the container's cgroup OOM-kill counter is read before it
 /// starts and again after it exits (before `runc delete` removes the
@@ -74,6 +77,12 @@ class runner {
   void run_here(runner_events events, int stop_fd);
   /// Finishes the task at hand and stops; containers are left as they are.
   void stop();
+  /// One more event source for the loop, set before it starts: `fd` is
+  /// polled for POLLIN, and `run` is called on every turn of the loop (after
+  /// the tasks) and returns the longest the loop may then sleep, in ms (-1:
+  /// no limit). The pod supervisor runs its CAF scheduler this way
+  /// (host::scheduler_loop), on this thread instead of one of its own.
+  void add_source(int fd, std::function<int()> run);
 
   /// `runc state`: reports probed(); watches a running container's pid;
   /// removes a stopped one. Output still in the pipes goes to `target`.
@@ -105,7 +114,8 @@ class runner {
   /// The container's cgroup path: its bundle's linux.cgroupsPath, else
   /// oci::container_cgroup_path(pod_uid, name).
   std::string cgroup_of(const std::filesystem::path& bundle, const std::string& name) const;
-  /// Lets the pump drain an exited container's output into its file.
+  /// Lets the pump drain an exited container's output into its file (inline
+  /// when the pump shares this thread).
   void finish_log(const std::string& name);
 
   oci::runc rt_;
@@ -113,6 +123,8 @@ class runner {
   std::string log_fields_;
   std::string pod_uid_;
   log_pump* logs_ = nullptr;
+  int source_fd_ = -1;
+  std::function<int()> source_run_;
   runner_events events_;
   std::mutex mu_;
   std::deque<std::function<void()>> tasks_;
