@@ -1,7 +1,5 @@
 #include "deckhand/kubelet/static_pods.hpp"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <cctype>
 #include <fstream>
@@ -10,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "deckhand/apiserver/validation.hpp"
+#include "deckhand/common/sha256.hpp"
 #include "deckhand/cli/manifest.hpp"
 #include "deckhand/messages/json.hpp"
 
@@ -39,15 +38,12 @@ std::string pod_key(const wire::pod& p) {
 }
 
 std::string static_pod_hash(std::string_view content, const std::string& node_name) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
   // The node name and a separator first, so that no content can collide with
   // another node's manifest.
   std::string input = lower(node_name);
   input.push_back('\0');
   input.append(content);
-  if (EVP_Digest(input.data(), input.size(), md, &len, EVP_sha256(), nullptr) != 1 || len < 16)
-    std::abort();  // SHA-256 of a memory buffer cannot fail
+  auto md = sha256::of(input);
   static const char* hex = "0123456789abcdef";
   std::string out;
   for (unsigned i = 0; i < 16; ++i) {

@@ -1,19 +1,18 @@
 #include "deckhand/proxy/kernel.hpp"
 
-#include <openssl/sha.h>
 
 #include <fstream>
 #include <map>
 #include <set>
 
 #include "deckhand/common/log.hpp"
+#include "deckhand/common/sha256.hpp"
 #include "deckhand/proxy/command.hpp"
 
 namespace deckhand::proxy {
 
 std::string stable_hash(const std::string& text, size_t n) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
+  auto digest = sha256::of(text);
   static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
   std::string out;
   uint64_t buffer = 0;
