@@ -410,6 +410,56 @@ struct bridge::impl {
       fn();
   }
 
+  /// Reads every socket that has something (each handler drains its socket
+  /// until EAGAIN), sends what waits, expires deadlines. ZMQ_FD is an edge
+  /// signal that a send may consume, so the round repeats while a socket
+  /// still reports input (bounded; the caller's loop comes back at once).
+  bool external = false;
+
+  int run_external_once() {
+    drain_commands();
+    for (int round = 0; round < 16; ++round) {
+      std::vector<int> ids;
+      for (auto& [id, so] : sockets)
+        if (so.k != kind::pub)
+          ids.push_back(id);
+      for (int id : ids) {
+        auto it = sockets.find(id);  // a handler may have closed it
+        if (it == sockets.end())
+          continue;
+        switch (it->second.k) {
+          case kind::router: on_router(it->second, it->first); break;
+          case kind::dealer: on_dealer(it->second); break;
+          case kind::sub: on_sub(it->second); break;
+          case kind::pub: break;
+        }
+      }
+      flush_outbox();
+      expire_deadlines();
+      bool more = false;
+      for (auto& [id, so] : sockets)
+        if (so.k != kind::pub && (so.s.get(zmq::sockopt::events) & ZMQ_POLLIN))
+          more = true;
+      if (!more) {
+        if (pending.empty() && outbox.empty())
+          return -1;
+        return static_cast<int>(next_timeout().count());
+      }
+    }
+    return 0;
+  }
+
+  void finish() {
+    drain_commands();
+    // Fail whatever is still waiting so that no caller waits forever.
+    for (auto& [corr, p] : pending)
+      if (p.on_reply)
+        p.on_reply(error{errc::unavailable, "transport stopped"});
+    pending.clear();
+    outbox.clear();
+    sockets.clear();
+  }
+
   void loop() {
     thread_id = std::this_thread::get_id();
     while (running) {
@@ -447,14 +497,7 @@ struct bridge::impl {
       flush_outbox();
       expire_deadlines();
     }
-    drain_commands();
-    // Fail whatever is still waiting so that no caller waits forever.
-    for (auto& [corr, p] : pending)
-      if (p.on_reply)
-        p.on_reply(error{errc::unavailable, "transport stopped"});
-    pending.clear();
-    outbox.clear();
-    sockets.clear();
+    finish();
   }
 };
 
@@ -522,9 +565,33 @@ void bridge::start() {
   impl_->thread = std::thread([this] { impl_->loop(); });
 }
 
+void bridge::start_on_caller() {
+  if (impl_->running.exchange(true))
+    return;
+  impl_->external = true;
+  impl_->thread_id = std::this_thread::get_id();
+}
+
+void bridge::fill_pollfds(std::vector<struct pollfd>& fds) {
+  fds.push_back({impl_->wake_fd, POLLIN, 0});
+  for (auto& [id, so] : impl_->sockets)
+    if (so.k != kind::pub)
+      fds.push_back({so.s.get(zmq::sockopt::fd), POLLIN, 0});
+}
+
+int bridge::run_once() {
+  if (!impl_->running)
+    return -1;
+  return impl_->run_external_once();
+}
+
 void bridge::stop() {
   if (!impl_->running.exchange(false))
     return;
+  if (impl_->external) {
+    impl_->finish();
+    return;
+  }
   impl_->wake();
   if (impl_->thread.joinable())
     impl_->thread.join();

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <caf/binary_deserializer.hpp>
@@ -561,6 +562,80 @@ BOOST_AUTO_TEST_CASE(request_reply_and_ping) {
   auto e = wire::decode_as<wire::ack>(**box.items[2]);
   BOOST_TEST(!e.ok());
   BOOST_TEST(e.err().code == errc::invalid);
+}
+
+// A bridge run by the caller's own poll loop (start_on_caller: no thread,
+// as in pod supervisors) answers requests, and its own requests and
+// notifications go out and come back through the same loop.
+BOOST_AUTO_TEST_CASE(bridge_on_the_callers_loop) {
+  temp_dir dir;
+  transport::bridge server(cfg("server"));
+  transport::bridge peer(cfg("peer"));
+  std::thread::id handled_on;
+  auto router = server.bind_router(ep(dir, "s.sock"), [&](transport::inbound_request req) {
+    handled_on = std::this_thread::get_id();
+    server.reply(req, wire::make_envelope(wire::ack{9}));
+  });
+  BOOST_REQUIRE(router.ok());
+  mailbox<std::string> notes;
+  auto peer_router = peer.bind_router(ep(dir, "p.sock"), [&](transport::inbound_request req) {
+    if (req.env.hdr.correlation_id == 0)
+      notes.put("notified");
+    else
+      peer.reply(req, wire::make_envelope(wire::ack{3}));
+  });
+  BOOST_REQUIRE(peer_router.ok());
+  peer.start();
+  server.start_on_caller();
+  auto to_peer = server.connect_dealer(ep(dir, "p.sock"));  // inline on this thread
+  BOOST_REQUIRE(to_peer.ok());
+
+  bool stop = false;
+  std::optional<result<wire::envelope>> own_reply;
+  server.request(*to_peer, wire::make_envelope(wire::ping{}), 2s,
+                 [&](result<wire::envelope> r) { own_reply = std::move(r); });
+  server.notify(*to_peer, wire::make_envelope(wire::remove_pod_request{"u"}));
+  // A client on another thread asks the loop-driven server.
+  mailbox<result<wire::envelope>> answers;
+  std::thread client_thread([&] {
+    transport::bridge client(cfg("client"));
+    client.start();
+    auto d = client.connect_dealer(ep(dir, "s.sock"));
+    if (d.ok())
+      for (int i = 0; i < 3; ++i)
+        client.request(*d, wire::make_envelope(wire::remove_pod_request{"u"}), 3s,
+                       [&](result<wire::envelope> r) { answers.put(std::move(r)); });
+    answers.wait_for(3, 5s);
+  });
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  int timeout = server.run_once();
+  while (!stop && std::chrono::steady_clock::now() < deadline) {
+    std::vector<struct pollfd> fds;
+    server.fill_pollfds(fds);
+    ::poll(fds.data(), fds.size(), timeout < 0 || timeout > 50 ? 50 : timeout);
+    timeout = server.run_once();
+    std::lock_guard<std::mutex> g{answers.m};
+    stop = answers.items.size() >= 3 && own_reply.has_value();
+  }
+  client_thread.join();
+  BOOST_REQUIRE(answers.wait_for(3, 0s));
+  for (auto& a : answers.items) {
+    BOOST_REQUIRE(a.ok());
+    auto ack = wire::decode_as<wire::ack>(*a);
+    BOOST_REQUIRE(ack.ok());
+    BOOST_TEST(ack->revision == 9u);
+  }
+  BOOST_TEST((handled_on == std::this_thread::get_id()));
+  BOOST_REQUIRE(own_reply.has_value());
+  BOOST_REQUIRE(own_reply->ok());
+  BOOST_TEST(wire::decode_as<wire::pong>(**own_reply).ok());
+  BOOST_TEST(notes.wait_for(1, 2s));
+  // A request still pending when the bridge stops fails at once.
+  bool failed = false;
+  server.request(*to_peer, wire::make_envelope(wire::ping{}), 10s,
+                 [&](result<wire::envelope> r) { failed = !r.ok(); });
+  server.stop();
+  BOOST_TEST(failed);
 }
 
 BOOST_AUTO_TEST_CASE(deadline_when_peer_is_absent) {

@@ -299,9 +299,18 @@ void runner::loop(int stop_fd) {
   // too, so a queue of runc calls holds it up for one call at most. The
   // drain after an exit (finish_log) then runs inline, on this thread.
   const bool drive_logs = logs_ && logs_->share_thread();
-  int source_timeout = -1;
-  if (source_run_)
-    source_timeout = source_run_();
+  // Each source runs once before the first poll (work queued before the
+  // loop started), then after every turn.
+  auto run_sources = [this] {
+    int t = -1;
+    for (auto& src : sources_) {
+      int v = src.run();
+      if (v >= 0 && (t < 0 || v < t))
+        t = v;
+    }
+    return t;
+  };
+  int source_timeout = run_sources();
   std::vector<struct pollfd> fds;
   for (;;) {
     fds.clear();
@@ -312,8 +321,8 @@ void runner::loop(int stop_fd) {
       fds.push_back({sigchld_.get(), POLLIN, 0});
     for (const auto& [pid, w] : adopted_)
       fds.push_back({w.pidfd.get(), POLLIN, 0});
-    if (source_fd_ >= 0)
-      fds.push_back({source_fd_, POLLIN, 0});
+    for (auto& src : sources_)
+      src.fill(fds);
     const std::size_t own_fds = fds.size();
     if (drive_logs)
       logs_->fill_pollfds(fds);
@@ -353,14 +362,18 @@ void runner::loop(int stop_fd) {
       reap();
     }
     reap();
-    if (source_run_)
-      source_timeout = source_run_();
+    source_timeout = run_sources();
   }
 }
 
 void runner::add_source(int fd, std::function<int()> run) {
-  source_fd_ = fd;
-  source_run_ = std::move(run);
+  add_source([fd](std::vector<struct pollfd>& fds) { fds.push_back({fd, POLLIN, 0}); },
+             std::move(run));
+}
+
+void runner::add_source(std::function<void(std::vector<struct pollfd>&)> fill,
+                        std::function<int()> run) {
+  sources_.push_back({std::move(fill), std::move(run)});
 }
 
 } // namespace deckhand::supervisor

@@ -429,6 +429,9 @@ int run(const host::common_options& common, const service_options& opts) {
   runner worker(oci::runc(paths::runc_root(common.data_dir), opts.oci_runtime),
                 w.ctx.pod_dir / "pids", w.log_fields, opts.pod_uid, &logs);
   worker.add_source(sched.wake_fd(), [&sched] { return sched.run(); });
+  // The transport too runs in that loop, not on a thread of its own.
+  worker.add_source([&comp](std::vector<struct pollfd>& fds) { comp.bus().fill_pollfds(fds); },
+                    [&comp] { return comp.bus().run_once(); });
   w.run = &worker;
   // Its thread starts with the first probe or hook.
   auto handlers = std::make_unique<handler_executor>(handler_executor::options{
@@ -478,7 +481,7 @@ int run(const host::common_options& common, const service_options& opts) {
   }
   // No logs.start(): the pump shares this thread with the runner (one
   // thread less per pod, for density); run_here() drives it.
-  comp.bus().start();
+  comp.bus().start_on_caller();
   log::get()->info("{} msg=\"supervising\" containers={} restarted={} stopping={}", w.log_fields,
                    w.ctx.pod.spec.containers.size(), w.previous.has_value(),
                    w.marker.has_value());

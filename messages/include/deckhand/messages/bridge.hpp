@@ -14,6 +14,8 @@
 ///   SUB (connect)   receives fan-out; PUB/SUB may drop, so subscribers must
 ///                   detect gaps (see feed.hpp).
 
+#include <poll.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -84,6 +86,17 @@ class bridge {
   std::string last_endpoint(int socket);
 
   void start();
+  /// Instead of start(): no thread; the calling thread's own event loop runs
+  /// the bridge (pod supervisors, hundreds per node, save a thread each).
+  /// The loop polls the fds from `fill_pollfds` for POLLIN (they change as
+  /// sockets open and close: ask every turn) and calls `run_once` when any
+  /// is readable or the timeout it last returned has passed. stop() must
+  /// then be called on that thread too.
+  void start_on_caller();
+  void fill_pollfds(std::vector<struct pollfd>& fds);
+  /// Handles what is ready; returns the longest the loop may sleep, in ms
+  /// (-1: until an fd is readable).
+  int run_once();
   void stop();
 
   /// Sends a request and calls `on_reply` exactly once (reply, error reply or

@@ -28,6 +28,7 @@
 /// cgroup); an exit with code 137 while the counter went up is reported with
 /// reason OOMKilled.
 
+#include <poll.h>
 #include <sys/types.h>
 
 #include <deque>
@@ -37,6 +38,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "deckhand/oci/process.hpp"
 #include "deckhand/oci/runc.hpp"
@@ -83,6 +85,10 @@ class runner {
   /// no limit). The pod supervisor runs its CAF scheduler this way
   /// (host::scheduler_loop), on this thread instead of one of its own.
   void add_source(int fd, std::function<int()> run);
+  /// The same for a source whose fds change (the transport bridge's
+  /// sockets): `fill` appends them on every turn.
+  void add_source(std::function<void(std::vector<struct pollfd>&)> fill,
+                  std::function<int()> run);
 
   /// `runc state`: reports probed(); watches a running container's pid;
   /// removes a stopped one. Output still in the pipes goes to `target`.
@@ -123,8 +129,11 @@ class runner {
   std::string log_fields_;
   std::string pod_uid_;
   log_pump* logs_ = nullptr;
-  int source_fd_ = -1;
-  std::function<int()> source_run_;
+  struct source {
+    std::function<void(std::vector<struct pollfd>&)> fill;
+    std::function<int()> run;
+  };
+  std::vector<source> sources_;
   runner_events events_;
   std::mutex mu_;
   std::deque<std::function<void()>> tasks_;
