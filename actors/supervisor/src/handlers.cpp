@@ -240,9 +240,21 @@ struct clone_args_v0 {
   uint64_t tls;
 };
 
-/// Starts argv with stdout and stderr on `out_w`, as a child that reports
-/// its end through a pidfd and not through SIGCHLD: waitpid(-1) without
-/// __WALL (the runner's reaping) never sees it.
+/// Starts argv with stdout and stderr on `out_w`, under a "keeper": a clone
+/// child (exit signal 0) that never execs, starts argv as its own child,
+/// waits for it and exits with its code (128 + signal when killed). The
+/// keeper's pid and pidfd are returned; its exit status is argv's.
+///
+/// Why not argv as the clone child itself: execve() resets a child's exit
+/// signal to SIGCHLD (de_thread: "we have changed execution domain"), which
+/// makes the runtime an ordinary child that the runner's waitpid(-1) (the
+/// pod's subreaper, reaping whatever exits) reaps before this executor can:
+/// its status was lost and every exec action "timed out". The keeper never
+/// execs, so waitpid(-1) without __WALL never sees it; the runtime is the
+/// keeper's child, so only the keeper reaps it.
+///
+/// The keeper puts itself in a new process group that the runtime (and the
+/// command it execs) inherits: killing -pid ends them all.
 result<std::pair<pid_t, oci::unique_fd>> spawn_clone_child(const std::vector<std::string>& argv,
                                                            int out_w) {
   auto path = oci::find_program(argv.at(0));
@@ -265,7 +277,9 @@ result<std::pair<pid_t, oci::unique_fd>> spawn_clone_child(const std::vector<std
   if (pid < 0)
     return error::from_errno("clone3");
   if (pid == 0) {
-    // The child: system calls only, up to execve.
+    // The keeper: a copy of a multi-threaded process, so system calls only
+    // (vfork and execve included; no fork(), whose atfork handlers may
+    // wait for locks held by threads that do not exist here).
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -277,8 +291,19 @@ result<std::pair<pid_t, oci::unique_fd>> spawn_clone_child(const std::vector<std
     if (::dup2(devnull, 0) < 0 || ::dup2(out_w, 1) < 0 || ::dup2(out_w, 2) < 0)
       ::_exit(127);
     ::syscall(SYS_close_range, 3u, ~0u, 0u);
-    ::execve(path->c_str(), args.data(), environ);
-    ::_exit(127);
+    pid_t runtime = ::vfork();
+    if (runtime < 0)
+      ::_exit(127);
+    if (runtime == 0) {
+      ::execve(path->c_str(), args.data(), environ);
+      ::_exit(127);
+    }
+    int st = 0;
+    while (::waitpid(runtime, &st, 0) < 0) {
+      if (errno != EINTR)
+        ::_exit(127);
+    }
+    ::_exit(WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? (128 + WTERMSIG(st)) & 0xff : 127);
   }
   return std::make_pair(static_cast<pid_t>(pid), oci::unique_fd(pidfd));
 }
@@ -542,6 +567,16 @@ bool handler_executor::impl::advance_exec(op& o, handler_result& r) {
   drain_output(o);
   int st = 0;
   pid_t got = ::waitpid(o.pid, &st, __WALL | WNOHANG);
+  if (got < 0 && errno != EINTR) {
+    // Reaped by someone else (cannot happen to a keeper; see
+    // spawn_clone_child): no verdict, and no spinning on a pidfd that stays
+    // readable until the deadline.
+    o.pid = -1;
+    drain_output(o);
+    r = unknown("exec: exit status lost: " + go_errno(errno));
+    r.output = o.output;
+    return true;
+  }
   if (got != o.pid)
     return false;
   o.pid = -1;

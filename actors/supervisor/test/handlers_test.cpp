@@ -1,5 +1,7 @@
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -261,18 +263,70 @@ BOOST_AUTO_TEST_CASE(exec_actions) {
   BOOST_TEST((std::chrono::steady_clock::now() - start < 5s));
 }
 
-// The exec child is invisible to waitpid(-1) (the runner's reaping), so the
-// executor always gets its status.
-BOOST_AUTO_TEST_CASE(exec_child_not_reaped_by_waitpid_any) {
+// The runner reaps every SIGCHLD child with waitpid(-1) (it is the pod's
+// subreaper). The process the executor waits on must stay invisible to it
+// even after the runtime has exec'd (execve resets a clone child's exit
+// signal to SIGCHLD); otherwise the status is stolen and every exec probe
+// "times out". Deterministic: the executor's thread is held inside another
+// action's completion while the exec ends, so only this thread can reap.
+BOOST_AUTO_TEST_CASE(exec_status_survives_a_waitpid_any_reaper) {
   fake_runtime rt;
+  const fs::path fifo = rt.dir / "go";
+  BOOST_REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
   handler_executor ex(rt.options());
+
+  // The exec: runs until this test writes to the FIFO.
   waiter w;
-  ex.run(exec({"sh", "-c", "sleep 0.2; exit 4"}), local_target(), 5s, w.callback());
-  std::this_thread::sleep_for(50ms);  // let it start
+  ex.run(exec({"sh", "-c", "read x < " + fifo.string() + "; exit 0"}), local_target(), 10s,
+         w.callback());
+  // Holds the executor's thread in its completion until released.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool entered = false, released = false;
+  handler_action zero;
+  zero.sleep = wire::sleep_action{};
+  ex.run(zero, local_target(), 1s, [&](handler_result) {
+    std::unique_lock<std::mutex> lock(mu);
+    entered = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return released; });
+  });
+  struct release_on_exit {
+    std::mutex& mu;
+    std::condition_variable& cv;
+    bool& released;
+    void operator()() {
+      std::lock_guard<std::mutex> lock(mu);
+      released = true;
+      cv.notify_all();
+    }
+    ~release_on_exit() { (*this)(); }
+  } release{mu, cv, released};
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    BOOST_REQUIRE(cv.wait_for(lock, 10s, [&] { return entered; }));
+  }
+  // Opening the FIFO succeeds once the command (exec'd by now) reads it.
+  int fd = -1;
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while ((fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC)) < 0
+         && errno == ENXIO && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(10ms);
+  BOOST_REQUIRE(fd >= 0);
+  (void)!::write(fd, "\n", 1);
+  ::close(fd);
+  // What the runner does: with the executor's child not eligible there is
+  // nothing to wait for (ECHILD at once); before the fix this reaped it.
   int st = 0;
-  BOOST_TEST(::waitpid(-1, &st, WNOHANG) <= 0);
+  pid_t got;
+  while ((got = ::waitpid(-1, &st, 0)) < 0 && errno == EINTR) {
+  }
+  BOOST_TEST(got == -1, "waitpid(-1) reaped pid " << got);
+  release();
   auto r = w.wait();
-  BOOST_TEST(r.exit_code == 4);
+  BOOST_TEST((r.outcome == handler_outcome::success), r.message);
+  BOOST_TEST(!r.timed_out);
+  BOOST_TEST(r.exit_code == 0);
 }
 
 // Kubernetes: scheme HTTPS does not verify the server's certificate (here a

@@ -16,10 +16,13 @@
 ///
 /// Exec: `RUNTIME --root ROOT exec ID COMMAND...` (runc, crun and
 /// deckhand-process-oci all take it; the command gets the container's own
-/// environment and working directory). The runtime is started as a "clone
-/// child" (it signals no SIGCHLD), so the runner's waitpid(-1) never reaps it
-/// and its exit status cannot be stolen. On timeout the runtime's process
-/// group (which includes the exec'd command) is SIGKILLed.
+/// environment and working directory). The runtime runs under a "keeper", a
+/// clone child of the executor (it signals no SIGCHLD and never execs) that
+/// waits for the runtime and exits with its code: the runner's waitpid(-1)
+/// never reaps the keeper, nor the runtime (the keeper's own child), so the
+/// status cannot be stolen. (The runtime itself cannot be the clone child:
+/// execve() makes any child signal SIGCHLD again.) On timeout the keeper's
+/// process group (the runtime and the exec'd command) is SIGKILLed.
 ///
 /// Semantics follow the kubelet's prober:
 ///   - exec: success when the command exits 0; failure otherwise, with the
