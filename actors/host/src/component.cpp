@@ -53,7 +53,11 @@ component::component(std::string name, const common_options& opts, scheduler_loo
     // Before any thread exists. glibc's default (8 arenas per core) lets
     // every thread that ever allocated keep a heap of its own, each with its
     // own free pages; node components are mostly idle and gain nothing from it.
-    ::mallopt(M_ARENA_MAX, 2);
+    // One arena: the kubelet's ZeroMQ I/O thread allocates a burst of
+    // connection buffers when hundreds of supervisors report at once; in an
+    // arena of its own, what they leave behind is never reused by the
+    // actors (measured at 300 pods: see tests/bench/README.md).
+    ::mallopt(M_ARENA_MAX, 1);
   }
   transport::bridge_config bc;
   bc.component = name_;
