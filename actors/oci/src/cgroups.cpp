@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -169,10 +170,22 @@ bool valid_uid(const std::string& uid) {
          && uid.find('\0') == std::string::npos;
 }
 
+/// SIGKILLs every process still in the cgroup `dir` (not below it).
+void kill_cgroup_procs(const fs::path& dir) {
+  std::ifstream in(dir / "cgroup.procs");
+  for (long pid; in >> pid;)
+    if (pid > 1)
+      ::kill(static_cast<pid_t>(pid), SIGKILL);
+}
+
 /// Removes `dir` and the cgroups below it, children first: cgroup
 /// directories go with rmdir (their control files cannot be unlinked).
-/// A cgroup whose last process has just been killed stays busy until the
-/// kernel has reaped it, so EBUSY is retried for a bounded time.
+/// The pod is going, so whatever still runs in it is killed: typically a
+/// `runc init` left waiting on its exec FIFO by a `runc run` that was
+/// interrupted (its supervisor killed mid-start), which no `runc delete`
+/// knows about. A cgroup whose last process has just been killed stays busy
+/// until the kernel has finished its exit, so EBUSY is retried for a
+/// bounded time.
 error remove_cgroup_tree(const fs::path& dir) {
   std::vector<fs::path> children;
   if (DIR* d = ::opendir(dir.c_str())) {
@@ -198,6 +211,7 @@ error remove_cgroup_tree(const fs::path& dir) {
       return {};
     if (errno != EBUSY || std::chrono::steady_clock::now() >= deadline)
       return error::from_errno("rmdir " + dir.string());
+    kill_cgroup_procs(dir);
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
 }

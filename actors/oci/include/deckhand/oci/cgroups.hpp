@@ -64,7 +64,8 @@ error apply_pod_cgroup_limits(const std::string& pod_uid, const resource_limits&
 
 /// Removes the pod's cgroup directories (every v1 hierarchy and/or the
 /// unified one), children first; idempotent (a missing cgroup is success).
-/// Fails with `errc::io` if a cgroup still holds processes.
+/// Processes still in them are SIGKILLed first (a `runc init` orphaned by
+/// an interrupted `runc run`); fails if a cgroup stays busy for 2 s.
 error remove_pod_cgroups(const std::string& pod_uid);
 
 } // namespace deckhand::oci
