@@ -11,42 +11,13 @@
 #include <fstream>
 #include <memory>
 
-#include "node_fixture.hpp"
+#include "conformance.hpp"
 
 using namespace deckhand::testing;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct requires_containers {
-  boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) {
-    std::string why;
-    boost::test_tools::assertion_result r = can_run_containers(&why);
-    r.message() << why;
-    return r;
-  }
-};
-
-/// The node all cases share, started by the first case that needs it.
-std::unique_ptr<node>& shared_slot() {
-  static std::unique_ptr<node> n;
-  return n;
-}
-
-node& shared_node() {
-  auto& n = shared_slot();
-  if (!n) {
-    n = std::make_unique<node>();
-    n->import_busybox();
-  }
-  return *n;
-}
-
-struct stop_shared_node {
-  ~stop_shared_node() { shared_slot().reset(); }
-};
-BOOST_TEST_GLOBAL_FIXTURE(stop_shared_node);
 
 std::string uid_of(const nlohmann::json& pod) {
   return pod.value("/metadata/uid"_json_pointer, "");
@@ -114,7 +85,7 @@ BOOST_AUTO_TEST_SUITE(env_volumes, *boost::unit_test::precondition(requires_cont
 // Kubernetes: env valueFrom.fieldRef exposes the pod's name, namespace, uid,
 // a label, its IP and its node to the container (downward API env vars).
 BOOST_AUTO_TEST_CASE(env_field_refs) {
-  auto& n = shared_node();
+  auto& n = the_node();
   n.apply(R"yaml(apiVersion: v1
 kind: Pod
 metadata: {name: envpod, labels: {app: web}}
@@ -148,7 +119,7 @@ spec:
 // divided by the divisor and rounded up; an unset cpu limit is the node's
 // allocatable CPUs.
 BOOST_AUTO_TEST_CASE(env_resource_field_refs) {
-  auto& n = shared_node();
+  auto& n = the_node();
   n.apply(R"yaml(apiVersion: v1
 kind: Pod
 metadata: {name: respod}
@@ -175,7 +146,7 @@ spec:
 // Kubernetes: $(VAR) in args expands to variables of the container's env,
 // values may use earlier variables, $$ escapes and unknown references stay.
 BOOST_AUTO_TEST_CASE(dependent_env_and_args_expansion) {
-  auto& n = shared_node();
+  auto& n = the_node();
   n.apply(R"yaml(apiVersion: v1
 kind: Pod
 metadata: {name: expand}
@@ -200,7 +171,7 @@ spec:
 // Kubernetes: an emptyDir volume is shared by the pod's containers: what one
 // writes, the other reads.
 BOOST_AUTO_TEST_CASE(empty_dir_is_shared_between_containers) {
-  auto& n = shared_node();
+  auto& n = the_node();
   n.apply(R"yaml(apiVersion: v1
 kind: Pod
 metadata: {name: shared}
@@ -226,7 +197,7 @@ spec:
 // Kubernetes: emptyDir with medium Memory is a tmpfs whose size is the
 // sizeLimit.
 BOOST_AUTO_TEST_CASE(memory_empty_dir_is_tmpfs_with_size_limit) {
-  auto& n = shared_node();
+  auto& n = the_node();
   n.apply(R"yaml(apiVersion: v1
 kind: Pod
 metadata: {name: memvol}
@@ -249,7 +220,7 @@ spec:
 // Kubernetes: hostPath type DirectoryOrCreate creates the directory on the
 // node (0755) and the container sees what the node has there.
 BOOST_AUTO_TEST_CASE(host_path_directory_or_create_creates) {
-  auto& n = shared_node();
+  auto& n = the_node();
   temp_host_dir host;
   auto path = host.dir / "made" / "here";
   n.apply(R"yaml(apiVersion: v1
@@ -280,7 +251,7 @@ spec:
 // Kubernetes: hostPath type Directory on a missing path fails the pod's
 // start with "hostPath type check failed: PATH is not a directory".
 BOOST_AUTO_TEST_CASE(host_path_directory_missing_fails_clearly) {
-  auto& n = shared_node();
+  auto& n = the_node();
   temp_host_dir host;
   auto path = (host.dir / "absent").string();
   n.apply(R"yaml(apiVersion: v1
@@ -307,7 +278,7 @@ spec:
 // Kubernetes: a downwardAPI volume file of metadata.labels holds sorted
 // key="value" lines.
 BOOST_AUTO_TEST_CASE(downward_api_labels_file) {
-  auto& n = shared_node();
+  auto& n = the_node();
   n.apply(R"yaml(apiVersion: v1
 kind: Pod
 metadata: {name: podinfo, labels: {zone: a, app: web}}
@@ -333,7 +304,7 @@ spec:
 // Kubernetes: an env var from a Secret that does not exist keeps the
 // container waiting with CreateContainerConfigError.
 BOOST_AUTO_TEST_CASE(secret_key_ref_gives_create_container_config_error) {
-  auto& n = shared_node();
+  auto& n = the_node();
   n.apply(R"yaml(apiVersion: v1
 kind: Pod
 metadata: {name: needsecret}
@@ -355,7 +326,7 @@ spec:
 // Kubernetes: a pod's volumes go with it: after delete no mount (tmpfs
 // emptyDir included) is left under the node's data directory.
 BOOST_AUTO_TEST_CASE(volumes_are_removed_with_the_pod) {
-  auto& n = shared_node();
+  auto& n = the_node();
   n.apply(R"yaml(apiVersion: v1
 kind: Pod
 metadata: {name: vols}

@@ -18,22 +18,13 @@
 #include <sstream>
 #include <thread>
 
-#include "node_fixture.hpp"
+#include "conformance.hpp"
 
 using namespace deckhand::testing;
 using namespace std::chrono_literals;
 using json = nlohmann::json;
 
 namespace {
-
-struct requires_containers {
-  boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) {
-    std::string why;
-    boost::test_tools::assertion_result r = can_run_containers(&why);
-    r.message() << why;
-    return r;
-  }
-};
 
 std::string uid_of(const json& pod) {
   return pod.is_null() ? "" : pod.value("/metadata/uid"_json_pointer, "");
@@ -134,8 +125,6 @@ std::string line_time(const std::string& log, const std::string& text) {
 std::size_t pos(const std::string& log, const std::string& text) {
   return log.find(text);
 }
-
-const char* image = "deckhand.local/busybox:test";
 
 } // namespace
 

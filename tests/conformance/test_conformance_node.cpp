@@ -17,24 +17,13 @@
 #include <string>
 
 #include "deckhand/common/paths.hpp"
-#include "node_fixture.hpp"
+#include "conformance.hpp"
 
 using namespace deckhand::testing;
 using namespace std::chrono_literals;
 using json = nlohmann::json;
 
 namespace {
-
-struct requires_containers {
-  boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) {
-    std::string why;
-    boost::test_tools::assertion_result r = can_run_containers(&why);
-    r.message() << why;
-    return r;
-  }
-};
-
-const char* image = "deckhand.local/busybox:test";
 
 /// The fixture's kubelet arguments plus `extra` (a second `kubelet:` entry
 /// under components replaces the first one's args).
@@ -45,25 +34,10 @@ std::string kubelet_args(const std::string& extra) {
          + extra + "]\n";
 }
 
-std::unique_ptr<node>& shared_node() {
-  static std::unique_ptr<node> n;
-  return n;
-}
-
 /// The node of the node/lease/admission cases: at most 3 pods.
-node& the_node() {
-  auto& n = shared_node();
-  if (!n) {
-    n = std::make_unique<node>(kubelet_args(", \"--max-pods=3\""));
-    n->import_busybox();
-  }
-  return *n;
+node& small_node() {
+  return the_node(kubelet_args(", \"--max-pods=3\""));
 }
-
-struct node_teardown {
-  ~node_teardown() { shared_node().reset(); }
-};
-BOOST_TEST_GLOBAL_FIXTURE(node_teardown);
 
 /// `kubectl ARGS` against the node's API server (empty kubeconfig), or
 /// nullopt-like exit code 127 when kubectl is not installed.
@@ -167,7 +141,7 @@ BOOST_AUTO_TEST_SUITE(node_suite, *boost::unit_test::precondition(requires_conta
 // least Hostname), nodeInfo, and the conditions MemoryPressure, DiskPressure,
 // PIDPressure (False) and Ready (True, KubeletReady), as kubectl reads them.
 BOOST_AUTO_TEST_CASE(node_has_capacity_allocatable_addresses_and_conditions) {
-  auto& n = the_node();
+  auto& n = small_node();
   json node;
   BOOST_REQUIRE(eventually(
     [&] {
@@ -219,7 +193,7 @@ BOOST_AUTO_TEST_CASE(node_has_capacity_allocatable_addresses_and_conditions) {
 // (coordination.k8s.io/v1) with holderIdentity = the node name and renews it
 // (renewTime advances), and kubectl lists it.
 BOOST_AUTO_TEST_CASE(node_lease_exists_and_is_renewed) {
-  auto& n = the_node();
+  auto& n = small_node();
   json lease;
   BOOST_REQUIRE(eventually(
     [&] {
@@ -259,7 +233,7 @@ BOOST_AUTO_TEST_CASE(node_lease_exists_and_is_renewed) {
 // "Pod was rejected: Node didn't have enough resource: cpu, requested: ...",
 // no container started, and a Warning event OutOfcpu.
 BOOST_AUTO_TEST_CASE(pod_requesting_too_much_cpu_fails_with_OutOfcpu) {
-  auto& n = the_node();
+  auto& n = small_node();
   n.apply(pod_yaml("too-much-cpu", "    resources: {requests: {cpu: \"100\"}}\n"));
   auto p = n.wait_phase("too-much-cpu", "Failed", 30s);
   BOOST_TEST(p.value("/status/reason"_json_pointer, "") == "OutOfcpu");
@@ -276,7 +250,7 @@ BOOST_AUTO_TEST_CASE(pod_requesting_too_much_cpu_fails_with_OutOfcpu) {
 
 // Kubernetes: the same for memory: reason OutOfmemory.
 BOOST_AUTO_TEST_CASE(pod_requesting_too_much_memory_fails_with_OutOfmemory) {
-  auto& n = the_node();
+  auto& n = small_node();
   n.apply(pod_yaml("too-much-memory", "    resources: {requests: {memory: 100Ti}}\n"));
   auto p = n.wait_phase("too-much-memory", "Failed", 30s);
   BOOST_TEST(p.value("/status/reason"_json_pointer, "") == "OutOfmemory");
@@ -291,7 +265,7 @@ BOOST_AUTO_TEST_CASE(pod_requesting_too_much_memory_fails_with_OutOfmemory) {
 // Kubernetes: a pod beyond maxPods is rejected with OutOfpods ("Node didn't
 // have enough resource: pods, requested: 1, used: 3, capacity: 3").
 BOOST_AUTO_TEST_CASE(pod_beyond_max_pods_fails_with_OutOfpods) {
-  auto& n = the_node();
+  auto& n = small_node();
   for (const char* name : {"fill-1", "fill-2", "fill-3"})
     n.apply(pod_yaml(name));
   for (const char* name : {"fill-1", "fill-2", "fill-3"})
@@ -316,7 +290,7 @@ BOOST_AUTO_TEST_CASE(pod_beyond_max_pods_fails_with_OutOfpods) {
 // Evicted event. Under MemoryPressure a new BestEffort pod is rejected
 // (reason Evicted, "The node had condition: [MemoryPressure]. ").
 BOOST_AUTO_TEST_CASE(eviction_under_memory_pressure_evicts_best_effort_first) {
-  shared_node().reset();  // one node at a time
+  shared_node_slot().reset();  // one node at a time
   node n(kubelet_args(", \"--eviction-hard=memory.available<1000Ti\", "
                       "\"--eviction-monitoring-period-ms=12000\""));
   n.import_busybox();

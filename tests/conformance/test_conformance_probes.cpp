@@ -19,43 +19,13 @@
 #include <sstream>
 #include <string>
 
-#include "node_fixture.hpp"
+#include "conformance.hpp"
 
 using namespace deckhand::testing;
 using namespace std::chrono_literals;
 using json = nlohmann::json;
 
 namespace {
-
-struct requires_containers {
-  boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) {
-    std::string why;
-    boost::test_tools::assertion_result r = can_run_containers(&why);
-    r.message() << why;
-    return r;
-  }
-};
-
-std::unique_ptr<node>& shared_node() {
-  static std::unique_ptr<node> n;
-  return n;
-}
-
-node& the_node() {
-  auto& n = shared_node();
-  if (!n) {
-    n = std::make_unique<node>();
-    n->import_busybox();
-  }
-  return *n;
-}
-
-struct node_teardown {
-  ~node_teardown() { shared_node().reset(); }
-};
-BOOST_TEST_GLOBAL_FIXTURE(node_teardown);
-
-const char* image = "deckhand.local/busybox:test";
 
 /// A one-container pod; `container_extra` is YAML indented for the
 /// container (probes, ports).

@@ -11,22 +11,13 @@
 #include <memory>
 #include <sstream>
 
-#include "node_fixture.hpp"
+#include "conformance.hpp"
 
 using namespace deckhand::testing;
 using namespace std::chrono_literals;
 using nlohmann::json;
 
 namespace {
-
-struct requires_containers {
-  boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) {
-    std::string why;
-    boost::test_tools::assertion_result r = can_run_containers(&why);
-    r.message() << why;
-    return r;
-  }
-};
 
 /// A static pod manifest: one container `main` running `command`.
 std::string manifest(const std::string& name, const std::string& command) {

@@ -16,7 +16,7 @@
 #include <memory>
 #include <string>
 
-#include "node_fixture.hpp"
+#include "conformance.hpp"
 
 using namespace deckhand::testing;
 using namespace std::chrono_literals;
@@ -24,38 +24,6 @@ using json = nlohmann::json;
 using steady = std::chrono::steady_clock;
 
 namespace {
-
-struct requires_containers {
-  boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) {
-    std::string why;
-    boost::test_tools::assertion_result r = can_run_containers(&why);
-    r.message() << why;
-    return r;
-  }
-};
-
-/// The node the cases share, started by the first case that needs it.
-std::unique_ptr<node>& shared_node() {
-  static std::unique_ptr<node> n;
-  return n;
-}
-
-node& the_node() {
-  auto& n = shared_node();
-  if (!n) {
-    n = std::make_unique<node>();
-    n->import_busybox();
-  }
-  return *n;
-}
-
-/// Stops the shared node (and removes what it made) after the last case.
-struct node_teardown {
-  ~node_teardown() { shared_node().reset(); }
-};
-BOOST_TEST_GLOBAL_FIXTURE(node_teardown);
-
-const char* image = "deckhand.local/busybox:test";
 
 /// A one-container pod manifest; `extra_spec` and `extra_container` are
 /// YAML lines indented for the spec and the container.

@@ -195,8 +195,9 @@ sigset_t handled_signals() {
 }
 
 /// Starts `argv` in its own process group with default signal handling, an
-/// empty signal mask and stdin from /dev/null. Returns the pid or errno.
-result<pid_t> spawn(const std::vector<std::string>& argv) {
+/// empty signal mask and stdin from /dev/null; `fd3`, if given, becomes the
+/// child's fd 3 (the only inherited copy). Returns the pid or errno.
+result<pid_t> spawn(const std::vector<std::string>& argv, int fd3 = -1) {
   std::vector<char*> args;
   for (const auto& a : argv)
     args.push_back(const_cast<char*>(a.c_str()));
@@ -207,6 +208,8 @@ result<pid_t> spawn(const std::vector<std::string>& argv) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  if (fd3 >= 0)
+    posix_spawn_file_actions_adddup2(&actions, fd3, 3);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK
                                     | POSIX_SPAWN_SETSIGDEF);
   posix_spawnattr_setpgroup(&attr, 0);
@@ -687,31 +690,10 @@ demo_runner demo_by_subprocess(fs::path deckhand_binary) {
       return;
     }
     unique_fd rd(fds[0]), wr(fds[1]);
-    std::vector<std::string> argv = {bin.string(), "demo", "--data-dir", data_dir.string()};
-    std::vector<char*> args;
-    for (const auto& a : argv)
-      args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&actions, wr.get(), 3);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    sigset_t empty;
-    sigemptyset(&empty);
-    posix_spawnattr_setsigmask(&attr, &empty);
-    sigset_t defaults = handled_signals();
-    sigaddset(&defaults, SIGPIPE);
-    posix_spawnattr_setsigdefault(&attr, &defaults);
-    pid_t pid = -1;
-    int rc = ::posix_spawn(&pid, args[0], &actions, &attr, args.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
+    auto pid = spawn({bin.string(), "demo", "--data-dir", data_dir.string()}, wr.get());
     wr.reset();
-    if (rc != 0) {
-      lg->error("msg=\"demo not run\" error=\"start {}: {}\"", bin.string(), std::strerror(rc));
+    if (!pid) {
+      lg->error("msg=\"demo not run\" error=\"{}\"", pid.err().message);
       return;
     }
     for (;;) {
@@ -723,7 +705,7 @@ demo_runner demo_by_subprocess(fs::path deckhand_binary) {
           return;  // EOF: the demo process is gone
       }
       if (cancel) {
-        ::kill(pid, SIGTERM);
+        ::kill(*pid, SIGTERM);
         return;
       }
     }
