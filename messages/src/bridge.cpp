@@ -37,7 +37,7 @@ struct unsent {
   uint64_t correlation_id = 0;  ///< 0 for notifications
 };
 
-} // namespace
+}  // namespace
 
 struct bridge::impl {
   struct sock {
@@ -67,9 +67,7 @@ struct bridge::impl {
 
   std::atomic<uint64_t> frames_in{0}, frames_out{0}, dropped{0}, expired{0};
 
-  explicit impl(bridge& b) : owner(b) {
-    wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  }
+  explicit impl(bridge& b) : owner(b) { wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
 
   ~impl() {
     if (wake_fd >= 0)
@@ -102,8 +100,7 @@ struct bridge::impl {
 
   void configure(zmq::socket_t& s, kind k) {
     s.set(zmq::sockopt::linger, 0);
-    s.set(zmq::sockopt::maxmsgsize,
-          static_cast<int64_t>(owner.cfg_.limits.max_body + 4096));
+    s.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(owner.cfg_.limits.max_body + 4096));
     s.set(zmq::sockopt::heartbeat_ivl, owner.cfg_.heartbeat_interval_ms);
     s.set(zmq::sockopt::heartbeat_timeout, owner.cfg_.heartbeat_timeout_ms);
     s.set(zmq::sockopt::heartbeat_ttl, owner.cfg_.heartbeat_timeout_ms);
@@ -119,9 +116,8 @@ struct bridge::impl {
       s.set(zmq::sockopt::sndhwm, 100000);
   }
 
-  result<int> add_socket(kind k, const std::string& endpoint, bool bind,
-                         request_handler on_request, sub_handler on_sub,
-                         std::vector<std::string> topics) {
+  result<int> add_socket(kind k, const std::string& endpoint, bool bind, request_handler on_request,
+                         sub_handler on_sub, std::vector<std::string> topics) {
     try {
       zmq::socket_type t = k == kind::router   ? zmq::socket_type::router
                            : k == kind::dealer ? zmq::socket_type::dealer
@@ -178,8 +174,8 @@ struct bridge::impl {
     handler(std::move(err));
   }
 
-  void enqueue_send(int socket, std::vector<zmq::message_t> frames,
-                    clock::time_point deadline, uint64_t corr) {
+  void enqueue_send(int socket, std::vector<zmq::message_t> frames, clock::time_point deadline,
+                    uint64_t corr) {
     auto it = sockets.find(socket);
     if (it == sockets.end()) {
       dropped++;
@@ -215,8 +211,7 @@ struct bridge::impl {
       if (sit == sockets.end() || now >= it->deadline) {
         dropped++;
         if (it->correlation_id)
-          fail(it->correlation_id,
-               error{errc::unavailable, "peer unavailable until the deadline"});
+          fail(it->correlation_id, error{errc::unavailable, "peer unavailable until the deadline"});
         it = outbox.erase(it);
         continue;
       }
@@ -266,9 +261,8 @@ struct bridge::impl {
     p.component = owner.cfg_.component;
     p.incarnation = owner.incarnation_;
     p.pid = ::getpid();
-    p.uptime_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    clock::now() - started_at)
-                    .count();
+    p.uptime_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - started_at).count();
     p.frames_in = frames_in;
     p.frames_out = frames_out;
     p.dropped = dropped;
@@ -305,7 +299,7 @@ struct bridge::impl {
       parts.push_back(std::move(part));
       while (parts.back().more()) {
         zmq::message_t next;
-        (void) s.recv(next, zmq::recv_flags::none);
+        (void)s.recv(next, zmq::recv_flags::none);
         parts.push_back(std::move(next));
       }
     } catch (const zmq::error_t&) {
@@ -323,14 +317,13 @@ struct bridge::impl {
         continue;
       }
       std::string peer(parts[0].data<char>(), parts[0].size());
-      auto env = wire::decode_frames(parts[1].data(), parts[1].size(),
-                                     parts[2].data(), parts[2].size(),
-                                     owner.cfg_.limits);
+      auto env = wire::decode_frames(parts[1].data(), parts[1].size(), parts[2].data(),
+                                     parts[2].size(), owner.cfg_.limits);
       if (!env) {
         dropped++;
         // A header with our magic carries a correlation id: tell the sender.
-        if (parts[1].size() == wire::header_size && parts[1].data<char>()[0] == 'D'
-            && parts[1].data<char>()[1] == 'K') {
+        if (parts[1].size() == wire::header_size && parts[1].data<char>()[0] == 'D' &&
+            parts[1].data<char>()[1] == 'K') {
           auto p = parts[1].data<uint8_t>();
           uint64_t corr = 0;
           for (int i = 8; i < 16; ++i)
@@ -360,9 +353,8 @@ struct bridge::impl {
         dropped++;
         continue;
       }
-      auto env = wire::decode_frames(parts[0].data(), parts[0].size(),
-                                     parts[1].data(), parts[1].size(),
-                                     owner.cfg_.limits);
+      auto env = wire::decode_frames(parts[0].data(), parts[0].size(), parts[1].data(),
+                                     parts[1].size(), owner.cfg_.limits);
       if (!env) {
         dropped++;
         continue;
@@ -385,16 +377,14 @@ struct bridge::impl {
         dropped++;
         continue;
       }
-      auto env = wire::decode_frames(parts[1].data(), parts[1].size(),
-                                     parts[2].data(), parts[2].size(),
-                                     owner.cfg_.limits);
+      auto env = wire::decode_frames(parts[1].data(), parts[1].size(), parts[2].data(),
+                                     parts[2].size(), owner.cfg_.limits);
       if (!env) {
         dropped++;
         continue;
       }
       if (so.on_sub)
-        so.on_sub(std::string(parts[0].data<char>(), parts[0].size()),
-                  std::move(*env));
+        so.on_sub(std::string(parts[0].data<char>(), parts[0].size()), std::move(*env));
     }
   }
 
@@ -428,10 +418,10 @@ struct bridge::impl {
         if (it == sockets.end())
           continue;
         switch (it->second.k) {
-          case kind::router: on_router(it->second, it->first); break;
-          case kind::dealer: on_dealer(it->second); break;
-          case kind::sub: on_sub(it->second); break;
-          case kind::pub: break;
+        case kind::router: on_router(it->second, it->first); break;
+        case kind::dealer: on_dealer(it->second); break;
+        case kind::sub: on_sub(it->second); break;
+        case kind::pub: break;
         }
       }
       flush_outbox();
@@ -488,10 +478,10 @@ struct bridge::impl {
         if (it == sockets.end())
           continue;
         switch (it->second.k) {
-          case kind::router: on_router(it->second, it->first); break;
-          case kind::dealer: on_dealer(it->second); break;
-          case kind::sub: on_sub(it->second); break;
-          case kind::pub: break;
+        case kind::router: on_router(it->second, it->first); break;
+        case kind::dealer: on_dealer(it->second); break;
+        case kind::sub: on_sub(it->second); break;
+        case kind::pub: break;
         }
       }
       flush_outbox();
@@ -502,36 +492,31 @@ struct bridge::impl {
 };
 
 bridge::bridge(bridge_config cfg)
-  : cfg_(std::move(cfg)),
-    incarnation_(cfg_.incarnation ? cfg_.incarnation : wire::new_incarnation()),
-    impl_(std::make_unique<impl>(*this)) {
-}
+    : cfg_(std::move(cfg)),
+      incarnation_(cfg_.incarnation ? cfg_.incarnation : wire::new_incarnation()),
+      impl_(std::make_unique<impl>(*this)) {}
 
-bridge::~bridge() {
-  stop();
-}
+bridge::~bridge() { stop(); }
 
 result<int> bridge::bind_router(const std::string& endpoint, request_handler handler) {
-  return impl_->run_sync<result<int>>([&] {
-    return impl_->add_socket(kind::router, endpoint, true, std::move(handler), {}, {});
-  });
+  return impl_->run_sync<result<int>>(
+      [&] { return impl_->add_socket(kind::router, endpoint, true, std::move(handler), {}, {}); });
 }
 
 result<int> bridge::connect_dealer(const std::string& endpoint) {
   return impl_->run_sync<result<int>>(
-    [&] { return impl_->add_socket(kind::dealer, endpoint, false, {}, {}, {}); });
+      [&] { return impl_->add_socket(kind::dealer, endpoint, false, {}, {}, {}); });
 }
 
 result<int> bridge::bind_pub(const std::string& endpoint) {
   return impl_->run_sync<result<int>>(
-    [&] { return impl_->add_socket(kind::pub, endpoint, true, {}, {}, {}); });
+      [&] { return impl_->add_socket(kind::pub, endpoint, true, {}, {}, {}); });
 }
 
-result<int> bridge::connect_sub(const std::string& endpoint,
-                                std::vector<std::string> topics, sub_handler handler) {
+result<int> bridge::connect_sub(const std::string& endpoint, std::vector<std::string> topics,
+                                sub_handler handler) {
   return impl_->run_sync<result<int>>([&] {
-    return impl_->add_socket(kind::sub, endpoint, false, {}, std::move(handler),
-                             std::move(topics));
+    return impl_->add_socket(kind::sub, endpoint, false, {}, std::move(handler), std::move(topics));
   });
 }
 
@@ -604,11 +589,11 @@ void bridge::request(int dealer, envelope env, std::chrono::milliseconds deadlin
   env.hdr.incarnation = incarnation_;
   env.hdr.flags = 0;
   auto when = clock::now() + deadline;
-  impl_->post([this, dealer, corr, when, env = std::move(env),
-               on_reply = std::move(on_reply)]() mutable {
-    impl_->pending.emplace(corr, pending_request{dealer, when, std::move(on_reply)});
-    impl_->enqueue_send(dealer, impl::make_frames(env), when, corr);
-  });
+  impl_->post(
+      [this, dealer, corr, when, env = std::move(env), on_reply = std::move(on_reply)]() mutable {
+        impl_->pending.emplace(corr, pending_request{dealer, when, std::move(on_reply)});
+        impl_->enqueue_send(dealer, impl::make_frames(env), when, corr);
+      });
 }
 
 void bridge::notify(int dealer, envelope env) {
@@ -663,4 +648,4 @@ bridge_stats bridge::stats() const {
   return {impl_->frames_in, impl_->frames_out, impl_->dropped, impl_->expired};
 }
 
-} // namespace deckhand::transport
+}  // namespace deckhand::transport

@@ -23,9 +23,7 @@ void put64(uint8_t* p, uint64_t v) {
   }
 }
 
-uint16_t get16(const uint8_t* p) {
-  return static_cast<uint16_t>((p[0] << 8) | p[1]);
-}
+uint16_t get16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
 
 uint64_t get64(const uint8_t* p) {
   uint64_t v = 0;
@@ -34,7 +32,7 @@ uint64_t get64(const uint8_t* p) {
   return v;
 }
 
-} // namespace
+}  // namespace
 
 std::array<uint8_t, header_size> encode_header(const header& h) {
   std::array<uint8_t, header_size> out{};
@@ -51,9 +49,8 @@ std::array<uint8_t, header_size> encode_header(const header& h) {
 
 result<header> decode_header(const void* data, std::size_t size) {
   if (size != header_size)
-    return error{errc::invalid, "header frame of " + std::to_string(size)
-                                  + " bytes, expected "
-                                  + std::to_string(header_size)};
+    return error{errc::invalid, "header frame of " + std::to_string(size) + " bytes, expected " +
+                                    std::to_string(header_size)};
   auto p = static_cast<const uint8_t*>(data);
   if (p[0] != 'D' || p[1] != 'K')
     return error{errc::invalid, "bad magic in header frame"};
@@ -61,10 +58,9 @@ result<header> decode_header(const void* data, std::size_t size) {
   h.major = p[2];
   h.minor = p[3];
   if (h.major != protocol_major)
-    return error{errc::unsupported,
-                 "protocol major version " + std::to_string(h.major)
-                   + " not supported (this process speaks "
-                   + std::to_string(protocol_major) + ")"};
+    return error{errc::unsupported, "protocol major version " + std::to_string(h.major) +
+                                        " not supported (this process speaks " +
+                                        std::to_string(protocol_major) + ")"};
   h.type = get16(&p[4]);
   h.flags = get16(&p[6]);
   h.correlation_id = get64(&p[8]);
@@ -72,16 +68,15 @@ result<header> decode_header(const void* data, std::size_t size) {
   return h;
 }
 
-result<envelope> decode_frames(const void* hdr, std::size_t hdr_size,
-                               const void* body, std::size_t body_size,
-                               const decode_limits& limits) {
+result<envelope> decode_frames(const void* hdr, std::size_t hdr_size, const void* body,
+                               std::size_t body_size, const decode_limits& limits) {
   auto h = decode_header(hdr, hdr_size);
   if (!h)
     return std::move(h).err();
   if (body_size > limits.max_body)
-    return error{errc::too_large, "message body of " + std::to_string(body_size)
-                                    + " bytes exceeds the limit of "
-                                    + std::to_string(limits.max_body)};
+    return error{errc::too_large, "message body of " + std::to_string(body_size) +
+                                      " bytes exceeds the limit of " +
+                                      std::to_string(limits.max_body)};
   envelope env;
   env.hdr = *h;
   env.body.assign(static_cast<const char*>(body), body_size);
@@ -112,11 +107,9 @@ result<msgpack::object_handle> unpack_limited(const std::string& bytes,
     return error{errc::too_large, "message body exceeds the size limit"};
   try {
     std::size_t offset = 0;
-    msgpack::unpack_limit lim(limits.max_elements, limits.max_elements,
-                              limits.max_string, limits.max_string, 0,
-                              limits.max_depth);
-    auto handle = msgpack::unpack(bytes.data(), bytes.size(), offset, nullptr,
-                                  nullptr, lim);
+    msgpack::unpack_limit lim(limits.max_elements, limits.max_elements, limits.max_string,
+                              limits.max_string, 0, limits.max_depth);
+    auto handle = msgpack::unpack(bytes.data(), bytes.size(), offset, nullptr, nullptr, lim);
     if (offset != bytes.size())
       return error{errc::invalid, "trailing bytes after msgpack body"};
     return handle;
@@ -129,6 +122,6 @@ result<msgpack::object_handle> unpack_limited(const std::string& bytes,
   }
 }
 
-} // namespace detail
+}  // namespace detail
 
-} // namespace deckhand::wire
+}  // namespace deckhand::wire

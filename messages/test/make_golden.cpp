@@ -36,14 +36,13 @@ int main(int argc, char** argv) {
   cs.state.terminated.finished_at = "2026-11-27T20:00:00Z";
   p.status.container_statuses.push_back(cs);
   p.status.phase = "Running";
-  std::ofstream(dir + "/run_pod_request.v1.0.msgpack", std::ios::binary)
-    << wire::encode_body(req);
+  std::ofstream(dir + "/run_pod_request.v1.0.msgpack", std::ios::binary) << wire::encode_body(req);
   wire::header h;
   h.type = wire::run_pod_request::type_id;
   h.correlation_id = 42;
   h.incarnation = 0x0102030405060708u;
   auto hb = wire::encode_header(h);
   std::ofstream(dir + "/header.v1.0.bin", std::ios::binary)
-    .write(reinterpret_cast<const char*>(hb.data()), hb.size());
+      .write(reinterpret_cast<const char*>(hb.data()), hb.size());
   return 0;
 }

@@ -71,7 +71,7 @@ struct temp_dir {
   }
 };
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(codec_suite)
 
@@ -124,7 +124,8 @@ BOOST_AUTO_TEST_CASE(opt_fields_keep_absent_apart_from_zero) {
   BOOST_TEST(bsc.allow_privilege_escalation.value_or(true) == false);
   BOOST_TEST(wire::to_json(*back) == j);
   // A wrong type inside an opt is still an error with its path.
-  auto bad = nlohmann::json::parse(R"({"spec":{"containers":[{"name":"a","securityContext":{"runAsUser":"x"}}]}})");
+  auto bad = nlohmann::json::parse(
+      R"({"spec":{"containers":[{"name":"a","securityContext":{"runAsUser":"x"}}]}})");
   auto r = wire::from_json<wire::pod>(bad);
   BOOST_REQUIRE(!r.ok());
   BOOST_TEST(r.err().message.find("runAsUser") != std::string::npos);
@@ -179,7 +180,8 @@ BOOST_AUTO_TEST_CASE(endpoint_slices_and_service_affinity_round_trip) {
   auto ev_back = wire::decode_body<wire::watch_event>(wire::encode_body(ev));
   BOOST_REQUIRE(ev_back.ok());
   BOOST_TEST(wire::to_json(ev_back->endpoint_slice_) == j);
-  BOOST_TEST(ev_back->service_.spec.session_affinity_config_->client_ip->timeout_seconds.value_or(0) == 60);
+  BOOST_TEST(ev_back->service_.spec.session_affinity_config_->client_ip->timeout_seconds.value_or(
+                 0) == 60);
   std::vector<char> buf;
   caf::binary_serializer sink{nullptr, buf};
   BOOST_REQUIRE(!sink(ev));
@@ -299,7 +301,8 @@ BOOST_AUTO_TEST_CASE(supervisor_notes_and_node_messages_round_trip) {
   s.uid = "u";
   wire::container_record r;
   r.name = "setup";
-  r.notes.push_back({7, "Warning", "Unhealthy", "Liveness probe failed: HTTP probe failed with statuscode: 500",
+  r.notes.push_back({7, "Warning", "Unhealthy",
+                     "Liveness probe failed: HTTP probe failed with statuscode: 500",
                      "2024-05-01T12:00:00Z"});
   s.init_containers.push_back(r);
   auto back = wire::decode_body<wire::sandbox_status>(wire::encode_body(s));
@@ -359,9 +362,8 @@ BOOST_AUTO_TEST_CASE(wrong_types_and_garbage_are_errors) {
   BOOST_REQUIRE(!r.ok());
   BOOST_TEST(r.err().message == "stop_pod_request.gracePeriodSeconds: expected integer");
 
-  for (std::string garbage : {std::string("\xc1"), std::string("\x93\x01"),
-                              std::string("\x81\xa1"), std::string(""),
-                              std::string("\x01")}) {
+  for (std::string garbage : {std::string("\xc1"), std::string("\x93\x01"), std::string("\x81\xa1"),
+                              std::string(""), std::string("\x01")}) {
     auto g = wire::decode_body<wire::run_pod_request>(garbage);
     BOOST_TEST(!g.ok());
   }
@@ -517,11 +519,9 @@ transport::bridge_config cfg(const char* name, wire::decode_limits limits = {}) 
   return c;
 }
 
-std::string ep(const temp_dir& d, const char* name) {
-  return "ipc://" + (d.path / name).string();
-}
+std::string ep(const temp_dir& d, const char* name) { return "ipc://" + (d.path / name).string(); }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_CASE(request_reply_and_ping) {
   temp_dir dir;
@@ -550,7 +550,9 @@ BOOST_AUTO_TEST_CASE(request_reply_and_ping) {
                  [&](result<wire::envelope> r) { b2.put(std::move(r)); });
   BOOST_REQUIRE(b0.wait_for(1) && b1.wait_for(1) && b2.wait_for(1));
   std::vector<result<wire::envelope>*> items{&b0.items[0], &b1.items[0], &b2.items[0]};
-  struct { std::vector<result<wire::envelope>*>& items; } box{items};
+  struct {
+    std::vector<result<wire::envelope>*>& items;
+  } box{items};
   auto a = wire::decode_as<wire::ack>(**box.items[0]);
   BOOST_REQUIRE(a.ok());
   BOOST_TEST(a->revision == 7u);
@@ -664,9 +666,9 @@ BOOST_AUTO_TEST_CASE(peer_restart_mid_request_is_detected_by_incarnation) {
     // First server incarnation: receives the request and dies without replying.
     mailbox<int> seen;
     transport::bridge server(cfg("server"));
-    BOOST_REQUIRE(server.bind_router(ep(dir, "s.sock"), [&](transport::inbound_request) {
-      seen.put(1);
-    }).ok());
+    BOOST_REQUIRE(
+        server.bind_router(ep(dir, "s.sock"), [&](transport::inbound_request) { seen.put(1); })
+            .ok());
     server.start();
     first_incarnation = server.incarnation();
     client.request(*dealer, wire::make_envelope(wire::remove_pod_request{"u"}), 300ms,
@@ -677,9 +679,12 @@ BOOST_AUTO_TEST_CASE(peer_restart_mid_request_is_detected_by_incarnation) {
   BOOST_TEST(box.items[0].err().code == errc::unavailable);
   // Second incarnation on the same endpoint answers the retry.
   transport::bridge server2(cfg("server"));
-  BOOST_REQUIRE(server2.bind_router(ep(dir, "s.sock"), [&](transport::inbound_request req) {
-    server2.reply(req, wire::make_envelope(wire::ack{1}));
-  }).ok());
+  BOOST_REQUIRE(server2
+                    .bind_router(ep(dir, "s.sock"),
+                                 [&](transport::inbound_request req) {
+                                   server2.reply(req, wire::make_envelope(wire::ack{1}));
+                                 })
+                    .ok());
   server2.start();
   client.request(*dealer, wire::make_envelope(wire::remove_pod_request{"u"}), 3s,
                  [&](result<wire::envelope> r) { box.put(std::move(r)); });
@@ -693,10 +698,13 @@ BOOST_AUTO_TEST_CASE(garbage_frames_are_dropped_and_counted) {
   temp_dir dir;
   std::atomic<int> handled{0};
   transport::bridge server(cfg("server"));
-  BOOST_REQUIRE(server.bind_router(ep(dir, "s.sock"), [&](transport::inbound_request req) {
-    handled++;
-    server.reply(req, wire::make_envelope(wire::ack{}));
-  }).ok());
+  BOOST_REQUIRE(server
+                    .bind_router(ep(dir, "s.sock"),
+                                 [&](transport::inbound_request req) {
+                                   handled++;
+                                   server.reply(req, wire::make_envelope(wire::ack{}));
+                                 })
+                    .ok());
   server.start();
 
   zmq::context_t ctx;
@@ -743,10 +751,13 @@ BOOST_AUTO_TEST_CASE(oversized_frames_are_refused) {
   limits.max_body = 1024;
   std::atomic<int> handled{0};
   transport::bridge server(cfg("server", limits));
-  BOOST_REQUIRE(server.bind_router(ep(dir, "s.sock"), [&](transport::inbound_request req) {
-    handled++;
-    server.reply(req, wire::make_envelope(wire::ack{}));
-  }).ok());
+  BOOST_REQUIRE(server
+                    .bind_router(ep(dir, "s.sock"),
+                                 [&](transport::inbound_request req) {
+                                   handled++;
+                                   server.reply(req, wire::make_envelope(wire::ack{}));
+                                 })
+                    .ok());
   server.start();
   transport::bridge client(cfg("client"));
   client.start();
@@ -775,11 +786,10 @@ BOOST_AUTO_TEST_CASE(pub_sub_delivers_numbered_events) {
   pub.start();
   mailbox<wire::envelope> box;
   transport::bridge sub(cfg("sub"));
-  BOOST_REQUIRE(sub.connect_sub(ep(dir, "feed.sock"), {"pods"},
-                                [&](const std::string&, wire::envelope env) {
-                                  box.put(std::move(env));
-                                })
-                  .ok());
+  BOOST_REQUIRE(
+      sub.connect_sub(ep(dir, "feed.sock"), {"pods"},
+                      [&](const std::string&, wire::envelope env) { box.put(std::move(env)); })
+          .ok());
   sub.start();
   // Slow joiner: publish until the subscription is established (bounded).
   uint64_t seq = 0;

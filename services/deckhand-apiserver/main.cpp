@@ -32,21 +32,21 @@ int main(int argc, char** argv) {
   apiserver::endpoints_controller_options ep_opts;
   app.add_option("--bind-address", http.host, "HTTP listen address");
   app.add_option("--secure-port,--port", http.port, "HTTP port (0: chosen by the OS)")
-    ->check(CLI::Range(0, 65535));
+      ->check(CLI::Range(0, 65535));
   app.add_option("--endpoint", endpoint, "ZeroMQ request endpoint for nodes");
   app.add_option("--feed-endpoint", feed_endpoint, "ZeroMQ feed (PUB) endpoint for nodes");
   app.add_option("--url-file", url_file, "where to write the HTTP URL");
   app.add_option("--node-lease-ms", lease_ms, "a node silent this long gets no new pods")
-    ->check(CLI::Range(100, 3600000));
+      ->check(CLI::Range(100, 3600000));
   app.add_option("--feed-heartbeat-ms", hb_ms, "feed heartbeat interval")
-    ->check(CLI::Range(10, 60000));
+      ->check(CLI::Range(10, 60000));
   app.add_option("--service-cluster-ip-range", alloc_opts.service_cidr,
                  "IPv4 CIDR from which Services get cluster IPs");
   app.add_option("--service-node-port-range", node_port_range,
                  "MIN-MAX: the ports NodePort Services get");
   app.add_option("--max-endpoints-per-slice", ep_opts.max_endpoints_per_slice,
                  "endpoints per EndpointSlice")
-    ->check(CLI::Range(1, 1000));
+      ->check(CLI::Range(1, 1000));
   if (auto rc = host::parse(app, argc, argv); rc >= 0)
     return rc;
   log::init("apiserver", common.log_level, common.log_json);

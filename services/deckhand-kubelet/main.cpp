@@ -32,7 +32,7 @@ std::string default_node_name() {
   return name;
 }
 
-} // namespace
+}  // namespace
 
 /// The node's IP when --host-ip is not given, as the Go kubelet picks it: the
 /// IPv4 address of the interface that holds the default route, else the
@@ -56,8 +56,8 @@ std::string detect_node_ip() {
     return {};
   std::string first, on_default;
   for (auto* a = list; a; a = a->ifa_next) {
-    if (!a->ifa_addr || a->ifa_addr->sa_family != AF_INET || (a->ifa_flags & IFF_LOOPBACK)
-        || !(a->ifa_flags & IFF_UP))
+    if (!a->ifa_addr || a->ifa_addr->sa_family != AF_INET || (a->ifa_flags & IFF_LOOPBACK) ||
+        !(a->ifa_flags & IFF_UP))
       continue;
     char buf[INET_ADDRSTRLEN] = {};
     const auto* sin = reinterpret_cast<const sockaddr_in*>(a->ifa_addr);
@@ -87,19 +87,20 @@ int main(int argc, char** argv) {
   app.add_option("--api-feed-endpoint", feed_endpoint, "API server feed endpoint");
   app.add_option("--runtime-endpoint", runtime_endpoint, "runtime endpoint");
   app.add_option("--endpoint", endpoint, "this kubelet's request endpoint");
-  app.add_option("--relist-period-ms", relist_ms, "runtime relist period")->check(CLI::Range(10, 600000));
+  app.add_option("--relist-period-ms", relist_ms, "runtime relist period")
+      ->check(CLI::Range(10, 600000));
   app.add_option("--node-status-period-ms", node_status_ms, "node heartbeat period")
-    ->check(CLI::Range(10, 3600000));
+      ->check(CLI::Range(10, 3600000));
   app.add_option("--feed-silence-ms", feed_silence_ms,
                  "relist when the API feed is silent this long")
-    ->check(CLI::Range(100, 600000));
+      ->check(CLI::Range(100, 600000));
   std::string static_pod_path;
   int64_t static_pod_poll_ms = 500;
   app.add_option("--static-pod-path", static_pod_path,
                  "directory of static pod manifests (Kubernetes' staticPodPath)");
   app.add_option("--static-pod-poll-ms", static_pod_poll_ms,
                  "how often the static pod directory is read")
-    ->check(CLI::Range(10, 60000));
+      ->check(CLI::Range(10, 60000));
   // The node: capacity, reservations, eviction, lease (node_status.hpp, eviction.hpp).
   std::string kube_reserved, system_reserved;
   std::string eviction_hard = "memory.available<100Mi,nodefs.available<10%";
@@ -107,7 +108,7 @@ int main(int argc, char** argv) {
   int64_t lease_renew_ms = 10000, status_report_ms = 300000;
   int32_t lease_duration_s = 40;
   app.add_option("--max-pods", cfg.node.max_pods, "pods capacity of the node")
-    ->check(CLI::Range(1, 100000));
+      ->check(CLI::Range(1, 100000));
   app.add_option("--kube-reserved", kube_reserved,
                  "resources reserved for Kubernetes components (cpu=100m,memory=256Mi,...)");
   app.add_option("--system-reserved", system_reserved,
@@ -117,18 +118,18 @@ int main(int argc, char** argv) {
                  "empty: none");
   app.add_option("--eviction-monitoring-period-ms", eviction_period_ms,
                  "how often eviction thresholds are checked")
-    ->check(CLI::Range(10, 3600000));
+      ->check(CLI::Range(10, 3600000));
   app.add_option("--eviction-pressure-transition-period-ms", eviction_transition_ms,
                  "how long a pressure condition stays after its signal recovered")
-    ->check(CLI::Range(0, 86400000));
+      ->check(CLI::Range(0, 86400000));
   app.add_option("--lease-renew-period-ms", lease_renew_ms, "node lease renewal period")
-    ->check(CLI::Range(10, 3600000));
+      ->check(CLI::Range(10, 3600000));
   app.add_option("--node-lease-duration-seconds", lease_duration_s,
                  "leaseDurationSeconds of the node lease")
-    ->check(CLI::Range(1, 3600));
+      ->check(CLI::Range(1, 3600));
   app.add_option("--node-status-report-frequency-ms", status_report_ms,
                  "node status is sent at least this often even when unchanged")
-    ->check(CLI::Range(10, 86400000));
+      ->check(CLI::Range(10, 86400000));
   if (auto rc = host::parse(app, argc, argv); rc >= 0)
     return rc;
   {
@@ -173,8 +174,8 @@ int main(int argc, char** argv) {
   std::error_code ec;
   std::filesystem::create_directories(paths::run_dir(data), ec);
   if (ec) {
-    std::cerr << "deckhand-kubelet: cannot create " << paths::run_dir(data) << ": "
-              << ec.message() << "\n";
+    std::cerr << "deckhand-kubelet: cannot create " << paths::run_dir(data) << ": " << ec.message()
+              << "\n";
     return 1;
   }
   host::component comp("kubelet", common);
@@ -191,10 +192,10 @@ int main(int argc, char** argv) {
   sockets.runtime = *rt;
   auto kl = kubelet::spawn_kubelet(comp.system(), sockets, cfg);
   auto router = bus.bind_router(endpoint, host::forward_to(kl));
-  auto sub = bus.connect_sub(feed_endpoint, {"pods", "hb"},
-                             [kl](const std::string&, wire::envelope env) {
-                               caf::anon_send(kl, host::feed_atom::value, std::move(env));
-                             });
+  auto sub =
+      bus.connect_sub(feed_endpoint, {"pods", "hb"}, [kl](const std::string&, wire::envelope env) {
+        caf::anon_send(kl, host::feed_atom::value, std::move(env));
+      });
   if (!router || !sub) {
     std::cerr << "deckhand-kubelet: " << (!router ? router.err().message : sub.err().message)
               << "\n";
@@ -202,8 +203,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   bus.start();
-  log::get()->info("msg=\"kubelet started\" node={} incarnation={} endpoint={}",
-                   cfg.node_name, bus.incarnation(), endpoint);
+  log::get()->info("msg=\"kubelet started\" node={} incarnation={} endpoint={}", cfg.node_name,
+                   bus.incarnation(), endpoint);
   comp.wait_for_stop();
   caf::anon_send_exit(kl, caf::exit_reason::user_shutdown);
   comp.shutdown();

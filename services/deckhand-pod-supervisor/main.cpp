@@ -44,7 +44,7 @@ int supervisor_main(int argc, char** argv) {
   return deckhand::supervisor::run(common, opts);
 }
 
-} // namespace
+}  // namespace
 
 int main(int argc, char** argv) {
   if (deckhand::host::is_zygote_invocation(argc, argv))

@@ -26,7 +26,10 @@ std::optional<std::chrono::milliseconds> parse_duration(const std::string& text)
     size_t used = 0;
     double v = std::stod(text, &used);
     auto unit = text.substr(used);
-    double ms = unit == "ms" ? v : unit == "m" ? v * 60000 : (unit.empty() || unit == "s") ? v * 1000 : -1;
+    double ms = unit == "ms"                    ? v
+                : unit == "m"                   ? v * 60000
+                : (unit.empty() || unit == "s") ? v * 1000
+                                                : -1;
     if (ms < 0)
       return std::nullopt;
     return std::chrono::milliseconds(static_cast<int64_t>(ms));
@@ -35,7 +38,7 @@ std::optional<std::chrono::milliseconds> parse_duration(const std::string& text)
   }
 }
 
-} // namespace
+}  // namespace
 
 int main(int argc, char** argv) {
   host::block_signals();
@@ -76,8 +79,8 @@ int main(int argc, char** argv) {
     int rc = 0;
     proxy::nftables_data_plane nft(kopts);
     proxy::iptables_data_plane ipt(kopts);
-    for (proxy::data_plane* p : {static_cast<proxy::data_plane*>(&nft),
-                                 static_cast<proxy::data_plane*>(&ipt)}) {
+    for (proxy::data_plane* p :
+         {static_cast<proxy::data_plane*>(&nft), static_cast<proxy::data_plane*>(&ipt)}) {
       if (auto r = p->cleanup(); !r) {
         std::cerr << "deckhand-proxy: cleanup of " << p->mode() << " rules: " << r.err().message
                   << "\n";
@@ -177,8 +180,7 @@ int main(int argc, char** argv) {
                                caf::anon_send(px, host::feed_atom::value, std::move(env));
                              });
   if (!router || !sub) {
-    std::cerr << "deckhand-proxy: " << (!router ? router.err().message : sub.err().message)
-              << "\n";
+    std::cerr << "deckhand-proxy: " << (!router ? router.err().message : sub.err().message) << "\n";
     caf::anon_send_exit(px, caf::exit_reason::user_shutdown);
     return 1;
   }

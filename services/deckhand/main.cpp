@@ -3,6 +3,4 @@
 
 #include "deckhand/cli/commands.hpp"
 
-int main(int argc, char** argv) {
-  return deckhand::cli::run_main(argc, argv);
-}
+int main(int argc, char** argv) { return deckhand::cli::run_main(argc, argv); }

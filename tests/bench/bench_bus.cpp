@@ -112,8 +112,8 @@ std::optional<options> parse_options(int argc, char** argv) {
     }
     if (a == "--only" && i + 1 < argc) {
       opt.only = argv[++i];
-      if (opt.only != "rr-bare" && opt.only != "rr-bridge" && opt.only != "ps-bare"
-          && opt.only != "ps-bridge") {
+      if (opt.only != "rr-bare" && opt.only != "rr-bridge" && opt.only != "ps-bare" &&
+          opt.only != "ps-bridge") {
         std::fprintf(stderr, "bench_bus: unknown scenario %s\n", opt.only.c_str());
         return std::nullopt;
       }
@@ -151,8 +151,7 @@ wire::pod make_pod() {
   p.metadata.resource_version = "182734";
   p.metadata.generation = 1;
   p.metadata.creation_timestamp = "2024-05-01T12:00:00Z";
-  p.metadata.labels = {{"app", "web"}, {"pod-template-hash", "7d4b9c8f6d"},
-                       {"tier", "frontend"}};
+  p.metadata.labels = {{"app", "web"}, {"pod-template-hash", "7d4b9c8f6d"}, {"tier", "frontend"}};
   p.metadata.annotations = {{"deckhand.io/restartedAt", "2024-05-01T11:59:58Z"}};
   p.spec.node_name = "node-1";
   p.spec.restart_policy = "Always";
@@ -163,12 +162,10 @@ wire::pod make_pod() {
     c.name = names[i];
     c.image = std::string("registry.local:5000/library/") + names[i] + ":1.25.3";
     c.command = {"/bin/sh", "-c"};
-    c.args = {std::string("exec /usr/local/bin/") + names[i] + " --config /etc/"
-              + names[i] + "/config.yaml"};
+    c.args = {std::string("exec /usr/local/bin/") + names[i] + " --config /etc/" + names[i] +
+              "/config.yaml"};
     c.working_dir = "/";
-    c.env = {{"POD_NAME", p.metadata.name},
-             {"POD_NAMESPACE", "default"},
-             {"LOG_LEVEL", "info"}};
+    c.env = {{"POD_NAME", p.metadata.name}, {"POD_NAMESPACE", "default"}, {"LOG_LEVEL", "info"}};
     wire::container_port port;
     port.name = "http";
     port.container_port = 8080 + i;
@@ -305,11 +302,9 @@ struct proc_usage {
     rusage ru{};
     ::getrusage(RUSAGE_SELF, &ru);
     auto us = [](const timeval& tv) {
-      return static_cast<uint64_t>(tv.tv_sec) * 1000000u
-             + static_cast<uint64_t>(tv.tv_usec);
+      return static_cast<uint64_t>(tv.tv_sec) * 1000000u + static_cast<uint64_t>(tv.tv_usec);
     };
-    return {us(ru.ru_utime) + us(ru.ru_stime),
-            static_cast<uint64_t>(ru.ru_nvcsw + ru.ru_nivcsw)};
+    return {us(ru.ru_utime) + us(ru.ru_stime), static_cast<uint64_t>(ru.ru_nvcsw + ru.ru_nivcsw)};
   }
   proc_usage operator-(const proc_usage& o) const {
     return {cpu_us - o.cpu_us, switches - o.switches};
@@ -333,8 +328,7 @@ enum class wait_status { byte, eof, timeout };
 wait_status read_byte(int fd, std::chrono::milliseconds timeout, char* out = nullptr) {
   auto deadline = clock_type::now() + timeout;
   while (true) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-      deadline - clock_type::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
     pollfd p{fd, POLLIN, 0};
     int rc = ::poll(&p, 1, static_cast<int>(std::max<int64_t>(left.count(), 0)));
     if (rc < 0 && errno == EINTR)
@@ -414,9 +408,9 @@ class child_process {
 
   child_process() = default;
   child_process(child_process&& o) noexcept
-    : pid_(std::exchange(o.pid_, -1)),
-      to_child_(std::move(o.to_child_)),
-      from_child_(std::move(o.from_child_)) {}
+      : pid_(std::exchange(o.pid_, -1)),
+        to_child_(std::move(o.to_child_)),
+        from_child_(std::move(o.from_child_)) {}
   ~child_process() { finish(); }
 
   int to_child() const { return to_child_.get(); }
@@ -425,15 +419,14 @@ class child_process {
   /// Waits for the child's "ready" byte.
   bool wait_ready() {
     char c = 0;
-    return read_byte(from_child(), std::chrono::seconds(10), &c) == wait_status::byte
-           && c == 'r';
+    return read_byte(from_child(), std::chrono::seconds(10), &c) == wait_status::byte && c == 'r';
   }
 
   /// The child's CPU time and context switches so far (zero if it does not answer).
   proc_usage query_usage() {
     uint64_t v[2] = {0, 0};
-    if (!write_byte(to_child(), 'u')
-        || !read_exact(from_child(), v, sizeof v, std::chrono::seconds(5)))
+    if (!write_byte(to_child(), 'u') ||
+        !read_exact(from_child(), v, sizeof v, std::chrono::seconds(5)))
       return {};
     return {v[0], v[1]};
   }
@@ -526,7 +519,6 @@ class temp_dir {
 
 // -- figures --------------------------------------------------------------------
 
-
 struct latency {
   double p50_us = 0;
   double p99_us = 0;
@@ -594,7 +586,7 @@ bool recv_multipart(zmq::socket_t& s, std::vector<zmq::message_t>& parts,
   parts.push_back(std::move(part));
   while (parts.back().more()) {
     zmq::message_t next;
-    (void) s.recv(next, zmq::recv_flags::none);
+    (void)s.recv(next, zmq::recv_flags::none);
     parts.push_back(std::move(next));
   }
   return true;
@@ -608,8 +600,7 @@ int serve_bare_rr(const std::string& ep, const bodies& b, int in, int out) {
   router.set(zmq::sockopt::linger, 0);
   router.bind(ep);
   write_byte(out, 'r');
-  zmq::pollitem_t items[] = {{router.handle(), 0, ZMQ_POLLIN, 0},
-                             {nullptr, in, ZMQ_POLLIN, 0}};
+  zmq::pollitem_t items[] = {{router.handle(), 0, ZMQ_POLLIN, 0}, {nullptr, in, ZMQ_POLLIN, 0}};
   std::vector<zmq::message_t> parts;
   while (true) {
     zmq::poll(items, 2, std::chrono::milliseconds{-1});
@@ -639,9 +630,7 @@ struct bare_frames {
   const std::string* body;
 };
 
-bare_frames frames_of(const envelope& env) {
-  return {wire::encode_header(env.hdr), &env.body};
-}
+bare_frames frames_of(const envelope& env) { return {wire::encode_header(env.hdr), &env.body}; }
 
 void bare_send(zmq::socket_t& s, const bare_frames& f) {
   s.send(zmq::buffer(f.hdr), zmq::send_flags::sndmore);
@@ -729,8 +718,7 @@ std::pair<double, phase_cost> median_rate(child_process& server, std::size_t req
 rr_figures run_bare_rr(const temp_dir& dir, const bodies& b, const options& opt) {
   rr_figures r;
   auto ep = dir.endpoint("rr-bare");
-  auto child = child_process::spawn(
-    [&](int in, int out) { return serve_bare_rr(ep, b, in, out); });
+  auto child = child_process::spawn([&](int in, int out) { return serve_bare_rr(ep, b, in, out); });
   if (!child || !child->wait_ready()) {
     std::fprintf(stderr, "bench_bus: bare server did not start\n");
     return r;
@@ -740,14 +728,12 @@ rr_figures run_bare_rr(const temp_dir& dir, const bodies& b, const options& opt)
     zmq::socket_t dealer{ctx, zmq::socket_type::dealer};
     dealer.set(zmq::sockopt::linger, 0);
     dealer.connect(ep);
-    r.small_latency_cost = measure(*child, opt.warmup + opt.requests, [&] {
-      r.small = bare_latency(dealer, b.small_req, opt);
-    });
+    r.small_latency_cost = measure(*child, opt.warmup + opt.requests,
+                                   [&] { r.small = bare_latency(dealer, b.small_req, opt); });
     r.pod = bare_latency(dealer, b.pod_req, opt);
     std::tie(r.small_rps, r.small_rps_cost) =
-      median_rate(*child, opt.requests, r.small_rps_runs, [&] {
-        return bare_throughput(dealer, b.small_req, opt, r.rps_errors);
-      });
+        median_rate(*child, opt.requests, r.small_rps_runs,
+                    [&] { return bare_throughput(dealer, b.small_req, opt, r.rps_errors); });
     r.pod_rps = median_rate(*child, opt.requests, r.pod_rps_runs, [&] {
                   return bare_throughput(dealer, b.pod_req, opt, r.rps_errors);
                 }).first;
@@ -797,10 +783,10 @@ void wait_for(std::atomic<uint32_t>& counter, uint32_t target) {
 bool bridge_reply_ok(const result<envelope>& r, uint16_t request_type) {
   if (!r)
     return false;
-  return (r->hdr.flags & wire::flag_reply) && !(r->hdr.flags & wire::flag_error)
-         && r->hdr.correlation_id != 0
-         && (request_type != wire::run_pod_request::type_id
-             || r->hdr.type == wire::run_pod_reply::type_id);
+  return (r->hdr.flags & wire::flag_reply) && !(r->hdr.flags & wire::flag_error) &&
+         r->hdr.correlation_id != 0 &&
+         (request_type != wire::run_pod_request::type_id ||
+          r->hdr.type == wire::run_pod_reply::type_id);
 }
 
 latency bridge_latency(bridge& br, int dealer, const envelope& env, const options& opt) {
@@ -860,8 +846,8 @@ double bridge_throughput(bridge& br, int dealer, const envelope& env, const opti
 rr_figures run_bridge_rr(const temp_dir& dir, const bodies& b, const options& opt) {
   rr_figures r;
   auto ep = dir.endpoint("rr-bridge");
-  auto child = child_process::spawn(
-    [&](int in, int out) { return serve_bridge_rr(ep, b, in, out); });
+  auto child =
+      child_process::spawn([&](int in, int out) { return serve_bridge_rr(ep, b, in, out); });
   if (!child || !child->wait_ready()) {
     std::fprintf(stderr, "bench_bus: bridge server did not start\n");
     return r;
@@ -879,9 +865,8 @@ rr_figures run_bridge_rr(const temp_dir& dir, const bodies& b, const options& op
     });
     r.pod = bridge_latency(br, *dealer, b.pod_req, opt);
     std::tie(r.small_rps, r.small_rps_cost) =
-      median_rate(*child, opt.requests, r.small_rps_runs, [&] {
-        return bridge_throughput(br, *dealer, b.small_req, opt, r.rps_errors);
-      });
+        median_rate(*child, opt.requests, r.small_rps_runs,
+                    [&] { return bridge_throughput(br, *dealer, b.small_req, opt, r.rps_errors); });
     r.pod_rps = median_rate(*child, opt.requests, r.pod_rps_runs, [&] {
                   return bridge_throughput(br, *dealer, b.pod_req, opt, r.rps_errors);
                 }).first;
@@ -919,8 +904,7 @@ int publisher_protocol(const std::function<void(const char*, const envelope&)>& 
   auto t0 = clock_type::now();
   for (std::size_t i = 0; i < events; ++i)
     publish("pods", b.event);
-  int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now() - t0)
-                 .count();
+  int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now() - t0).count();
   write_all(out, &ns, sizeof ns);
   give_up = clock_type::now() + std::chrono::seconds(60);
   while (clock_type::now() < give_up) {
@@ -932,8 +916,7 @@ int publisher_protocol(const std::function<void(const char*, const envelope&)>& 
   return 6;
 }
 
-int serve_bare_pub(const std::string& ep, const bodies& b, std::size_t events, int in,
-                   int out) {
+int serve_bare_pub(const std::string& ep, const bodies& b, std::size_t events, int in, int out) {
   zmq::context_t ctx{1};
   zmq::socket_t pub{ctx, zmq::socket_type::pub};
   pub.set(zmq::sockopt::linger, 0);
@@ -942,17 +925,16 @@ int serve_bare_pub(const std::string& ep, const bodies& b, std::size_t events, i
   auto hdr = wire::encode_header(b.event.hdr);
   auto marker_hdr = wire::encode_header(b.marker.hdr);
   return publisher_protocol(
-    [&](const char* topic, const envelope& env) {
-      bool is_event = &env == &b.event;
-      pub.send(zmq::buffer(std::string_view{topic}), zmq::send_flags::sndmore);
-      pub.send(zmq::buffer(is_event ? hdr : marker_hdr), zmq::send_flags::sndmore);
-      pub.send(zmq::buffer(env.body), zmq::send_flags::none);
-    },
-    b, events, in, out);
+      [&](const char* topic, const envelope& env) {
+        bool is_event = &env == &b.event;
+        pub.send(zmq::buffer(std::string_view{topic}), zmq::send_flags::sndmore);
+        pub.send(zmq::buffer(is_event ? hdr : marker_hdr), zmq::send_flags::sndmore);
+        pub.send(zmq::buffer(env.body), zmq::send_flags::none);
+      },
+      b, events, in, out);
 }
 
-int serve_bridge_pub(const std::string& ep, const bodies& b, std::size_t events, int in,
-                     int out) {
+int serve_bridge_pub(const std::string& ep, const bodies& b, std::size_t events, int in, int out) {
   bridge br{bench_config("bench-publisher")};
   auto pub = br.bind_pub(ep);
   if (!pub) {
@@ -961,8 +943,8 @@ int serve_bridge_pub(const std::string& ep, const bodies& b, std::size_t events,
   }
   br.start();
   int rc = publisher_protocol(
-    [&](const char* topic, const envelope& env) { br.publish(*pub, topic, env); }, b,
-    events, in, out);
+      [&](const char* topic, const envelope& env) { br.publish(*pub, topic, env); }, b, events, in,
+      out);
   br.stop();
   return rc;
 }
@@ -1042,8 +1024,8 @@ pubsub_figures subscriber_protocol(child_process& child, sub_state& st,
   std::lock_guard<std::mutex> guard{st.mtx};
   f.received = st.received;
   if (st.received > 0)
-    f.delivered_per_s = static_cast<double>(st.received)
-                        / std::chrono::duration<double>(st.last - t0).count();
+    f.delivered_per_s =
+        static_cast<double>(st.received) / std::chrono::duration<double>(st.last - t0).count();
   f.ok = st.bad == 0;
   if (st.bad)
     std::fprintf(stderr, "bench_bus: %" PRIu64 " malformed events\n", st.bad);
@@ -1053,7 +1035,7 @@ pubsub_figures subscriber_protocol(child_process& child, sub_state& st,
 pubsub_figures run_bare_pubsub(const temp_dir& dir, const bodies& b, const options& opt) {
   auto ep = dir.endpoint("ps-bare");
   auto child = child_process::spawn(
-    [&](int in, int out) { return serve_bare_pub(ep, b, opt.events, in, out); });
+      [&](int in, int out) { return serve_bare_pub(ep, b, opt.events, in, out); });
   if (!child || !child->wait_ready()) {
     std::fprintf(stderr, "bench_bus: bare publisher did not start\n");
     return {};
@@ -1070,8 +1052,7 @@ pubsub_figures run_bare_pubsub(const temp_dir& dir, const bodies& b, const optio
     std::vector<zmq::message_t> parts;
     auto pump = [&](clock_type::time_point until) {
       zmq::pollitem_t item{sub.handle(), 0, ZMQ_POLLIN, 0};
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        until - clock_type::now());
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - clock_type::now());
       zmq::poll(&item, 1, std::max(left, std::chrono::milliseconds(0)));
       while (recv_multipart(sub, parts, zmq::recv_flags::dontwait))
         st.on_message(std::string_view{parts[0].data<char>(), parts[0].size()},
@@ -1086,7 +1067,7 @@ pubsub_figures run_bare_pubsub(const temp_dir& dir, const bodies& b, const optio
 pubsub_figures run_bridge_pubsub(const temp_dir& dir, const bodies& b, const options& opt) {
   auto ep = dir.endpoint("ps-bridge");
   auto child = child_process::spawn(
-    [&](int in, int out) { return serve_bridge_pub(ep, b, opt.events, in, out); });
+      [&](int in, int out) { return serve_bridge_pub(ep, b, opt.events, in, out); });
   if (!child || !child->wait_ready()) {
     std::fprintf(stderr, "bench_bus: bridge publisher did not start\n");
     return {};
@@ -1095,10 +1076,10 @@ pubsub_figures run_bridge_pubsub(const temp_dir& dir, const bodies& b, const opt
   {
     sub_state st;
     bridge br{bench_config("bench-subscriber")};
-    auto sub = br.connect_sub(ep, {"pods", "sync", "end"},
-                              [&st](const std::string& topic, envelope env) {
-                                st.on_message(topic, env.hdr.type != 0);
-                              });
+    auto sub =
+        br.connect_sub(ep, {"pods", "sync", "end"}, [&st](const std::string& topic, envelope env) {
+          st.on_message(topic, env.hdr.type != 0);
+        });
     if (!sub) {
       std::fprintf(stderr, "bench_bus: %s\n", sub.err().message.c_str());
       return f;
@@ -1158,7 +1139,7 @@ std::string today() {
   return buf;
 }
 
-} // namespace
+}  // namespace
 
 int main(int argc, char** argv) {
   auto opt = parse_options(argc, argv);
@@ -1182,8 +1163,8 @@ int main(int argc, char** argv) {
   double load[3] = {0, 0, 0};
   ::getloadavg(load, 3);
   std::printf("bench_bus %s  host %s  kernel %s  cpus %u  load average %.2f %.2f %.2f\n",
-              today().c_str(), u.nodename, u.release, std::thread::hardware_concurrency(),
-              load[0], load[1], load[2]);
+              today().c_str(), u.nodename, u.release, std::thread::hardware_concurrency(), load[0],
+              load[1], load[2]);
   std::printf("requests %zu (+%zu warm-up), in flight %zu, events %zu, transport ipc://\n",
               opt->requests, opt->warmup, opt->in_flight, opt->events);
   std::printf("bodies: remove_pod_request %zu B, ack %zu B, run_pod_request %zu B, "
@@ -1226,15 +1207,13 @@ int main(int argc, char** argv) {
       bare.small_latency_cost.switches);
   std::snprintf(label, sizeof label, "cpu us/request, %zu in flight", opt->in_flight);
   row(label, dh.small_rps_cost.cpu_us, bare.small_rps_cost.cpu_us);
-  std::snprintf(label, sizeof label, "context switches/request, %zu in flight",
-                opt->in_flight);
+  std::snprintf(label, sizeof label, "context switches/request, %zu in flight", opt->in_flight);
   row(label, dh.small_rps_cost.switches, bare.small_rps_cost.switches);
   skipped_deckhand = !wanted("ps-bridge");
   skipped_baseline = !wanted("ps-bare");
-  row("pub/sub watch_event delivered/s", dh_ps.delivered_per_s, bare_ps.delivered_per_s,
+  row("pub/sub watch_event delivered/s", dh_ps.delivered_per_s, bare_ps.delivered_per_s, "%.0f");
+  row("pub/sub watch_event publish calls/s", dh_ps.published_per_s, bare_ps.published_per_s,
       "%.0f");
-  row("pub/sub watch_event publish calls/s", dh_ps.published_per_s,
-      bare_ps.published_per_s, "%.0f");
   auto loss = [](const pubsub_figures& f) {
     return static_cast<double>(f.sent > f.received ? f.sent - f.received : 0);
   };
@@ -1250,9 +1229,8 @@ int main(int argc, char** argv) {
   std::printf("in-flight rates are medians of %d runs; all runs (req/s):\n"
               "  remove_pod_request  deckhand %s | baseline %s\n"
               "  run_pod_request     deckhand %s | baseline %s\n",
-              throughput_runs, list(dh.small_rps_runs).c_str(),
-              list(bare.small_rps_runs).c_str(), list(dh.pod_rps_runs).c_str(),
-              list(bare.pod_rps_runs).c_str());
+              throughput_runs, list(dh.small_rps_runs).c_str(), list(bare.small_rps_runs).c_str(),
+              list(dh.pod_rps_runs).c_str(), list(bare.pod_rps_runs).c_str());
 
   auto n = std::min<std::size_t>(opt->requests, 20000);
   auto [rm_enc, rm_dec] = codec_cost(wire::remove_pod_request{"3f1c2a7e"}, n);
@@ -1263,11 +1241,10 @@ int main(int argc, char** argv) {
               "  run_pod_request    encode %.2f us, decode %.2f us\n",
               rm_enc, rm_dec, pod_enc, pod_dec);
 
-  uint64_t errors = dh.small.errors + dh.pod.errors + dh.rps_errors + bare.small.errors
-                    + bare.pod.errors + bare.rps_errors;
-  bool ok = (bare.ok || !wanted("rr-bare")) && (dh.ok || !wanted("rr-bridge"))
-            && (bare_ps.ok || !wanted("ps-bare")) && (dh_ps.ok || !wanted("ps-bridge"))
-            && errors == 0;
+  uint64_t errors = dh.small.errors + dh.pod.errors + dh.rps_errors + bare.small.errors +
+                    bare.pod.errors + bare.rps_errors;
+  bool ok = (bare.ok || !wanted("rr-bare")) && (dh.ok || !wanted("rr-bridge")) &&
+            (bare_ps.ok || !wanted("ps-bare")) && (dh_ps.ok || !wanted("ps-bridge")) && errors == 0;
   if (errors)
     std::printf("\n%" PRIu64 " requests failed or got a wrong reply\n", errors);
   if (!ok)

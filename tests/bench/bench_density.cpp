@@ -82,7 +82,7 @@ std::map<std::string, component_mem> measure(const node& n, int window_ms) {
   return out;
 }
 
-} // namespace
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"bench_density: N pods on one node; per-component memory (PSS) of the node"};
@@ -92,18 +92,18 @@ int main(int argc, char** argv) {
   bool keep_data = false, quick = false;
   std::vector<std::string> kubelet_args, runtime_args;
   app.add_option("--bin-dir", bin_dir, "Directory of deckhand's executables")
-    ->capture_default_str();
+      ->capture_default_str();
   app.add_option("--pods", pods, "Pods to run")->capture_default_str();
   app.add_option("--settle-ms", settle_ms, "Measurement window (CPU time is taken over it)")
-    ->capture_default_str();
+      ->capture_default_str();
   app.add_option("--rest-s", rest_s,
                  "The window starts this long after the last pod is Running: the node at rest, "
                  "its components' periodic heap scavenging (every 10 s) done")
-    ->capture_default_str();
+      ->capture_default_str();
   app.add_option("--timeout-s", timeout_s, "Give up if not all pods are Running by then")
-    ->capture_default_str();
+      ->capture_default_str();
   app.add_option("--target-mib", target_mib, "Memory target for the node's processes")
-    ->capture_default_str();
+      ->capture_default_str();
   app.add_option("--kubelet-arg", kubelet_args, "Extra kubelet flag (repeatable)");
   app.add_option("--runtime-arg", runtime_args,
                  "Extra runtime flag (repeatable), e.g. --supervisor-bin=WRAPPER to profile "
@@ -122,8 +122,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bench_density: needs root (runc, namespaces, mounts)\n");
     return 2;
   }
-  for (const char* exe : {"deckhand", "deckhand-apiserver", "deckhand-kubelet",
-                          "deckhand-runtime", "deckhand-proxy", "deckhand-pod-supervisor"}) {
+  for (const char* exe : {"deckhand", "deckhand-apiserver", "deckhand-kubelet", "deckhand-runtime",
+                          "deckhand-proxy", "deckhand-pod-supervisor"}) {
     if (!fs::exists(fs::path(bin_dir) / exe)) {
       std::fprintf(stderr, "bench_density: %s not found in %s (use --bin-dir)\n", exe,
                    bin_dir.c_str());
@@ -176,17 +176,17 @@ int main(int argc, char** argv) {
       idle = measure(n, settle_ms);
 
       watch = std::make_unique<pod_watch>(
-        n.api_url(), "/api/v1/namespaces/default/pods?labelSelector=bench%3Ddensity",
-        [&](const std::string&, const json& obj, clock_type::time_point at) {
-          auto name = obj.value("/metadata/name"_json_pointer, std::string{});
-          if (obj.value("/status/phase"_json_pointer, std::string{}) != "Running")
-            return;
-          std::lock_guard lock(mu);
-          if (running.insert(name).second) {
-            running_at.push_back(at);
-            cv.notify_all();
-          }
-        });
+          n.api_url(), "/api/v1/namespaces/default/pods?labelSelector=bench%3Ddensity",
+          [&](const std::string&, const json& obj, clock_type::time_point at) {
+            auto name = obj.value("/metadata/name"_json_pointer, std::string{});
+            if (obj.value("/status/phase"_json_pointer, std::string{}) != "Running")
+              return;
+            std::lock_guard lock(mu);
+            if (running.insert(name).second) {
+              running_at.push_back(at);
+              cv.notify_all();
+            }
+          });
       if (!watch->wait_open(10s))
         throw std::runtime_error("the pod watch did not open");
 
@@ -202,8 +202,8 @@ int main(int argc, char** argv) {
         auto r = api.post("/api/v1/namespaces/default/pods", pod_manifest(name));
         post_ms.push_back(ms_between(p0, clock_type::now()));
         if (r.status != 201)
-          throw std::runtime_error("create pod " + std::string(name) + ": HTTP "
-                                   + std::to_string(r.status) + " " + r.error + r.body);
+          throw std::runtime_error("create pod " + std::string(name) + ": HTTP " +
+                                   std::to_string(r.status) + " " + r.error + r.body);
       }
       post_all_ms = ms_between(t0, clock_type::now());
       std::fprintf(stderr, "all %d created after %.0f ms; waiting for Running\n", pods,
@@ -222,9 +222,9 @@ int main(int argc, char** argv) {
                          ms_between(t0, clock_type::now()) / 1000);
           }
           if (clock_type::now() >= end)
-            throw std::runtime_error(std::to_string(running.size()) + " of "
-                                     + std::to_string(pods) + " pods Running after "
-                                     + std::to_string(timeout_s) + " s");
+            throw std::runtime_error(std::to_string(running.size()) + " of " +
+                                     std::to_string(pods) + " pods Running after " +
+                                     std::to_string(timeout_s) + " s");
         }
         std::sort(running_at.begin(), running_at.end());
         all_running_ms = ms_between(t0, running_at.back());
@@ -245,8 +245,8 @@ int main(int argc, char** argv) {
         running_at_end = static_cast<int>(running.size());
       }
       auto l = run_program(
-        {"runc", "--root", (n.data() / "runtime" / "runc").string(), "list", "--format", "json"},
-        60s);
+          {"runc", "--root", (n.data() / "runtime" / "runc").string(), "list", "--format", "json"},
+          60s);
       try {
         for (const auto& c : json::parse(l.out))
           if (c.value("status", "") == "running")
@@ -270,8 +270,7 @@ int main(int argc, char** argv) {
       rc = 1;
       std::fprintf(stderr, "node data kept at %s\n", n.data().c_str());
     } else if (keep_data) {
-      std::fprintf(stderr, "node data kept at %s (log %s)\n", n.data().c_str(),
-                   n.up_log().c_str());
+      std::fprintf(stderr, "node data kept at %s (log %s)\n", n.data().c_str(), n.up_log().c_str());
     }
   }
   {
@@ -289,7 +288,8 @@ int main(int argc, char** argv) {
               "the API, %d runc containers running\n",
               pods, running_at_end, containers_running);
   std::printf("memory: PSS from /proc/PID/smaps_rollup at the end of a %d ms window starting %d s "
-              "after the last pod was Running;\nCPU %%: user+system time over that window (100 = one core); "
+              "after the last pod was Running;\nCPU %%: user+system time over that window (100 = "
+              "one core); "
               "containers not counted.\n'idle' columns: the same node before any pod\n\n",
               settle_ms, rest_s);
   std::printf("%-26s %6s %10s %10s %7s   %10s %7s\n", "component", "procs", "PSS MiB", "RSS MiB",
@@ -297,8 +297,12 @@ int main(int argc, char** argv) {
   std::printf("%s\n", std::string(86, '-').c_str());
   // The API server is the cluster's, not the node's (on Kubernetes it runs on
   // the control plane): shown, but not part of the node's total.
-  const char* order[] = {"kubelet", "runtime", "proxy", "deckhand up (launcher)",
-                         "supervisor zygote", "pod supervisors (all)"};
+  const char* order[] = {"kubelet",
+                         "runtime",
+                         "proxy",
+                         "deckhand up (launcher)",
+                         "supervisor zygote",
+                         "pod supervisors (all)"};
   double total = 0, total_idle = 0, total_cpu = 0, total_idle_cpu = 0;
   std::set<std::string> done;
   auto row = [&](const std::string& name) {
@@ -322,8 +326,8 @@ int main(int argc, char** argv) {
       row(name);
   double node_total = total, node_total_cpu = total_cpu;
   auto api = loaded.count("apiserver") ? loaded["apiserver"] : component_mem{};
-  std::printf("%-26s %6d %10.1f %10.1f   (control plane: not in the node's total)\n",
-              "apiserver", api.count, api.pss / 1024.0, api.rss / 1024.0);
+  std::printf("%-26s %6d %10.1f %10.1f   (control plane: not in the node's total)\n", "apiserver",
+              api.count, api.pss / 1024.0, api.rss / 1024.0);
   total = node_total;
   total_cpu = node_total_cpu;
   std::printf("%s\n", std::string(86, '-').c_str());
@@ -332,8 +336,8 @@ int main(int argc, char** argv) {
     std::printf("%-26s %6s %10.2f %10.2f %7.2f\n", "  per pod supervisor (avg)", "",
                 sup.pss / 1024.0 / sup.count, sup.rss / 1024.0 / sup.count,
                 100 * sup.cpu_s / (settle_ms / 1000.0) / sup.count);
-  std::printf("%-26s %6s %10.1f %10s %7.1f   %10.1f %7.1f\n", "total (node's processes)", "",
-              total, "", total_cpu, total_idle, total_idle_cpu);
+  std::printf("%-26s %6s %10.1f %10s %7.1f   %10.1f %7.1f\n", "total (node's processes)", "", total,
+              "", total_cpu, total_idle, total_idle_cpu);
   std::printf("%-26s %6s %10.1f   %s (total PSS <= target)\n", "target (MiB)", "", target_mib,
               total <= target_mib ? "MET" : "MISSED");
   {

@@ -25,8 +25,8 @@ using namespace std::chrono_literals;
 
 // -- processes ---------------------------------------------------------------------
 
-command_result run_program(const std::vector<std::string>& argv,
-                           std::chrono::milliseconds deadline, const std::string& input) {
+command_result run_program(const std::vector<std::string>& argv, std::chrono::milliseconds deadline,
+                           const std::string& input) {
   command_result res;
   int out[2], err[2], in[2];
   if (::pipe2(out, O_CLOEXEC) || ::pipe2(err, O_CLOEXEC) || ::pipe2(in, O_CLOEXEC)) {
@@ -52,8 +52,8 @@ command_result run_program(const std::vector<std::string>& argv,
   ::close(out[1]);
   ::close(err[1]);
   ::close(in[0]);
-  if (!input.empty())
-    [[maybe_unused]] auto n = ::write(in[1], input.data(), input.size());
+  if (!input.empty()) [[maybe_unused]]
+    auto n = ::write(in[1], input.data(), input.size());
   ::close(in[1]);
   auto end = clock_type::now() + deadline;
   pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
@@ -98,10 +98,8 @@ fs::path self_dir() {
 
 namespace {
 std::atomic<bool> g_interrupted{false};
-extern "C" void on_signal(int) {
-  g_interrupted = true;
-}
-} // namespace
+extern "C" void on_signal(int) { g_interrupted = true; }
+}  // namespace
 
 void install_signal_handlers() {
   struct sigaction sa {};
@@ -113,9 +111,7 @@ void install_signal_handlers() {
   ::signal(SIGPIPE, SIG_IGN);
 }
 
-bool interrupted() {
-  return g_interrupted.load();
-}
+bool interrupted() { return g_interrupted.load(); }
 
 std::string host_line() {
   struct utsname u {};
@@ -127,8 +123,7 @@ std::string host_line() {
   std::strftime(when, sizeof when, "%Y-%m-%d %H:%M", std::localtime(&t));
   char buf[256];
   std::snprintf(buf, sizeof buf, "%s  host %s  kernel %s  cpus %ld  load average %.2f %.2f %.2f",
-                when, u.nodename, u.release, ::sysconf(_SC_NPROCESSORS_ONLN), la[0], la[1],
-                la[2]);
+                when, u.nodename, u.release, ::sysconf(_SC_NPROCESSORS_ONLN), la[0], la[1], la[2]);
   return buf;
 }
 
@@ -208,8 +203,7 @@ struct api_client::impl {
   httplib::Client cli;
 };
 
-api_client::api_client(std::string base_url) : impl_(std::make_unique<impl>(base_url)) {
-}
+api_client::api_client(std::string base_url) : impl_(std::make_unique<impl>(base_url)) {}
 
 api_client::~api_client() = default;
 
@@ -224,7 +218,7 @@ api_client::response to_response(const httplib::Result& r) {
   out.body = r->body;
   return out;
 }
-} // namespace
+}  // namespace
 
 api_client::response api_client::get(const std::string& path) {
   return to_response(impl_->cli.Get(path.c_str()));
@@ -241,14 +235,13 @@ api_client::response api_client::del(const std::string& path, const nlohmann::js
 }
 
 pod_watch::pod_watch(std::string base_url, std::string path_and_query, handler on_event)
-  : base_url_(std::move(base_url)), path_(std::move(path_and_query)),
-    on_event_(std::move(on_event)) {
+    : base_url_(std::move(base_url)),
+      path_(std::move(path_and_query)),
+      on_event_(std::move(on_event)) {
   thread_ = std::thread([this] { run(); });
 }
 
-pod_watch::~pod_watch() {
-  stop();
-}
+pod_watch::~pod_watch() { stop(); }
 
 bool pod_watch::wait_open(std::chrono::milliseconds deadline) {
   std::unique_lock lock(mu_);
@@ -280,50 +273,50 @@ void pod_watch::run() {
         return;
       client_ = &cli;
     }
-    std::string path = path_ + (path_.find('?') == std::string::npos ? "?" : "&")
-                       + "watch=true&timeoutSeconds=30";
+    std::string path =
+        path_ + (path_.find('?') == std::string::npos ? "?" : "&") + "watch=true&timeoutSeconds=30";
     if (!resource_version_.empty())
       path += "&resourceVersion=" + resource_version_;
     std::string buf;
     auto res = cli.Get(
-      path.c_str(), httplib::Headers{},
-      [&](const httplib::Response& r) {
-        if (r.status == 200) {
-          std::lock_guard lock(mu_);
-          open_ = true;
-          cv_.notify_all();
-        }
-        return r.status == 200;
-      },
-      [&](const char* data, size_t len) {
-        auto at = clock_type::now();
-        buf.append(data, len);
-        std::size_t start = 0;
-        for (auto nl = buf.find('\n', start); nl != std::string::npos;
-             nl = buf.find('\n', start)) {
-          std::string line = buf.substr(start, nl - start);
-          start = nl + 1;
-          if (line.empty())
-            continue;
-          try {
-            auto ev = nlohmann::json::parse(line);
-            auto type = ev.value("type", "");
-            const auto& obj = ev["object"];
-            if (type == "ERROR") {
-              resource_version_.clear();  // expired: start over from "now"
-              continue;
-            }
-            auto rv = obj.value("/metadata/resourceVersion"_json_pointer, std::string{});
-            if (!rv.empty())
-              resource_version_ = rv;
-            on_event_(type, obj, at);
-          } catch (const std::exception&) {
-            // A torn or foreign line: ignore it; the benchmark's deadline catches a stall.
+        path.c_str(), httplib::Headers{},
+        [&](const httplib::Response& r) {
+          if (r.status == 200) {
+            std::lock_guard lock(mu_);
+            open_ = true;
+            cv_.notify_all();
           }
-        }
-        buf.erase(0, start);
-        return !stop_;
-      });
+          return r.status == 200;
+        },
+        [&](const char* data, size_t len) {
+          auto at = clock_type::now();
+          buf.append(data, len);
+          std::size_t start = 0;
+          for (auto nl = buf.find('\n', start); nl != std::string::npos;
+               nl = buf.find('\n', start)) {
+            std::string line = buf.substr(start, nl - start);
+            start = nl + 1;
+            if (line.empty())
+              continue;
+            try {
+              auto ev = nlohmann::json::parse(line);
+              auto type = ev.value("type", "");
+              const auto& obj = ev["object"];
+              if (type == "ERROR") {
+                resource_version_.clear();  // expired: start over from "now"
+                continue;
+              }
+              auto rv = obj.value("/metadata/resourceVersion"_json_pointer, std::string{});
+              if (!rv.empty())
+                resource_version_ = rv;
+              on_event_(type, obj, at);
+            } catch (const std::exception&) {
+              // A torn or foreign line: ignore it; the benchmark's deadline catches a stall.
+            }
+          }
+          buf.erase(0, start);
+          return !stop_;
+        });
     {
       std::lock_guard lock(mu_);
       client_ = nullptr;
@@ -344,9 +337,7 @@ node::node(node_options opts) : opts_(std::move(opts)) {
   config_ = data_.string() + ".up.yaml";
 }
 
-node::~node() {
-  shutdown();
-}
+node::~node() { shutdown(); }
 
 std::string node::start(std::chrono::milliseconds deadline) {
   {
@@ -552,7 +543,7 @@ long status_field_kib(const std::string& file, const std::string& key) {
   }
   return -1;
 }
-} // namespace
+}  // namespace
 
 long pss_kib(pid_t pid) {
   return status_field_kib("/proc/" + std::to_string(pid) + "/smaps_rollup", "Pss:");
@@ -581,4 +572,4 @@ double cpu_seconds(pid_t pid) {
   return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
-} // namespace deckhand::bench
+}  // namespace deckhand::bench

@@ -196,4 +196,4 @@ std::string proc_argv0(pid_t pid);
 /// The full command line, arguments separated by spaces.
 std::string proc_cmdline(pid_t pid);
 
-} // namespace deckhand::bench
+}  // namespace deckhand::bench

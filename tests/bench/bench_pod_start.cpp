@@ -90,9 +90,9 @@ json pod_manifest(const std::string& name) {
 std::optional<double> time_runc_run(const fs::path& root, const fs::path& bundle,
                                     const std::string& id, std::string* err) {
   auto pid_file = bundle.parent_path() / (id + ".pid");
-  std::vector<std::string> argv = {"runc",    "--root", root.string(),   "run",
-                                   "-d",      "--pid-file", pid_file.string(), "--bundle",
-                                   bundle.string(), id};
+  std::vector<std::string> argv = {
+      "runc",       "--root",          root.string(), "run",           "-d",
+      "--pid-file", pid_file.string(), "--bundle",    bundle.string(), id};
   std::vector<char*> args;
   for (auto& a : argv)
     args.push_back(a.data());
@@ -140,7 +140,7 @@ void print_row(const char* metric, double deckhand, double baseline, const std::
               target.c_str(), verdict.c_str());
 }
 
-} // namespace
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"bench_pod_start: pod start latency (apply to Running) vs bare runc run -d"};
@@ -150,13 +150,13 @@ int main(int argc, char** argv) {
   std::string trace_dir;
   std::vector<std::string> kubelet_args;
   app.add_option("--bin-dir", bin_dir, "Directory of deckhand's executables")
-    ->capture_default_str();
+      ->capture_default_str();
   app.add_option("--pods", pods, "Measured pods")->capture_default_str();
   app.add_option("--warmup", warmup, "Pods started (and runc runs) before measuring")
-    ->capture_default_str();
+      ->capture_default_str();
   app.add_option("--batch", batch,
                  "Pods created together (1: one at a time, each deleted before the next)")
-    ->capture_default_str();
+      ->capture_default_str();
   app.add_option("--runc-runs", runc_runs, "Bare runc runs (default: as many as --pods)");
   app.add_option("--kubelet-arg", kubelet_args, "Extra kubelet flag (repeatable)");
   app.add_flag("--keep-data", keep_data, "Keep the node's data dir and logs");
@@ -183,8 +183,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bench_pod_start: needs root (runc, namespaces, mounts)\n");
     return 2;
   }
-  for (const char* exe : {"deckhand", "deckhand-apiserver", "deckhand-kubelet",
-                          "deckhand-runtime", "deckhand-proxy", "deckhand-pod-supervisor"}) {
+  for (const char* exe : {"deckhand", "deckhand-apiserver", "deckhand-kubelet", "deckhand-runtime",
+                          "deckhand-proxy", "deckhand-pod-supervisor"}) {
     if (!fs::exists(fs::path(bin_dir) / exe)) {
       std::fprintf(stderr, "bench_pod_start: %s not found in %s (use --bin-dir)\n", exe,
                    bin_dir.c_str());
@@ -238,10 +238,10 @@ int main(int argc, char** argv) {
       }
 
       watch = std::make_unique<pod_watch>(
-        n.api_url(), "/api/v1/namespaces/default/pods?labelSelector=bench%3Dpod-start",
-        [&](const std::string& type, const json& obj, clock_type::time_point at) {
-          tr.on_event(type, obj, at);
-        });
+          n.api_url(), "/api/v1/namespaces/default/pods?labelSelector=bench%3Dpod-start",
+          [&](const std::string& type, const json& obj, clock_type::time_point at) {
+            tr.on_event(type, obj, at);
+          });
       if (!watch->wait_open(10s))
         throw std::runtime_error("the pod watch did not open");
 
@@ -265,8 +265,8 @@ int main(int argc, char** argv) {
           auto r = api.post(pods_path, pod_manifest(name));
           auto acked = clock_type::now();
           if (r.status != 201)
-            throw std::runtime_error("create pod " + std::string(name) + ": HTTP "
-                                     + std::to_string(r.status) + " " + r.error + r.body);
+            throw std::runtime_error("create pod " + std::string(name) + ": HTTP " +
+                                     std::to_string(r.status) + " " + r.error + r.body);
           std::lock_guard lock(tr.mu);
           auto& p = tr.pods[name];
           p.acked = acked;
@@ -282,11 +282,11 @@ int main(int argc, char** argv) {
             while (!done(tr.pods[name])) {
               if (interrupted())
                 throw std::runtime_error("interrupted");
-              if (tr.cv.wait_until(lock, std::min(end, clock_type::now() + 200ms))
-                    == std::cv_status::timeout
-                  && clock_type::now() >= end)
-                throw std::runtime_error("pod " + name + " did not become " + what
-                                         + " within 120 s");
+              if (tr.cv.wait_until(lock, std::min(end, clock_type::now() + 200ms)) ==
+                      std::cv_status::timeout &&
+                  clock_type::now() >= end)
+                throw std::runtime_error("pod " + name + " did not become " + what +
+                                         " within 120 s");
             }
           }
         };
@@ -305,8 +305,8 @@ int main(int argc, char** argv) {
           del_at[name] = clock_type::now();
           auto r = api.del(pods_path + "/" + name);
           if (r.status != 200 && r.status != 202)
-            throw std::runtime_error("delete pod " + name + ": HTTP " + std::to_string(r.status)
-                                     + " " + r.error + r.body);
+            throw std::runtime_error("delete pod " + name + ": HTTP " + std::to_string(r.status) +
+                                     " " + r.error + r.body);
         }
         wait_all([](const pod_times& p) { return p.deleted.has_value(); }, "deleted");
         std::lock_guard lock(tr.mu);
@@ -340,8 +340,8 @@ int main(int argc, char** argv) {
       auto wall_ms = [&](std::optional<clock_type::time_point> t) -> std::string {
         if (!t)
           return "";
-        auto w = sys_now + std::chrono::duration_cast<std::chrono::system_clock::duration>(
-                             *t - steady_now);
+        auto w = sys_now +
+                 std::chrono::duration_cast<std::chrono::system_clock::duration>(*t - steady_now);
         char buf[32];
         std::snprintf(buf, sizeof buf, "%.3f",
                       std::chrono::duration<double, std::milli>(w.time_since_epoch()).count());
@@ -352,8 +352,8 @@ int main(int argc, char** argv) {
       std::lock_guard lock(tr.mu);
       for (const auto& [name, p] : tr.pods)
         csv << name << ',' << p.uid << ',' << wall_ms(p.post) << ',' << wall_ms(p.acked) << ','
-            << wall_ms(p.seen) << ',' << wall_ms(p.bound) << ',' << wall_ms(p.first_status)
-            << ',' << wall_ms(p.running) << ',' << wall_ms(p.deleted) << '\n';
+            << wall_ms(p.seen) << ',' << wall_ms(p.bound) << ',' << wall_ms(p.first_status) << ','
+            << wall_ms(p.running) << ',' << wall_ms(p.deleted) << '\n';
       std::error_code ec;
       fs::copy_file(n.up_log(), fs::path(trace_dir) / "up.log",
                     fs::copy_options::overwrite_existing, ec);
@@ -366,8 +366,7 @@ int main(int argc, char** argv) {
       rc = 1;
       std::fprintf(stderr, "node data kept at %s\n", n.data().c_str());
     } else if (keep_data) {
-      std::fprintf(stderr, "node data kept at %s (log %s)\n", n.data().c_str(),
-                   n.up_log().c_str());
+      std::fprintf(stderr, "node data kept at %s (log %s)\n", n.data().c_str(), n.up_log().c_str());
     }
   }
   {
@@ -395,9 +394,9 @@ int main(int argc, char** argv) {
               "create POST to the watch event with status.phase=Running (a watch, no polling)\n",
               pods, warmup,
               batch == 1 ? "one at a time, each deleted and gone before the next"
-                         : ("in batches of " + std::to_string(batch)
-                            + ", each batch deleted and gone before the next")
-                             .c_str());
+                         : ("in batches of " + std::to_string(batch) +
+                            ", each batch deleted and gone before the next")
+                               .c_str());
   std::printf("baseline: bare `runc run -d` of the same busybox rootfs and command, %d runs\n"
               "(+%d warm-up), fork to runc's exit (the container's process is running), node "
               "up and idle\n\n",
@@ -409,8 +408,7 @@ int main(int argc, char** argv) {
   print_row("start latency p50 (ms)", d.p50, b.p50, "<= 2x runc p50",
             d.p50 <= 2 * b.p50 ? "MET" : "MISSED");
   print_row("start latency p90 (ms)", d.p90, b.p90, "", "");
-  print_row("start latency p99 (ms)", d.p99, b.p99, "< 100 ms",
-            d.p99 < 100 ? "MET" : "MISSED");
+  print_row("start latency p99 (ms)", d.p99, b.p99, "< 100 ms", d.p99 < 100 ? "MET" : "MISSED");
   print_row("start latency max (ms)", d.max, b.max, "", "");
   print_row("start latency mean (ms)", d.mean, b.mean, "", "");
   std::printf("%s\n", std::string(100, '-').c_str());

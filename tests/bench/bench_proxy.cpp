@@ -176,19 +176,19 @@ void serve(int port) {
 bool setup() {
   std::ifstream("/proc/sys/net/ipv4/ip_forward") >> old_forward;
   std::ofstream("/proc/sys/net/ipv4/ip_forward") << "1\n";
-  if (!sh({"ip", "link", "add", bridge_name, "type", "bridge"})
-      || !sh({"ip", "addr", "add", net + "1/24", "dev", bridge_name})
-      || !sh({"ip", "link", "set", bridge_name, "up"}))
+  if (!sh({"ip", "link", "add", bridge_name, "type", "bridge"}) ||
+      !sh({"ip", "addr", "add", net + "1/24", "dev", bridge_name}) ||
+      !sh({"ip", "link", "set", bridge_name, "up"}))
     return false;
   auto add = [&](const std::string& ns, const std::string& veth, const std::string& ip) {
-    return sh({"ip", "netns", "add", ns})
-           && sh({"ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns})
-           && sh({"ip", "link", "set", veth, "master", bridge_name})
-           && sh({"ip", "link", "set", veth, "up"})
-           && sh({"ip", "-n", ns, "addr", "add", ip + "/24", "dev", "eth0"})
-           && sh({"ip", "-n", ns, "link", "set", "eth0", "up"})
-           && sh({"ip", "-n", ns, "link", "set", "lo", "up"})
-           && sh({"ip", "-n", ns, "route", "add", "default", "via", net + "1"});
+    return sh({"ip", "netns", "add", ns}) &&
+           sh({"ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns}) &&
+           sh({"ip", "link", "set", veth, "master", bridge_name}) &&
+           sh({"ip", "link", "set", veth, "up"}) &&
+           sh({"ip", "-n", ns, "addr", "add", ip + "/24", "dev", "eth0"}) &&
+           sh({"ip", "-n", ns, "link", "set", "eth0", "up"}) &&
+           sh({"ip", "-n", ns, "link", "set", "lo", "up"}) &&
+           sh({"ip", "-n", ns, "route", "add", "default", "via", net + "1"});
   };
   if (!add(ns_client, veth_client, net + "20") || !add(ns_pod, veth_pod, net + "10"))
     return false;
@@ -356,7 +356,7 @@ service_map big_map(int services, int endpoints, int generation) {
 
 const char* verdict(bool met) { return met ? "MET" : "MISSED"; }
 
-} // namespace
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"bench_proxy: Service data plane throughput, latency and rule programming"};
@@ -470,9 +470,9 @@ int main(int argc, char** argv) {
       auto r2 = plane->apply(big2, big);
       p.change_ms = std::chrono::duration<double, std::milli>(clk::now() - t0).count();
       // A restarted proxy: a fresh object's first (full) apply over the table.
-      std::unique_ptr<data_plane> fresh = mode == "nftables"
-                                            ? std::unique_ptr<data_plane>(new nftables_data_plane(kopts))
-                                            : std::unique_ptr<data_plane>(new iptables_data_plane(kopts));
+      std::unique_ptr<data_plane> fresh =
+          mode == "nftables" ? std::unique_ptr<data_plane>(new nftables_data_plane(kopts))
+                             : std::unique_ptr<data_plane>(new iptables_data_plane(kopts));
       t0 = clk::now();
       auto r3 = fresh->apply(big2, {});
       p.readopt_ms = std::chrono::duration<double, std::milli>(clk::now() - t0).count();
@@ -486,7 +486,10 @@ int main(int argc, char** argv) {
         r3 = r4;
       if (!r || !r2 || !r3) {
         std::printf("%-10s programming failed: %s\n", mode.c_str(),
-                    (!r ? r.err() : !r2 ? r2.err() : r3.err()).message.c_str());
+                    (!r    ? r.err()
+                     : !r2 ? r2.err()
+                           : r3.err())
+                        .message.c_str());
         rc = 1;
       }
       p.svc_connect = connect_latency(ns_client, cip, 80, connects);

@@ -69,7 +69,7 @@ bool recv_all(int fd, char* p, std::size_t n) {
 /// The backend: first byte 'S' (sink: read to EOF, answer the 8-byte count)
 /// or 'E' (echo 64-byte messages until EOF).
 class backend_server {
-public:
+ public:
   backend_server() {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
@@ -97,7 +97,7 @@ public:
   }
   int port() const { return port_; }
 
-private:
+ private:
   void loop() {
     for (;;) {
       pollfd p[2] = {{fd_, POLLIN, 0}, {stop_, POLLIN, 0}};
@@ -224,7 +224,8 @@ latency connect_request(const std::string& ip, int port, int n) {
     // Linger 0: no TIME_WAIT pile-up over thousands of short connections.
     linger lg{1, 0};
     ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    bool ok = send_all(fd, "E", 1) && send_all(fd, msg, sizeof msg) && recv_all(fd, msg, sizeof msg);
+    bool ok =
+        send_all(fd, "E", 1) && send_all(fd, msg, sizeof msg) && recv_all(fd, msg, sizeof msg);
     ::close(fd);
     if (!ok)
       return {};
@@ -238,11 +239,9 @@ double median(std::vector<double> v) {
   return v.empty() ? 0 : v[v.size() / 2];
 }
 
-const char* verdict(double ratio) {
-  return ratio >= target_ratio ? "MET" : "MISSED";
-}
+const char* verdict(double ratio) { return ratio >= target_ratio ? "MET" : "MISSED"; }
 
-} // namespace
+}  // namespace
 
 int main(int argc, char** argv) {
   bool quick = false;
@@ -326,15 +325,15 @@ int main(int argc, char** argv) {
   double pp_ratio = p_pp.p50_us > 0 ? d_pp.p50_us / p_pp.p50_us : 0;
   double cr_ratio = p_cr.p50_us > 0 ? d_cr.p50_us / p_cr.p50_us : 0;
 
-  std::printf("\n%-28s %14s %14s %8s %8s %s\n", "metric", "direct", "userspace", "ratio",
-              "target", "verdict");
+  std::printf("\n%-28s %14s %14s %8s %8s %s\n", "metric", "direct", "userspace", "ratio", "target",
+              "verdict");
   std::printf("%-28s %10.0f MB/s %10.0f MB/s %7.2fx %7.1fx %s\n", "TCP throughput", d_bps / 1e6,
               p_bps / 1e6, tput_ratio, target_ratio, verdict(tput_ratio));
   std::printf("%-28s %11.1f us %11.1f us %7.2fx %7.1fx %s\n", "request/response p50", d_pp.p50_us,
               p_pp.p50_us, pp_ratio, target_ratio, verdict(pp_ratio));
   std::printf("%-28s %11.1f us %11.1f us\n", "request/response p99", d_pp.p99_us, p_pp.p99_us);
-  std::printf("%-28s %11.1f us %11.1f us %7.2fx %7.1fx %s\n", "connect+request p50",
-              d_cr.p50_us, p_cr.p50_us, cr_ratio, target_ratio, verdict(cr_ratio));
+  std::printf("%-28s %11.1f us %11.1f us %7.2fx %7.1fx %s\n", "connect+request p50", d_cr.p50_us,
+              p_cr.p50_us, cr_ratio, target_ratio, verdict(cr_ratio));
   std::printf("%-28s %11.1f us %11.1f us\n", "connect+request p99", d_cr.p99_us, p_cr.p99_us);
   std::printf("(ratio: userspace/direct for throughput, direct/userspace for latency)\n");
   auto s = plane.stats();

@@ -51,4 +51,4 @@ struct shared_node_teardown {
 };
 BOOST_TEST_GLOBAL_FIXTURE(shared_node_teardown);
 
-} // namespace deckhand::testing
+}  // namespace deckhand::testing

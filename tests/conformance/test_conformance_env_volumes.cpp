@@ -32,10 +32,12 @@ std::string wait_log(node& n, const std::string& pod, const std::string& needle,
     args.push_back("-c");
     args.push_back(container);
   }
-  eventually([&] {
-    out = n.cli(args, {}, 10s).out;
-    return out.find(needle) != std::string::npos;
-  }, 60s);
+  eventually(
+      [&] {
+        out = n.cli(args, {}, 10s).out;
+        return out.find(needle) != std::string::npos;
+      },
+      60s);
   return out;
 }
 
@@ -47,12 +49,14 @@ void delete_pod(node& n, const std::string& name) {
 /// The first container's waiting state once it has a message.
 nlohmann::json wait_waiting(node& n, const std::string& pod, const std::string& needle) {
   nlohmann::json waiting;
-  eventually([&] {
-    auto p = n.pod(pod);
-    waiting = p.value("/status/containerStatuses/0/state/waiting"_json_pointer,
-                      nlohmann::json::object());
-    return waiting.value("message", "").find(needle) != std::string::npos;
-  }, 60s);
+  eventually(
+      [&] {
+        auto p = n.pod(pod);
+        waiting = p.value("/status/containerStatuses/0/state/waiting"_json_pointer,
+                          nlohmann::json::object());
+        return waiting.value("message", "").find(needle) != std::string::npos;
+      },
+      60s);
   return waiting;
 }
 
@@ -78,7 +82,7 @@ struct temp_host_dir {
   }
 };
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(env_volumes, *boost::unit_test::precondition(requires_containers{}))
 
@@ -107,9 +111,8 @@ spec:
   auto log = wait_log(n, "envpod", "name=envpod");
   auto ip = pod.value("/status/podIP"_json_pointer, "");
   BOOST_TEST(!ip.empty());
-  BOOST_TEST(log.find("name=envpod ns=default uid=" + uid_of(pod) + " app=web ip=" + ip
-                      + " node=test-node")
-               != std::string::npos,
+  BOOST_TEST(log.find("name=envpod ns=default uid=" + uid_of(pod) + " app=web ip=" + ip +
+                      " node=test-node") != std::string::npos,
              log);
   BOOST_TEST(log.find("host=\n") == std::string::npos, "hostIP is set: " << log);
   delete_pod(n, "envpod");
@@ -162,8 +165,8 @@ spec:
 )yaml");
   n.wait_phase("expand", "Running");
   auto log = wait_log(n, "expand", "arg=");
-  BOOST_TEST(log.find("arg=hello-expand escaped=$(GREETING) unknown=$(NOPE) env=hello-expand")
-               != std::string::npos,
+  BOOST_TEST(log.find("arg=hello-expand escaped=$(GREETING) unknown=$(NOPE) env=hello-expand") !=
+                 std::string::npos,
              log);
   delete_pod(n, "expand");
 }
@@ -229,7 +232,8 @@ metadata: {name: hostpath}
 spec:
   volumes:
   - name: h
-    hostPath: {path: )yaml" + path.string() + R"yaml(, type: DirectoryOrCreate}
+    hostPath: {path: )yaml" +
+          path.string() + R"yaml(, type: DirectoryOrCreate}
   containers:
   - name: main
     image: deckhand.local/busybox:test
@@ -260,7 +264,8 @@ metadata: {name: nohost}
 spec:
   volumes:
   - name: h
-    hostPath: {path: )yaml" + path + R"yaml(, type: Directory}
+    hostPath: {path: )yaml" +
+          path + R"yaml(, type: Directory}
   containers:
   - name: main
     image: deckhand.local/busybox:test

@@ -68,29 +68,24 @@ json wait_record(node& n, const std::string& uid, const std::string& container,
                  std::chrono::milliseconds deadline = 60s) {
   json last;
   bool ok = eventually(
-    [&] {
-      last = record(supervisor_status(n, uid), container);
-      return !last.is_null() && pred(last);
-    },
-    deadline);
-  BOOST_REQUIRE_MESSAGE(ok, "container " << container << " never got there; last: "
-                                         << last.dump() << "; status.json: "
-                                         << supervisor_status(n, uid).dump());
+      [&] {
+        last = record(supervisor_status(n, uid), container);
+        return !last.is_null() && pred(last);
+      },
+      deadline);
+  BOOST_REQUIRE_MESSAGE(ok, "container " << container << " never got there; last: " << last.dump()
+                                         << "; status.json: " << supervisor_status(n, uid).dump());
   return last;
 }
 
-bool terminated(const json& r) {
-  return r.contains("state") && r["state"].contains("terminated");
-}
-int exit_code(const json& r) {
-  return r.value("/state/terminated/exitCode"_json_pointer, -1);
-}
+bool terminated(const json& r) { return r.contains("state") && r["state"].contains("terminated"); }
+int exit_code(const json& r) { return r.value("/state/terminated/exitCode"_json_pointer, -1); }
 
 /// The CRI log file of one instance of a container.
 fs::path log_file(node& n, const std::string& pod, const std::string& uid,
                   const std::string& container, int instance = 0) {
-  return n.data() / "logs" / "pods" / ("default_" + pod + "_" + uid) / container
-         / (std::to_string(instance) + ".log");
+  return n.data() / "logs" / "pods" / ("default_" + pod + "_" + uid) / container /
+         (std::to_string(instance) + ".log");
 }
 
 /// The CRI timestamp of the first log line containing `text` ("" if none).
@@ -122,11 +117,9 @@ std::string line_time(const std::string& log, const std::string& text) {
 }
 
 /// Position of `text` in `log`, npos if absent.
-std::size_t pos(const std::string& log, const std::string& text) {
-  return log.find(text);
-}
+std::size_t pos(const std::string& log, const std::string& text) { return log.find(text); }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(lifecycle, *boost::unit_test::precondition(requires_containers{}))
 
@@ -142,20 +135,22 @@ spec:
   terminationGracePeriodSeconds: 1
   initContainers:
   - name: first
-    image: )") + image + R"(
+    image: )") +
+          image + R"(
     command: ["sh", "-c", "echo first-begin; sleep 1; echo first-end"]
   - name: second
-    image: )" + image + R"(
+    image: )" +
+          image + R"(
     command: ["sh", "-c", "echo second-begin; echo second-end"]
   containers:
   - name: app
-    image: )" + image + R"(
+    image: )" +
+          image + R"(
     command: ["sh", "-c", "echo app-begin; exec sleep 100000"]
 )");
   auto uid = wait_uid(n, "inits");
-  wait_record(n, uid, "app", [](const json& r) {
-    return r.contains("state") && r["state"].contains("running");
-  });
+  wait_record(n, uid, "app",
+              [](const json& r) { return r.contains("state") && r["state"].contains("running"); });
   std::string app_log;
   BOOST_REQUIRE(eventually([&] {
     app_log = read_text(log_file(n, "inits", uid, "app"));
@@ -183,8 +178,8 @@ spec:
     BOOST_TEST(r.value("restartCount", -1) == 0, c);
   }
   // The app's startedAt is not before the last init container's finishedAt.
-  BOOST_TEST(record(st, "second").value("/state/terminated/finishedAt"_json_pointer, "~")
-             <= record(st, "app").value("/state/running/startedAt"_json_pointer, ""));
+  BOOST_TEST(record(st, "second").value("/state/terminated/finishedAt"_json_pointer, "~") <=
+             record(st, "app").value("/state/running/startedAt"_json_pointer, ""));
   // The API: Running once initialized (initContainerStatuses come from the
   // kubelet's pod status).
   auto pod = n.wait_phase("inits", "Running");
@@ -212,11 +207,13 @@ spec:
   terminationGracePeriodSeconds: 1
   initContainers:
   - name: init
-    image: )") + image + R"(
+    image: )") +
+          image + R"(
     command: ["sh", "-c", "echo failing; exit 3"]
   containers:
   - name: app
-    image: )" + image + R"(
+    image: )" +
+          image + R"(
     command: ["sh", "-c", "echo app-ran; exec sleep 100000"]
 )");
   auto uid = wait_uid(n, "badinit");
@@ -235,7 +232,7 @@ spec:
   BOOST_TEST(n.container_state(uid, "app").is_null());
   // The API's phase (the kubelet's part).
   bool failed = eventually(
-    [&] { return n.pod("badinit").value("/status/phase"_json_pointer, "") == "Failed"; }, 15s);
+      [&] { return n.pod("badinit").value("/status/phase"_json_pointer, "") == "Failed"; }, 15s);
   if (!failed)
     BOOST_TEST_MESSAGE("API phase is not Failed: "
                        << n.pod("badinit").value("/status/phase"_json_pointer, "?")
@@ -256,28 +253,28 @@ spec:
   terminationGracePeriodSeconds: 1
   initContainers:
   - name: init
-    image: )") + image + R"(
+    image: )") +
+          image + R"(
     command: ["sh", "-c", "exit 1"]
   containers:
   - name: app
-    image: )" + image + R"(
+    image: )" +
+          image + R"(
     command: ["sh", "-c", "exec sleep 100000"]
 )");
   auto uid = wait_uid(n, "retryinit");
-  auto r = wait_record(n, uid, "init", [](const json& r) {
-    return r.value("restartCount", 0) >= 2;
-  });
+  auto r =
+      wait_record(n, uid, "init", [](const json& r) { return r.value("restartCount", 0) >= 2; });
   BOOST_TEST(r.value("/lastState/terminated/exitCode"_json_pointer, -1) == 1);
-  BOOST_TEST(record(supervisor_status(n, uid), "app")
-               .value("/state/waiting/reason"_json_pointer, "")
-             == "PodInitializing");
+  BOOST_TEST(
+      record(supervisor_status(n, uid), "app").value("/state/waiting/reason"_json_pointer, "") ==
+      "PodInitializing");
   bool api = eventually(
-    [&] {
-      return n.pod("retryinit").value("/status/initContainerStatuses/0/restartCount"_json_pointer,
-                                      0)
-             >= 2;
-    },
-    10s);
+      [&] {
+        return n.pod("retryinit")
+                   .value("/status/initContainerStatuses/0/restartCount"_json_pointer, 0) >= 2;
+      },
+      10s);
   if (!api)
     BOOST_TEST_MESSAGE("API has no initContainerStatuses restartCount yet (kubelet pod status)");
   BOOST_TEST(n.pod("retryinit").value("/status/phase"_json_pointer, "") == "Pending");
@@ -296,12 +293,14 @@ spec:
   terminationGracePeriodSeconds: 20
   initContainers:
   - name: side
-    image: )") + image + R"(
+    image: )") +
+          image + R"(
     restartPolicy: Always
     command: ["sh", "-c", "trap 'echo side-term; sleep 1; exit 0' TERM; echo side-begin; while true; do sleep 1; done"]
   containers:
   - name: app
-    image: )" + image + R"(
+    image: )" +
+          image + R"(
     command: ["sh", "-c", "trap 'echo app-term; sleep 2; echo app-exit; exit 0' TERM; echo app-begin; while true; do sleep 1; done"]
 )");
   auto uid = wait_uid(n, "withsidecar");
@@ -354,12 +353,14 @@ spec:
   terminationGracePeriodSeconds: 2
   initContainers:
   - name: side
-    image: )") + image + R"(
+    image: )") +
+          image + R"(
     restartPolicy: Always
     command: ["sh", "-c", "trap '' TERM; while true; do sleep 1; done"]
   containers:
   - name: app
-    image: )" + image + R"(
+    image: )" +
+          image + R"(
     command: ["sh", "-c", "sleep 1; echo done"]
 )");
   auto uid = wait_uid(n, "job");
@@ -374,7 +375,7 @@ spec:
   BOOST_TEST(side_done > app_done);
   BOOST_TEST(side.value("restartCount", -1) == 0);
   bool succeeded = eventually(
-    [&] { return n.pod("job").value("/status/phase"_json_pointer, "") == "Succeeded"; }, 15s);
+      [&] { return n.pod("job").value("/status/phase"_json_pointer, "") == "Succeeded"; }, 15s);
   if (!succeeded)
     BOOST_TEST_MESSAGE("API phase is not Succeeded: "
                        << n.pod("job").value("/status/phase"_json_pointer, "?")
@@ -394,13 +395,15 @@ spec:
   terminationGracePeriodSeconds: 6
   containers:
   - name: app
-    image: )") + image + R"(
+    image: )") +
+          image + R"(
     command: ["sh", "-c", "trap '' TERM; echo ready; while true; do sleep 1; done"]
 )");
   auto uid = wait_uid(n, "stubborn");
   n.wait_phase("stubborn", "Running");
-  BOOST_REQUIRE(eventually(
-    [&] { return read_text(log_file(n, "stubborn", uid, "app")).find("ready") != std::string::npos; }));
+  BOOST_REQUIRE(eventually([&] {
+    return read_text(log_file(n, "stubborn", uid, "app")).find("ready") != std::string::npos;
+  }));
   auto t0 = std::chrono::steady_clock::now();
   auto del = std::async(std::launch::async, [&] {
     return n.cli({"delete", "pod", "stubborn"}, {}, 60s);
@@ -441,7 +444,8 @@ spec:
   terminationGracePeriodSeconds: 10
   containers:
   - name: app
-    image: )") + image + R"(
+    image: )") +
+          image + R"(
     command: ["sh", "-c", "trap 'echo term; sleep 2; exit 0' TERM; echo ready; while true; do sleep 1; done"]
     lifecycle:
       preStop:
@@ -450,8 +454,9 @@ spec:
 )");
   auto uid = wait_uid(n, "hooked");
   n.wait_phase("hooked", "Running");
-  BOOST_REQUIRE(eventually(
-    [&] { return read_text(log_file(n, "hooked", uid, "app")).find("ready") != std::string::npos; }));
+  BOOST_REQUIRE(eventually([&] {
+    return read_text(log_file(n, "hooked", uid, "app")).find("ready") != std::string::npos;
+  }));
   auto del = std::async(std::launch::async, [&] {
     return n.cli({"delete", "pod", "hooked"}, {}, 60s);
   });

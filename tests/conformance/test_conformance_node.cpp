@@ -16,8 +16,8 @@
 #include <memory>
 #include <string>
 
-#include "deckhand/common/paths.hpp"
 #include "conformance.hpp"
+#include "deckhand/common/paths.hpp"
 
 using namespace deckhand::testing;
 using namespace std::chrono_literals;
@@ -30,14 +30,12 @@ namespace {
 std::string kubelet_args(const std::string& extra) {
   return "  kubelet:\n    args: [\"--relist-period-ms=200\", \"--node-status-period-ms=1000\", "
          "\"--feed-silence-ms=1000\", \"--node-name=test-node\", "
-         "\"--lease-renew-period-ms=1000\""
-         + extra + "]\n";
+         "\"--lease-renew-period-ms=1000\"" +
+         extra + "]\n";
 }
 
 /// The node of the node/lease/admission cases: at most 3 pods.
-node& small_node() {
-  return the_node(kubelet_args(", \"--max-pods=3\""));
-}
+node& small_node() { return the_node(kubelet_args(", \"--max-pods=3\"")); }
 
 /// `kubectl ARGS` against the node's API server (empty kubeconfig), or
 /// nullopt-like exit code 127 when kubectl is not installed.
@@ -50,8 +48,11 @@ command_result kubectl(node& n, std::vector<std::string> args) {
   std::filesystem::create_directories(dir);
   auto kubeconfig = (dir / "kubeconfig").string();
   std::ofstream(kubeconfig) << "";
-  std::vector<std::string> argv = {"env", "KUBECONFIG=" + kubeconfig, "kubectl",
-                                   "--server=" + url, "--cache-dir=" + (dir / "cache").string(),
+  std::vector<std::string> argv = {"env",
+                                   "KUBECONFIG=" + kubeconfig,
+                                   "kubectl",
+                                   "--server=" + url,
+                                   "--cache-dir=" + (dir / "cache").string(),
                                    "--request-timeout=20s"};
   argv.insert(argv.end(), args.begin(), args.end());
   auto r = run_program(argv, 60s);
@@ -84,19 +85,19 @@ json wait_pod(node& n, const std::string& name, const std::function<bool(const j
               std::chrono::milliseconds deadline = 60s) {
   json last;
   bool ok = eventually(
-    [&] {
-      last = n.pod(name);
-      return !last.is_null() && pred(last);
-    },
-    deadline);
+      [&] {
+        last = n.pod(name);
+        return !last.is_null() && pred(last);
+      },
+      deadline);
   BOOST_REQUIRE_MESSAGE(ok, "pod " << name << " never got there; last: " << last.dump());
   return last;
 }
 
 std::string pod_yaml(const std::string& name, const std::string& resources = {}) {
-  return "apiVersion: v1\nkind: Pod\nmetadata: {name: " + name
-         + "}\nspec:\n  containers:\n  - name: app\n    image: " + image
-         + "\n    command: [\"sleep\", \"100000\"]\n" + resources;
+  return "apiVersion: v1\nkind: Pod\nmetadata: {name: " + name +
+         "}\nspec:\n  containers:\n  - name: app\n    image: " + image +
+         "\n    command: [\"sleep\", \"100000\"]\n" + resources;
 }
 
 /// The events about a pod (all namespaces' events, filtered).
@@ -130,10 +131,10 @@ struct requires_kubectl {
   }
 };
 
-} // namespace
+}  // namespace
 
-BOOST_AUTO_TEST_SUITE(node_suite, *boost::unit_test::precondition(requires_containers{})
-                                      * boost::unit_test::precondition(requires_kubectl{}))
+BOOST_AUTO_TEST_SUITE(node_suite, *boost::unit_test::precondition(requires_containers{}) *
+                                      boost::unit_test::precondition(requires_kubectl{}))
 
 // Kubernetes: the kubelet registers its Node with capacity (cpu, memory,
 // pods = maxPods, ephemeral-storage), allocatable = capacity minus
@@ -144,14 +145,14 @@ BOOST_AUTO_TEST_CASE(node_has_capacity_allocatable_addresses_and_conditions) {
   auto& n = small_node();
   json node;
   BOOST_REQUIRE(eventually(
-    [&] {
-      auto r = kubectl(n, {"get", "node", "test-node", "-o", "json"});
-      if (r.exit_code != 0)
-        return false;
-      node = json::parse(r.out);
-      return condition(node, "Ready").value("status", "") == "True";
-    },
-    30s));
+      [&] {
+        auto r = kubectl(n, {"get", "node", "test-node", "-o", "json"});
+        if (r.exit_code != 0)
+          return false;
+        node = json::parse(r.out);
+        return condition(node, "Ready").value("status", "") == "True";
+      },
+      30s));
   const auto& cap = node["status"]["capacity"];
   const auto& alloc = node["status"]["allocatable"];
   BOOST_TEST(cap.value("pods", "") == "3");
@@ -175,11 +176,10 @@ BOOST_AUTO_TEST_CASE(node_has_capacity_allocatable_addresses_and_conditions) {
   BOOST_TEST(ready.value("message", "") == "kubelet is posting ready status");
   BOOST_TEST(!ready.value("lastHeartbeatTime", "").empty());
   BOOST_TEST(!ready.value("lastTransitionTime", "").empty());
-  for (const auto& [type, reason] :
-       std::vector<std::pair<std::string, std::string>>{
-         {"MemoryPressure", "KubeletHasSufficientMemory"},
-         {"DiskPressure", "KubeletHasNoDiskPressure"},
-         {"PIDPressure", "KubeletHasSufficientPID"}}) {
+  for (const auto& [type, reason] : std::vector<std::pair<std::string, std::string>>{
+           {"MemoryPressure", "KubeletHasSufficientMemory"},
+           {"DiskPressure", "KubeletHasNoDiskPressure"},
+           {"PIDPressure", "KubeletHasSufficientPID"}}) {
     auto c = condition(node, type);
     BOOST_TEST(c.value("status", "") == "False", type);
     BOOST_TEST(c.value("reason", "") == reason, type);
@@ -196,14 +196,14 @@ BOOST_AUTO_TEST_CASE(node_lease_exists_and_is_renewed) {
   auto& n = small_node();
   json lease;
   BOOST_REQUIRE(eventually(
-    [&] {
-      auto r = kubectl(n, {"get", "lease", "test-node", "-n", "kube-node-lease", "-o", "json"});
-      if (r.exit_code != 0)
-        return false;
-      lease = json::parse(r.out);
-      return true;
-    },
-    30s));
+      [&] {
+        auto r = kubectl(n, {"get", "lease", "test-node", "-n", "kube-node-lease", "-o", "json"});
+        if (r.exit_code != 0)
+          return false;
+        lease = json::parse(r.out);
+        return true;
+      },
+      30s));
   BOOST_TEST(lease.value("apiVersion", "") == "coordination.k8s.io/v1");
   BOOST_TEST(lease.value("kind", "") == "Lease");
   BOOST_TEST(lease["spec"].value("holderIdentity", "") == "test-node");
@@ -212,13 +212,13 @@ BOOST_AUTO_TEST_CASE(node_lease_exists_and_is_renewed) {
   BOOST_TEST(first.size() == std::string("2024-05-01T12:00:00.123456Z").size());
   std::string later;
   BOOST_TEST(eventually(
-    [&] {
-      auto r = kubectl(n, {"get", "lease", "test-node", "-n", "kube-node-lease", "-o",
-                           "jsonpath={.spec.renewTime}"});
-      later = r.out;
-      return r.exit_code == 0 && !later.empty() && later > first;
-    },
-    20s));
+      [&] {
+        auto r = kubectl(n, {"get", "lease", "test-node", "-n", "kube-node-lease", "-o",
+                             "jsonpath={.spec.renewTime}"});
+        later = r.out;
+        return r.exit_code == 0 && !later.empty() && later > first;
+      },
+      20s));
   auto list = kubectl(n, {"get", "leases", "-n", "kube-node-lease"});
   BOOST_TEST(list.exit_code == 0);
   BOOST_TEST(list.out.find("HOLDER") != std::string::npos);
@@ -238,10 +238,10 @@ BOOST_AUTO_TEST_CASE(pod_requesting_too_much_cpu_fails_with_OutOfcpu) {
   auto p = n.wait_phase("too-much-cpu", "Failed", 30s);
   BOOST_TEST(p.value("/status/reason"_json_pointer, "") == "OutOfcpu");
   auto msg = p.value("/status/message"_json_pointer, "");
-  BOOST_TEST(msg.starts_with(
-               "Pod was rejected: Node didn't have enough resource: cpu, requested: 100000, "
-               "used: "),
-             msg);
+  BOOST_TEST(
+      msg.starts_with("Pod was rejected: Node didn't have enough resource: cpu, requested: 100000, "
+                      "used: "),
+      msg);
   BOOST_TEST(msg.find(", capacity: ") != std::string::npos);
   BOOST_TEST(p.value("/status/containerStatuses"_json_pointer, json::array()).empty());
   BOOST_TEST(eventually([&] { return has_event(n, "too-much-cpu", "OutOfcpu"); }, 20s));
@@ -273,9 +273,9 @@ BOOST_AUTO_TEST_CASE(pod_beyond_max_pods_fails_with_OutOfpods) {
   n.apply(pod_yaml("one-too-many"));
   auto p = n.wait_phase("one-too-many", "Failed", 30s);
   BOOST_TEST(p.value("/status/reason"_json_pointer, "") == "OutOfpods");
-  BOOST_TEST(p.value("/status/message"_json_pointer, "")
-             == "Pod was rejected: Node didn't have enough resource: pods, requested: 1, used: "
-                "3, capacity: 3");
+  BOOST_TEST(p.value("/status/message"_json_pointer, "") ==
+             "Pod was rejected: Node didn't have enough resource: pods, requested: 1, used: "
+             "3, capacity: 3");
   BOOST_TEST(eventually([&] { return has_event(n, "one-too-many", "OutOfpods"); }, 20s));
   for (const char* name : {"fill-1", "fill-2", "fill-3", "one-too-many"})
     remove_now(n, name);
@@ -298,12 +298,14 @@ BOOST_AUTO_TEST_CASE(eviction_under_memory_pressure_evicts_best_effort_first) {
   // (Allocatable memory is 0 with this threshold, so the Burstable pod
   // requests CPU only; the BestEffort one holds 20 MB to use more memory.)
   n.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: besteffort}\nspec:\n  containers:\n"
-          "  - name: app\n    image: " + std::string(image) + "\n    command: [\"sh\", \"-c\", "
-          "\"x=$(head -c 20000000 /dev/zero | tr '\\\\000' a); sleep 100000\"]\n---\n"
-          + pod_yaml("burstable", "    resources: {requests: {cpu: 10m}}\n"));
+          "  - name: app\n    image: " +
+          std::string(image) +
+          "\n    command: [\"sh\", \"-c\", "
+          "\"x=$(head -c 20000000 /dev/zero | tr '\\\\000' a); sleep 100000\"]\n---\n" +
+          pod_yaml("burstable", "    resources: {requests: {cpu: 10m}}\n"));
   auto evicted = wait_pod(
-    n, "besteffort",
-    [](const json& p) { return p.value("/status/reason"_json_pointer, "") == "Evicted"; }, 60s);
+      n, "besteffort",
+      [](const json& p) { return p.value("/status/reason"_json_pointer, "") == "Evicted"; }, 60s);
   BOOST_TEST(evicted.value("/status/phase"_json_pointer, "") == "Failed");
   auto msg = evicted.value("/status/message"_json_pointer, "");
   BOOST_TEST(msg.starts_with("The node was low on resource: memory. Threshold quantity: 1000Ti, "
@@ -313,27 +315,27 @@ BOOST_AUTO_TEST_CASE(eviction_under_memory_pressure_evicts_best_effort_first) {
 
   json node;
   BOOST_TEST(eventually(
-    [&] {
-      auto r = kubectl(n, {"get", "node", "test-node", "-o", "json"});
-      if (r.exit_code != 0)
-        return false;
-      node = json::parse(r.out);
-      return condition(node, "MemoryPressure").value("status", "") == "True";
-    },
-    20s));
-  BOOST_TEST(condition(node, "MemoryPressure").value("reason", "")
-             == "KubeletHasInsufficientMemory");
+      [&] {
+        auto r = kubectl(n, {"get", "node", "test-node", "-o", "json"});
+        if (r.exit_code != 0)
+          return false;
+        node = json::parse(r.out);
+        return condition(node, "MemoryPressure").value("status", "") == "True";
+      },
+      20s));
+  BOOST_TEST(condition(node, "MemoryPressure").value("reason", "") ==
+             "KubeletHasInsufficientMemory");
 
   n.apply(pod_yaml("late-besteffort"));
   auto rejected = n.wait_phase("late-besteffort", "Failed", 30s);
   BOOST_TEST(rejected.value("/status/reason"_json_pointer, "") == "Evicted");
-  BOOST_TEST(rejected.value("/status/message"_json_pointer, "")
-             == "Pod was rejected: The node had condition: [MemoryPressure]. ");
+  BOOST_TEST(rejected.value("/status/message"_json_pointer, "") ==
+             "Pod was rejected: The node had condition: [MemoryPressure]. ");
 
   // The next period takes the Burstable pod.
   auto second = wait_pod(
-    n, "burstable",
-    [](const json& p) { return p.value("/status/reason"_json_pointer, "") == "Evicted"; }, 40s);
+      n, "burstable",
+      [](const json& p) { return p.value("/status/reason"_json_pointer, "") == "Evicted"; }, 40s);
   BOOST_TEST(second.value("/status/phase"_json_pointer, "") == "Failed");
   // One per period, BestEffort first: the DisruptionTarget conditions say when.
   auto first_at = condition(evicted, "DisruptionTarget").value("lastTransitionTime", "");
@@ -344,8 +346,8 @@ BOOST_AUTO_TEST_CASE(eviction_under_memory_pressure_evicts_best_effort_first) {
   // and on a loaded machine the Burstable pod sometimes has none at the first
   // observation. The order is checked by the eviction unit tests; here it
   // is only reported.
-  BOOST_WARN_MESSAGE(first_at < second_at, "BestEffort evicted at " << first_at
-                                             << ", Burstable at " << second_at);
+  BOOST_WARN_MESSAGE(first_at < second_at,
+                     "BestEffort evicted at " << first_at << ", Burstable at " << second_at);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

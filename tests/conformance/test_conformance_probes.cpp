@@ -31,10 +31,10 @@ namespace {
 /// container (probes, ports).
 std::string pod_yaml(const std::string& name, const std::string& command,
                      const std::string& container_extra) {
-  return "apiVersion: v1\nkind: Pod\nmetadata: {name: " + name
-         + "}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: app\n"
-           "    image: "
-         + image + "\n    command: " + command + "\n" + container_extra;
+  return "apiVersion: v1\nkind: Pod\nmetadata: {name: " + name +
+         "}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: app\n"
+         "    image: " +
+         image + "\n    command: " + command + "\n" + container_extra;
 }
 
 json container_status(const json& pod, const std::string& name = "app") {
@@ -59,11 +59,11 @@ json wait_pod(node& n, const std::string& name, const std::function<bool(const j
               std::chrono::milliseconds deadline = 60s) {
   json last;
   bool ok = eventually(
-    [&] {
-      last = n.pod(name);
-      return !last.is_null() && pred(last);
-    },
-    deadline);
+      [&] {
+        last = n.pod(name);
+        return !last.is_null() && pred(last);
+      },
+      deadline);
   BOOST_REQUIRE_MESSAGE(ok, "pod " << name << " never got there; last: " << last.dump());
   return last;
 }
@@ -98,13 +98,12 @@ void expect_event(node& n, const std::string& pod, const std::string& reason,
                   const std::string& prefix) {
   std::string seen;
   bool ok = eventually(
-    [&] {
-      seen.clear();
-      return has_event(n, pod, reason, prefix, &seen);
-    },
-    30s);
-  BOOST_TEST(ok, "no " << reason << " event \"" << prefix << "...\" for " << pod
-                       << "; events:\n"
+      [&] {
+        seen.clear();
+        return has_event(n, pod, reason, prefix, &seen);
+      },
+      30s);
+  BOOST_TEST(ok, "no " << reason << " event \"" << prefix << "...\" for " << pod << "; events:\n"
                        << seen);
 }
 
@@ -117,8 +116,8 @@ std::string read_text(const fs::path& p) {
 
 /// The supervisor's record of container `app` in status.json (null if none).
 json supervisor_record(node& n, const std::string& uid) {
-  auto j = json::parse(read_text(n.data() / "runtime" / "pods" / uid / "status.json"), nullptr,
-                       false);
+  auto j =
+      json::parse(read_text(n.data() / "runtime" / "pods" / uid / "status.json"), nullptr, false);
   if (j.is_discarded() || !j.is_object())
     return json();
   for (const auto& r : j.value("containers", json::array()))
@@ -129,8 +128,8 @@ json supervisor_record(node& n, const std::string& uid) {
 
 /// `deckhand exec POD -- COMMAND...`.
 command_result exec_in(node& n, const std::string& pod, const std::vector<std::string>& command) {
-  std::vector<std::string> argv{(bin_dir() / "deckhand").string(), "exec", "--data-dir",
-                                n.data().string(), pod, "--"};
+  std::vector<std::string> argv{
+      (bin_dir() / "deckhand").string(), "exec", "--data-dir", n.data().string(), pod, "--"};
   argv.insert(argv.end(), command.begin(), command.end());
   return run_program(argv, 30s);
 }
@@ -139,7 +138,7 @@ void remove_now(node& n, const std::string& name) {
   n.cli({"delete", "pod", name, "--force", "--grace-period=0", "--wait=false"}, {}, 30s);
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(probes, *boost::unit_test::precondition(requires_containers{}))
 
@@ -150,14 +149,15 @@ BOOST_AUTO_TEST_SUITE(probes, *boost::unit_test::precondition(requires_container
 // be restarted" (Normal).
 BOOST_AUTO_TEST_CASE(liveness_exec_failure_restarts_the_container) {
   auto& n = the_node();
-  n.apply(pod_yaml("live", R"(["sh", "-c", "touch /tmp/healthy; sleep 2; rm /tmp/healthy; exec sleep 100000"])",
-                   "    livenessProbe:\n"
-                   "      exec: {command: [\"cat\", \"/tmp/healthy\"]}\n"
-                   "      periodSeconds: 1\n"
-                   "      failureThreshold: 2\n"));
-  auto p = wait_pod(n, "live", [](const json& pod) {
-    return container_status(pod).value("restartCount", 0) >= 1;
-  }, 60s);
+  n.apply(pod_yaml(
+      "live", R"(["sh", "-c", "touch /tmp/healthy; sleep 2; rm /tmp/healthy; exec sleep 100000"])",
+      "    livenessProbe:\n"
+      "      exec: {command: [\"cat\", \"/tmp/healthy\"]}\n"
+      "      periodSeconds: 1\n"
+      "      failureThreshold: 2\n"));
+  auto p = wait_pod(
+      n, "live",
+      [](const json& pod) { return container_status(pod).value("restartCount", 0) >= 1; }, 60s);
   auto cs = container_status(p);
   BOOST_TEST(cs.value("/lastState/terminated/exitCode"_json_pointer, -1) == 137);
   expect_event(n, "live", "Unhealthy", "Liveness probe failed: cat: can't open '/tmp/healthy'");
@@ -182,15 +182,16 @@ BOOST_AUTO_TEST_CASE(liveness_exec_success_keeps_the_container) {
   auto uid = uid_of(p);
   std::string count;
   bool probed = eventually(
-    [&] {
-      auto r = exec_in(n, "live-ok", {"sh", "-c", "wc -l < /tmp/probed"});
-      count = r.out;
-      return r.exit_code == 0 && std::atoi(r.out.c_str()) >= 5;
-    },
-    60s);
+      [&] {
+        auto r = exec_in(n, "live-ok", {"sh", "-c", "wc -l < /tmp/probed"});
+        count = r.out;
+        return r.exit_code == 0 && std::atoi(r.out.c_str()) >= 5;
+      },
+      60s);
   BOOST_REQUIRE_MESSAGE(probed, "probe runs: " << count);
   auto rec = supervisor_record(n, uid);
-  BOOST_TEST(rec.value("/status/restartCount"_json_pointer, -1) == 0, "status.json: " << rec.dump());
+  BOOST_TEST(rec.value("/status/restartCount"_json_pointer, -1) == 0,
+             "status.json: " << rec.dump());
   for (const auto& note : rec.value("notes", json::array()))
     BOOST_TEST(note.value("reason", "") != "Unhealthy", "note: " << note.dump());
   BOOST_TEST(container_status(n.pod("live-ok")).value("restartCount", -1) == 0);
@@ -202,31 +203,38 @@ BOOST_AUTO_TEST_CASE(liveness_exec_success_keeps_the_container) {
 // without a restart, and come back when it returns.
 BOOST_AUTO_TEST_CASE(readiness_http_get_toggles_ready) {
   auto& n = the_node();
-  n.apply(pod_yaml("ready-http",
-                   R"(["sh", "-c", "mkdir -p /www; echo ok > /www/index.html; exec httpd -f -p 8080 -h /www"])",
-                   "    readinessProbe:\n"
-                   "      httpGet: {path: /index.html, port: 8080}\n"
-                   "      periodSeconds: 1\n"
-                   "      failureThreshold: 1\n"));
+  n.apply(pod_yaml(
+      "ready-http",
+      R"(["sh", "-c", "mkdir -p /www; echo ok > /www/index.html; exec httpd -f -p 8080 -h /www"])",
+      "    readinessProbe:\n"
+      "      httpGet: {path: /index.html, port: 8080}\n"
+      "      periodSeconds: 1\n"
+      "      failureThreshold: 1\n"));
   wait_pod(n, "ready-http", [](const json& pod) {
-    return container_status(pod).value("ready", false)
-           && condition(pod, "Ready").value("status", "") == "True";
+    return container_status(pod).value("ready", false) &&
+           condition(pod, "Ready").value("status", "") == "True";
   });
   auto r = exec_in(n, "ready-http", {"rm", "/www/index.html"});
   BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
-  auto p = wait_pod(n, "ready-http", [](const json& pod) {
-    return !container_status(pod).value("ready", true)
-           && condition(pod, "Ready").value("status", "") == "False";
-  }, 30s);
+  auto p = wait_pod(
+      n, "ready-http",
+      [](const json& pod) {
+        return !container_status(pod).value("ready", true) &&
+               condition(pod, "Ready").value("status", "") == "False";
+      },
+      30s);
   BOOST_TEST(container_status(p).value("restartCount", -1) == 0);
   expect_event(n, "ready-http", "Unhealthy",
                "Readiness probe failed: HTTP probe failed with statuscode: 404");
   r = exec_in(n, "ready-http", {"sh", "-c", "echo ok > /www/index.html"});
   BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
-  wait_pod(n, "ready-http", [](const json& pod) {
-    return container_status(pod).value("ready", false)
-           && condition(pod, "Ready").value("status", "") == "True";
-  }, 30s);
+  wait_pod(
+      n, "ready-http",
+      [](const json& pod) {
+        return container_status(pod).value("ready", false) &&
+               condition(pod, "Ready").value("status", "") == "True";
+      },
+      30s);
   remove_now(n, "ready-http");
 }
 
@@ -236,13 +244,14 @@ BOOST_AUTO_TEST_CASE(readiness_http_get_toggles_ready) {
 // says so (/tmp/listen), so the unready state is not a window to catch.
 BOOST_AUTO_TEST_CASE(readiness_tcp_socket) {
   auto& n = the_node();
-  n.apply(pod_yaml("ready-tcp",
-                   R"(["sh", "-c", "until [ -f /tmp/listen ]; do sleep 1; done; mkdir -p /www; exec httpd -f -p 9000 -h /www"])",
-                   "    ports:\n"
-                   "    - {name: svc, containerPort: 9000}\n"
-                   "    readinessProbe:\n"
-                   "      tcpSocket: {port: svc}\n"
-                   "      periodSeconds: 1\n"));
+  n.apply(pod_yaml(
+      "ready-tcp",
+      R"(["sh", "-c", "until [ -f /tmp/listen ]; do sleep 1; done; mkdir -p /www; exec httpd -f -p 9000 -h /www"])",
+      "    ports:\n"
+      "    - {name: svc, containerPort: 9000}\n"
+      "    readinessProbe:\n"
+      "      tcpSocket: {port: svc}\n"
+      "      periodSeconds: 1\n"));
   auto p = wait_pod(n, "ready-tcp", [](const json& pod) {
     return container_status(pod).value("/state/running"_json_pointer, json()).is_object();
   });
@@ -251,14 +260,13 @@ BOOST_AUTO_TEST_CASE(readiness_tcp_socket) {
   expect_event(n, "ready-tcp", "Unhealthy", "Readiness probe failed: dial tcp ");
   auto r = exec_in(n, "ready-tcp", {"touch", "/tmp/listen"});
   BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
-  wait_pod(n, "ready-tcp", [](const json& pod) {
-    return container_status(pod).value("ready", false);
-  }, 30s);
+  wait_pod(
+      n, "ready-tcp", [](const json& pod) { return container_status(pod).value("ready", false); },
+      30s);
   bool refused = false;
   for (const auto& e : events_of(n, "ready-tcp"))
-    refused = refused
-              || e.value("message", "").find(":9000: connect: connection refused")
-                   != std::string::npos;
+    refused = refused || e.value("message", "").find(":9000: connect: connection refused") !=
+                             std::string::npos;
   BOOST_TEST(refused);
   remove_now(n, "ready-tcp");
 }
@@ -267,8 +275,7 @@ BOOST_AUTO_TEST_CASE(readiness_tcp_socket) {
 // stays false) until it succeeds; only then can liveness kill the container.
 BOOST_AUTO_TEST_CASE(startup_probe_gates_liveness) {
   auto& n = the_node();
-  n.apply(pod_yaml("startup",
-                   R"(["sh", "-c", "sleep 8; touch /tmp/started; exec sleep 100000"])",
+  n.apply(pod_yaml("startup", R"(["sh", "-c", "sleep 8; touch /tmp/started; exec sleep 100000"])",
                    "    startupProbe:\n"
                    "      exec: {command: [\"cat\", \"/tmp/started\"]}\n"
                    "      periodSeconds: 1\n"
@@ -281,9 +288,9 @@ BOOST_AUTO_TEST_CASE(startup_probe_gates_liveness) {
     return container_status(pod).value("/state/running"_json_pointer, json()).is_object();
   });
   BOOST_TEST(!container_status(p).value("started", true));
-  p = wait_pod(n, "startup", [](const json& pod) {
-    return container_status(pod).value("restartCount", 0) >= 1;
-  }, 60s);
+  p = wait_pod(
+      n, "startup",
+      [](const json& pod) { return container_status(pod).value("restartCount", 0) >= 1; }, 60s);
   // The first instance lived through its startup (8 s, long enough for the
   // poll above to see it running and not started on a loaded machine)
   // before liveness could fail it (threshold 1, every second).
@@ -307,11 +314,13 @@ BOOST_AUTO_TEST_CASE(startup_probe_gates_liveness) {
 // supervisor's status at once and reaches the API once a kubelet is back.
 BOOST_AUTO_TEST_CASE(liveness_restart_without_the_kubelet) {
   auto& n = the_node();
-  n.apply(pod_yaml("headless", R"(["sh", "-c", "touch /tmp/healthy; sleep 8; rm /tmp/healthy; exec sleep 100000"])",
-                   "    livenessProbe:\n"
-                   "      exec: {command: [\"cat\", \"/tmp/healthy\"]}\n"
-                   "      periodSeconds: 1\n"
-                   "      failureThreshold: 1\n"));
+  n.apply(
+      pod_yaml("headless",
+               R"(["sh", "-c", "touch /tmp/healthy; sleep 8; rm /tmp/healthy; exec sleep 100000"])",
+               "    livenessProbe:\n"
+               "      exec: {command: [\"cat\", \"/tmp/healthy\"]}\n"
+               "      periodSeconds: 1\n"
+               "      failureThreshold: 1\n"));
   auto p = wait_pod(n, "headless", [](const json& pod) {
     return container_status(pod).value("/state/running"_json_pointer, json()).is_object();
   });
@@ -324,17 +333,17 @@ BOOST_AUTO_TEST_CASE(liveness_restart_without_the_kubelet) {
   // too, after its back-off; the restart does not wait for it).
   json rec;
   bool restarted = eventually(
-    [&] {
-      rec = supervisor_record(n, uid);
-      return !rec.is_null() && rec.value("/status/restartCount"_json_pointer, 0) >= 1;
-    },
-    30s);
+      [&] {
+        rec = supervisor_record(n, uid);
+        return !rec.is_null() && rec.value("/status/restartCount"_json_pointer, 0) >= 1;
+      },
+      30s);
   BOOST_REQUIRE_MESSAGE(restarted, "status.json: " << rec.dump());
   bool killing = false;
   for (const auto& note : rec.value("notes", json::array()))
-    killing = killing || (note.value("reason", "") == "Killing"
-                          && note.value("message", "")
-                               == "Container app failed liveness probe, will be restarted");
+    killing = killing || (note.value("reason", "") == "Killing" &&
+                          note.value("message", "") ==
+                              "Container app failed liveness probe, will be restarted");
   BOOST_TEST(killing, "notes: " << rec.value("notes", json::array()).dump());
   // Killed because the file went away, not because a probe timed out.
   bool missing = false, timed_out = false;
@@ -347,9 +356,9 @@ BOOST_AUTO_TEST_CASE(liveness_restart_without_the_kubelet) {
   }
   BOOST_TEST(missing, "notes: " << rec.value("notes", json::array()).dump());
   BOOST_TEST(!timed_out, "notes: " << rec.value("notes", json::array()).dump());
-  wait_pod(n, "headless", [](const json& pod) {
-    return container_status(pod).value("restartCount", 0) >= 1;
-  }, 60s);
+  wait_pod(
+      n, "headless",
+      [](const json& pod) { return container_status(pod).value("restartCount", 0) >= 1; }, 60s);
   remove_now(n, "headless");
 }
 

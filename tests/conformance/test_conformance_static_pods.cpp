@@ -21,11 +21,11 @@ namespace {
 
 /// A static pod manifest: one container `main` running `command`.
 std::string manifest(const std::string& name, const std::string& command) {
-  return "apiVersion: v1\nkind: Pod\nmetadata:\n  name: " + name
-         + "\n  labels: {tier: static}\nspec:\n  terminationGracePeriodSeconds: 1\n"
-           "  containers:\n  - name: main\n    image: deckhand.local/busybox:test\n"
-           "    imagePullPolicy: IfNotPresent\n    command: [\"sh\", \"-c\", \""
-         + command + "\"]\n";
+  return "apiVersion: v1\nkind: Pod\nmetadata:\n  name: " + name +
+         "\n  labels: {tier: static}\nspec:\n  terminationGracePeriodSeconds: 1\n"
+         "  containers:\n  - name: main\n    image: deckhand.local/busybox:test\n"
+         "    imagePullPolicy: IfNotPresent\n    command: [\"sh\", \"-c\", \"" +
+         command + "\"]\n";
 }
 
 /// The static pod directory of one node, handed to `deckhand up` through
@@ -72,15 +72,17 @@ struct static_node {
   /// Waits for a running mirror pod of `name` and returns it.
   json wait_mirror_running(const std::string& name, std::chrono::milliseconds d = 30s) {
     json m;
-    eventually([&] {
-      m = mirror(name);
-      return !m.is_null() && m.value("/status/phase"_json_pointer, "") == "Running";
-    }, d);
+    eventually(
+        [&] {
+          m = mirror(name);
+          return !m.is_null() && m.value("/status/phase"_json_pointer, "") == "Running";
+        },
+        d);
     return m;
   }
 };
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(static_pods, *boost::unit_test::precondition(requires_containers{}))
 
@@ -98,10 +100,9 @@ BOOST_AUTO_TEST_CASE(manifest_runs_is_mirrored_replaced_and_removed) {
   BOOST_REQUIRE_MESSAGE(!m.is_null(), "no running mirror pod web-test-node");
   auto hash = static_node::hash_of(m);
   BOOST_TEST(hash.size() == 32u);
-  BOOST_TEST(m.value("/metadata/annotations/kubernetes.io~1config.hash"_json_pointer, "")
-             == hash);
-  BOOST_TEST(m.value("/metadata/annotations/kubernetes.io~1config.source"_json_pointer, "")
-             == "file");
+  BOOST_TEST(m.value("/metadata/annotations/kubernetes.io~1config.hash"_json_pointer, "") == hash);
+  BOOST_TEST(m.value("/metadata/annotations/kubernetes.io~1config.source"_json_pointer, "") ==
+             "file");
   BOOST_TEST(m.value("/spec/nodeName"_json_pointer, "") == "test-node");
   BOOST_TEST(m.value("/metadata/labels/tier"_json_pointer, "") == "static");
   BOOST_TEST(s.container_pid(hash) > 0);
@@ -113,8 +114,8 @@ BOOST_AUTO_TEST_CASE(manifest_runs_is_mirrored_replaced_and_removed) {
   json m2;
   BOOST_REQUIRE(eventually([&] {
     m2 = s.mirror("web");
-    return !m2.is_null() && static_node::hash_of(m2) != hash
-           && m2.value("/status/phase"_json_pointer, "") == "Running";
+    return !m2.is_null() && static_node::hash_of(m2) != hash &&
+           m2.value("/status/phase"_json_pointer, "") == "Running";
   }));
   auto hash2 = static_node::hash_of(m2);
   BOOST_TEST(s.container_pid(hash2) > 0);
@@ -144,8 +145,8 @@ BOOST_AUTO_TEST_CASE(deleted_mirror_comes_back_without_a_restart) {
   json back;
   BOOST_REQUIRE(eventually([&] {
     back = s.mirror("web");
-    return !back.is_null() && back.value("/metadata/uid"_json_pointer, "") != old_uid
-           && back.value("/status/phase"_json_pointer, "") == "Running";
+    return !back.is_null() && back.value("/metadata/uid"_json_pointer, "") != old_uid &&
+           back.value("/status/phase"_json_pointer, "") == "Running";
   }));
   BOOST_TEST(static_node::hash_of(back) == hash);
   BOOST_TEST(s.container_pid(hash) == pid);
@@ -170,15 +171,14 @@ BOOST_AUTO_TEST_CASE(static_pods_run_without_the_api_server) {
   s.write("second.yaml", manifest("second", "exec sleep 100000"));
   // Its uid is the config hash of the file: find its container by listing.
   auto second_running = [&] {
-    auto r = run_program({"runc", "--root", (s.n->data() / "runtime" / "runc").string(), "list",
-                          "-q"},
-                         10s);
+    auto r = run_program(
+        {"runc", "--root", (s.n->data() / "runtime" / "runc").string(), "list", "-q"}, 10s);
     int running = 0;
     std::istringstream ids(r.out);
     std::string id;
     while (std::getline(ids, id))
-      if (id.size() > 5 && id.substr(id.size() - 5) == "-main" && id.rfind(hash, 0) != 0
-          && s.container_pid(id.substr(0, id.size() - 5)) > 0)
+      if (id.size() > 5 && id.substr(id.size() - 5) == "-main" && id.rfind(hash, 0) != 0 &&
+          s.container_pid(id.substr(0, id.size() - 5)) > 0)
         ++running;
     return running == 1;
   };

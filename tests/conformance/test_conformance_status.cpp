@@ -28,11 +28,10 @@ namespace {
 /// A one-container pod manifest; `extra_spec` and `extra_container` are
 /// YAML lines indented for the spec and the container.
 std::string pod_yaml(const std::string& name, const std::string& command,
-                     const std::string& extra_spec = {},
-                     const std::string& extra_container = {}) {
-  return "apiVersion: v1\nkind: Pod\nmetadata: {name: " + name + "}\nspec:\n" + extra_spec
-         + "  containers:\n  - name: app\n    image: " + image + "\n    command: " + command
-         + "\n" + extra_container;
+                     const std::string& extra_spec = {}, const std::string& extra_container = {}) {
+  return "apiVersion: v1\nkind: Pod\nmetadata: {name: " + name + "}\nspec:\n" + extra_spec +
+         "  containers:\n  - name: app\n    image: " + image + "\n    command: " + command + "\n" +
+         extra_container;
 }
 
 /// A shell that ignores SIGTERM and runs until killed.
@@ -61,11 +60,11 @@ json wait_pod(node& n, const std::string& name, const std::function<bool(const j
               std::chrono::milliseconds deadline = 60s) {
   json last;
   bool ok = eventually(
-    [&] {
-      last = n.pod(name);
-      return !last.is_null() && pred(last);
-    },
-    deadline);
+      [&] {
+        last = n.pod(name);
+        return !last.is_null() && pred(last);
+      },
+      deadline);
   BOOST_REQUIRE_MESSAGE(ok, "pod " << name << " never got there; last: " << last.dump());
   return last;
 }
@@ -74,7 +73,7 @@ void remove_now(node& n, const std::string& name) {
   n.cli({"delete", "pod", name, "--force", "--grace-period=0", "--wait=false"}, {}, 30s);
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(status, *boost::unit_test::precondition(requires_containers{}))
 
@@ -112,10 +111,10 @@ BOOST_AUTO_TEST_CASE(never_with_exit_1_fails) {
 // exits 0 the pod Succeeds, with restartCount 1 and the failure as lastState.
 BOOST_AUTO_TEST_CASE(on_failure_restarts_then_succeeds) {
   auto& n = the_node();
-  n.apply(pod_yaml("retry",
-                   R"(["sh", "-c", "if [ -f /work/ran ]; then exit 0; fi; touch /work/ran; exit 1"])",
-                   "  restartPolicy: OnFailure\n  volumes:\n  - {name: work, emptyDir: {}}\n",
-                   "    volumeMounts:\n    - {name: work, mountPath: /work}\n"));
+  n.apply(pod_yaml(
+      "retry", R"(["sh", "-c", "if [ -f /work/ran ]; then exit 0; fi; touch /work/ran; exit 1"])",
+      "  restartPolicy: OnFailure\n  volumes:\n  - {name: work, emptyDir: {}}\n",
+      "    volumeMounts:\n    - {name: work, mountPath: /work}\n"));
   auto p = n.wait_phase("retry", "Succeeded");
   auto cs = container_status(p);
   BOOST_TEST(cs.value("restartCount", -1) == 1);
@@ -133,8 +132,8 @@ BOOST_AUTO_TEST_CASE(always_keeps_a_crashing_pod_running) {
   n.apply(pod_yaml("crashy", R"(["sh", "-c", "exit 3"])", "  terminationGracePeriodSeconds: 1\n"));
   auto p = wait_pod(n, "crashy", [&](const json& p) {
     auto cs = container_status(p);
-    return cs.value("/state/waiting/reason"_json_pointer, "") == "CrashLoopBackOff"
-           && cs.value("restartCount", 0) >= 2;
+    return cs.value("/state/waiting/reason"_json_pointer, "") == "CrashLoopBackOff" &&
+           cs.value("restartCount", 0) >= 2;
   });
   BOOST_TEST(p.value("/status/phase"_json_pointer, "") == "Running");
   BOOST_TEST(container_status(p).value("/lastState/terminated/exitCode"_json_pointer, -1) == 3);
@@ -152,8 +151,8 @@ BOOST_AUTO_TEST_CASE(conditions_of_a_running_ready_pod) {
     return condition(p, "Ready").value("status", "") == "True";
   });
   BOOST_TEST(p.value("/status/phase"_json_pointer, "") == "Running");
-  for (const char* type : {"PodReadyToStartContainers", "Initialized", "Ready",
-                           "ContainersReady", "PodScheduled"}) {
+  for (const char* type :
+       {"PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"}) {
     BOOST_TEST_CONTEXT(type) {
       BOOST_TEST(condition(p, type).value("status", "") == "True");
       BOOST_TEST(!condition(p, type).value("lastTransitionTime", "").empty());
@@ -183,7 +182,8 @@ BOOST_AUTO_TEST_CASE(qos_classes) {
   n.apply(pod_yaml("burstable", R"(["sleep", "3600"])", grace,
                    "    resources: {requests: {cpu: 50m}}\n"));
   n.apply(pod_yaml("besteffort", R"(["sleep", "3600"])", grace));
-  for (auto [name, qos] : {std::pair{"guaranteed", "Guaranteed"}, {"burstable", "Burstable"},
+  for (auto [name, qos] : {std::pair{"guaranteed", "Guaranteed"},
+                           {"burstable", "Burstable"},
                            {"besteffort", "BestEffort"}}) {
     BOOST_TEST_CONTEXT(name) {
       auto p = wait_pod(n, name, [](const json& p) {
@@ -204,12 +204,15 @@ BOOST_AUTO_TEST_CASE(active_deadline_exceeded) {
                    "  activeDeadlineSeconds: 2\n  terminationGracePeriodSeconds: 1\n"));
   auto p = n.wait_phase("deadline", "Failed", 30s);
   BOOST_TEST(p.value("/status/reason"_json_pointer, "") == "DeadlineExceeded");
-  BOOST_TEST(p.value("/status/message"_json_pointer, "")
-             == "Pod was active on the node longer than the specified deadline");
-  wait_pod(n, "deadline", [](const json& p) {
-    return container_status(p).contains("state")
-           && container_status(p)["state"].contains("terminated");
-  }, 30s);
+  BOOST_TEST(p.value("/status/message"_json_pointer, "") ==
+             "Pod was active on the node longer than the specified deadline");
+  wait_pod(
+      n, "deadline",
+      [](const json& p) {
+        return container_status(p).contains("state") &&
+               container_status(p)["state"].contains("terminated");
+      },
+      30s);
   remove_now(n, "deadline");
 }
 
@@ -264,10 +267,12 @@ BOOST_AUTO_TEST_CASE(kubelet_killed_mid_deletion_completes_it) {
   BOOST_TEST(took_ms >= 4000);
   BOOST_TEST(n.container_state(uid, "app").is_null());
   // The kubelet came back.
-  BOOST_TEST(eventually([&] {
-    auto pid = n.component_pid("kubelet");
-    return pid > 0 && pid != kubelet;
-  }, 30s));
+  BOOST_TEST(eventually(
+      [&] {
+        auto pid = n.component_pid("kubelet");
+        return pid > 0 && pid != kubelet;
+      },
+      30s));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

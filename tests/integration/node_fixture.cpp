@@ -42,8 +42,8 @@ bool can_run_containers(std::string* why) {
   return true;
 }
 
-command_result run_program(const std::vector<std::string>& argv,
-                           std::chrono::milliseconds deadline, const std::string& input) {
+command_result run_program(const std::vector<std::string>& argv, std::chrono::milliseconds deadline,
+                           const std::string& input) {
   command_result res;
   int out[2], err[2], in[2];
   if (::pipe2(out, O_CLOEXEC) || ::pipe2(err, O_CLOEXEC) || ::pipe2(in, O_CLOEXEC))
@@ -67,8 +67,8 @@ command_result run_program(const std::vector<std::string>& argv,
   ::close(out[1]);
   ::close(err[1]);
   ::close(in[0]);
-  if (!input.empty())
-    [[maybe_unused]] auto n = ::write(in[1], input.data(), input.size());
+  if (!input.empty()) [[maybe_unused]]
+    auto n = ::write(in[1], input.data(), input.size());
   ::close(in[1]);
   auto end = clock_type::now() + deadline;
   pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
@@ -143,7 +143,7 @@ fs::path busybox_layout() {
   return layout;
 }
 
-} // namespace
+}  // namespace
 
 node::node(const std::string& extra_config) {
   char tmpl[] = "/tmp/dhn-XXXXXX";
@@ -164,8 +164,12 @@ node::node(const std::string& extra_config) {
 }
 
 void node::start_up(const std::vector<std::string>& extra_args) {
-  std::vector<std::string> argv = {(bin_dir() / "deckhand").string(), "up", "--data-dir",
-                                   data_.string(), "--config", config_.string()};
+  std::vector<std::string> argv = {(bin_dir() / "deckhand").string(),
+                                   "up",
+                                   "--data-dir",
+                                   data_.string(),
+                                   "--config",
+                                   config_.string()};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   std::vector<char*> args;
   for (auto& a : argv)
@@ -195,9 +199,7 @@ void node::start_up(const std::vector<std::string>& extra_args) {
   }
 }
 
-void node::restart_up(const std::vector<std::string>& extra_args) {
-  start_up(extra_args);
-}
+void node::restart_up(const std::vector<std::string>& extra_args) { start_up(extra_args); }
 
 int node::stop(int sig, std::chrono::milliseconds deadline) {
   if (up_pid_ <= 0)
@@ -225,9 +227,9 @@ node::~node() {
   stop(SIGTERM);
   // Whatever a failed test left behind: kill the node's processes, remove pods.
   run_program({"pkill", "-KILL", "-f", "--", "--data-dir " + data_.string()}, 10s);
-  run_program({(bin_dir() / "deckhand-runtime").string(), "--data-dir", data_.string(),
-               "--cleanup-all"},
-              120s);
+  run_program(
+      {(bin_dir() / "deckhand-runtime").string(), "--data-dir", data_.string(), "--cleanup-all"},
+      120s);
   run_program({"pkill", "-KILL", "-f", "--", "--data-dir " + data_.string()}, 10s);
   if (leftovers().empty()) {
     std::error_code ec;
@@ -273,14 +275,13 @@ nlohmann::json node::wait_phase(const std::string& name, const std::string& phas
                                 std::chrono::milliseconds deadline) {
   nlohmann::json last;
   bool ok = eventually(
-    [&] {
-      last = pod(name);
-      return !last.is_null() && last.value("/status/phase"_json_pointer, "") == phase;
-    },
-    deadline);
+      [&] {
+        last = pod(name);
+        return !last.is_null() && last.value("/status/phase"_json_pointer, "") == phase;
+      },
+      deadline);
   if (!ok)
-    throw std::runtime_error("pod " + name + " did not reach " + phase + "; last: "
-                             + last.dump());
+    throw std::runtime_error("pod " + name + " did not reach " + phase + "; last: " + last.dump());
   return last;
 }
 
@@ -302,9 +303,9 @@ pid_t node::component_pid(const std::string& name) {
 }
 
 nlohmann::json node::container_state(const std::string& pod_uid, const std::string& container) {
-  auto r = run_program({"runc", "--root", (data_ / "runtime" / "runc").string(), "state",
-                        pod_uid + "-" + container},
-                       10s);
+  auto r = run_program(
+      {"runc", "--root", (data_ / "runtime" / "runc").string(), "state", pod_uid + "-" + container},
+      10s);
   if (r.exit_code != 0)
     return nullptr;
   try {
@@ -336,4 +337,4 @@ std::vector<std::string> node::leftovers() {
   return out;
 }
 
-} // namespace deckhand::testing
+}  // namespace deckhand::testing

@@ -91,4 +91,4 @@ class node {
   pid_t up_pid_ = -1;
 };
 
-} // namespace deckhand::testing
+}  // namespace deckhand::testing

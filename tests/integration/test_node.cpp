@@ -55,11 +55,10 @@ pid_t container_pid(node& n, const nlohmann::json& pod) {
 
 std::string ns_of(pid_t pid, const char* ns) {
   std::error_code ec;
-  return std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/ns/" + ns, ec)
-    .string();
+  return std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/ns/" + ns, ec).string();
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(node_suite, *boost::unit_test::precondition(requires_containers{}))
 
@@ -83,8 +82,8 @@ BOOST_AUTO_TEST_CASE(pod_runs_in_its_own_namespaces) {
   BOOST_REQUIRE(eventually([&] {
     return n.cli({"logs", "sleeper"}).out.find("started") != std::string::npos;
   }));
-  BOOST_TEST(n.cli({"get", "po", "sleeper", "-o", "yaml"}).out.find("phase: Running")
-             != std::string::npos);
+  BOOST_TEST(n.cli({"get", "po", "sleeper", "-o", "yaml"}).out.find("phase: Running") !=
+             std::string::npos);
 }
 
 // hostNetwork pods share the node's network namespace.
@@ -139,13 +138,17 @@ spec:
   // `deckhand get` times out on a loaded machine).
   nlohmann::json crasher;
   BOOST_REQUIRE(eventually([&] { return restarts_of(crasher = n.pod("crasher")) >= 2; }, 60s));
-  BOOST_TEST(crasher.value("/status/containerStatuses/0/lastState/terminated/exitCode"_json_pointer, 0) == 3);
+  BOOST_TEST(crasher.value("/status/containerStatuses/0/lastState/terminated/exitCode"_json_pointer,
+                           0) == 3);
   auto once = n.wait_phase("once", "Failed");
-  BOOST_TEST(once.value("/status/containerStatuses/0/state/terminated/exitCode"_json_pointer, 0) == 7);
-  BOOST_TEST(once.value("/status/containerStatuses/0/state/terminated/reason"_json_pointer, "") == "Error");
+  BOOST_TEST(once.value("/status/containerStatuses/0/state/terminated/exitCode"_json_pointer, 0) ==
+             7);
+  BOOST_TEST(once.value("/status/containerStatuses/0/state/terminated/reason"_json_pointer, "") ==
+             "Error");
   BOOST_TEST(restarts_of(once) == 0);
   auto done = n.wait_phase("done", "Succeeded");
-  BOOST_TEST(done.value("/status/containerStatuses/0/state/terminated/reason"_json_pointer, "") == "Completed");
+  BOOST_TEST(done.value("/status/containerStatuses/0/state/terminated/reason"_json_pointer, "") ==
+             "Completed");
   auto table = n.cli({"get", "pods"}).out;
   BOOST_TEST(table.find("Completed") != std::string::npos, table);
 }
@@ -167,15 +170,15 @@ BOOST_AUTO_TEST_CASE(killing_any_component_restarts_no_container) {
     BOOST_REQUIRE_EQUAL(::kill(old, SIGKILL), 0);
     BOOST_REQUIRE_MESSAGE(eventually([&] {
                             auto now = n.component_pid(comp);
-                            return now > 0 && now != old
-                                   && n.cli({"status"}, {}, 5s).exit_code == 0;
+                            return now > 0 && now != old &&
+                                   n.cli({"status"}, {}, 5s).exit_code == 0;
                           }),
                           comp << " was not restarted");
     // The node converges: a new pod starts after the restart.
     auto name = "after-" + std::to_string(round++);
-    n.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: " + name
-            + "}\nspec:\n  containers:\n  - {name: main, image: deckhand.local/busybox:test,"
-              " command: [\"sleep\", \"100000\"]}\n");
+    n.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: " + name +
+            "}\nspec:\n  containers:\n  - {name: main, image: deckhand.local/busybox:test,"
+            " command: [\"sleep\", \"100000\"]}\n");
     n.wait_phase(name, "Running");
     BOOST_TEST(container_pid(n, pod) == pid, comp);
     BOOST_TEST(restarts_of(n.pod("sleeper")) == 0, comp);
@@ -263,8 +266,7 @@ BOOST_AUTO_TEST_CASE(garbage_on_every_endpoint_crashes_nothing) {
     std::string huge(32u << 20, 'x');
     s.send(zmq::buffer(header), zmq::send_flags::sndmore);
     s.send(zmq::buffer(huge), zmq::send_flags::none);
-    BOOST_TEST(eventually([&] { return n.cli({"status"}, {}, 5s).exit_code == 0; }, 10s),
-               name);
+    BOOST_TEST(eventually([&] { return n.cli({"status"}, {}, 5s).exit_code == 0; }, 10s), name);
     BOOST_TEST(n.component_pid(name) == before, name << " restarted");
   }
 }
@@ -299,7 +301,8 @@ BOOST_AUTO_TEST_CASE(keep_pods_and_adopt_them) {
   BOOST_TEST(n.stop(SIGTERM) == 0);
   BOOST_TEST(::kill(pid, 0) == 0);
   n.restart_up({});
-  BOOST_REQUIRE(eventually([&] { return n.pod("sleeper").value("/status/phase"_json_pointer, "") == "Running"; }));
+  BOOST_REQUIRE(eventually(
+      [&] { return n.pod("sleeper").value("/status/phase"_json_pointer, "") == "Running"; }));
   BOOST_TEST(container_pid(n, pod) == pid);
   BOOST_TEST(restarts_of(n.pod("sleeper")) == 0);
 }

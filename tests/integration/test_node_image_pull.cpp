@@ -35,8 +35,8 @@ int free_loopback_port() {
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t len = sizeof a;
   int port = 0;
-  if (fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0
-      && ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
+  if (fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
     port = ntohs(a.sin_port);
   if (fd >= 0)
     ::close(fd);
@@ -105,16 +105,16 @@ class registry {
     httplib::Client c("127.0.0.1", port_);
     c.set_connection_timeout(1);
     bool up = eventually(
-      [&] {
-        int st = 0;
-        if (::waitpid(pid_, &st, WNOHANG) == pid_) {
-          pid_ = -1;  // exited: the port was taken meanwhile
-          return true;
-        }
-        auto r = c.Get("/v2/");
-        return r && r->status == 200;
-      },
-      15s);
+        [&] {
+          int st = 0;
+          if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+            pid_ = -1;  // exited: the port was taken meanwhile
+            return true;
+          }
+          auto r = c.Get("/v2/");
+          return r && r->status == 200;
+        },
+        15s);
     if (!up && pid_ > 0) {
       ::kill(pid_, SIGKILL);
       ::waitpid(pid_, nullptr, 0);
@@ -167,16 +167,16 @@ struct requires_registry {
 };
 
 std::string pod_manifest(const std::string& name, const std::string& image) {
-  return "apiVersion: v1\nkind: Pod\nmetadata:\n  name: " + name
-         + "\nspec:\n  terminationGracePeriodSeconds: 2\n  containers:\n  - name: main\n"
-           "    image: "
-         + image + "\n    command: [\"sh\", \"-c\", \"exec sleep 100000\"]\n";
+  return "apiVersion: v1\nkind: Pod\nmetadata:\n  name: " + name +
+         "\nspec:\n  terminationGracePeriodSeconds: 2\n  containers:\n  - name: main\n"
+         "    image: " +
+         image + "\n    command: [\"sh\", \"-c\", \"exec sleep 100000\"]\n";
 }
 
 std::string waiting_reason(const json& pod) {
-  return pod.is_null() ? ""
-                       : pod.value("/status/containerStatuses/0/state/waiting/reason"_json_pointer,
-                                   "");
+  return pod.is_null()
+             ? ""
+             : pod.value("/status/containerStatuses/0/state/waiting/reason"_json_pointer, "");
 }
 
 /// The API server's base URL.
@@ -205,19 +205,19 @@ std::string pods_revision(const node& n) {
 /// server's watch (from `resource_version`) reports them, until `stop`
 /// returns true or `deadline`. `last` gets the pod of the event that made
 /// `stop` true (or of the last event).
-std::vector<std::string> watch_reasons(const node& n, const std::string& name,
-                                       const std::string& resource_version,
-                                       const std::function<bool(const std::vector<std::string>&)>& stop,
-                                       std::chrono::seconds deadline, json* last) {
+std::vector<std::string>
+watch_reasons(const node& n, const std::string& name, const std::string& resource_version,
+              const std::function<bool(const std::vector<std::string>&)>& stop,
+              std::chrono::seconds deadline, json* last) {
   httplib::Client c(api_url(n));
   c.set_read_timeout(deadline);
   std::vector<std::string> reasons;
   std::string buf;
   bool done = false;
   auto end = std::chrono::steady_clock::now() + deadline;
-  c.Get(("/api/v1/namespaces/default/pods?watch=true&resourceVersion=" + resource_version
-         + "&fieldSelector=metadata.name%3D" + name)
-          .c_str(),
+  c.Get(("/api/v1/namespaces/default/pods?watch=true&resourceVersion=" + resource_version +
+         "&fieldSelector=metadata.name%3D" + name)
+            .c_str(),
         [&](const char* data, size_t len) {
           buf.append(data, len);
           for (auto nl = buf.find('\n'); !done && nl != std::string::npos; nl = buf.find('\n')) {
@@ -236,7 +236,7 @@ std::vector<std::string> watch_reasons(const node& n, const std::string& name,
   return reasons;
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(image_pull_suite, *boost::unit_test::precondition(requires_registry{}))
 
@@ -289,12 +289,12 @@ BOOST_AUTO_TEST_CASE(missing_image_backs_off) {
   // the retry shows ErrImagePull again, so a later read could see that.
   json pod;
   auto reasons = watch_reasons(
-    n, "ghost", rv,
-    [](const std::vector<std::string>& r) {
-      auto e = std::find(r.begin(), r.end(), "ErrImagePull");
-      return e != r.end() && std::find(e, r.end(), "ImagePullBackOff") != r.end();
-    },
-    60s, &pod);
+      n, "ghost", rv,
+      [](const std::vector<std::string>& r) {
+        auto e = std::find(r.begin(), r.end(), "ErrImagePull");
+        return e != r.end() && std::find(e, r.end(), "ImagePullBackOff") != r.end();
+      },
+      60s, &pod);
   auto err_pull = std::find(reasons.begin(), reasons.end(), "ErrImagePull");
   auto backoff = std::find(reasons.begin(), reasons.end(), "ImagePullBackOff");
   BOOST_TEST((err_pull != reasons.end()), "reasons seen: " << json(reasons).dump());
@@ -303,8 +303,8 @@ BOOST_AUTO_TEST_CASE(missing_image_backs_off) {
   BOOST_REQUIRE_MESSAGE(waiting_reason(pod) == "ImagePullBackOff",
                         "reasons seen: " << json(reasons).dump());
   BOOST_TEST(pod.value("/status/phase"_json_pointer, "") == "Pending");
-  BOOST_TEST(pod.value("/status/containerStatuses/0/state/waiting/message"_json_pointer, "")
-             == "Back-off pulling image \"" + reg.host() + "/test/does-not-exist:1\"");
+  BOOST_TEST(pod.value("/status/containerStatuses/0/state/waiting/message"_json_pointer, "") ==
+             "Back-off pulling image \"" + reg.host() + "/test/does-not-exist:1\"");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

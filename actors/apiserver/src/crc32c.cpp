@@ -24,7 +24,7 @@ constexpr std::array<std::uint32_t, 256> make_table() {
 
 constexpr auto table = make_table();
 
-} // namespace
+}  // namespace
 
 std::uint32_t crc32c(const void* data, std::size_t n, std::uint32_t crc) {
   const auto* p = static_cast<const unsigned char*>(data);
@@ -34,4 +34,4 @@ std::uint32_t crc32c(const void* data, std::size_t n, std::uint32_t crc) {
   return ~crc;
 }
 
-} // namespace deckhand::apiserver
+}  // namespace deckhand::apiserver

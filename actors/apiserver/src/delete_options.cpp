@@ -12,14 +12,15 @@ using json = nlohmann::json;
 
 error bad(const std::string& message) { return error{errc::invalid, message}; }
 
-} // namespace
+}  // namespace
 
 result<delete_request> parse_delete_options(std::string_view body, const std::string& grace_query,
                                             const std::string& dry_run_query) {
   delete_request out;
   if (!grace_query.empty()) {
     std::int64_t v = 0;
-    auto [end, ec] = std::from_chars(grace_query.data(), grace_query.data() + grace_query.size(), v);
+    auto [end, ec] =
+        std::from_chars(grace_query.data(), grace_query.data() + grace_query.size(), v);
     if (ec != std::errc{} || end != grace_query.data() + grace_query.size())
       return bad("invalid gracePeriodSeconds: " + grace_query);
     out.options.grace_period_seconds = v;
@@ -60,4 +61,4 @@ result<delete_request> parse_delete_options(std::string_view body, const std::st
   return out;
 }
 
-} // namespace deckhand::apiserver
+}  // namespace deckhand::apiserver

@@ -70,9 +70,15 @@ json endpoint_view(const json& pod) {
   json ports = json::array();
   for (const auto& c : member(spec, "containers"))
     ports.push_back(member(c, "ports"));
-  return {labels_of(pod),           member(md, "deletionTimestamp"), member(md, "uid"),
-          member(spec, "nodeName"), member(spec, "hostname"),        member(spec, "subdomain"),
-          ports,                    member(status, "podIP"),         member(status, "phase"),
+  return {labels_of(pod),
+          member(md, "deletionTimestamp"),
+          member(md, "uid"),
+          member(spec, "nodeName"),
+          member(spec, "hostname"),
+          member(spec, "subdomain"),
+          ports,
+          member(status, "podIP"),
+          member(status, "phase"),
           pod_ready(pod)};
 }
 
@@ -281,7 +287,8 @@ std::vector<slice_content> mirrored_slices(const json& endpoints, std::size_t ma
   for (const auto& ss : member(endpoints, "subsets")) {
     json ports = json::array();
     for (const auto& p : member(ss, "ports")) {
-      json j = {{"name", str(p, "name")}, {"port", member(p, "port")},
+      json j = {{"name", str(p, "name")},
+                {"port", member(p, "port")},
                 {"protocol", str(p, "protocol").empty() ? "TCP" : str(p, "protocol")}};
       if (!str(p, "appProtocol").empty())
         j["appProtocol"] = str(p, "appProtocol");
@@ -304,7 +311,7 @@ std::vector<slice_content> mirrored_slices(const json& endpoints, std::size_t ma
 
 bool is_ipv6(const std::string& ip) { return ip.find(':') != std::string::npos; }
 
-} // namespace
+}  // namespace
 
 endpoints_controller::endpoints_controller(registry& reg, endpoints_controller_options opts)
     : reg_(reg), opts_(opts) {
@@ -401,12 +408,13 @@ void endpoints_controller::on_event(const watch_event& ev) {
         enqueue({ns, str(labels, service_name_label)});
     }
   } else if (ev.kind == "Pod") {
-    if (ev.type == watch_event_type::modified && endpoint_view(ev.object) == endpoint_view(ev.previous))
+    if (ev.type == watch_event_type::modified &&
+        endpoint_view(ev.object) == endpoint_view(ev.previous))
       return;
     {
       std::lock_guard lock(mu_);
-      pod_changes_.push_back({ns, ev.previous.is_null() ? json() : labels_of(ev.previous),
-                              labels_of(ev.object)});
+      pod_changes_.push_back(
+          {ns, ev.previous.is_null() ? json() : labels_of(ev.previous), labels_of(ev.object)});
     }
     cv_.notify_all();
   }
@@ -574,13 +582,13 @@ result<std::size_t> endpoints_controller::sync_service(const service_key& key,
         ++writes;
         continue;
       }
-      json obj = {{"apiVersion", "discovery.k8s.io/v1"},
-                  {"kind", "EndpointSlice"},
-                  {"metadata",
-                   {{"generateName", name + "-"}, {"namespace", ns}, {"labels", labels}}},
-                  {"addressType", address_type},
-                  {"endpoints", want[i].endpoints},
-                  {"ports", want[i].ports}};
+      json obj = {
+          {"apiVersion", "discovery.k8s.io/v1"},
+          {"kind", "EndpointSlice"},
+          {"metadata", {{"generateName", name + "-"}, {"namespace", ns}, {"labels", labels}}},
+          {"addressType", address_type},
+          {"endpoints", want[i].endpoints},
+          {"ports", want[i].ports}};
       if (!owner.is_null())
         obj["metadata"]["ownerReferences"] = owner;
       auto r = reg_.create("endpointslices", ns, std::move(obj));
@@ -685,4 +693,4 @@ result<std::size_t> endpoints_controller::sync_service(const service_key& key,
   return writes;
 }
 
-} // namespace deckhand::apiserver
+}  // namespace deckhand::apiserver

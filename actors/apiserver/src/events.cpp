@@ -49,7 +49,7 @@ int64_t count_of(const json& ev) {
   return 1;
 }
 
-} // namespace
+}  // namespace
 
 kind_info event_kind() {
   kind_info k;
@@ -60,11 +60,11 @@ kind_info event_kind() {
   k.status_subresource = false;
   // Kubernetes' event field set (pkg/registry/core/event), except `source`,
   // which it flattens from source.component.
-  k.field_selectors = {"involvedObject.kind",      "involvedObject.namespace",
-                       "involvedObject.name",      "involvedObject.uid",
+  k.field_selectors = {"involvedObject.kind",       "involvedObject.namespace",
+                       "involvedObject.name",       "involvedObject.uid",
                        "involvedObject.apiVersion", "involvedObject.resourceVersion",
-                       "involvedObject.fieldPath", "reason",
-                       "reportingComponent",       "type"};
+                       "involvedObject.fieldPath",  "reason",
+                       "reportingComponent",        "type"};
   k.prepare_create = [](json& obj) { return validate_event(obj); };
   k.prepare_update = [](const json&, json& obj) { return validate_event(obj); };
   return k;
@@ -89,10 +89,9 @@ result<std::chrono::system_clock::time_point> parse_rfc3339(const std::string& t
 }
 
 std::chrono::system_clock::time_point event_last_seen(const json& ev) {
-  std::string candidates[] = {str_at(ev, "lastTimestamp"), str_at(ev, "eventTime"),
-                              str_at(ev, "firstTimestamp"),
-                              ev.contains("metadata") ? str_at(ev["metadata"], "creationTimestamp")
-                                                      : std::string{}};
+  std::string candidates[] = {
+      str_at(ev, "lastTimestamp"), str_at(ev, "eventTime"), str_at(ev, "firstTimestamp"),
+      ev.contains("metadata") ? str_at(ev["metadata"], "creationTimestamp") : std::string{}};
   for (const auto& c : candidates) {
     if (c.empty())
       continue;
@@ -200,7 +199,10 @@ json scheduled_event(const json& pod, const std::string& node,
           {"kind", "Event"},
           {"metadata", {{"name", name + suffix}, {"namespace", ns}}},
           {"involvedObject",
-           {{"kind", "Pod"}, {"namespace", ns}, {"name", name}, {"uid", str_at(md, "uid")},
+           {{"kind", "Pod"},
+            {"namespace", ns},
+            {"name", name},
+            {"uid", str_at(md, "uid")},
             {"apiVersion", "v1"}}},
           {"reason", "Scheduled"},
           {"message", "Successfully assigned " + ns + "/" + name + " to " + node},
@@ -213,4 +215,4 @@ json scheduled_event(const json& pod, const std::string& node,
           {"reportingInstance", "default-scheduler-deckhand"}};
 }
 
-} // namespace deckhand::apiserver
+}  // namespace deckhand::apiserver

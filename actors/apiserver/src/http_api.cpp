@@ -22,8 +22,8 @@ constexpr const char* json_type = "application/json";
 
 json status_object(int code, const std::string& reason, const std::string& message,
                    const std::string& name = {}, const std::string& kind = {}) {
-  json st = {{"kind", "Status"},     {"apiVersion", "v1"}, {"metadata", json::object()},
-             {"status", "Failure"},  {"message", message}, {"reason", reason},
+  json st = {{"kind", "Status"},    {"apiVersion", "v1"}, {"metadata", json::object()},
+             {"status", "Failure"}, {"message", message}, {"reason", reason},
              {"code", code}};
   if (!name.empty() || !kind.empty()) {
     json d = json::object();
@@ -51,18 +51,16 @@ void send_status(httplib::Response& res, int code, const std::string& reason,
 void send_error(httplib::Response& res, const error& err, const std::string& name = {},
                 const std::string& kind = {}) {
   switch (err.code) {
-    case errc::not_found: return send_status(res, 404, "NotFound", err.message, name, kind);
-    case errc::already_exists:
-      return send_status(res, 409, "AlreadyExists", err.message, name, kind);
-    case errc::conflict: return send_status(res, 409, "Conflict", err.message, name, kind);
-    case errc::invalid: return send_status(res, 422, "Invalid", err.message, name, kind);
-    case errc::too_large:
-      return send_status(res, 413, "RequestEntityTooLarge", err.message, name, kind);
-    case errc::unsupported:
-      return send_status(res, 405, "MethodNotAllowed", err.message, name, kind);
-    case errc::unavailable:
-      return send_status(res, 503, "ServiceUnavailable", err.message, name, kind);
-    default: return send_status(res, 500, "InternalError", err.message, name, kind);
+  case errc::not_found: return send_status(res, 404, "NotFound", err.message, name, kind);
+  case errc::already_exists: return send_status(res, 409, "AlreadyExists", err.message, name, kind);
+  case errc::conflict: return send_status(res, 409, "Conflict", err.message, name, kind);
+  case errc::invalid: return send_status(res, 422, "Invalid", err.message, name, kind);
+  case errc::too_large:
+    return send_status(res, 413, "RequestEntityTooLarge", err.message, name, kind);
+  case errc::unsupported: return send_status(res, 405, "MethodNotAllowed", err.message, name, kind);
+  case errc::unavailable:
+    return send_status(res, 503, "ServiceUnavailable", err.message, name, kind);
+  default: return send_status(res, 500, "InternalError", err.message, name, kind);
   }
 }
 
@@ -73,9 +71,12 @@ void send_invalid(httplib::Response& res, const error& err, const std::string& n
   json st = status_object(422, "Invalid", err.message, name, k.kind);
   if (!causes.empty()) {
     static const std::map<std::string, std::string> reasons = {
-        {"Required value", "FieldValueRequired"},   {"Invalid value", "FieldValueInvalid"},
-        {"Unsupported value", "FieldValueNotSupported"}, {"Duplicate value", "FieldValueDuplicate"},
-        {"Forbidden", "FieldValueForbidden"},       {"Not found", "FieldValueNotFound"},
+        {"Required value", "FieldValueRequired"},
+        {"Invalid value", "FieldValueInvalid"},
+        {"Unsupported value", "FieldValueNotSupported"},
+        {"Duplicate value", "FieldValueDuplicate"},
+        {"Forbidden", "FieldValueForbidden"},
+        {"Not found", "FieldValueNotFound"},
         {"Too long", "FieldValueTooLong"}};
     json list = json::array();
     for (const auto& c : causes) {
@@ -116,8 +117,7 @@ bool is_true(const std::string& v) { return v == "true" || v == "1"; }
 /// Whether the client (kubectl get) asks for a meta.k8s.io Table and one can
 /// be made for `k`.
 bool wants_table(const httplib::Request& req, const kind_info& k) {
-  return req.get_header_value("Accept").find("as=Table") != std::string::npos &&
-         has_table(k.kind);
+  return req.get_header_value("Accept").find("as=Table") != std::string::npos && has_table(k.kind);
 }
 
 /// A parsed JSON body, or the 400 it deserves.
@@ -141,8 +141,8 @@ std::optional<json> parse_body(const httplib::Request& req, httplib::Response& r
 }
 
 std::string body_meta(const json& body, const char* key) {
-  if (body.contains("metadata") && body["metadata"].is_object() &&
-      body["metadata"].contains(key) && body["metadata"][key].is_string())
+  if (body.contains("metadata") && body["metadata"].is_object() && body["metadata"].contains(key) &&
+      body["metadata"][key].is_string())
     return body["metadata"][key].get<std::string>();
   return {};
 }
@@ -160,10 +160,11 @@ bool check_identity(const kind_info& k, const json& body, const std::string& ns,
     return false;
   }
   if (body.contains("kind") && body["kind"] != k.kind) {
-    send_status(res, 400, "BadRequest",
-                "the kind in the data (" +
-                    (body["kind"].is_string() ? body["kind"].get<std::string>() : body["kind"].dump()) +
-                    ") does not match the expected kind (" + k.kind + ")");
+    send_status(
+        res, 400, "BadRequest",
+        "the kind in the data (" +
+            (body["kind"].is_string() ? body["kind"].get<std::string>() : body["kind"].dump()) +
+            ") does not match the expected kind (" + k.kind + ")");
     return false;
   }
   std::string body_ns = body_meta(body, "namespace");
@@ -242,7 +243,7 @@ std::string watch_line(const char* type, const json& obj) {
   return json{{"type", type}, {"object", obj}}.dump() + "\n";
 }
 
-} // namespace
+}  // namespace
 
 struct http_api::impl {
   registry& reg;
@@ -253,8 +254,7 @@ struct http_api::impl {
   std::atomic<bool> stopping{false};
   std::atomic<int> bound_port{0};
 
-  impl(registry& r, http_options o)
-      : reg(r), opts(std::move(o)), watches(r, opts.watch_history) {}
+  impl(registry& r, http_options o) : reg(r), opts(std::move(o)), watches(r, opts.watch_history) {}
 
   void routes();
   void discovery_v1(httplib::Response& res);
@@ -284,25 +284,27 @@ struct http_api::impl {
 void http_api::impl::routes() {
   server.set_payload_max_length(opts.max_body_bytes);
   int threads = std::max(4, opts.threads);
-  server.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+  server.new_task_queue = [threads] {
+    return new httplib::ThreadPool(static_cast<size_t>(threads));
+  };
   // httplib answers some errors itself (oversized body, unknown method) with
   // an empty body; give those a Status like every other error.
-  server.set_error_handler(httplib::Server::HandlerWithResponse(
-      [](const httplib::Request&, httplib::Response& res) {
-    if (!res.body.empty())
-      return httplib::Server::HandlerResponse::Unhandled;
-    switch (res.status) {
-      case 413:
-        send_status(res, 413, "RequestEntityTooLarge", "the request body is too large");
-        break;
-      case 404: send_not_found_path(res); break;
-      case 405: send_status(res, 405, "MethodNotAllowed", "the method is not allowed"); break;
-      default:
-        send_status(res, res.status, res.status >= 500 ? "InternalError" : "BadRequest",
-                    "HTTP " + std::to_string(res.status));
-    }
-    return httplib::Server::HandlerResponse::Handled;
-  }));
+  server.set_error_handler(
+      httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
+        if (!res.body.empty())
+          return httplib::Server::HandlerResponse::Unhandled;
+        switch (res.status) {
+        case 413:
+          send_status(res, 413, "RequestEntityTooLarge", "the request body is too large");
+          break;
+        case 404: send_not_found_path(res); break;
+        case 405: send_status(res, 405, "MethodNotAllowed", "the method is not allowed"); break;
+        default:
+          send_status(res, res.status, res.status >= 500 ? "InternalError" : "BadRequest",
+                      "HTTP " + std::to_string(res.status));
+        }
+        return httplib::Server::HandlerResponse::Handled;
+      }));
   server.set_exception_handler(
       [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
         std::string what = "unknown error";
@@ -337,10 +339,12 @@ void http_api::impl::routes() {
               {{"kind", "APIVersions"},
                {"versions", json::array({"v1"})},
                {"serverAddressByClientCIDRs",
-                json::array({{{"clientCIDR", "0.0.0.0/0"},
-                              {"serverAddress", opts.host + ":" + std::to_string(bound_port.load())}}})}});
+                json::array(
+                    {{{"clientCIDR", "0.0.0.0/0"},
+                      {"serverAddress", opts.host + ":" + std::to_string(bound_port.load())}}})}});
   });
-  server.Get("/api/v1", [this](const httplib::Request&, httplib::Response& res) { discovery_v1(res); });
+  server.Get("/api/v1",
+             [this](const httplib::Request&, httplib::Response& res) { discovery_v1(res); });
   server.Get("/apis", [this](const httplib::Request&, httplib::Response& res) {
     json list = json::array();
     for (const auto& [group, version] : groups()) {
@@ -356,12 +360,16 @@ void http_api::impl::routes() {
       return send_not_found_path(res);
     json gv = {{"groupVersion", it->first + "/" + it->second}, {"version", it->second}};
     send_json(res, 200,
-              {{"kind", "APIGroup"}, {"apiVersion", "v1"}, {"name", it->first},
-               {"versions", json::array({gv})}, {"preferredVersion", gv}});
+              {{"kind", "APIGroup"},
+               {"apiVersion", "v1"},
+               {"name", it->first},
+               {"versions", json::array({gv})},
+               {"preferredVersion", gv}});
   });
-  server.Get(R"(/apis/([^/]+)/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
-    discovery_group(req.matches[1].str(), req.matches[2].str(), res);
-  });
+  server.Get(R"(/apis/([^/]+)/([^/]+))",
+             [this](const httplib::Request& req, httplib::Response& res) {
+               discovery_group(req.matches[1].str(), req.matches[2].str(), res);
+             });
   // kubectl create/apply validate manifests either against the OpenAPI schema
   // (client side) or by asking the server (fieldValidation), and decide which
   // from this document: announcing the parameter on PATCH keeps kubectl from
@@ -382,13 +390,13 @@ void http_api::impl::routes() {
         continue;
       std::string path = k.namespaced ? prefix + "/namespaces/{namespace}/" + k.resource + "/{name}"
                                       : prefix + "/" + k.resource + "/{name}";
-      paths[path] = {
-          {"patch",
-           {{"x-kubernetes-group-version-kind",
-             {{"group", k.group}, {"version", k.version}, {"kind", k.kind}}},
-            {"parameters", json::array({{{"name", "fieldValidation"}, {"in", "query"},
-                                         {"schema", {{"type", "string"}}}}})},
-            {"responses", {{"200", {{"description", "OK"}}}}}}}};
+      paths[path] = {{"patch",
+                      {{"x-kubernetes-group-version-kind",
+                        {{"group", k.group}, {"version", k.version}, {"kind", k.kind}}},
+                       {"parameters", json::array({{{"name", "fieldValidation"},
+                                                    {"in", "query"},
+                                                    {"schema", {{"type", "string"}}}}})},
+                       {"responses", {{"200", {{"description", "OK"}}}}}}}};
     }
     if (paths.empty())
       return send_not_found_path(res);
@@ -436,11 +444,12 @@ void http_api::impl::discovery_group(const std::string& group, const std::string
   for (const auto& k : reg.kinds()) {
     if (k.group != group || k.version != version)
       continue;
-    json r = {{"name", k.resource},
-              {"singularName", k.singular},
-              {"namespaced", k.namespaced},
-              {"kind", k.kind},
-              {"verbs", json::array({"create", "delete", "get", "list", "patch", "update", "watch"})}};
+    json r = {
+        {"name", k.resource},
+        {"singularName", k.singular},
+        {"namespaced", k.namespaced},
+        {"kind", k.kind},
+        {"verbs", json::array({"create", "delete", "get", "list", "patch", "update", "watch"})}};
     if (!k.short_names.empty())
       r["shortNames"] = k.short_names;
     resources.push_back(std::move(r));
@@ -459,12 +468,13 @@ void http_api::impl::discovery_v1(httplib::Response& res) {
   for (const auto& k : reg.kinds()) {
     if (!k.group.empty())
       continue;
-    resources.push_back({{"name", k.resource},
-                         {"singularName", k.singular},
-                         {"namespaced", k.namespaced},
-                         {"kind", k.kind},
-                         {"verbs", json::array({"create", "delete", "get", "list", "patch", "update", "watch"})},
-                         {"shortNames", k.short_names}});
+    resources.push_back(
+        {{"name", k.resource},
+         {"singularName", k.singular},
+         {"namespaced", k.namespaced},
+         {"kind", k.kind},
+         {"verbs", json::array({"create", "delete", "get", "list", "patch", "update", "watch"})},
+         {"shortNames", k.short_names}});
     if (k.status_subresource)
       resources.push_back({{"name", k.resource + "/status"},
                            {"singularName", ""},
@@ -484,7 +494,8 @@ void http_api::impl::discovery_v1(httplib::Response& res) {
                        {"kind", "Namespace"},
                        {"verbs", json::array({"get", "list"})},
                        {"shortNames", json::array({"ns"})}});
-  send_json(res, 200, {{"kind", "APIResourceList"}, {"groupVersion", "v1"}, {"resources", resources}});
+  send_json(res, 200,
+            {{"kind", "APIResourceList"}, {"groupVersion", "v1"}, {"resources", resources}});
 }
 
 void http_api::impl::handle(const httplib::Request& req, httplib::Response& res) {
@@ -645,8 +656,8 @@ void http_api::impl::watch(const kind_info& k, const std::string& ns, const labe
     // Short waits so a stopping server or a vanished client is noticed.
     auto wait = std::min<std::chrono::steady_clock::duration>(std::chrono::milliseconds(500),
                                                               st->deadline - now);
-    auto events = watches.wait_after(st->after,
-                                     std::chrono::duration_cast<std::chrono::milliseconds>(wait));
+    auto events =
+        watches.wait_after(st->after, std::chrono::duration_cast<std::chrono::milliseconds>(wait));
     if (!events) {
       write(watch_line("ERROR", status_object(410, "Expired", events.err().message)));
       sink.done();
@@ -697,8 +708,8 @@ void http_api::impl::item(const kind_info& k, const std::string& ns, const std::
     return send_json(res, 200, *out);
   }
   if (req.method == "DELETE") {
-    auto dopts = parse_delete_options(req.body, param(req, "gracePeriodSeconds"),
-                                      param(req, "dryRun"));
+    auto dopts =
+        parse_delete_options(req.body, param(req, "gracePeriodSeconds"), param(req, "dryRun"));
     if (!dopts)
       return send_status(res, 400, "BadRequest", dopts.err().message);
     if (dopts->dry_run) {
@@ -808,8 +819,11 @@ void http_api::impl::binding(const std::string& ns, const std::string& name,
   auto out = reg.bind(ns, pod, node);
   if (!out)
     return send_error(res, out.err(), pod, "pods");
-  json st = {{"kind", "Status"}, {"apiVersion", "v1"}, {"metadata", json::object()},
-             {"status", "Success"}, {"code", 201}};
+  json st = {{"kind", "Status"},
+             {"apiVersion", "v1"},
+             {"metadata", json::object()},
+             {"status", "Success"},
+             {"code", 201}};
   send_json(res, 201, st);
 }
 
@@ -883,4 +897,4 @@ std::string http_api::url() const {
   return "http://" + impl_->opts.host + ":" + std::to_string(impl_->bound_port.load());
 }
 
-} // namespace deckhand::apiserver
+}  // namespace deckhand::apiserver

@@ -28,8 +28,8 @@ field_errors validate_lease(json& obj) {
   if (spec.contains("leaseDurationSeconds")) {
     const auto& d = spec["leaseDurationSeconds"];
     if (!d.is_number_integer() || d.get<int64_t>() <= 0)
-      errs.push_back({"Invalid value", "spec.leaseDurationSeconds",
-                      d.dump() + ": must be greater than 0"});
+      errs.push_back(
+          {"Invalid value", "spec.leaseDurationSeconds", d.dump() + ": must be greater than 0"});
   }
   if (spec.contains("leaseTransitions")) {
     const auto& t = spec["leaseTransitions"];
@@ -38,16 +38,15 @@ field_errors validate_lease(json& obj) {
                       t.dump() + ": must be greater than or equal to 0"});
   }
   for (const char* f : {"renewTime", "acquireTime"})
-    if (spec.contains(f)
-        && (!spec[f].is_string() || !parse_micro_time(spec[f].get<std::string>())))
-      errs.push_back({"Invalid value", std::string("spec.") + f, spec[f].dump()
-                                                                   + ": not an RFC 3339 time"});
+    if (spec.contains(f) && (!spec[f].is_string() || !parse_micro_time(spec[f].get<std::string>())))
+      errs.push_back(
+          {"Invalid value", std::string("spec.") + f, spec[f].dump() + ": not an RFC 3339 time"});
   if (spec.contains("holderIdentity") && !spec["holderIdentity"].is_string())
     errs.push_back({"Invalid value", "spec.holderIdentity", "must be a string"});
   return errs;
 }
 
-} // namespace
+}  // namespace
 
 kind_info lease_kind() {
   kind_info k;
@@ -81,9 +80,8 @@ std::string format_micro_time(std::chrono::system_clock::time_point t) {
 std::optional<std::chrono::system_clock::time_point> parse_micro_time(const std::string& text) {
   std::tm tm{};
   int consumed = 0;
-  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon,
-                  &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed)
-      != 6)
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6)
     return std::nullopt;
   std::string rest = text.substr(static_cast<std::size_t>(consumed));
   int64_t micros = 0;
@@ -107,8 +105,7 @@ std::optional<std::chrono::system_clock::time_point> parse_micro_time(const std:
     return std::nullopt;
   tm.tm_year -= 1900;
   tm.tm_mon -= 1;
-  return std::chrono::system_clock::from_time_t(::timegm(&tm))
-         + std::chrono::microseconds(micros);
+  return std::chrono::system_clock::from_time_t(::timegm(&tm)) + std::chrono::microseconds(micros);
 }
 
 result<json> renew_node_lease(registry& reg, const std::string& node_name,
@@ -135,11 +132,10 @@ result<json> renew_node_lease(registry& reg, const std::string& node_name,
       // Owned by the Node, as the kubelet sets it (garbage collection).
       auto node = reg.get("nodes", "", node_name);
       if (node && (*node)["metadata"].contains("uid"))
-        lease["metadata"]["ownerReferences"] =
-          json::array({{{"apiVersion", "v1"},
-                        {"kind", "Node"},
-                        {"name", node_name},
-                        {"uid", (*node)["metadata"]["uid"]}}});
+        lease["metadata"]["ownerReferences"] = json::array({{{"apiVersion", "v1"},
+                                                             {"kind", "Node"},
+                                                             {"name", node_name},
+                                                             {"uid", (*node)["metadata"]["uid"]}}});
     }
     auto& spec = lease["spec"];
     spec["holderIdentity"] = holder.empty() ? node_name : holder;
@@ -177,4 +173,4 @@ bool node_lease_fresh(const registry& reg, const std::string& node_name,
   return exp && now < *exp;
 }
 
-} // namespace deckhand::apiserver
+}  // namespace deckhand::apiserver

@@ -13,8 +13,7 @@ using nlohmann::json;
 
 std::string mirror_hash(const json& pod) {
   const auto* md = pod.is_object() && pod.contains("metadata") ? &pod["metadata"] : nullptr;
-  if (!md || !md->is_object() || !md->contains("annotations")
-      || !(*md)["annotations"].is_object())
+  if (!md || !md->is_object() || !md->contains("annotations") || !(*md)["annotations"].is_object())
     return {};
   const auto& a = (*md)["annotations"];
   auto it = a.find(mirror_annotation);
@@ -25,8 +24,7 @@ std::string meta(const json& pod, const char* key) {
   if (!pod.contains("metadata") || !pod["metadata"].is_object())
     return {};
   auto it = pod["metadata"].find(key);
-  return it != pod["metadata"].end() && it->is_string() ? it->get<std::string>()
-                                                        : std::string{};
+  return it != pod["metadata"].end() && it->is_string() ? it->get<std::string>() : std::string{};
 }
 
 std::uint64_t revision_of(const json& obj) {
@@ -37,12 +35,12 @@ std::uint64_t revision_of(const json& obj) {
   }
 }
 
-} // namespace
+}  // namespace
 
 bool is_mirror_pod(const json& pod) {
-  return pod.is_object() && pod.contains("metadata") && pod["metadata"].is_object()
-         && pod["metadata"].contains("annotations") && pod["metadata"]["annotations"].is_object()
-         && pod["metadata"]["annotations"].contains(mirror_annotation);
+  return pod.is_object() && pod.contains("metadata") && pod["metadata"].is_object() &&
+         pod["metadata"].contains("annotations") && pod["metadata"]["annotations"].is_object() &&
+         pod["metadata"]["annotations"].contains(mirror_annotation);
 }
 
 result<std::uint64_t> apply_mirror_pod_update(registry& reg, const wire::mirror_pod_update& u) {
@@ -56,8 +54,8 @@ result<std::uint64_t> apply_mirror_pod_update(registry& reg, const wire::mirror_
   if (!existing && existing.err().code != errc::not_found)
     return existing.err();
   if (existing && !is_mirror_pod(*existing))
-    return error{errc::already_exists, "pods \"" + md.name + "\" already exists in namespace "
-                                         + ns + " and is not a mirror pod"};
+    return error{errc::already_exists, "pods \"" + md.name + "\" already exists in namespace " +
+                                           ns + " and is not a mirror pod"};
   if (u.remove) {
     if (!existing || (!want.empty() && mirror_hash(*existing) != want))
       return reg.revision();
@@ -74,7 +72,7 @@ result<std::uint64_t> apply_mirror_pod_update(registry& reg, const wire::mirror_
   }
   if (want.empty())
     return error{errc::invalid, "mirror_pod_update: pod.metadata.annotations[" +
-                                  std::string(mirror_annotation) + "]: Required value"};
+                                    std::string(mirror_annotation) + "]: Required value"};
   if (md.namespace_.empty() || u.pod_.spec.node_name.empty())
     return error{errc::invalid, "mirror_pod_update: a mirror pod needs metadata.namespace and "
                                 "spec.nodeName"};
@@ -115,4 +113,4 @@ result<nlohmann::json> update_pod_status(registry& reg, const wire::pod_status_u
   return reg.update_status("pods", u.namespace_, u.name, status, meta(*cur, "uid"));
 }
 
-} // namespace deckhand::apiserver
+}  // namespace deckhand::apiserver

@@ -19,8 +19,8 @@ namespace deckhand::apiserver {
 namespace {
 
 using clock_type = std::chrono::steady_clock;
-using host::tick_atom;
 using host::sync_atom;
+using host::tick_atom;
 
 /// Numbers feed events and pairs snapshots with a feed position. Shared by
 /// the registry's listener (called under the registry's write lock) and the
@@ -55,7 +55,6 @@ struct service_state {
 };
 
 using service_actor = caf::stateful_actor<service_state>;
-
 
 void reply_ack(service_actor* self, const transport::inbound_request& req, uint64_t rev) {
   self->state.bus->reply(req, wire::make_envelope(wire::ack{rev}));
@@ -185,7 +184,8 @@ void handle_heartbeat(service_actor* self, const transport::inbound_request& req
   }
   const auto& name = r->node_.metadata.name;
   if (name.empty()) {
-    st.bus->reply_error(req, error{errc::invalid, "node_heartbeat: node.metadata.name: Required value"});
+    st.bus->reply_error(req,
+                        error{errc::invalid, "node_heartbeat: node.metadata.name: Required value"});
     return;
   }
   auto existing = st.reg->get("nodes", "", name);
@@ -204,9 +204,8 @@ void handle_heartbeat(service_actor* self, const transport::inbound_request& req
     if (old.contains("conditions") && status.contains("conditions"))
       for (auto& c : status["conditions"])
         for (const auto& o : old["conditions"])
-          if (o.value("type", "") == c.value("type", "")
-              && o.value("status", "") == c.value("status", "")
-              && o.contains("lastTransitionTime"))
+          if (o.value("type", "") == c.value("type", "") &&
+              o.value("status", "") == c.value("status", "") && o.contains("lastTransitionTime"))
             c["lastTransitionTime"] = o["lastTransitionTime"];
     res = st.reg->update_status("nodes", "", name, status, "");
   } else {
@@ -231,8 +230,8 @@ void handle_lease(service_actor* self, const transport::inbound_request& req) {
     st.bus->reply_error(req, r.err());
     return;
   }
-  auto res = renew_node_lease(*st.reg, r->node_name, r->holder_identity,
-                              r->lease_duration_seconds, std::chrono::system_clock::now());
+  auto res = renew_node_lease(*st.reg, r->node_name, r->holder_identity, r->lease_duration_seconds,
+                              std::chrono::system_clock::now());
   if (!res) {
     st.bus->reply_error(req, res.err());
     return;
@@ -295,8 +294,8 @@ void schedule(service_actor* self) {
           continue;
         bool fits = true;
         for (auto& [k, v] : (*p)["spec"]["nodeSelector"].items())
-          if ((*nobj)["metadata"].value("labels", nlohmann::json::object()).value(k, "")
-              != v.get<std::string>())
+          if ((*nobj)["metadata"].value("labels", nlohmann::json::object()).value(k, "") !=
+              v.get<std::string>())
             fits = false;
         if (!fits)
           continue;
@@ -328,44 +327,45 @@ caf::behavior node_service(service_actor* self, registry* reg, transport::bridge
   st.opts = opts;
   auto me = caf::actor_cast<caf::actor>(self);
   st.subscription = reg->subscribe([fd, me](const watch_event& ev) {
-                          auto topic = kind_topic(ev.kind);
-                          if (topic.empty())
-                            return;
-                          wire::watch_event out;
-                          out.type = to_string(ev.type);
-                          out.kind = topic;
-                          out.revision = ev.revision;
-                          if (topic == "pods") {
-                            auto p = wire::from_json<wire::pod>(ev.object);
-                            if (p)
-                              out.pod_ = std::move(*p);
-                          } else if (topic == "endpointslices") {
-                            auto s = wire::from_json<wire::endpoint_slice>(ev.object);
-                            if (s)
-                              out.endpoint_slice_ = std::move(*s);
-                          } else {
-                            auto s = wire::from_json<wire::service>(ev.object);
-                            if (s)
-                              out.service_ = std::move(*s);
-                          }
-                          bool unbound = topic == "pods" && ev.type == watch_event_type::added
-                                         && out.pod_.spec.node_name.empty();
-                          {
-                            std::lock_guard<std::mutex> guard{fd->mtx};
-                            out.seq = ++fd->seqs[topic];
-                            ++fd->total;
-                            fd->bus->publish(fd->pub, topic, wire::make_envelope(out));
-                          }
-                          if (unbound)
-                            caf::anon_send(me, sync_atom::value);
-                        }).id;
+                         auto topic = kind_topic(ev.kind);
+                         if (topic.empty())
+                           return;
+                         wire::watch_event out;
+                         out.type = to_string(ev.type);
+                         out.kind = topic;
+                         out.revision = ev.revision;
+                         if (topic == "pods") {
+                           auto p = wire::from_json<wire::pod>(ev.object);
+                           if (p)
+                             out.pod_ = std::move(*p);
+                         } else if (topic == "endpointslices") {
+                           auto s = wire::from_json<wire::endpoint_slice>(ev.object);
+                           if (s)
+                             out.endpoint_slice_ = std::move(*s);
+                         } else {
+                           auto s = wire::from_json<wire::service>(ev.object);
+                           if (s)
+                             out.service_ = std::move(*s);
+                         }
+                         bool unbound = topic == "pods" && ev.type == watch_event_type::added &&
+                                        out.pod_.spec.node_name.empty();
+                         {
+                           std::lock_guard<std::mutex> guard{fd->mtx};
+                           out.seq = ++fd->seqs[topic];
+                           ++fd->total;
+                           fd->bus->publish(fd->pub, topic, wire::make_envelope(out));
+                         }
+                         if (unbound)
+                           caf::anon_send(me, sync_atom::value);
+                       })
+                        .id;
   self->attach_functor([reg, id = st.subscription] { reg->unsubscribe(id); });
   self->send(self, tick_atom::value, uint64_t{0});
   self->send(self, tick_atom::value, uint64_t{1});
   self->delayed_send(self, opts.events.collect_period, tick_atom::value, uint64_t{2});
   return {
-    [=](const transport::inbound_request& req) {
-      switch (req.env.hdr.type) {
+      [=](const transport::inbound_request& req) {
+        switch (req.env.hdr.type) {
         case wire::list_request::type_id: handle_list(self, req); break;
         case wire::pod_status_update::type_id: handle_status(self, req); break;
         case wire::pod_finalize::type_id: handle_finalize(self, req); break;
@@ -375,32 +375,32 @@ caf::behavior node_service(service_actor* self, registry* reg, transport::bridge
         case wire::lease_renew::type_id: handle_lease(self, req); break;
         default:
           self->state.bus->reply_error(
-            req, error{errc::invalid, "message type " + std::to_string(req.env.hdr.type)
-                                        + " is not served by the API server"});
-      }
-    },
-    [=](sync_atom) { schedule(self); },
-    [=](tick_atom, uint64_t which) {
-      auto& s = self->state;
-      if (which == 2) {
-        collect_events(*s.reg, s.opts.events, std::chrono::system_clock::now());
-        self->delayed_send(self, s.opts.events.collect_period, tick_atom::value, uint64_t{2});
-      } else if (which == 0) {
-        std::lock_guard<std::mutex> guard{s.fd->mtx};
-        wire::feed_heartbeat hb;
-        hb.seq = s.fd->total;
-        hb.topics = s.fd->seqs;
-        s.fd->bus->publish(s.fd->pub, "hb", wire::make_envelope(hb));
-        self->delayed_send(self, s.opts.feed_heartbeat, tick_atom::value, uint64_t{0});
-      } else {
-        schedule(self);
-        self->delayed_send(self, s.opts.schedule_period, tick_atom::value, uint64_t{1});
-      }
-    },
+              req, error{errc::invalid, "message type " + std::to_string(req.env.hdr.type) +
+                                            " is not served by the API server"});
+        }
+      },
+      [=](sync_atom) { schedule(self); },
+      [=](tick_atom, uint64_t which) {
+        auto& s = self->state;
+        if (which == 2) {
+          collect_events(*s.reg, s.opts.events, std::chrono::system_clock::now());
+          self->delayed_send(self, s.opts.events.collect_period, tick_atom::value, uint64_t{2});
+        } else if (which == 0) {
+          std::lock_guard<std::mutex> guard{s.fd->mtx};
+          wire::feed_heartbeat hb;
+          hb.seq = s.fd->total;
+          hb.topics = s.fd->seqs;
+          s.fd->bus->publish(s.fd->pub, "hb", wire::make_envelope(hb));
+          self->delayed_send(self, s.opts.feed_heartbeat, tick_atom::value, uint64_t{0});
+        } else {
+          schedule(self);
+          self->delayed_send(self, s.opts.schedule_period, tick_atom::value, uint64_t{1});
+        }
+      },
   };
 }
 
-} // namespace
+}  // namespace
 
 caf::actor spawn_node_service(caf::actor_system& sys, registry& reg, transport::bridge& bus,
                               int pub_socket, node_service_options opts) {
@@ -410,4 +410,4 @@ caf::actor spawn_node_service(caf::actor_system& sys, registry& reg, transport::
   return sys.spawn<caf::detached>(node_service, &reg, &bus, fd, opts);
 }
 
-} // namespace deckhand::apiserver
+}  // namespace deckhand::apiserver

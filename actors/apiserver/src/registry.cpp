@@ -48,9 +48,9 @@ error check_preconditions(const kind_info& k, const std::string& name, const sto
     return {errc::conflict, "Precondition failed: UID in precondition: " + uid +
                                 ", UID in object meta: " + have_uid};
   if (!rv.empty() && rv != std::to_string(cur.mod_revision))
-    return {errc::conflict, "Precondition failed: ResourceVersion in precondition: " + rv +
-                                ", ResourceVersion in object meta: " +
-                                std::to_string(cur.mod_revision)};
+    return {errc::conflict,
+            "Precondition failed: ResourceVersion in precondition: " + rv +
+                ", ResourceVersion in object meta: " + std::to_string(cur.mod_revision)};
   (void)k;
   (void)name;
   return {};
@@ -69,9 +69,9 @@ kind_info pod_kind() {
   k.resource = "pods";
   k.singular = "pod";
   k.short_names = {"po"};
-  k.field_selectors = {"spec.nodeName", "status.phase", "spec.restartPolicy",
-                       "spec.schedulerName", "spec.serviceAccountName", "status.podIP",
-                       "status.nominatedNodeName"};
+  k.field_selectors = {
+      "spec.nodeName",           "status.phase", "spec.restartPolicy",      "spec.schedulerName",
+      "spec.serviceAccountName", "status.podIP", "status.nominatedNodeName"};
   k.prepare_create = [](json& obj) { return default_and_validate_pod(obj); };
   k.prepare_update = [](const json& old, json& obj) { return validate_pod_update(old, obj); };
   return k;
@@ -127,13 +127,13 @@ kind_info endpoint_slice_kind() {
   return k;
 }
 
-} // namespace
+}  // namespace
 
 const char* to_string(watch_event_type t) {
   switch (t) {
-    case watch_event_type::added: return "ADDED";
-    case watch_event_type::modified: return "MODIFIED";
-    case watch_event_type::deleted: return "DELETED";
+  case watch_event_type::added: return "ADDED";
+  case watch_event_type::modified: return "MODIFIED";
+  case watch_event_type::deleted: return "DELETED";
   }
   return "ERROR";
 }
@@ -179,7 +179,8 @@ const kind_info* registry::find_kind(std::string_view name) const {
   return nullptr;
 }
 
-std::string registry::key(const kind_info& k, const std::string& ns, const std::string& name) const {
+std::string registry::key(const kind_info& k, const std::string& ns,
+                          const std::string& name) const {
   return k.namespaced ? k.resource + "/" + ns + "/" + name : k.resource + "/" + name;
 }
 
@@ -370,8 +371,8 @@ result<object_list> registry::list(std::string_view kind, const std::string& ns,
   return out;
 }
 
-result<json> registry::update(std::string_view kind, const std::string& ns,
-                              const std::string& name, json obj, field_errors* causes) {
+result<json> registry::update(std::string_view kind, const std::string& ns, const std::string& name,
+                              json obj, field_errors* causes) {
   const kind_info* k = find_kind(kind);
   if (!k)
     return error{errc::not_found, "the server could not find the requested resource"};
@@ -474,7 +475,8 @@ result<json> registry::update_status(std::string_view kind, const std::string& n
   if (!k)
     return error{errc::not_found, "the server could not find the requested resource"};
   if (!status.is_object() && !status.is_null())
-    return error{errc::invalid, k->kind + " \"" + name + "\" is invalid: status: must be an object"};
+    return error{errc::invalid,
+                 k->kind + " \"" + name + "\" is invalid: status: must be an object"};
   std::lock_guard lock(mu_);
   std::string store_key = key(*k, ns, name);
   auto cur = store_.get(store_key);
@@ -558,8 +560,7 @@ result<delete_result> registry::remove(std::string_view kind, const std::string&
   md["deletionTimestamp"] = deletion_at;
   md["deletionGracePeriodSeconds"] = grace;
   md["generation"] = md.value("generation", 1) + 1;
-  auto out = write_locked(*k, store_key, std::move(obj), &*cur,
-                          watch_event_type::modified);
+  auto out = write_locked(*k, store_key, std::move(obj), &*cur, watch_event_type::modified);
   if (!out)
     return out.err();
   log::get()->info("apiserver registry: graceful pod delete ns={} name={} uid={} grace={}", ns,
@@ -588,7 +589,8 @@ result<json> registry::bind(const std::string& ns, const std::string& name,
   const kind_info* k = find_kind("Pod");
   auto bad_node = check_dns1123_subdomain(node_name);
   if (!bad_node.empty())
-    return error{errc::invalid, "Binding \"" + name + "\" is invalid: target.name: Invalid value: " +
+    return error{errc::invalid, "Binding \"" + name +
+                                    "\" is invalid: target.name: Invalid value: " +
                                     json(node_name).dump() + ": " + bad_node.front()};
   std::lock_guard lock(mu_);
   std::string store_key = key(*k, ns, name);
@@ -598,7 +600,8 @@ result<json> registry::bind(const std::string& ns, const std::string& name,
   json obj = cur->value;
   if (obj["metadata"].contains("deletionTimestamp"))
     return error{errc::conflict, "Operation cannot be fulfilled on pods/binding \"" + name +
-                                     "\": pod " + name + " is being deleted, cannot be assigned to a host"};
+                                     "\": pod " + name +
+                                     " is being deleted, cannot be assigned to a host"};
   std::string have = str_at(obj["spec"], "nodeName");
   if (!have.empty())
     return error{errc::conflict, "Operation cannot be fulfilled on pods/binding \"" + name +
@@ -641,4 +644,4 @@ std::set<std::string> registry::namespaces() const {
   return out;
 }
 
-} // namespace deckhand::apiserver
+}  // namespace deckhand::apiserver

@@ -82,8 +82,8 @@ bool parse_set_term(const std::string& term, label_requirement& req, std::string
   std::size_t start = 0;
   for (;;) {
     auto comma = inner.find(',', start);
-    std::string v = trim(inner.substr(start, comma == std::string::npos ? std::string::npos
-                                                                        : comma - start));
+    std::string v =
+        trim(inner.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
     if (!valid_label_value(v)) {
       err = "invalid label value: \"" + v + "\"";
       return true;
@@ -96,37 +96,37 @@ bool parse_set_term(const std::string& term, label_requirement& req, std::string
   return true;
 }
 
-} // namespace
+}  // namespace
 
 bool label_selector::matches(const json& labels) const {
   for (const auto& r : requirements) {
     bool has = labels.is_object() && labels.contains(r.key) && labels[r.key].is_string();
     std::string v = has ? labels[r.key].get<std::string>() : std::string{};
     switch (r.operation) {
-      case label_requirement::op::equals:
-        if (!has || v != *r.values.begin())
-          return false;
-        break;
-      case label_requirement::op::not_equals:
-        if (has && v == *r.values.begin())
-          return false;
-        break;
-      case label_requirement::op::in:
-        if (!has || !r.values.count(v))
-          return false;
-        break;
-      case label_requirement::op::not_in:
-        if (has && r.values.count(v))
-          return false;
-        break;
-      case label_requirement::op::exists:
-        if (!has)
-          return false;
-        break;
-      case label_requirement::op::not_exists:
-        if (has)
-          return false;
-        break;
+    case label_requirement::op::equals:
+      if (!has || v != *r.values.begin())
+        return false;
+      break;
+    case label_requirement::op::not_equals:
+      if (has && v == *r.values.begin())
+        return false;
+      break;
+    case label_requirement::op::in:
+      if (!has || !r.values.count(v))
+        return false;
+      break;
+    case label_requirement::op::not_in:
+      if (has && r.values.count(v))
+        return false;
+      break;
+    case label_requirement::op::exists:
+      if (!has)
+        return false;
+      break;
+    case label_requirement::op::not_exists:
+      if (has)
+        return false;
+      break;
     }
   }
   return true;
@@ -166,12 +166,12 @@ result<label_selector> parse_label_selector(const std::string& text) {
       req.operation = label_requirement::op::exists;
     }
     if (!valid_label_key(req.key))
-      return error{errc::invalid, "invalid label key \"" + req.key + "\" in selector \"" +
-                                      text + "\""};
+      return error{errc::invalid,
+                   "invalid label key \"" + req.key + "\" in selector \"" + text + "\""};
     for (const auto& v : req.values)
       if (!valid_label_value(v))
-        return error{errc::invalid, "invalid label value: \"" + v + "\" in selector \"" + text +
-                                        "\""};
+        return error{errc::invalid,
+                     "invalid label value: \"" + v + "\" in selector \"" + text + "\""};
     sel.requirements.push_back(std::move(req));
   }
   return sel;
@@ -182,7 +182,8 @@ std::string field_value(const json& object, const std::string& path) {
   std::size_t start = 0;
   while (start <= path.size()) {
     auto dot = path.find('.', start);
-    std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    std::string part =
+        path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     if (!cur->is_object() || !cur->contains(part))
       return {};
     cur = &(*cur)[part];
@@ -235,4 +236,4 @@ result<field_selector> parse_field_selector(const std::string& text,
   return sel;
 }
 
-} // namespace deckhand::apiserver
+}  // namespace deckhand::apiserver

@@ -92,7 +92,7 @@ std::optional<std::uint64_t> pick_free(std::uint64_t size, std::uint64_t band, s
   return scan(skip, std::min(band, size));
 }
 
-} // namespace
+}  // namespace
 
 result<std::pair<int, int>> parse_port_range(const std::string& text) {
   auto dash = text.find('-');
@@ -117,13 +117,13 @@ result<std::pair<int, int>> parse_port_range(const std::string& text) {
       throw std::invalid_argument(text);
     return std::pair<int, int>{lo, hi};
   } catch (const std::exception&) {
-    return error{errc::invalid, "invalid port range \"" + text +
-                                    "\": want MIN-MAX with 1 <= MIN <= MAX <= 65535"};
+    return error{errc::invalid,
+                 "invalid port range \"" + text + "\": want MIN-MAX with 1 <= MIN <= MAX <= 65535"};
   }
 }
 
-result<std::unique_ptr<service_allocator>> service_allocator::create(
-    service_allocator_options opts) {
+result<std::unique_ptr<service_allocator>>
+service_allocator::create(service_allocator_options opts) {
   const std::string& cidr = opts.service_cidr;
   auto slash = cidr.find('/');
   std::optional<std::uint32_t> net;
@@ -154,13 +154,15 @@ result<std::unique_ptr<service_allocator>> service_allocator::create(
                                     "-" + std::to_string(opts.node_port_max)};
   // Network and broadcast addresses are never handed out.
   std::uint64_t total = std::uint64_t{1} << (32 - bits);
-  return std::unique_ptr<service_allocator>(new service_allocator(
-      std::move(opts), *net + 1, static_cast<std::uint32_t>(total - 2)));
+  return std::unique_ptr<service_allocator>(
+      new service_allocator(std::move(opts), *net + 1, static_cast<std::uint32_t>(total - 2)));
 }
 
 service_allocator::service_allocator(service_allocator_options opts, std::uint32_t base,
                                      std::uint32_t size)
-    : opts_(std::move(opts)), base_(base), size_(size),
+    : opts_(std::move(opts)),
+      base_(base),
+      size_(size),
       rng_(opts_.seed ? opts_.seed : std::random_device{}()) {}
 
 std::int64_t service_allocator::ip_offset(std::uint32_t ip) const {
@@ -260,9 +262,9 @@ result<service_allocation> service_allocator::prepare(const json* old, json& svc
                             ") is not in the valid range. The range of valid IPs is " +
                             opts_.service_cidr});
     } else if (ips_.count(*ip)) {
-      causes.push_back({"Invalid value", "spec.clusterIPs",
-                        value + ": failed to allocate IP " + want +
-                            ": provided IP is already allocated"});
+      causes.push_back(
+          {"Invalid value", "spec.clusterIPs",
+           value + ": failed to allocate IP " + want + ": provided IP is already allocated"});
     } else {
       ips_.insert(*ip);
       a.taken_ips.push_back(*ip);
@@ -387,4 +389,4 @@ std::size_t service_allocator::node_ports_in_use() const {
   return ports_.size();
 }
 
-} // namespace deckhand::apiserver
+}  // namespace deckhand::apiserver

@@ -156,7 +156,7 @@ error fsync_dir(const fs::path& dir) {
   return {};
 }
 
-} // namespace
+}  // namespace
 
 struct store::impl {
   fs::path dir;
@@ -208,7 +208,8 @@ error store::impl::load_snapshot() {
   std::uint64_t count = header->value("count", std::uint64_t{0});
   off += header_bytes + len;
   for (std::uint64_t i = 0; i < count; ++i) {
-    if (off >= buf->size() || check_frame(*buf, off, opts.max_record_bytes, len) != frame_status::ok)
+    if (off >= buf->size() ||
+        check_frame(*buf, off, opts.max_record_bytes, len) != frame_status::ok)
       return corrupt(off, "bad entry record");
     auto e = decode_payload(*buf, off, len);
     if (!e || !e->contains("k") || !e->contains("v"))
@@ -321,8 +322,8 @@ result<std::uint64_t> store::impl::append(bool is_put, const std::string& key, c
   std::string frame;
   frame.reserve(header_bytes + payload.size());
   frame_record(frame, payload);
-  if (auto err = write_all_at(wal.get(), frame.data(), frame.size(),
-                              static_cast<off_t>(wal_size), wal_path())) {
+  if (auto err = write_all_at(wal.get(), frame.data(), frame.size(), static_cast<off_t>(wal_size),
+                              wal_path())) {
     // Cut off whatever part made it, so the next record does not follow garbage.
     if (::ftruncate(wal.get(), static_cast<off_t>(wal_size)) != 0)
       broken = err;
@@ -361,11 +362,12 @@ error store::impl::write_snapshot() {
     buf.clear();
     return {};
   };
-  frame_record(buf, json::to_msgpack(json{{"format", snapshot_format}, {"rev", rev},
-                                          {"count", data.size()}}));
+  frame_record(buf, json::to_msgpack(
+                        json{{"format", snapshot_format}, {"rev", rev}, {"count", data.size()}}));
   for (const auto& [k, v] : data) {
-    frame_record(buf, json::to_msgpack(json{{"k", k}, {"v", v.value},
-                                            {"m", v.mod_revision}, {"c", v.create_revision}}));
+    frame_record(
+        buf, json::to_msgpack(
+                 json{{"k", k}, {"v", v.value}, {"m", v.mod_revision}, {"c", v.create_revision}}));
     if (buf.size() >= (1u << 20))
       if (auto err = flush())
         return err;
@@ -502,4 +504,4 @@ store_stats store::stats() const {
 
 const fs::path& store::dir() const { return impl_->dir; }
 
-} // namespace deckhand::apiserver
+}  // namespace deckhand::apiserver

@@ -163,10 +163,10 @@ std::string pod_status(const json& pod, int& ready, int& total, int& restarts) {
       init_running = true;
       if (term.is_object())
         reason = "Init:" + (str(term, "reason").empty()
-                              ? "ExitCode:" + std::to_string(term.value("exitCode", 0))
-                              : str(term, "reason"));
-      else if (wait.is_object() && !str(wait, "reason").empty()
-               && str(wait, "reason") != "PodInitializing")
+                                ? "ExitCode:" + std::to_string(term.value("exitCode", 0))
+                                : str(term, "reason"));
+      else if (wait.is_object() && !str(wait, "reason").empty() &&
+               str(wait, "reason") != "PodInitializing")
         reason = "Init:" + str(wait, "reason");
       else
         reason = "Init:" + std::to_string(i) + "/" + std::to_string(inits.size());
@@ -243,8 +243,10 @@ const std::map<std::string, table_def>& tables() {
          {"External-IP", "string", "", "externalIPs of the service.", 0},
          {"Port(s)", "string", "", "The list of ports that are exposed by this service.", 0},
          age_col,
-         {"Selector", "string", "", "Route service traffic to pods with label keys and values "
-                                    "matching this selector.", 1}},
+         {"Selector", "string", "",
+          "Route service traffic to pods with label keys and values "
+          "matching this selector.",
+          1}},
         [](const json& svc, std::chrono::system_clock::time_point now) {
           const json& spec = member(svc, "spec");
           return json::array({str(member(svc, "metadata"), "name"), str(spec, "type"),
@@ -254,15 +256,20 @@ const std::map<std::string, table_def>& tables() {
       {"Endpoints",
        {{name_col, {"Endpoints", "string", "", "Endpoints of the service.", 0}, age_col},
         [](const json& ep, std::chrono::system_clock::time_point now) {
-          return json::array({str(member(ep, "metadata"), "name"), endpoints_text(ep), age(ep, now)});
+          return json::array(
+              {str(member(ep, "metadata"), "name"), endpoints_text(ep), age(ep, now)});
         }}},
       {"Pod",
        {{name_col,
-         {"Ready", "string", "", "The aggregate readiness state of this pod for accepting "
-                                 "traffic.", 0},
+         {"Ready", "string", "",
+          "The aggregate readiness state of this pod for accepting "
+          "traffic.",
+          0},
          {"Status", "string", "", "The aggregate status of the containers in this pod.", 0},
-         {"Restarts", "string", "", "The number of times the containers in this pod have been "
-                                    "restarted.", 0},
+         {"Restarts", "string", "",
+          "The number of times the containers in this pod have been "
+          "restarted.",
+          0},
          age_col,
          {"IP", "string", "", "IP address allocated to the pod.", 1},
          {"Node", "string", "", "Name of the node the pod is assigned to.", 1}},
@@ -298,9 +305,8 @@ const std::map<std::string, table_def>& tables() {
           if (!str(src, "host").empty())
             source += ", " + str(src, "host");
           return json::array({since(last, now), str(ev, "type"), str(ev, "reason"),
-                              involved_object(ev),
-                              str(member(ev, "involvedObject"), "fieldPath"), source,
-                              str(ev, "message"), since(first, now),
+                              involved_object(ev), str(member(ev, "involvedObject"), "fieldPath"),
+                              source, str(ev, "message"), since(first, now),
                               std::to_string(ev.value("count", 1)),
                               str(member(ev, "metadata"), "name")});
         }}},
@@ -324,7 +330,7 @@ const std::map<std::string, table_def>& tables() {
   return defs;
 }
 
-} // namespace
+}  // namespace
 
 std::string human_duration(std::chrono::seconds d) {
   long long s = d.count();
@@ -369,11 +375,11 @@ std::string since(const std::string& stamp, std::chrono::system_clock::time_poin
   if (!t)
     return "<unknown>";
   auto d = std::chrono::duration_cast<std::chrono::seconds>(
-    now - std::chrono::system_clock::from_time_t(*t));
+      now - std::chrono::system_clock::from_time_t(*t));
   return human_duration(d);
 }
 
-} // namespace
+}  // namespace
 
 bool has_table(const std::string& kind) { return tables().count(kind) > 0; }
 
@@ -406,4 +412,4 @@ json make_table(const std::string& kind, const std::vector<json>& objects,
           {"rows", rows}};
 }
 
-} // namespace deckhand::apiserver
+}  // namespace deckhand::apiserver

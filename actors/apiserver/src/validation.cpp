@@ -2,8 +2,8 @@
 
 #include <arpa/inet.h>
 
-#include <cctype>
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <map>
 #include <set>
@@ -110,8 +110,8 @@ void check_int_range(const json& obj, const char* key, const std::string& path, 
   const json& v = obj[key];
   if (!v.is_number_integer() || v.get<long long>() < lo || v.get<long long>() > hi)
     errs.push_back(invalid(path, v,
-                           "must be between " + std::to_string(lo) + " and " +
-                               std::to_string(hi) + ", inclusive"));
+                           "must be between " + std::to_string(lo) + " and " + std::to_string(hi) +
+                               ", inclusive"));
 }
 
 void check_name(const std::string& path, const json& v,
@@ -222,18 +222,19 @@ void validate_resources(const json& res, const std::string& path, field_errors& 
       if (std::string(which) == "limits") {
         limits[r] = *v;
       } else if (limits.count(r) && *v > limits[r]) {
-        errs.push_back(invalid(path + ".requests", text,
-                               "must be less than or equal to " + r + " limit of " +
-                                   (res["limits"][r].is_string()
-                                        ? res["limits"][r].get<std::string>()
-                                        : res["limits"][r].dump())));
+        errs.push_back(
+            invalid(path + ".requests", text,
+                    "must be less than or equal to " + r + " limit of " +
+                        (res["limits"][r].is_string() ? res["limits"][r].get<std::string>()
+                                                      : res["limits"][r].dump())));
       }
     }
   }
 }
 
-void validate_container(const json& c, const std::string& path, const std::set<std::string>& volumes,
-                        std::set<std::string>& names, field_errors& errs) {
+void validate_container(const json& c, const std::string& path,
+                        const std::set<std::string>& volumes, std::set<std::string>& names,
+                        field_errors& errs) {
   if (!c.is_object()) {
     errs.push_back(invalid(path, c, "must be an object"));
     return;
@@ -304,7 +305,7 @@ bool valid_ipv4(const std::string& s) {
   return ::inet_pton(AF_INET, s.c_str(), &a) == 1;
 }
 
-} // namespace
+}  // namespace
 
 std::string field_error::to_string() const {
   std::string s = field + ": " + type;
@@ -341,7 +342,8 @@ std::vector<std::string> check_dns1123_subdomain(const std::string& s) {
   std::size_t start = 0;
   while (ok) {
     auto dot = s.find('.', start);
-    ok = is_label_shape(s.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
+    ok =
+        is_label_shape(s.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
     if (dot == std::string::npos)
       break;
     start = dot + 1;
@@ -381,12 +383,22 @@ std::optional<long double> parse_quantity(const std::string& s) {
     return std::nullopt;
   long double v = std::stold(s.substr(0, i));
   std::string suffix = s.substr(i);
-  static const std::map<std::string, long double> mult = {
-      {"", 1.0L},          {"n", 1e-9L},        {"u", 1e-6L},        {"m", 1e-3L},
-      {"k", 1e3L},         {"M", 1e6L},         {"G", 1e9L},         {"T", 1e12L},
-      {"P", 1e15L},        {"E", 1e18L},        {"Ki", 1024.0L},     {"Mi", 1048576.0L},
-      {"Gi", 1073741824.0L}, {"Ti", 1099511627776.0L}, {"Pi", 1125899906842624.0L},
-      {"Ei", 1152921504606846976.0L}};
+  static const std::map<std::string, long double> mult = {{"", 1.0L},
+                                                          {"n", 1e-9L},
+                                                          {"u", 1e-6L},
+                                                          {"m", 1e-3L},
+                                                          {"k", 1e3L},
+                                                          {"M", 1e6L},
+                                                          {"G", 1e9L},
+                                                          {"T", 1e12L},
+                                                          {"P", 1e15L},
+                                                          {"E", 1e18L},
+                                                          {"Ki", 1024.0L},
+                                                          {"Mi", 1048576.0L},
+                                                          {"Gi", 1073741824.0L},
+                                                          {"Ti", 1099511627776.0L},
+                                                          {"Pi", 1125899906842624.0L},
+                                                          {"Ei", 1152921504606846976.0L}};
   // Whole thousandths, so that "0.5" and "500m" compare equal despite binary
   // floating point; anything positive below 1m counts as 1m, as Kubernetes'
   // MilliValue rounds up.
@@ -436,7 +448,8 @@ void validate_object_meta(const json& obj, bool namespaced,
     validate_labels(md["labels"], "metadata.labels", errs);
   if (md.contains("annotations") && !md["annotations"].is_null()) {
     if (!md["annotations"].is_object())
-      errs.push_back(invalid("metadata.annotations", md["annotations"], "must be a map of strings"));
+      errs.push_back(
+          invalid("metadata.annotations", md["annotations"], "must be a map of strings"));
     else
       for (const auto& [k, v] : md["annotations"].items())
         if (!v.is_string())
@@ -538,8 +551,8 @@ field_errors default_and_validate_pod(json& pod) {
   if (!spec["terminationGracePeriodSeconds"].is_number_integer())
     errs.push_back(invalid("spec.terminationGracePeriodSeconds",
                            spec["terminationGracePeriodSeconds"], "must be an integer"));
-  check_int_range(spec, "activeDeadlineSeconds", "spec.activeDeadlineSeconds", 1, 2147483647,
-                  false, errs);
+  check_int_range(spec, "activeDeadlineSeconds", "spec.activeDeadlineSeconds", 1, 2147483647, false,
+                  errs);
   if (spec.contains("nodeName") && !spec["nodeName"].is_null() &&
       !(spec["nodeName"].is_string() && spec["nodeName"].get<std::string>().empty()))
     check_name("spec.nodeName", spec["nodeName"], check_dns1123_subdomain, errs);
@@ -628,8 +641,8 @@ field_errors default_and_validate_service(json& svc) {
     } else {
       set_default(cfg, "clientIP", json::object());
       if (!cfg["clientIP"].is_object()) {
-        errs.push_back(invalid("spec.sessionAffinityConfig.clientIP", cfg["clientIP"],
-                               "must be an object"));
+        errs.push_back(
+            invalid("spec.sessionAffinityConfig.clientIP", cfg["clientIP"], "must be an object"));
       } else {
         set_default(cfg["clientIP"], "timeoutSeconds", 10800);
         const json& t = cfg["clientIP"]["timeoutSeconds"];
@@ -686,8 +699,8 @@ field_errors default_and_validate_service(json& svc) {
         check_int_range(p, "targetPort", pp + ".targetPort", 1, 65535, false, errs);
       if (p.contains("nodePort") && !p["nodePort"].is_null()) {
         if (type != "NodePort" && type != "LoadBalancer")
-          errs.push_back({"Forbidden", pp + ".nodePort",
-                          "may not be used when `type` is '" + type + "'"});
+          errs.push_back(
+              {"Forbidden", pp + ".nodePort", "may not be used when `type` is '" + type + "'"});
         else  // the configured range is the allocator's to check
           check_int_range(p, "nodePort", pp + ".nodePort", 1, 65535, false, errs);
       }
@@ -733,7 +746,9 @@ field_errors validate_service_update(const json& old_svc, json& updated) {
     // unchanged (kubectl apply keeps what its last manifest did not name), are
     // dropped, as Kubernetes' dropTypeDependentFields does.
     json& spec = updated["spec"];
-    auto node_port_type = [](const std::string& t) { return t == "NodePort" || t == "LoadBalancer"; };
+    auto node_port_type = [](const std::string& t) {
+      return t == "NodePort" || t == "LoadBalancer";
+    };
     std::string new_type = str_or(spec, "type", "ClusterIP");
     if (node_port_type(str_or(old_spec, "type")) && !node_port_type(new_type)) {
       if (spec.contains("ports") && spec["ports"].is_array() && old_spec.contains("ports") &&
@@ -747,10 +762,12 @@ field_errors validate_service_update(const json& old_svc, json& updated) {
               break;
             }
         }
-      if (spec.value("externalTrafficPolicy", json()) == old_spec.value("externalTrafficPolicy", json()))
+      if (spec.value("externalTrafficPolicy", json()) ==
+          old_spec.value("externalTrafficPolicy", json()))
         spec.erase("externalTrafficPolicy");
     }
-    if (str_or(spec, "sessionAffinity", "None") == "None" && spec.contains("sessionAffinityConfig") &&
+    if (str_or(spec, "sessionAffinity", "None") == "None" &&
+        spec.contains("sessionAffinityConfig") &&
         spec["sessionAffinityConfig"] == old_spec.value("sessionAffinityConfig", json()))
       spec.erase("sessionAffinityConfig");
   }
@@ -789,7 +806,7 @@ void validate_endpoint_port(json& p, const std::string& path, bool name_required
   }
 }
 
-} // namespace
+}  // namespace
 
 field_errors default_and_validate_endpoints(json& ep) {
   field_errors errs;
@@ -857,7 +874,8 @@ field_errors default_and_validate_endpoint_slice(json& slice) {
       errs.push_back(invalid("endpoints", eps, "must be a list"));
     } else {
       if (eps.size() > 1000)
-        errs.push_back({"Too many", "endpoints", std::to_string(eps.size()) + ": must have at most 1000 items"});
+        errs.push_back({"Too many", "endpoints",
+                        std::to_string(eps.size()) + ": must have at most 1000 items"});
       for (std::size_t i = 0; i < eps.size(); ++i) {
         const json& e = eps[i];
         std::string ep = "endpoints[" + std::to_string(i) + "]";
@@ -902,8 +920,8 @@ field_errors default_and_validate_endpoint_slice(json& slice) {
 field_errors validate_endpoint_slice_update(const json& old_slice, json& updated) {
   field_errors errs = default_and_validate_endpoint_slice(updated);
   if (old_slice.value("addressType", json()) != updated.value("addressType", json()))
-    errs.push_back(invalid("addressType", updated.value("addressType", json()),
-                           "field is immutable"));
+    errs.push_back(
+        invalid("addressType", updated.value("addressType", json()), "field is immutable"));
   return errs;
 }
 
@@ -918,4 +936,4 @@ field_errors default_and_validate_node(json& node) {
   return errs;
 }
 
-} // namespace deckhand::apiserver
+}  // namespace deckhand::apiserver

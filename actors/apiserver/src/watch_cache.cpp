@@ -55,10 +55,11 @@ result<std::vector<watch_event>> watch_cache::wait_after(std::uint64_t after,
     return error{errc::not_found, "too old resource version: " + std::to_string(after) + " (" +
                                       std::to_string(resumable_from_) + ")"};
   // Revisions are increasing, so the first event above `after` is found by bisection.
-  auto it = std::upper_bound(events_.begin(), events_.end(), after,
-                             [](std::uint64_t rev, const watch_event& ev) { return rev < ev.revision; });
+  auto it =
+      std::upper_bound(events_.begin(), events_.end(), after,
+                       [](std::uint64_t rev, const watch_event& ev) { return rev < ev.revision; });
   out.assign(it, events_.end());
   return out;
 }
 
-} // namespace deckhand::apiserver
+}  // namespace deckhand::apiserver

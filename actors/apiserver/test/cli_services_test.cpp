@@ -120,7 +120,7 @@ subsets:
   - port: 5432
 )";
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_SUITE(cli_services_suite, cli_fixture)
 

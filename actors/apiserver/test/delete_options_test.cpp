@@ -16,9 +16,9 @@ using nlohmann::json;
 namespace {
 
 std::chrono::system_clock::time_point delete_clock =
-  std::chrono::system_clock::from_time_t(1714564800);  // 2024-05-01T12:00:00Z
+    std::chrono::system_clock::from_time_t(1714564800);  // 2024-05-01T12:00:00Z
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(delete_options_suite)
 
@@ -30,8 +30,8 @@ BOOST_AUTO_TEST_CASE(grace_period_from_body_or_query) {
   BOOST_TEST(!none->dry_run);
 
   auto kubectl = parse_delete_options(
-    R"({"kind":"DeleteOptions","apiVersion":"v1","gracePeriodSeconds":0,"propagationPolicy":"Background"})",
-    "");
+      R"({"kind":"DeleteOptions","apiVersion":"v1","gracePeriodSeconds":0,"propagationPolicy":"Background"})",
+      "");
   BOOST_REQUIRE(kubectl.ok());
   BOOST_TEST(*kubectl->options.grace_period_seconds == 0);
 
@@ -56,10 +56,8 @@ BOOST_AUTO_TEST_CASE(malformed_options_are_rejected) {
   BOOST_TEST(parse_delete_options("", "5s").err().code == errc::invalid);
   BOOST_TEST(parse_delete_options("[1]", "").err().code == errc::invalid);
   BOOST_TEST(parse_delete_options("{", "").err().code == errc::invalid);
-  BOOST_TEST(parse_delete_options(R"({"gracePeriodSeconds":"5"})", "").err().code
-             == errc::invalid);
-  BOOST_TEST(parse_delete_options(R"({"gracePeriodSeconds":1.5})", "").err().code
-             == errc::invalid);
+  BOOST_TEST(parse_delete_options(R"({"gracePeriodSeconds":"5"})", "").err().code == errc::invalid);
+  BOOST_TEST(parse_delete_options(R"({"gracePeriodSeconds":1.5})", "").err().code == errc::invalid);
   BOOST_TEST(parse_delete_options(R"({"dryRun":["Some"]})", "").err().code == errc::invalid);
   BOOST_TEST(parse_delete_options("", "", "true").err().code == errc::invalid);
 }

@@ -73,10 +73,11 @@ struct endpoints_fixture {
   }
 
   void set_ready(const std::string& name, const std::string& ip, bool ready) {
-    json status = {{"phase", "Running"},
-                   {"podIP", ip},
-                   {"podIPs", json::array({{{"ip", ip}}})},
-                   {"conditions", json::array({{{"type", "Ready"}, {"status", ready ? "True" : "False"}}})}};
+    json status = {
+        {"phase", "Running"},
+        {"podIP", ip},
+        {"podIPs", json::array({{{"ip", ip}}})},
+        {"conditions", json::array({{{"type", "Ready"}, {"status", ready ? "True" : "False"}}})}};
     auto r = reg.update_status("Pod", "default", name, status, "");
     BOOST_REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.err().message));
   }
@@ -103,13 +104,13 @@ struct endpoints_fixture {
 
 using strings = std::vector<std::string>;
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_SUITE(endpoints_controller_suite, endpoints_fixture)
 
 BOOST_AUTO_TEST_CASE(selected_pods_by_readiness) {
-  json svc = create_service("web", {{"selector", {{"app", "web"}}},
-                                    {"ports", {{{"port", 80}, {"targetPort", 8080}}}}});
+  json svc = create_service(
+      "web", {{"selector", {{"app", "web"}}}, {"ports", {{{"port", 80}, {"targetPort", 8080}}}}});
   run_pod("a", {{"app", "web"}}, "10.244.0.2", true);
   run_pod("b", {{"app", "web"}}, "10.244.0.3", false);
   run_pod("no-ip", {{"app", "web"}}, "", false);
@@ -158,7 +159,8 @@ BOOST_AUTO_TEST_CASE(selected_pods_by_readiness) {
   set_ready("b", "10.244.0.3", true);
   auto stats = sync();
   BOOST_TEST(stats.writes == 2u);  // Endpoints and the slice
-  BOOST_TEST(ips(endpoints("web")["subsets"][0]["addresses"]) == (strings{"10.244.0.2", "10.244.0.3"}));
+  BOOST_TEST(ips(endpoints("web")["subsets"][0]["addresses"]) ==
+             (strings{"10.244.0.2", "10.244.0.3"}));
   BOOST_TEST(!endpoints("web")["subsets"][0].contains("notReadyAddresses"));
   sl = slices("web");
   BOOST_REQUIRE(sl.size() == 1u);
@@ -200,21 +202,20 @@ BOOST_AUTO_TEST_CASE(written_only_when_changed) {
   auto sl = slices("web");
   json tampered = sl[0];
   tampered["endpoints"] = json::array();
-  BOOST_REQUIRE(reg.update("endpointslices", "default", tampered["metadata"]["name"], tampered).ok());
+  BOOST_REQUIRE(
+      reg.update("endpointslices", "default", tampered["metadata"]["name"], tampered).ok());
   sync();
   BOOST_TEST(slices("web")[0]["endpoints"].size() == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(named_target_ports_per_pod) {
   create_service("web", {{"selector", {{"app", "web"}}},
-                         {"ports", {{{"name", "http"}, {"port", 80}, {"targetPort", "http"}},
-                                    {{"name", "metrics"}, {"port", 9100}, {"targetPort", 9100}}}}});
-  run_pod("a", {{"app", "web"}}, "10.244.0.2", true,
-          {{{"name", "http"}, {"containerPort", 8080}}});
-  run_pod("b", {{"app", "web"}}, "10.244.0.3", true,
-          {{{"name", "http"}, {"containerPort", 9090}}});
-  run_pod("c", {{"app", "web"}}, "10.244.0.4", true,
-          {{{"name", "http"}, {"containerPort", 8080}}});
+                         {"ports",
+                          {{{"name", "http"}, {"port", 80}, {"targetPort", "http"}},
+                           {{"name", "metrics"}, {"port", 9100}, {"targetPort", 9100}}}}});
+  run_pod("a", {{"app", "web"}}, "10.244.0.2", true, {{{"name", "http"}, {"containerPort", 8080}}});
+  run_pod("b", {{"app", "web"}}, "10.244.0.3", true, {{{"name", "http"}, {"containerPort", 9090}}});
+  run_pod("c", {{"app", "web"}}, "10.244.0.4", true, {{{"name", "http"}, {"containerPort", 8080}}});
   // A UDP port of the same name does not count for a TCP Service port.
   run_pod("d", {{"app", "web"}}, "10.244.0.5", true,
           {{{"name", "http"}, {"containerPort", 8080}, {"protocol", "UDP"}}});
@@ -225,8 +226,10 @@ BOOST_AUTO_TEST_CASE(named_target_ports_per_pod) {
   std::map<json, strings> by_ports;
   for (const auto& ss : ep["subsets"])
     by_ports[ss["ports"]] = ips(ss["addresses"]);
-  json p8080 = json::parse(R"([{"name":"http","port":8080,"protocol":"TCP"},{"name":"metrics","port":9100,"protocol":"TCP"}])");
-  json p9090 = json::parse(R"([{"name":"http","port":9090,"protocol":"TCP"},{"name":"metrics","port":9100,"protocol":"TCP"}])");
+  json p8080 = json::parse(
+      R"([{"name":"http","port":8080,"protocol":"TCP"},{"name":"metrics","port":9100,"protocol":"TCP"}])");
+  json p9090 = json::parse(
+      R"([{"name":"http","port":9090,"protocol":"TCP"},{"name":"metrics","port":9100,"protocol":"TCP"}])");
   json only_metrics = json::parse(R"([{"name":"metrics","port":9100,"protocol":"TCP"}])");
   BOOST_TEST(by_ports[p8080] == (strings{"10.244.0.2", "10.244.0.4"}));
   BOOST_TEST(by_ports[p9090] == strings{"10.244.0.3"});
@@ -313,9 +316,10 @@ BOOST_AUTO_TEST_CASE(selectorless_services_mirror_user_endpoints) {
   BOOST_TEST(slices("db").empty());
 
   json ep = {{"metadata", {{"name", "db"}, {"labels", {{"team", "data"}}}}},
-             {"subsets", {{{"addresses", {{{"ip", "192.168.1.10"}}, {{"ip", "192.168.1.11"}}}},
-                           {"notReadyAddresses", {{{"ip", "192.168.1.12"}}}},
-                           {"ports", {{{"name", "pg"}, {"port", 5432}}}}}}}};
+             {"subsets",
+              {{{"addresses", {{{"ip", "192.168.1.10"}}, {{"ip", "192.168.1.11"}}}},
+                {"notReadyAddresses", {{{"ip", "192.168.1.12"}}}},
+                {"ports", {{{"name", "pg"}, {"port", 5432}}}}}}}};
   auto created = reg.create("Endpoints", "default", ep);
   BOOST_REQUIRE_MESSAGE(created.ok(), (created.ok() ? "" : created.err().message));
   BOOST_TEST((*created)["subsets"][0]["ports"][0]["protocol"] == "TCP");
@@ -371,7 +375,9 @@ BOOST_AUTO_TEST_CASE(invalid_endpoints_are_refused) {
   BOOST_REQUIRE(!s.ok());
   BOOST_TEST(s.err().message.find("addressType: Required value") != std::string::npos);
   BOOST_TEST(s.err().message.find("endpoints[0].addresses: Required value") != std::string::npos);
-  json wrong_version = {{"apiVersion", "v1"}, {"kind", "EndpointSlice"}, {"metadata", {{"name", "s"}}},
+  json wrong_version = {{"apiVersion", "v1"},
+                        {"kind", "EndpointSlice"},
+                        {"metadata", {{"name", "s"}}},
                         {"addressType", "IPv4"}};
   BOOST_TEST(!reg.create("EndpointSlice", "default", wrong_version).ok());
 }

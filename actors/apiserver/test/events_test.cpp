@@ -23,7 +23,11 @@ json make_event(const std::string& name, const std::string& pod, const std::stri
           {"kind", "Event"},
           {"metadata", {{"name", name}, {"namespace", ns}}},
           {"involvedObject",
-           {{"kind", "Pod"}, {"namespace", ns}, {"name", pod}, {"uid", uid}, {"apiVersion", "v1"},
+           {{"kind", "Pod"},
+            {"namespace", ns},
+            {"name", pod},
+            {"uid", uid},
+            {"apiVersion", "v1"},
             {"fieldPath", "spec.containers{app}"}}},
           {"reason", reason},
           {"message", reason + " container app"},
@@ -49,7 +53,7 @@ struct events_fixture {
   }
 };
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_SUITE(events_suite, events_fixture)
 
@@ -65,15 +69,15 @@ BOOST_AUTO_TEST_CASE(event_kind_is_registered_with_kubernetes_names) {
 BOOST_AUTO_TEST_CASE(record_creates_then_replaces_a_growing_series_and_keeps_newer_ones) {
   auto s = record_events(reg, {make_event("web-1.a", "web-1", "u1", "Started", 1, t0)});
   BOOST_TEST(s.created == 1u);
-  s = record_events(reg, {make_event("web-1.a", "web-1", "u1", "Started", 3,
-                                     t0 + std::chrono::seconds(30))});
+  s = record_events(
+      reg, {make_event("web-1.a", "web-1", "u1", "Started", 3, t0 + std::chrono::seconds(30))});
   BOOST_TEST(s.updated == 1u);
   auto got = reg.get("events", "default", "web-1.a").value();
   BOOST_TEST(got["count"] == 3);
   BOOST_TEST(got["lastTimestamp"] == "2024-05-01T12:00:30Z");
   // A retried older batch does not move the series back.
-  s = record_events(reg, {make_event("web-1.a", "web-1", "u1", "Started", 2,
-                                     t0 + std::chrono::seconds(10))});
+  s = record_events(
+      reg, {make_event("web-1.a", "web-1", "u1", "Started", 2, t0 + std::chrono::seconds(10))});
   BOOST_TEST(s.unchanged == 1u);
   BOOST_TEST(reg.get("events", "default", "web-1.a").value()["count"] == 3);
 }
@@ -83,8 +87,8 @@ BOOST_AUTO_TEST_CASE(invalid_events_are_rejected_and_counted) {
   bad_type["type"] = "Sideways";
   auto other_ns = make_event("web-1.c", "web-1", "u1", "Started", 1, t0);
   other_ns["involvedObject"]["namespace"] = "kube-system";
-  auto s = record_events(reg, {bad_type, other_ns, json(42),
-                               make_event("web-1.d", "web-1", "u1", "Started", 1, t0)});
+  auto s = record_events(
+      reg, {bad_type, other_ns, json(42), make_event("web-1.d", "web-1", "u1", "Started", 1, t0)});
   BOOST_TEST(s.rejected == 3u);
   BOOST_TEST(s.created == 1u);
 }
@@ -100,7 +104,8 @@ BOOST_AUTO_TEST_CASE(collection_removes_expired_then_the_oldest_beyond_the_bound
   batch.push_back(make_event("q.e0", "q", "u2", "R", 1, t0, "other"));
   record_events(reg, batch);
   // At t0+1h+30s, e0 (seen at t0) and q.e0 are expired.
-  auto removed = collect_events(reg, limits, t0 + std::chrono::minutes(60) + std::chrono::seconds(30));
+  auto removed =
+      collect_events(reg, limits, t0 + std::chrono::minutes(60) + std::chrono::seconds(30));
   BOOST_TEST(removed == 3u);  // e0, q.e0 by age; e1 by the bound of 3
   BOOST_TEST(names("default") == (std::vector<std::string>{"p.e2", "p.e3", "p.e4"}),
              boost::test_tools::per_element());
@@ -136,8 +141,8 @@ BOOST_AUTO_TEST_CASE(rfc3339_parsing) {
   BOOST_TEST((parse_rfc3339("2024-05-01T12:00:00Z").value() == t0));
   BOOST_TEST((parse_rfc3339("2024-05-01T12:00:00.123456Z").value() == t0));
   BOOST_TEST(!parse_rfc3339("yesterday").ok());
-  BOOST_TEST((event_last_seen(make_event("x", "p", "u", "R", 1, t0 + std::chrono::seconds(5)))
-              == t0 + std::chrono::seconds(5)));
+  BOOST_TEST((event_last_seen(make_event("x", "p", "u", "R", 1, t0 + std::chrono::seconds(5))) ==
+              t0 + std::chrono::seconds(5)));
 }
 
 BOOST_AUTO_TEST_CASE(kubectl_describe_field_selectors_over_http) {

@@ -40,11 +40,11 @@ struct http_fixture {
   /// Status, parsed body.
   std::pair<int, json> call(const std::string& method, const std::string& path,
                             const std::string& body = {}) {
-    httplib::Result r = method == "GET"      ? cli->Get(path.c_str())
-                        : method == "POST"   ? cli->Post(path.c_str(), body, "application/json")
-                        : method == "PUT"    ? cli->Put(path.c_str(), body, "application/json")
-                        : body.empty()       ? cli->Delete(path.c_str())
-                                             : cli->Delete(path.c_str(), body, "application/json");
+    httplib::Result r = method == "GET"    ? cli->Get(path.c_str())
+                        : method == "POST" ? cli->Post(path.c_str(), body, "application/json")
+                        : method == "PUT"  ? cli->Put(path.c_str(), body, "application/json")
+                        : body.empty()     ? cli->Delete(path.c_str())
+                                           : cli->Delete(path.c_str(), body, "application/json");
     BOOST_REQUIRE_MESSAGE(r, method + " " + path + " failed: " + httplib::to_string(r.error()));
     json j;
     try {
@@ -65,7 +65,7 @@ struct http_fixture {
   }
 };
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_SUITE(http_suite, http_fixture)
 
@@ -111,8 +111,10 @@ BOOST_AUTO_TEST_CASE(discovery) {
   for (const auto& g : apis["groups"])
     groups[g["name"].get<std::string>()] = g;
   BOOST_REQUIRE(groups.size() == 2u);
-  BOOST_TEST(groups["discovery.k8s.io"]["preferredVersion"]["groupVersion"] == "discovery.k8s.io/v1");
-  BOOST_TEST(groups["coordination.k8s.io"]["preferredVersion"]["groupVersion"] == "coordination.k8s.io/v1");
+  BOOST_TEST(groups["discovery.k8s.io"]["preferredVersion"]["groupVersion"] ==
+             "discovery.k8s.io/v1");
+  BOOST_TEST(groups["coordination.k8s.io"]["preferredVersion"]["groupVersion"] ==
+             "coordination.k8s.io/v1");
   auto [c4, group] = call("GET", "/apis/discovery.k8s.io/v1");
   BOOST_TEST(c4 == 200);
   BOOST_TEST(group["groupVersion"] == "discovery.k8s.io/v1");
@@ -146,8 +148,8 @@ BOOST_AUTO_TEST_CASE(endpoint_slice_crud_under_its_group) {
   BOOST_TEST(list["items"].size() == 1u);
   json wrong = slice;
   wrong["apiVersion"] = "v1";
-  auto [c3, bad] = call("POST", "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices",
-                          wrong.dump());
+  auto [c3, bad] =
+      call("POST", "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices", wrong.dump());
   BOOST_TEST(c3 == 400);
   BOOST_TEST(bad["message"] == "the API version in the data (v1) does not match the expected API "
                                "version (discovery.k8s.io/v1)");
@@ -209,7 +211,8 @@ BOOST_AUTO_TEST_CASE(error_statuses) {
   auto [c2, invalid] = call("POST", "/api/v1/namespaces/default/pods", pod_body("bad", ""));
   BOOST_TEST(c2 == 422);
   check_status(invalid, 422, "Invalid");
-  BOOST_TEST(invalid["message"] == "Pod \"bad\" is invalid: spec.containers[0].image: Required value");
+  BOOST_TEST(invalid["message"] ==
+             "Pod \"bad\" is invalid: spec.containers[0].image: Required value");
   BOOST_TEST(invalid["details"]["kind"] == "Pod");
   BOOST_TEST(invalid["details"]["causes"][0]["field"] == "spec.containers[0].image");
   BOOST_TEST(invalid["details"]["causes"][0]["reason"] == "FieldValueRequired");
@@ -260,8 +263,9 @@ BOOST_AUTO_TEST_CASE(selectors_over_http) {
 
 BOOST_AUTO_TEST_CASE(graceful_delete_and_binding) {
   BOOST_TEST(call("POST", "/api/v1/namespaces/default/pods", pod_body("web")).first == 201);
-  auto [c1, bound] = call("POST", "/api/v1/namespaces/default/pods/web/binding",
-                          R"({"apiVersion":"v1","kind":"Binding","metadata":{"name":"web"},"target":{"name":"node-1"}})");
+  auto [c1, bound] = call(
+      "POST", "/api/v1/namespaces/default/pods/web/binding",
+      R"({"apiVersion":"v1","kind":"Binding","metadata":{"name":"web"},"target":{"name":"node-1"}})");
   BOOST_TEST(c1 == 201);
   auto [c2, again] = call("POST", "/api/v1/namespaces/default/pods/web/binding",
                           R"({"target":{"name":"node-2"}})");
@@ -325,11 +329,12 @@ BOOST_AUTO_TEST_CASE(watch_streams_changes_from_a_resource_version) {
   httplib::Client w("127.0.0.1", api.port());
   w.set_read_timeout(10, 0);
   std::string body;
-  auto r = w.Get(("/api/v1/namespaces/default/pods?watch=true&timeoutSeconds=1&resourceVersion=" + rv).c_str(),
-                 [&](const char* data, size_t n) {
-                   body.append(data, n);
-                   return true;
-                 });
+  auto r = w.Get(
+      ("/api/v1/namespaces/default/pods?watch=true&timeoutSeconds=1&resourceVersion=" + rv).c_str(),
+      [&](const char* data, size_t n) {
+        body.append(data, n);
+        return true;
+      });
   BOOST_REQUIRE(r);
   BOOST_TEST(r->status == 200);
   std::vector<std::pair<std::string, std::string>> got;

@@ -34,9 +34,9 @@ struct kubectl_events_fixture {
 
   std::pair<int, std::string> kubectl(const std::string& args) {
     std::string cmd = "KUBECONFIG=" + (tmp.path() / "kubeconfig").string() +
-                      " timeout 60 kubectl --server=" + api.url() + " --cache-dir=" +
-                      (tmp.path() / "cache").string() + " --request-timeout=20s " + args +
-                      " 2>&1 </dev/null";
+                      " timeout 60 kubectl --server=" + api.url() +
+                      " --cache-dir=" + (tmp.path() / "cache").string() +
+                      " --request-timeout=20s " + args + " 2>&1 </dev/null";
     FILE* p = ::popen(cmd.c_str(), "r");
     BOOST_REQUIRE(p);
     std::string out;
@@ -54,8 +54,11 @@ struct kubectl_events_fixture {
     auto now = format_rfc3339(std::chrono::system_clock::now());
     return {{"metadata", {{"name", name}, {"namespace", "default"}}},
             {"involvedObject",
-             {{"kind", "Pod"}, {"namespace", "default"}, {"name", pod["metadata"]["name"]},
-              {"uid", pod["metadata"]["uid"]}, {"apiVersion", "v1"},
+             {{"kind", "Pod"},
+              {"namespace", "default"},
+              {"name", pod["metadata"]["name"]},
+              {"uid", pod["metadata"]["uid"]},
+              {"apiVersion", "v1"},
               {"fieldPath", "spec.containers{app}"}}},
             {"reason", reason},
             {"message", message},
@@ -67,7 +70,7 @@ struct kubectl_events_fixture {
   }
 };
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_SUITE(kubectl_events_suite, kubectl_events_fixture)
 
@@ -84,11 +87,11 @@ BOOST_AUTO_TEST_CASE(get_events_and_describe_pod) {
   auto other_created = reg.create("Pod", "default", other);
   BOOST_REQUIRE(other_created.ok());
   auto s = record_events(
-    reg, {scheduled_event(*created, "node-a", std::chrono::system_clock::now()),
-          pod_event(*created, "web.1", "Pulled",
-                    "Container image \"busybox:1.36\" already present on machine", 1),
-          pod_event(*created, "web.2", "Started", "Started container app", 3),
-          pod_event(*other_created, "other.1", "Started", "Started container other-app", 1)});
+      reg, {scheduled_event(*created, "node-a", std::chrono::system_clock::now()),
+            pod_event(*created, "web.1", "Pulled",
+                      "Container image \"busybox:1.36\" already present on machine", 1),
+            pod_event(*created, "web.2", "Started", "Started container app", 3),
+            pod_event(*other_created, "other.1", "Started", "Started container other-app", 1)});
   BOOST_REQUIRE_EQUAL(s.created, 4u);
 
   auto [c1, list] = kubectl("get events");
@@ -110,8 +113,8 @@ BOOST_AUTO_TEST_CASE(get_events_and_describe_pod) {
   BOOST_TEST(desc.find("Name:") != std::string::npos);
   BOOST_TEST(desc.find("Events:") != std::string::npos);
   BOOST_TEST(desc.find("Scheduled") != std::string::npos);
-  BOOST_TEST(desc.find("default-scheduler  Successfully assigned default/web to node-a")
-             != std::string::npos);
+  BOOST_TEST(desc.find("default-scheduler  Successfully assigned default/web to node-a") !=
+             std::string::npos);
   BOOST_TEST(desc.find("(x3 over") != std::string::npos);
   BOOST_TEST(desc.find("other-app") == std::string::npos);  // another pod's events
 }

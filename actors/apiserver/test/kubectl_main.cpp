@@ -8,6 +8,6 @@ namespace {
 struct quiet_logs {
   quiet_logs() { deckhand::log::init("apiserver-test", "warn"); }
 };
-} // namespace
+}  // namespace
 
 BOOST_TEST_GLOBAL_FIXTURE(quiet_logs);

@@ -46,9 +46,9 @@ struct kubectl_services_fixture {
 
   std::pair<int, std::string> kubectl(const std::string& args) {
     std::string cmd = "KUBECONFIG=" + (tmp.path() / "kubeconfig").string() +
-                      " timeout 60 kubectl --server=" + api.url() + " --cache-dir=" +
-                      (tmp.path() / "cache").string() + " --request-timeout=20s " + args +
-                      " 2>&1 </dev/null";
+                      " timeout 60 kubectl --server=" + api.url() +
+                      " --cache-dir=" + (tmp.path() / "cache").string() +
+                      " --request-timeout=20s " + args + " 2>&1 </dev/null";
     FILE* p = ::popen(cmd.c_str(), "r");
     BOOST_REQUIRE(p);
     std::string out;
@@ -69,8 +69,11 @@ struct kubectl_services_fixture {
 
   void run_pod(const std::string& name, const std::string& ip) {
     json pod = {{"metadata", {{"name", name}, {"labels", {{"app", "web"}}}}},
-                {"spec", {{"containers", {{{"name", "c"}, {"image", "x:1"},
-                                           {"ports", {{{"name", "http"}, {"containerPort", 8080}}}}}}}}}};
+                {"spec",
+                 {{"containers",
+                   {{{"name", "c"},
+                     {"image", "x:1"},
+                     {"ports", {{{"name", "http"}, {"containerPort", 8080}}}}}}}}}};
     BOOST_REQUIRE(reg.create("Pod", "default", pod).ok());
     BOOST_REQUIRE(reg.bind("default", name, "node-1").ok());
     json status = {{"phase", "Running"},
@@ -138,7 +141,7 @@ std::string squeeze(const std::string& line) {
   return out;
 }
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_SUITE(kubectl_services_suite, kubectl_services_fixture)
 
@@ -159,7 +162,8 @@ BOOST_AUTO_TEST_CASE(get_svc_ep_and_endpointslices) {
   auto [c1, svc] = kubectl("get svc");
   BOOST_REQUIRE_MESSAGE(c1 == 0, svc);
   BOOST_TEST(squeeze(svc).find("NAME TYPE CLUSTER-IP EXTERNAL-IP PORT(S) AGE") == 0u);
-  BOOST_TEST(squeeze(row(svc, "web")).rfind("web NodePort " + ip + " <none> 80:30080/TCP ", 0) == 0u);
+  BOOST_TEST(squeeze(row(svc, "web")).rfind("web NodePort " + ip + " <none> 80:30080/TCP ", 0) ==
+             0u);
 
   auto [c2, wide] = kubectl("get svc web -o wide");
   BOOST_REQUIRE_MESSAGE(c2 == 0, wide);

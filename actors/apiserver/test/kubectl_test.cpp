@@ -36,9 +36,9 @@ struct kubectl_fixture {
   /// Runs kubectl with `args`; returns exit code and combined output.
   std::pair<int, std::string> kubectl(const std::string& args) {
     std::string cmd = "KUBECONFIG=" + (tmp.path() / "kubeconfig").string() +
-                      " timeout 60 kubectl --server=" + api.url() + " --cache-dir=" +
-                      (tmp.path() / "cache").string() + " --request-timeout=20s " + args +
-                      " 2>&1 </dev/null";
+                      " timeout 60 kubectl --server=" + api.url() +
+                      " --cache-dir=" + (tmp.path() / "cache").string() +
+                      " --request-timeout=20s " + args + " 2>&1 </dev/null";
     FILE* p = ::popen(cmd.c_str(), "r");
     BOOST_REQUIRE(p);
     std::string out;
@@ -71,7 +71,7 @@ spec:
     command: ["sleep", "3600"]
 )";
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_SUITE(kubectl_suite, kubectl_fixture)
 

@@ -27,10 +27,10 @@ struct lease_fixture {
   store st = store::open(tmp.path() / "apiserver").value();
   registry reg{st};
   std::chrono::system_clock::time_point t0 =
-    std::chrono::system_clock::from_time_t(1714564800) + 123456us;  // 2024-05-01T12:00:00.123456Z
+      std::chrono::system_clock::from_time_t(1714564800) + 123456us;  // 2024-05-01T12:00:00.123456Z
 };
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_SUITE(leases, lease_fixture)
 
@@ -54,8 +54,7 @@ BOOST_AUTO_TEST_CASE(renewal_creates_then_renews_the_node_lease) {
   BOOST_TEST((*l)["metadata"]["namespace"] == "kube-node-lease");
   BOOST_TEST((*l)["metadata"]["name"] == "node-a");
   BOOST_TEST((*l)["metadata"]["ownerReferences"][0]["kind"] == "Node");
-  BOOST_TEST((*l)["metadata"]["ownerReferences"][0]["uid"]
-             == (*created_node)["metadata"]["uid"]);
+  BOOST_TEST((*l)["metadata"]["ownerReferences"][0]["uid"] == (*created_node)["metadata"]["uid"]);
   BOOST_TEST((*l)["spec"]["holderIdentity"] == "node-a");
   BOOST_TEST((*l)["spec"]["leaseDurationSeconds"] == 40);
   BOOST_TEST((*l)["spec"]["renewTime"] == "2024-05-01T12:00:00.123456Z");
@@ -86,7 +85,8 @@ BOOST_AUTO_TEST_CASE(renewal_creates_then_renews_the_node_lease) {
 }
 
 BOOST_AUTO_TEST_CASE(leases_are_served_with_discovery_and_a_table) {
-  BOOST_REQUIRE(renew_node_lease(reg, "node-a", "node-a", 40, std::chrono::system_clock::now()).ok());
+  BOOST_REQUIRE(
+      renew_node_lease(reg, "node-a", "node-a", 40, std::chrono::system_clock::now()).ok());
   http_api api{reg};
   auto port = api.start();
   BOOST_REQUIRE(port.ok());
@@ -117,10 +117,10 @@ BOOST_AUTO_TEST_CASE(leases_are_served_with_discovery_and_a_table) {
   if (std::system("command -v kubectl >/dev/null 2>&1") == 0) {
     std::ofstream(tmp.path() / "kubeconfig") << "";
     auto run = [&](const std::string& args) {
-      std::string cmd = "KUBECONFIG=" + (tmp.path() / "kubeconfig").string()
-                        + " timeout 60 kubectl --server=" + api.url() + " --cache-dir="
-                        + (tmp.path() / "cache").string() + " --request-timeout=20s " + args
-                        + " 2>&1 </dev/null";
+      std::string cmd = "KUBECONFIG=" + (tmp.path() / "kubeconfig").string() +
+                        " timeout 60 kubectl --server=" + api.url() +
+                        " --cache-dir=" + (tmp.path() / "cache").string() +
+                        " --request-timeout=20s " + args + " 2>&1 </dev/null";
       FILE* p = ::popen(cmd.c_str(), "r");
       std::string out;
       char buf[4096];

@@ -51,7 +51,7 @@ struct mirror_fixture {
   }
 };
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_SUITE(mirror_pods, mirror_fixture)
 

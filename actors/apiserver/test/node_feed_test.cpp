@@ -59,16 +59,16 @@ struct feed_fixture {
     auto d = client_bus->connect_dealer(api_ep);
     BOOST_REQUIRE(d.ok());
     dealer = *d;
-    auto sub = client_bus->connect_sub(feed_ep, {"endpointslices", "hb"},
-                                       [this](const std::string& topic, wire::envelope env) {
-                                         std::lock_guard lk(mu);
-                                         if (topic == "hb") {
-                                           heartbeat_seen = true;
-                                         } else if (auto ev = wire::decode_as<wire::watch_event>(env)) {
-                                           events.push_back(std::move(*ev));
-                                         }
-                                         cv.notify_all();
-                                       });
+    auto sub = client_bus->connect_sub(
+        feed_ep, {"endpointslices", "hb"}, [this](const std::string& topic, wire::envelope env) {
+          std::lock_guard lk(mu);
+          if (topic == "hb") {
+            heartbeat_seen = true;
+          } else if (auto ev = wire::decode_as<wire::watch_event>(env)) {
+            events.push_back(std::move(*ev));
+          }
+          cv.notify_all();
+        });
     BOOST_REQUIRE(sub.ok());
     client_bus->start();
     // Once a heartbeat arrives the subscription is live (no slow-joiner loss).
@@ -99,8 +99,8 @@ struct feed_fixture {
   }
 
   /// Waits for a feed event on which `pred` holds.
-  std::optional<wire::watch_event> wait_event(
-      const std::function<bool(const wire::watch_event&)>& pred) {
+  std::optional<wire::watch_event>
+  wait_event(const std::function<bool(const wire::watch_event&)>& pred) {
     std::unique_lock lk(mu);
     std::optional<wire::watch_event> out;
     cv.wait_for(lk, 10s, [&] {
@@ -130,15 +130,16 @@ struct feed_fixture {
   }
 };
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_SUITE(endpointslice_feed_suite, feed_fixture)
 
 BOOST_AUTO_TEST_CASE(list_and_watch_endpointslices) {
   json web = {{"metadata", {{"name", "web"}}},
-              {"spec", {{"selector", {{"app", "web"}}},
-                        {"sessionAffinity", "ClientIP"},
-                        {"ports", {{{"name", "http"}, {"port", 80}, {"targetPort", 8080}}}}}}};
+              {"spec",
+               {{"selector", {{"app", "web"}}},
+                {"sessionAffinity", "ClientIP"},
+                {"ports", {{{"name", "http"}, {"port", 80}, {"targetPort", 8080}}}}}}};
   BOOST_REQUIRE(reg.create("Service", "default", web).ok());
   run_pod("a", "10.244.0.2", true);
   run_pod("b", "10.244.0.3", false);

@@ -57,7 +57,7 @@ struct registry_fixture {
   }
 };
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_SUITE(registry_suite, registry_fixture)
 
@@ -65,8 +65,9 @@ BOOST_AUTO_TEST_CASE(create_sets_server_metadata_and_pod_defaults) {
   json p = create_pod("web");
   const json& md = p["metadata"];
   BOOST_TEST(md["namespace"] == "default");
-  BOOST_TEST(std::regex_match(md["uid"].get<std::string>(),
-                              std::regex("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")));
+  BOOST_TEST(std::regex_match(
+      md["uid"].get<std::string>(),
+      std::regex("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")));
   BOOST_TEST(md["creationTimestamp"] == "2024-05-01T12:00:00Z");
   BOOST_TEST(md["resourceVersion"] == "1");
   BOOST_TEST(md["generation"] == 1);
@@ -86,25 +87,28 @@ BOOST_AUTO_TEST_CASE(create_sets_server_metadata_and_pod_defaults) {
 }
 
 BOOST_AUTO_TEST_CASE(image_pull_policy_follows_the_tag) {
-  json containers = json::array({{{"name", "a"}, {"image", "busybox"}},
-                                 {{"name", "b"}, {"image", "busybox:latest"}},
-                                 {{"name", "c"}, {"image", "registry:5000/busybox"}},
-                                 {{"name", "d"}, {"image", "registry:5000/busybox:1.2"}},
-                                 {{"name", "e"}, {"image", "busybox@sha256:abcd"}},
-                                 {{"name", "f"}, {"image", "busybox"}, {"imagePullPolicy", "Never"}}});
+  json containers =
+      json::array({{{"name", "a"}, {"image", "busybox"}},
+                   {{"name", "b"}, {"image", "busybox:latest"}},
+                   {{"name", "c"}, {"image", "registry:5000/busybox"}},
+                   {{"name", "d"}, {"image", "registry:5000/busybox:1.2"}},
+                   {{"name", "e"}, {"image", "busybox@sha256:abcd"}},
+                   {{"name", "f"}, {"image", "busybox"}, {"imagePullPolicy", "Never"}}});
   auto p = reg.create("Pod", "default", pod("pulls", containers));
   BOOST_REQUIRE(p.ok());
   std::vector<std::string> got;
   for (const auto& c : (*p)["spec"]["containers"])
     got.push_back(c["imagePullPolicy"]);
-  std::vector<std::string> want = {"Always", "Always", "Always", "IfNotPresent", "IfNotPresent", "Never"};
+  std::vector<std::string> want = {"Always",       "Always",       "Always",
+                                   "IfNotPresent", "IfNotPresent", "Never"};
   BOOST_TEST(got == want, boost::test_tools::per_element());
 }
 
 BOOST_AUTO_TEST_CASE(qos_class_is_computed) {
   auto with_resources = [&](const std::string& name, json resources) {
-    auto p = reg.create("Pod", "default",
-                        pod(name, json::array({{{"name", "a"}, {"image", "x:1"}, {"resources", resources}}})));
+    auto p = reg.create(
+        "Pod", "default",
+        pod(name, json::array({{{"name", "a"}, {"image", "x:1"}, {"resources", resources}}})));
     BOOST_REQUIRE_MESSAGE(p.ok(), (p.ok() ? "" : p.err().message));
     return *p;
   };
@@ -117,17 +121,18 @@ BOOST_AUTO_TEST_CASE(qos_class_is_computed) {
   BOOST_TEST(g2["status"]["qosClass"] == "Guaranteed");
   json b = with_resources("b", {{"requests", {{"cpu", "100m"}}}});
   BOOST_TEST(b["status"]["qosClass"] == "Burstable");
-  json b2 = with_resources("b2", {{"limits", {{"cpu", "1"}, {"memory", "1Gi"}}},
-                                  {"requests", {{"cpu", "100m"}}}});
+  json b2 = with_resources(
+      "b2", {{"limits", {{"cpu", "1"}, {"memory", "1Gi"}}}, {"requests", {{"cpu", "100m"}}}});
   BOOST_TEST(b2["status"]["qosClass"] == "Burstable");
 }
 
 BOOST_AUTO_TEST_CASE(invalid_pods_name_the_field) {
-  BOOST_TEST(create_error(pod("Bad_Name")).find(
-                 "Pod \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\": a "
-                 "lowercase RFC 1123 subdomain") == 0u);
-  BOOST_TEST(create_error(pod("")) ==
-             "Pod \"\" is invalid: metadata.name: Required value: name or generateName is required");
+  BOOST_TEST(create_error(pod("Bad_Name"))
+                 .find("Pod \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\": a "
+                       "lowercase RFC 1123 subdomain") == 0u);
+  BOOST_TEST(
+      create_error(pod("")) ==
+      "Pod \"\" is invalid: metadata.name: Required value: name or generateName is required");
   BOOST_TEST(create_error(pod("p", json::array())) ==
              "Pod \"p\" is invalid: spec.containers: Required value");
   BOOST_TEST(create_error(pod("p", json::array({{{"name", "a"}}}))) ==
@@ -137,27 +142,34 @@ BOOST_AUTO_TEST_CASE(invalid_pods_name_the_field) {
   BOOST_TEST(create_error(pod("p", json::array({{{"name", "a"}, {"image", "x"}},
                                                 {{"name", "a"}, {"image", "y"}}}))) ==
              "Pod \"p\" is invalid: spec.containers[1].name: Duplicate value: \"a\"");
-  BOOST_TEST(create_error(pod("p", json::array({{{"name", "A"}, {"image", "x"}}})))
-                 .find("spec.containers[0].name: Invalid value: \"A\": a lowercase RFC 1123 label") !=
-             std::string::npos);
+  BOOST_TEST(
+      create_error(pod("p", json::array({{{"name", "A"}, {"image", "x"}}})))
+          .find("spec.containers[0].name: Invalid value: \"A\": a lowercase RFC 1123 label") !=
+      std::string::npos);
   json bad_policy = pod("p");
   bad_policy["spec"]["restartPolicy"] = "Sometimes";
   BOOST_TEST(create_error(bad_policy) ==
              "Pod \"p\" is invalid: spec.restartPolicy: Unsupported value: \"Sometimes\": "
              "supported values: \"Always\", \"OnFailure\", \"Never\"");
-  json bad_port = pod("p", json::array({{{"name", "a"}, {"image", "x"}, {"ports", {{{"containerPort", 70000}}}}}}));
-  BOOST_TEST(create_error(bad_port) ==
-             "Pod \"p\" is invalid: spec.containers[0].ports[0].containerPort: Invalid value: 70000: "
-             "must be between 1 and 65535, inclusive");
-  json over = pod("p", json::array({{{"name", "a"}, {"image", "x"},
-                                     {"resources", {{"limits", {{"cpu", "1"}}}, {"requests", {{"cpu", "2"}}}}}}}));
+  json bad_port = pod(
+      "p", json::array({{{"name", "a"}, {"image", "x"}, {"ports", {{{"containerPort", 70000}}}}}}));
+  BOOST_TEST(
+      create_error(bad_port) ==
+      "Pod \"p\" is invalid: spec.containers[0].ports[0].containerPort: Invalid value: 70000: "
+      "must be between 1 and 65535, inclusive");
+  json over = pod(
+      "p",
+      json::array({{{"name", "a"},
+                    {"image", "x"},
+                    {"resources", {{"limits", {{"cpu", "1"}}}, {"requests", {{"cpu", "2"}}}}}}}));
   BOOST_TEST(create_error(over) ==
              "Pod \"p\" is invalid: spec.containers[0].resources.requests: Invalid value: \"2\": "
              "must be less than or equal to cpu limit of 1");
   // Several problems are listed together.
-  BOOST_TEST(create_error(pod("p", json::array({{{"name", "a"}}, {{"name", "a"}, {"image", "x"}}}))) ==
-             "Pod \"p\" is invalid: [spec.containers[0].image: Required value, "
-             "spec.containers[1].name: Duplicate value: \"a\"]");
+  BOOST_TEST(
+      create_error(pod("p", json::array({{{"name", "a"}}, {{"name", "a"}, {"image", "x"}}}))) ==
+      "Pod \"p\" is invalid: [spec.containers[0].image: Required value, "
+      "spec.containers[1].name: Duplicate value: \"a\"]");
   json wrong_kind = pod("p");
   wrong_kind["kind"] = "Service";
   BOOST_TEST(reg.create("Pod", "default", wrong_kind).err().code == errc::invalid);
@@ -168,11 +180,11 @@ BOOST_AUTO_TEST_CASE(invalid_pods_name_the_field) {
 
 BOOST_AUTO_TEST_CASE(pod_names_may_be_subdomains_service_names_must_be_labels) {
   BOOST_TEST(reg.create("Pod", "default", pod("web.v1")).ok());
-  json svc = {{"metadata", {{"name", "web.v1"}}},
-              {"spec", {{"ports", {{{"port", 80}}}}}}};
+  json svc = {{"metadata", {{"name", "web.v1"}}}, {"spec", {{"ports", {{{"port", 80}}}}}}};
   auto r = reg.create("Service", "default", svc);
   BOOST_REQUIRE(!r.ok());
-  BOOST_TEST(r.err().message.find("Service \"web.v1\" is invalid: metadata.name: Invalid value") == 0u);
+  BOOST_TEST(r.err().message.find("Service \"web.v1\" is invalid: metadata.name: Invalid value") ==
+             0u);
 }
 
 BOOST_AUTO_TEST_CASE(duplicate_create_is_already_exists) {
@@ -246,7 +258,8 @@ BOOST_AUTO_TEST_CASE(update_checks_resource_version_and_pod_immutability) {
 BOOST_AUTO_TEST_CASE(status_update_replaces_only_status) {
   json p = create_pod("web");
   std::string uid = p["metadata"]["uid"];
-  auto up = reg.update_status("Pod", "default", "web", {{"phase", "Running"}, {"podIP", "10.0.0.5"}}, uid);
+  auto up = reg.update_status("Pod", "default", "web",
+                              {{"phase", "Running"}, {"podIP", "10.0.0.5"}}, uid);
   BOOST_REQUIRE(up.ok());
   BOOST_TEST((*up)["status"]["phase"] == "Running");
   BOOST_TEST((*up)["spec"] == p["spec"]);
@@ -267,7 +280,8 @@ BOOST_AUTO_TEST_CASE(bind_sets_node_once) {
   auto again = reg.bind("default", "web", "node-2");
   BOOST_REQUIRE(!again.ok());
   BOOST_TEST(again.err().code == errc::conflict);
-  BOOST_TEST(again.err().message.find("is already assigned to node \"node-1\"") != std::string::npos);
+  BOOST_TEST(again.err().message.find("is already assigned to node \"node-1\"") !=
+             std::string::npos);
   BOOST_TEST(reg.bind("default", "missing", "node-1").err().code == errc::not_found);
 }
 
@@ -315,8 +329,8 @@ BOOST_AUTO_TEST_CASE(grace_zero_forces_immediate_delete) {
 }
 
 BOOST_AUTO_TEST_CASE(selectors_filter_lists) {
-  for (const auto& [name, app] : std::vector<std::pair<std::string, std::string>>{
-           {"a", "web"}, {"b", "web"}, {"c", "db"}}) {
+  for (const auto& [name, app] :
+       std::vector<std::pair<std::string, std::string>>{{"a", "web"}, {"b", "web"}, {"c", "db"}}) {
     json p = pod(name);
     p["metadata"]["labels"] = {{"app", app}};
     BOOST_REQUIRE(reg.create("Pod", "default", p).ok());
@@ -332,12 +346,17 @@ BOOST_AUTO_TEST_CASE(selectors_filter_lists) {
   auto all = reg.list("pods", "");
   BOOST_TEST(all->items.size() == 4u);
   BOOST_TEST(all->revision == 5u);
-  BOOST_TEST(names(*reg.list("pods", "default", "app=web")) == (std::vector<std::string>{"a", "b"}));
+  BOOST_TEST(names(*reg.list("pods", "default", "app=web")) ==
+             (std::vector<std::string>{"a", "b"}));
   BOOST_TEST(names(*reg.list("pods", "default", "app!=web")) == (std::vector<std::string>{"c"}));
-  BOOST_TEST(names(*reg.list("pods", "default", "app in (db,x)")) == (std::vector<std::string>{"c"}));
-  BOOST_TEST(names(*reg.list("pods", "", "", "spec.nodeName=node-1")) == (std::vector<std::string>{"a"}));
-  BOOST_TEST(names(*reg.list("pods", "", "", "metadata.namespace=other")) == (std::vector<std::string>{"d"}));
-  BOOST_TEST(names(*reg.list("pods", "", "app=web", "metadata.name!=a")) == (std::vector<std::string>{"b"}));
+  BOOST_TEST(names(*reg.list("pods", "default", "app in (db,x)")) ==
+             (std::vector<std::string>{"c"}));
+  BOOST_TEST(names(*reg.list("pods", "", "", "spec.nodeName=node-1")) ==
+             (std::vector<std::string>{"a"}));
+  BOOST_TEST(names(*reg.list("pods", "", "", "metadata.namespace=other")) ==
+             (std::vector<std::string>{"d"}));
+  BOOST_TEST(names(*reg.list("pods", "", "app=web", "metadata.name!=a")) ==
+             (std::vector<std::string>{"b"}));
   BOOST_TEST(reg.list("pods", "", "", "status.phase=Pending")->items.size() == 4u);
   BOOST_TEST(reg.list("pods", "", "", "spec.bogus=1").err().code == errc::invalid);
 }
@@ -356,9 +375,10 @@ BOOST_AUTO_TEST_CASE(watch_events_arrive_in_revision_order) {
     BOOST_TEST(events[i].kind == "Pod");
     BOOST_TEST(events[i].object["metadata"]["resourceVersion"] == std::to_string(i + 1));
   }
-  BOOST_TEST((types == std::vector<watch_event_type>{
-                  watch_event_type::added, watch_event_type::added, watch_event_type::modified,
-                  watch_event_type::deleted, watch_event_type::modified}));
+  BOOST_TEST(
+      (types == std::vector<watch_event_type>{watch_event_type::added, watch_event_type::added,
+                                              watch_event_type::modified, watch_event_type::deleted,
+                                              watch_event_type::modified}));
   BOOST_TEST(events[2].previous["spec"].value("nodeName", "") == "");
   BOOST_TEST(events[4].object["metadata"].contains("deletionTimestamp"));
 }
@@ -442,7 +462,9 @@ BOOST_AUTO_TEST_CASE(nodes_are_cluster_scoped) {
   BOOST_TEST(!(*n)["metadata"].contains("namespace"));
   BOOST_TEST((*n)["status"]["capacity"]["cpu"] == "2");
   BOOST_TEST(reg.get("nodes", "", "node-1").ok());
-  auto ready = reg.update_status("Node", "", "node-1", {{"conditions", json::array({{{"type", "Ready"}, {"status", "True"}}})}}, "");
+  auto ready = reg.update_status(
+      "Node", "", "node-1",
+      {{"conditions", json::array({{{"type", "Ready"}, {"status", "True"}}})}}, "");
   BOOST_REQUIRE(ready.ok());
   BOOST_TEST(reg.list("nodes", "")->items.size() == 1u);
   BOOST_TEST(reg.remove("nodes", "", "node-1")->removed);

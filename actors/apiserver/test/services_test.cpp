@@ -30,7 +30,8 @@ std::shared_ptr<service_allocator> make_allocator(const std::string& cidr, int p
 json service(const std::string& name, json spec) {
   if (!spec.contains("ports"))
     spec["ports"] = json::array({{{"port", 80}}});
-  return {{"apiVersion", "v1"}, {"kind", "Service"}, {"metadata", {{"name", name}}}, {"spec", spec}};
+  return {
+      {"apiVersion", "v1"}, {"kind", "Service"}, {"metadata", {{"name", name}}}, {"spec", spec}};
 }
 
 struct services_fixture {
@@ -68,7 +69,7 @@ struct services_fixture {
   }
 };
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(service_allocator_suite)
 
@@ -155,8 +156,9 @@ BOOST_FIXTURE_TEST_CASE(requested_cluster_ip, services_fixture) {
 
 BOOST_FIXTURE_TEST_CASE(node_ports, services_fixture) {
   json np = create("np", {{"type", "NodePort"},
-                          {"ports", {{{"name", "http"}, {"port", 80}},
-                                     {{"name", "dns"}, {"port", 53}, {"protocol", "UDP"}}}}});
+                          {"ports",
+                           {{{"name", "http"}, {"port", 80}},
+                            {{"name", "dns"}, {"port", 53}, {"protocol", "UDP"}}}}});
   int p0 = np["spec"]["ports"][0]["nodePort"];
   int p1 = np["spec"]["ports"][1]["nodePort"];
   BOOST_TEST(p0 >= 30000);
@@ -169,12 +171,15 @@ BOOST_FIXTURE_TEST_CASE(node_ports, services_fixture) {
 
   // A requested port is honoured if free, refused otherwise.
   int want = p0 == 30005 || p1 == 30005 ? 30006 : 30005;
-  json fixed = create("fixed", {{"type", "NodePort"}, {"ports", {{{"port", 80}, {"nodePort", want}}}}});
+  json fixed =
+      create("fixed", {{"type", "NodePort"}, {"ports", {{{"port", 80}, {"nodePort", want}}}}});
   BOOST_TEST(fixed["spec"]["ports"][0]["nodePort"] == want);
-  BOOST_TEST(create_error("taken", {{"type", "NodePort"}, {"ports", {{{"port", 80}, {"nodePort", want}}}}}) ==
+  BOOST_TEST(create_error("taken", {{"type", "NodePort"},
+                                    {"ports", {{{"port", 80}, {"nodePort", want}}}}}) ==
              "Service \"taken\" is invalid: spec.ports[0].nodePort: Invalid value: " +
                  std::to_string(want) + ": provided port is already allocated");
-  BOOST_TEST(create_error("low", {{"type", "NodePort"}, {"ports", {{{"port", 80}, {"nodePort", 8080}}}}}) ==
+  BOOST_TEST(create_error(
+                 "low", {{"type", "NodePort"}, {"ports", {{{"port", 80}, {"nodePort", 8080}}}}}) ==
              "Service \"low\" is invalid: spec.ports[0].nodePort: Invalid value: 8080: provided "
              "port is not in the valid range. The range of valid ports is 30000-30009");
   BOOST_TEST(create_error("cip", {{"ports", {{{"port", 80}, {"nodePort", 30001}}}}}) ==
@@ -189,8 +194,9 @@ BOOST_FIXTURE_TEST_CASE(node_ports, services_fixture) {
 
   // An update that leaves nodePort out (kubectl apply of the same manifest) keeps it.
   json upd = service("np", {{"type", "NodePort"},
-                            {"ports", {{{"name", "http"}, {"port", 80}},
-                                       {{"name", "dns"}, {"port", 53}, {"protocol", "UDP"}}}}});
+                            {"ports",
+                             {{{"name", "http"}, {"port", 80}},
+                              {{"name", "dns"}, {"port", 53}, {"protocol", "UDP"}}}}});
   auto same = reg->update("Service", "default", "np", upd);
   BOOST_REQUIRE_MESSAGE(same.ok(), (same.ok() ? "" : same.err().message));
   BOOST_TEST((*same)["spec"]["ports"][0]["nodePort"] == p0);
@@ -263,8 +269,9 @@ BOOST_FIXTURE_TEST_CASE(allocations_are_rebuilt_after_a_restart, services_fixtur
   BOOST_TEST(alloc->node_ports_in_use() == 1u);
   BOOST_TEST(create_error("c", {{"clusterIP", ip_a}}).find("provided IP is already allocated") !=
              std::string::npos);
-  BOOST_TEST(create_error("d", {{"type", "NodePort"}, {"ports", {{{"port", 80}, {"nodePort", port_a}}}}})
-                 .find("provided port is already allocated") != std::string::npos);
+  BOOST_TEST(
+      create_error("d", {{"type", "NodePort"}, {"ports", {{{"port", 80}, {"nodePort", port_a}}}}})
+          .find("provided port is already allocated") != std::string::npos);
   // Filling the range never repeats an address held from before the restart.
   std::set<std::string> seen = {ip_a, ip_b};
   for (int i = 0; i < 11; ++i) {
@@ -291,13 +298,15 @@ BOOST_FIXTURE_TEST_CASE(kubernetes_defaults, services_fixture) {
   json aff2 = create("aff2", {{"sessionAffinity", "ClientIP"},
                               {"sessionAffinityConfig", {{"clientIP", {{"timeoutSeconds", 60}}}}}});
   BOOST_TEST(aff2["spec"]["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"] == 60);
-  BOOST_TEST(create_error("aff3", {{"sessionAffinity", "ClientIP"},
-                                   {"sessionAffinityConfig", {{"clientIP", {{"timeoutSeconds", 0}}}}}}) ==
-             "Service \"aff3\" is invalid: spec.sessionAffinityConfig.clientIP.timeoutSeconds: "
-             "Invalid value: 0: must be greater than 0 and less than 86400");
-  BOOST_TEST(create_error("aff4", {{"sessionAffinityConfig", {{"clientIP", {{"timeoutSeconds", 5}}}}}}) ==
-             "Service \"aff4\" is invalid: spec.sessionAffinityConfig: Forbidden: must not be set "
-             "when `sessionAffinity` is None");
+  BOOST_TEST(
+      create_error("aff3", {{"sessionAffinity", "ClientIP"},
+                            {"sessionAffinityConfig", {{"clientIP", {{"timeoutSeconds", 0}}}}}}) ==
+      "Service \"aff3\" is invalid: spec.sessionAffinityConfig.clientIP.timeoutSeconds: "
+      "Invalid value: 0: must be greater than 0 and less than 86400");
+  BOOST_TEST(
+      create_error("aff4", {{"sessionAffinityConfig", {{"clientIP", {{"timeoutSeconds", 5}}}}}}) ==
+      "Service \"aff4\" is invalid: spec.sessionAffinityConfig: Forbidden: must not be set "
+      "when `sessionAffinity` is None");
   // Turning affinity off drops the config it carried.
   json off = aff;
   off["spec"]["sessionAffinity"] = "None";
@@ -307,8 +316,8 @@ BOOST_FIXTURE_TEST_CASE(kubernetes_defaults, services_fixture) {
 
   json local = create("local", {{"type", "NodePort"}, {"externalTrafficPolicy", "Local"}});
   BOOST_TEST(local["spec"]["externalTrafficPolicy"] == "Local");
-  BOOST_TEST(create_error("etp", {{"externalTrafficPolicy", "Local"}}).find("spec.externalTrafficPolicy") !=
-             std::string::npos);
+  BOOST_TEST(create_error("etp", {{"externalTrafficPolicy", "Local"}})
+                 .find("spec.externalTrafficPolicy") != std::string::npos);
 
   json named = create("named", {{"ports", {{{"port", 80}, {"targetPort", "http"}}}}});
   BOOST_TEST(named["spec"]["ports"][0]["targetPort"] == "http");

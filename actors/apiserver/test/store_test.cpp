@@ -45,7 +45,7 @@ std::vector<std::size_t> record_offsets(const std::string& wal) {
   return out;
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(store_suite)
 

@@ -13,7 +13,7 @@
 namespace deckhand::apiserver {
 /// Lets Boost.Test print event types in failed comparisons.
 inline std::ostream& operator<<(std::ostream& os, watch_event_type t) { return os << to_string(t); }
-} // namespace deckhand::apiserver
+}  // namespace deckhand::apiserver
 
 namespace deckhand::apiserver::test {
 
@@ -40,4 +40,4 @@ class temp_dir {
   std::filesystem::path path_;
 };
 
-} // namespace deckhand::apiserver::test
+}  // namespace deckhand::apiserver::test

@@ -36,7 +36,7 @@ std::string trim(std::string s) {
   return s;
 }
 
-} // namespace
+}  // namespace
 
 nlohmann::json http_response::json() const {
   auto j = nlohmann::json::parse(body, nullptr, false);
@@ -50,13 +50,13 @@ result<api_client> api_client::for_node(const std::filesystem::path& data_dir) {
     std::getline(in, url);
   url = trim(url);
   if (url.empty())
-    return error{errc::unavailable, "no deckhand node at " + data_dir.string()
-                                      + " (is 'deckhand up' running?)"};
+    return error{errc::unavailable,
+                 "no deckhand node at " + data_dir.string() + " (is 'deckhand up' running?)"};
   return api_client(url);
 }
 
 api_client::api_client(std::string base_url, std::chrono::milliseconds timeout)
-  : base_url_(std::move(base_url)), timeout_(timeout) {
+    : base_url_(std::move(base_url)), timeout_(timeout) {
   while (!base_url_.empty() && base_url_.back() == '/')
     base_url_.pop_back();
 }
@@ -65,20 +65,17 @@ result<http_response> api_client::get(const std::string& path) const {
   return send("GET", path, nullptr);
 }
 
-result<http_response> api_client::post(const std::string& path,
-                                       const nlohmann::json& body) const {
+result<http_response> api_client::post(const std::string& path, const nlohmann::json& body) const {
   auto text = body.dump();
   return send("POST", path, &text);
 }
 
-result<http_response> api_client::put(const std::string& path,
-                                      const nlohmann::json& body) const {
+result<http_response> api_client::put(const std::string& path, const nlohmann::json& body) const {
   auto text = body.dump();
   return send("PUT", path, &text);
 }
 
-result<http_response> api_client::del(const std::string& path,
-                                      const nlohmann::json& body) const {
+result<http_response> api_client::del(const std::string& path, const nlohmann::json& body) const {
   auto text = body.dump();
   return send("DELETE", path, &text);
 }
@@ -90,9 +87,7 @@ result<http_response> api_client::send(const char* method, const std::string& pa
   if (!curl)
     return error{errc::internal, "curl_easy_init failed"};
   std::unique_ptr<curl_slist, slist_deleter> headers;
-  auto add_header = [&](const char* h) {
-    headers.reset(curl_slist_append(headers.release(), h));
-  };
+  auto add_header = [&](const char* h) { headers.reset(curl_slist_append(headers.release(), h)); };
   add_header("Accept: application/json");
   if (body)
     add_header("Content-Type: application/json");
@@ -110,37 +105,36 @@ result<http_response> api_client::send(const char* method, const std::string& pa
   curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
   if (body) {
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body->data());
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
-                     static_cast<curl_off_t>(body->size()));
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body->size()));
   }
   auto rc = curl_easy_perform(c);
   if (rc != CURLE_OK)
-    return error{errc::unavailable, "cannot reach the API server at " + base_url_ + ": "
-                                      + curl_easy_strerror(rc)};
+    return error{errc::unavailable,
+                 "cannot reach the API server at " + base_url_ + ": " + curl_easy_strerror(rc)};
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp.status);
   return resp;
 }
 
 std::string status_reason(const http_response& resp) {
   auto j = resp.json();
-  if (j.is_object() && j.contains("reason") && j["reason"].is_string()
-      && !j["reason"].get<std::string>().empty())
+  if (j.is_object() && j.contains("reason") && j["reason"].is_string() &&
+      !j["reason"].get<std::string>().empty())
     return j["reason"].get<std::string>();
   switch (resp.status) {
-    case 400: return "BadRequest";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "NotFound";
-    case 405: return "MethodNotAllowed";
-    case 409: return "Conflict";
-    case 410: return "Expired";
-    case 415: return "UnsupportedMediaType";
-    case 422: return "Invalid";
-    case 429: return "TooManyRequests";
-    case 500: return "InternalError";
-    case 503: return "ServiceUnavailable";
-    case 504: return "Timeout";
-    default: return "Unknown";
+  case 400: return "BadRequest";
+  case 401: return "Unauthorized";
+  case 403: return "Forbidden";
+  case 404: return "NotFound";
+  case 405: return "MethodNotAllowed";
+  case 409: return "Conflict";
+  case 410: return "Expired";
+  case 415: return "UnsupportedMediaType";
+  case 422: return "Invalid";
+  case 429: return "TooManyRequests";
+  case 500: return "InternalError";
+  case 503: return "ServiceUnavailable";
+  case 504: return "Timeout";
+  default: return "Unknown";
   }
 }
 
@@ -150,8 +144,7 @@ std::string server_error(const http_response& resp, const std::string& action) {
   if (j.is_object() && j.contains("message") && j["message"].is_string())
     message = j["message"].get<std::string>();
   if (message.empty())
-    message = resp.body.empty() ? "the server responded with HTTP "
-                                    + std::to_string(resp.status)
+    message = resp.body.empty() ? "the server responded with HTTP " + std::to_string(resp.status)
                                 : trim(resp.body);
   std::string out = "Error from server (" + status_reason(resp) + "): ";
   if (!action.empty())
@@ -178,12 +171,11 @@ std::string path_segment(const std::string& s) {
 
 std::string collection_path(const std::string& ns, const std::string& collection,
                             const std::string& name) {
-  std::string path = ns.empty()
-                       ? "/api/v1/" + collection
-                       : "/api/v1/namespaces/" + path_segment(ns) + "/" + collection;
+  std::string path = ns.empty() ? "/api/v1/" + collection
+                                : "/api/v1/namespaces/" + path_segment(ns) + "/" + collection;
   if (!name.empty())
     path += "/" + path_segment(name);
   return path;
 }
 
-} // namespace deckhand::cli
+}  // namespace deckhand::cli

@@ -99,7 +99,7 @@ result<std::vector<std::string>> expand_sources(const std::vector<std::string>& 
   return out;
 }
 
-} // namespace
+}  // namespace
 
 json apply_body(const manifest_object& obj, const std::string& ns) {
   json body = obj.object;
@@ -111,27 +111,24 @@ json apply_body(const manifest_object& obj, const std::string& ns) {
 
 bool apply_unchanged(const manifest_object& obj, const json& existing) {
   const auto& meta = existing.contains("metadata") ? existing["metadata"] : json();
-  if (meta.is_object() && meta.contains("annotations")
-      && meta["annotations"].is_object()
-      && meta["annotations"].contains(last_applied_key)
-      && meta["annotations"][last_applied_key].is_string()) {
-    auto stored = json::parse(meta["annotations"][last_applied_key].get<std::string>(),
-                              nullptr, false);
+  if (meta.is_object() && meta.contains("annotations") && meta["annotations"].is_object() &&
+      meta["annotations"].contains(last_applied_key) &&
+      meta["annotations"][last_applied_key].is_string()) {
+    auto stored =
+        json::parse(meta["annotations"][last_applied_key].get<std::string>(), nullptr, false);
     if (!stored.is_discarded()) {
       auto ns = meta.contains("namespace") && meta["namespace"].is_string()
-                  ? meta["namespace"].get<std::string>()
-                  : std::string("default");
+                    ? meta["namespace"].get<std::string>()
+                    : std::string("default");
       auto mine = json::parse(last_applied(obj, ns), nullptr, false);
       return stored == mine;
     }
   }
   json want_spec = obj.object.contains("spec") ? obj.object["spec"] : json::object();
   json have_spec = existing.contains("spec") ? existing["spec"] : json::object();
-  json want_labels = obj.object["metadata"].contains("labels")
-                       ? obj.object["metadata"]["labels"]
-                       : json::object();
-  json have_labels = meta.is_object() && meta.contains("labels") ? meta["labels"]
-                                                                 : json::object();
+  json want_labels =
+      obj.object["metadata"].contains("labels") ? obj.object["metadata"]["labels"] : json::object();
+  json have_labels = meta.is_object() && meta.contains("labels") ? meta["labels"] : json::object();
   return subset_of(want_spec, have_spec) && subset_of(want_labels, have_labels);
 }
 
@@ -172,8 +169,8 @@ int apply_objects(const api_client& api, const std::vector<manifest_object>& obj
       return 1;
     }
     if (!current->ok()) {
-      io.err << server_error(*current, "error when retrieving current configuration of \""
-                                         + source + "\"")
+      io.err << server_error(*current,
+                             "error when retrieving current configuration of \"" + source + "\"")
              << "\n";
       rc = 1;
       continue;
@@ -210,8 +207,7 @@ int apply_objects(const api_client& api, const std::vector<manifest_object>& obj
   return rc;
 }
 
-int apply_command(const node_options& opts, const std::vector<std::string>& files,
-                  io_streams io) {
+int apply_command(const node_options& opts, const std::vector<std::string>& files, io_streams io) {
   if (files.empty()) {
     io.err << "error: must specify one of -f and -k\n";
     return 1;
@@ -256,4 +252,4 @@ int apply_command(const node_options& opts, const std::vector<std::string>& file
   return rc;
 }
 
-} // namespace deckhand::cli
+}  // namespace deckhand::cli

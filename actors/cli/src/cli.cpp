@@ -21,23 +21,19 @@
 
 namespace deckhand::cli {
 
-std::string_view demo_manifest() {
-  return demo_manifest_yaml;
-}
+std::string_view demo_manifest() { return demo_manifest_yaml; }
 
 namespace {
 
 void add_data_dir(CLI::App* sub, std::filesystem::path& data_dir) {
-  sub->add_option("--data-dir", data_dir, "The node's data directory")
-    ->capture_default_str();
+  sub->add_option("--data-dir", data_dir, "The node's data directory")->capture_default_str();
 }
 
 CLI::Option* add_namespace(CLI::App* sub, node_options& node) {
-  return sub->add_option("-n,--namespace", node.ns, "The namespace")
-    ->capture_default_str();
+  return sub->add_option("-n,--namespace", node.ns, "The namespace")->capture_default_str();
 }
 
-} // namespace
+}  // namespace
 
 int run(const std::vector<std::string>& args, io_streams io) {
   CLI::App app{"deckhand: a Kubernetes worker node", "deckhand"};
@@ -65,8 +61,7 @@ int run(const std::vector<std::string>& args, io_streams io) {
   auto* apply_cmd = app.add_subcommand("apply", "Create or update objects from manifests");
   add_data_dir(apply_cmd, apply_node.data_dir);
   auto* apply_ns = add_namespace(apply_cmd, apply_node);
-  apply_cmd->add_option("-f,--filename", apply_files, "Manifest file, directory or -")
-    ->required();
+  apply_cmd->add_option("-f,--filename", apply_files, "Manifest file, directory or -")->required();
 
   // get
   get_options get;
@@ -74,10 +69,11 @@ int run(const std::vector<std::string>& args, io_streams io) {
   auto* get_cmd = app.add_subcommand("get", "Show pods, services, endpoints or endpointslices");
   add_data_dir(get_cmd, get.node.data_dir);
   add_namespace(get_cmd, get.node);
-  get_cmd->add_option("resource", get.resource,
-                      "pods|po|services|svc|endpoints|ep|endpointslices|events[/NAME], or a "
-                      "comma list (svc,ep)")
-    ->required();
+  get_cmd
+      ->add_option("resource", get.resource,
+                   "pods|po|services|svc|endpoints|ep|endpointslices|events[/NAME], or a "
+                   "comma list (svc,ep)")
+      ->required();
   get_cmd->add_option("names", get.names, "Object names");
   get_cmd->add_option("-o,--output", get.output, "Output format: wide|json|yaml|name");
   get_cmd->add_flag("-A,--all-namespaces", get.all_namespaces, "List across namespaces");
@@ -99,9 +95,10 @@ int run(const std::vector<std::string>& args, io_streams io) {
   add_namespace(del_cmd, del.node);
   del_cmd->add_option("resource", del.resource, "pod|service|svc|endpoints|ep[/NAME]")->required();
   del_cmd->add_option("names", del.names, "Object names");
-  del_cmd->add_option("--grace-period", del.grace_period,
-                      "Seconds given to the pod to stop (-1: its own)")
-    ->capture_default_str();
+  del_cmd
+      ->add_option("--grace-period", del.grace_period,
+                   "Seconds given to the pod to stop (-1: its own)")
+      ->capture_default_str();
   del_cmd->add_flag("--force", del.force, "Delete immediately");
   del_cmd->add_flag("--now", del.now, "Delete with a one-second grace period");
   del_cmd->add_flag("--wait", del.wait, "Wait until the object is gone (--wait=false: don't)");
@@ -145,8 +142,7 @@ int run(const std::vector<std::string>& args, io_streams io) {
   std::string import_path, import_name;
   auto* import_cmd = image_cmd->add_subcommand("import", "Import an OCI layout or archive");
   add_data_dir(import_cmd, image_node.data_dir);
-  import_cmd->add_option("path", import_path, "OCI layout directory or archive")
-    ->required();
+  import_cmd->add_option("path", import_path, "OCI layout directory or archive")->required();
   import_cmd->add_option("--name", import_name, "Name to give the image");
   auto* ls_cmd = image_cmd->add_subcommand("ls", "List images");
   ls_cmd->alias("list");
@@ -155,9 +151,10 @@ int run(const std::vector<std::string>& args, io_streams io) {
   auto* pull_cmd = image_cmd->add_subcommand("pull", "Pull an image from a registry");
   add_data_dir(pull_cmd, image_node.data_dir);
   pull_cmd->add_option("ref", pull.ref, "Image reference (e.g. busybox:1.36)")->required();
-  pull_cmd->add_option("--secret", pull.secrets,
-                       "Credentials to use, by name (imagePullSecrets; repeatable)")
-    ->allow_extra_args(false);
+  pull_cmd
+      ->add_option("--secret", pull.secrets,
+                   "Credentials to use, by name (imagePullSecrets; repeatable)")
+      ->allow_extra_args(false);
   std::vector<std::string> rm_refs;
   auto* rm_cmd = image_cmd->add_subcommand("rm", "Remove images");
   rm_cmd->alias("remove");
@@ -248,4 +245,4 @@ int run_main(int argc, char** argv) {
   return run(args, {std::cout, std::cerr, std::cin});
 }
 
-} // namespace deckhand::cli
+}  // namespace deckhand::cli

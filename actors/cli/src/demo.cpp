@@ -67,7 +67,7 @@ bool has_demo_image(const wire::image_list_reply& list) {
   return false;
 }
 
-} // namespace
+}  // namespace
 
 bool run_demo(const fs::path& data_dir, const std::atomic<bool>& cancel) {
   auto log = log::get();
@@ -93,8 +93,8 @@ bool run_demo(const fs::path& data_dir, const std::atomic<bool>& cancel) {
       return false;
   }
 
-  auto images = node.request<wire::image_list_reply>("runtime", wire::image_list_request{},
-                                                     10s, &cancel);
+  auto images =
+      node.request<wire::image_list_reply>("runtime", wire::image_list_request{}, 10s, &cancel);
   if (!images) {
     log->error("msg=\"demo: cannot list images\" error=\"{}\"", images.err().message);
     return false;
@@ -109,15 +109,12 @@ bool run_demo(const fs::path& data_dir, const std::atomic<bool>& cancel) {
     wire::image_import_request req;
     req.path = layout->string();
     req.name = demo_image_name;
-    auto imported =
-      node.request<wire::image_import_reply>("runtime", req, 300s, &cancel);
+    auto imported = node.request<wire::image_import_reply>("runtime", req, 300s, &cancel);
     if (!imported) {
-      log->error("msg=\"demo: image import failed\" error=\"{}\"",
-                 imported.err().message);
+      log->error("msg=\"demo: image import failed\" error=\"{}\"", imported.err().message);
       return false;
     }
-    log->info("msg=\"demo: image imported\" image={} id={}", demo_image_name,
-              imported->image.id);
+    log->info("msg=\"demo: image imported\" image={} id={}", demo_image_name, imported->image.id);
   }
 
   auto objects = parse_manifests(demo_manifest(), "configs/demo/pod.yaml");
@@ -132,8 +129,7 @@ bool run_demo(const fs::path& data_dir, const std::atomic<bool>& cancel) {
       std::istringstream in;
       node_options opts;
       opts.data_dir = data_dir;
-      if (apply_objects(*api, *objects, "configs/demo/pod.yaml", opts, {out, err, in})
-          == 0) {
+      if (apply_objects(*api, *objects, "configs/demo/pod.yaml", opts, {out, err, in}) == 0) {
         std::istringstream lines(out.str());
         for (std::string line; std::getline(lines, line);)
           log->info("msg=\"demo: {}\"", line);
@@ -150,4 +146,4 @@ bool run_demo(const fs::path& data_dir, const std::atomic<bool>& cancel) {
   }
 }
 
-} // namespace deckhand::cli
+}  // namespace deckhand::cli

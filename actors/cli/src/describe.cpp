@@ -81,9 +81,7 @@ void multiline_map(std::ostringstream& w, const std::string& title, const json& 
   }
 }
 
-std::string go_seconds(int64_t s) {
-  return std::to_string(s) + "s";
-}
+std::string go_seconds(int64_t s) { return std::to_string(s) + "s"; }
 
 std::string probe_text(const json& p) {
   std::string out;
@@ -225,12 +223,12 @@ void describe_containers(std::ostringstream& w, const std::string& title, const 
         continue;
       w << "    " << (std::string(key) == "limits" ? "Limits" : "Requests") << ":\n";
       for (auto it = m.begin(); it != m.end(); ++it)
-        w << "      " << it.key() << ":\t" << (it->is_string() ? it->get<std::string>() : it->dump())
-          << "\n";
+        w << "      " << it.key() << ":\t"
+          << (it->is_string() ? it->get<std::string>() : it->dump()) << "\n";
     }
-    for (auto [key, label] : {std::pair{"livenessProbe", "Liveness"},
-                              std::pair{"readinessProbe", "Readiness"},
-                              std::pair{"startupProbe", "Startup"}})
+    for (auto [key, label] :
+         {std::pair{"livenessProbe", "Liveness"}, std::pair{"readinessProbe", "Readiness"},
+          std::pair{"startupProbe", "Startup"}})
       if (c.contains(key) && c[key].is_object())
         w << "    " << label << ":\t" << probe_text(c[key]) << "\n";
     const auto& env = arr(c, "env");
@@ -253,11 +251,10 @@ void describe_containers(std::ostringstream& w, const std::string& title, const 
       if (vf.contains("fieldRef")) {
         const auto& fr = obj(vf, "fieldRef");
         std::string api = str(fr, "apiVersion").empty() ? "v1" : str(fr, "apiVersion");
-        w << "      " << ename << ":\t" << field_ref_value(pod, str(fr, "fieldPath")) << " ("
-          << api << ":" << str(fr, "fieldPath") << ")\n";
+        w << "      " << ename << ":\t" << field_ref_value(pod, str(fr, "fieldPath")) << " (" << api
+          << ":" << str(fr, "fieldPath") << ")\n";
       } else if (vf.contains("resourceFieldRef")) {
-        w << "      " << ename << ":\t (" << str(obj(vf, "resourceFieldRef"), "resource")
-          << ")\n";
+        w << "      " << ename << ":\t (" << str(obj(vf, "resourceFieldRef"), "resource") << ")\n";
       } else if (vf.contains("secretKeyRef")) {
         const auto& r = obj(vf, "secretKeyRef");
         w << "      " << ename << ":\t<set to the key '" << str(r, "key") << "' in secret '"
@@ -277,8 +274,7 @@ void describe_containers(std::ostringstream& w, const std::string& title, const 
       std::string flags = m.value("readOnly", false) ? "ro" : "rw";
       if (!str(m, "subPath").empty())
         flags += ",path=" + json(str(m, "subPath")).dump();
-      w << "      " << str(m, "mountPath") << " from " << str(m, "name") << " (" << flags
-        << ")\n";
+      w << "      " << str(m, "mountPath") << " from " << str(m, "name") << " (" << flags << ")\n";
     }
   }
 }
@@ -397,7 +393,7 @@ std::string percent_encode(const std::string& s) {
   return out;
 }
 
-} // namespace
+}  // namespace
 
 std::string tab_align(const std::string& text) {
   // Split into lines of cells; a cell is terminated by '\t', the rest of the
@@ -654,4 +650,4 @@ int describe_command(const describe_options& opts, io_streams io) {
   return rc;
 }
 
-} // namespace deckhand::cli
+}  // namespace deckhand::cli

@@ -13,7 +13,7 @@ namespace {
 /// needs a deadline, a user's shell session does not.
 constexpr std::chrono::hours unbounded_wait{24};
 
-} // namespace
+}  // namespace
 
 int exec_command(const exec_options& opts, io_streams io) {
   if (opts.command.empty()) {
@@ -40,8 +40,8 @@ int exec_command(const exec_options& opts, io_streams io) {
 
   node_client node(opts.node.data_dir);
   auto wait = opts.timeout.count() > 0
-                ? opts.timeout + std::chrono::seconds(30)
-                : std::chrono::duration_cast<std::chrono::milliseconds>(unbounded_wait);
+                  ? opts.timeout + std::chrono::seconds(30)
+                  : std::chrono::duration_cast<std::chrono::milliseconds>(unbounded_wait);
   auto rep = node.request<wire::exec_reply>("runtime", req, wait);
   if (!rep) {
     io.err << "error: " << rep.err().message << "\n";
@@ -60,4 +60,4 @@ int exec_command(const exec_options& opts, io_streams io) {
   return rep->exit_code;
 }
 
-} // namespace deckhand::cli
+}  // namespace deckhand::cli

@@ -35,7 +35,7 @@ bool looks_like_id(const std::string& ref) {
 class progress_feed {
  public:
   progress_feed(const std::filesystem::path& data_dir, std::string image)
-    : image_(std::move(image)), bus_(config()) {
+      : image_(std::move(image)), bus_(config()) {
     // Progress is optional: without the socket the pull still works.
     (void)bus_.connect_sub(paths::runtime_pub_endpoint(data_dir), {"pull"},
                            [this](const std::string&, wire::envelope env) {
@@ -79,7 +79,7 @@ class progress_feed {
   bool finished_ = false;
 };
 
-} // namespace
+}  // namespace
 
 std::string format_pull_progress(const wire::image_pull_progress& p, int width) {
   std::string line = p.image + ": " + p.phase;
@@ -87,8 +87,8 @@ std::string format_pull_progress(const wire::image_pull_progress& p, int width) 
     auto done = std::clamp<int64_t>(p.done, 0, p.total);
     if (width > 0) {
       int filled = static_cast<int>(done * width / p.total);
-      line += " [" + std::string(static_cast<size_t>(filled), '#')
-              + std::string(static_cast<size_t>(width - filled), ' ') + "]";
+      line += " [" + std::string(static_cast<size_t>(filled), '#') +
+              std::string(static_cast<size_t>(width - filled), ' ') + "]";
     }
     line += " " + human_size(done) + "/" + human_size(p.total);
   }
@@ -173,4 +173,4 @@ int image_remove_command(const node_options& opts, const std::vector<std::string
   return rc;
 }
 
-} // namespace deckhand::cli
+}  // namespace deckhand::cli

@@ -45,7 +45,7 @@ std::string now_rfc3339() {
   return buf;
 }
 
-} // namespace
+}  // namespace
 
 const std::vector<std::string>& stop_order() {
   static const std::vector<std::string> order = {"kubelet", "proxy", "runtime"};
@@ -56,18 +56,18 @@ fs::path component_binary(const fs::path& bin_dir, const std::string& name) {
   return bin_dir / ("deckhand-" + name);
 }
 
-std::vector<std::string> component_argv(const up_options& opts,
-                                        const component_spec& spec) {
-  std::vector<std::string> argv = {component_binary(opts.bin_dir, spec.name).string(),
-                                   "--data-dir", opts.data_dir.string()};
+std::vector<std::string> component_argv(const up_options& opts, const component_spec& spec) {
+  std::vector<std::string> argv = {component_binary(opts.bin_dir, spec.name).string(), "--data-dir",
+                                   opts.data_dir.string()};
   // A local node usually shares its disk with everything else on a
   // workstation or CI machine, where Kubernetes' nodefs.available<10% would
   // put the node under DiskPressure (refusing every pod) with many GB free.
   // `deckhand up` evicts below 1 GiB instead, unless the kubelet's args say
   // otherwise; deckhand-kubelet on its own keeps Kubernetes' defaults.
   if (spec.name == "kubelet") {
-    bool given = std::any_of(spec.extra_args.begin(), spec.extra_args.end(),
-                             [](const std::string& a) { return a.rfind("--eviction-hard", 0) == 0; });
+    bool given =
+        std::any_of(spec.extra_args.begin(), spec.extra_args.end(),
+                    [](const std::string& a) { return a.rfind("--eviction-hard", 0) == 0; });
     if (!given)
       argv.push_back("--eviction-hard=" + std::string(local_eviction_hard));
   }
@@ -76,8 +76,8 @@ std::vector<std::string> component_argv(const up_options& opts,
 }
 
 std::vector<std::string> cleanup_argv(const up_options& opts) {
-  return {component_binary(opts.bin_dir, "runtime").string(), "--data-dir",
-          opts.data_dir.string(), "--cleanup-all"};
+  return {component_binary(opts.bin_dir, "runtime").string(), "--data-dir", opts.data_dir.string(),
+          "--cleanup-all"};
 }
 
 fs::path self_bin_dir() {
@@ -126,9 +126,8 @@ result<up_options> load_up_config(const fs::path& file, up_options opts) {
         auto it = std::find_if(opts.components.begin(), opts.components.end(),
                                [&](const component_spec& c) { return c.name == name; });
         if (it == opts.components.end())
-          return error{errc::invalid,
-                       file.string() + ": components: unknown component \"" + name
-                         + "\" (known: apiserver, runtime, kubelet, proxy)"};
+          return error{errc::invalid, file.string() + ": components: unknown component \"" + name +
+                                          "\" (known: apiserver, runtime, kubelet, proxy)"};
         if (auto v = kv.second["enabled"])
           it->enabled = v.as<bool>();
         if (auto v = kv.second["args"])
@@ -150,8 +149,7 @@ result<up_options> load_up_config(const fs::path& file, up_options opts) {
     return error{errc::invalid, file.string() + ": " + e.what()};
   }
   if (opts.backoff.initial.count() <= 0 || opts.backoff.max < opts.backoff.initial)
-    return error{errc::invalid, file.string()
-                                  + ": restartBackoff: need 0 < initial <= max"};
+    return error{errc::invalid, file.string() + ": restartBackoff: need 0 < initial <= max"};
   return opts;
 }
 
@@ -210,8 +208,8 @@ result<pid_t> spawn(const std::vector<std::string>& argv, int fd3 = -1) {
   posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
   if (fd3 >= 0)
     posix_spawn_file_actions_adddup2(&actions, fd3, 3);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK
-                                    | POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   posix_spawnattr_setpgroup(&attr, 0);
   sigset_t empty;
   sigemptyset(&empty);
@@ -246,8 +244,8 @@ class launcher {
   explicit launcher(up_options opts) : opts_(std::move(opts)) {
     for (const auto& spec : opts_.components)
       if (spec.enabled)
-        procs_.push_back(component_proc{spec, restart_backoff{opts_.backoff}, -1, 0, 0,
-                                        {}, {}, std::nullopt, false});
+        procs_.push_back(component_proc{
+            spec, restart_backoff{opts_.backoff}, -1, 0, 0, {}, {}, std::nullopt, false});
   }
 
   ~launcher() {
@@ -261,15 +259,13 @@ class launcher {
       std::cerr << "error: " << err.message << "\n";
       return 1;
     }
-    log_->info("msg=\"node starting\" data_dir={} bin_dir={} pid={}",
-               opts_.data_dir.string(), opts_.bin_dir.string(), ::getpid());
+    log_->info("msg=\"node starting\" data_dir={} bin_dir={} pid={}", opts_.data_dir.string(),
+               opts_.bin_dir.string(), ::getpid());
     stop_leftovers();
     for (auto& p : procs_)
       start(p);
     if (opts_.demo && opts_.run_demo)
-      demo_thread_ = std::thread([this] {
-        opts_.run_demo(opts_.data_dir, demo_cancel_);
-      });
+      demo_thread_ = std::thread([this] { opts_.run_demo(opts_.data_dir, demo_cancel_); });
     while (!stop_requested_) {
       auto now = steady::now();
       int timeout_ms = -1;
@@ -281,8 +277,8 @@ class launcher {
           continue;
         }
         auto left = std::chrono::ceil<milliseconds>(*p.restart_at - now).count();
-        timeout_ms = timeout_ms < 0 ? static_cast<int>(left)
-                                    : std::min(timeout_ms, static_cast<int>(left));
+        timeout_ms =
+            timeout_ms < 0 ? static_cast<int>(left) : std::min(timeout_ms, static_cast<int>(left));
       }
       wait_signals(timeout_ms);
     }
@@ -295,8 +291,7 @@ class launcher {
     std::error_code ec;
     fs::create_directories(paths::run_dir(opts_.data_dir), ec);
     if (ec)
-      return {errc::io, "create " + paths::run_dir(opts_.data_dir).string() + ": "
-                          + ec.message()};
+      return {errc::io, "create " + paths::run_dir(opts_.data_dir).string() + ": " + ec.message()};
     auto lock_path = paths::run_dir(opts_.data_dir) / "up.lock";
     lock_fd_ = unique_fd(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
     if (!lock_fd_)
@@ -307,13 +302,13 @@ class launcher {
       std::string holder;
       std::ifstream in(lock_path);
       std::getline(in, holder);
-      return {errc::conflict, "another 'deckhand up'"
-                                + (holder.empty() ? std::string{} : " (pid " + holder + ")")
-                                + " is already running on " + opts_.data_dir.string()};
+      return {errc::conflict, "another 'deckhand up'" +
+                                  (holder.empty() ? std::string{} : " (pid " + holder + ")") +
+                                  " is already running on " + opts_.data_dir.string()};
     }
     auto pid_text = std::to_string(::getpid()) + "\n";
-    if (::ftruncate(lock_fd_.get(), 0) != 0
-        || ::pwrite(lock_fd_.get(), pid_text.data(), pid_text.size(), 0) < 0)
+    if (::ftruncate(lock_fd_.get(), 0) != 0 ||
+        ::pwrite(lock_fd_.get(), pid_text.data(), pid_text.size(), 0) < 0)
       return error::from_errno("write " + lock_path.string());
 
     // Orphaned pod supervisors and containers are re-parented to us, not to
@@ -409,8 +404,8 @@ class launcher {
     p.started_at = now_rfc3339();
     if (p.starts++ > 0)
       ++p.restarts;
-    log_->info("msg=\"component started\" component={} pid={} restarts={}", p.spec.name,
-               p.pid, p.restarts);
+    log_->info("msg=\"component started\" component={} pid={} restarts={}", p.spec.name, p.pid,
+               p.restarts);
     write_status();
   }
 
@@ -428,7 +423,8 @@ class launcher {
         continue;
       } else if (!stop_requested_) {
         stop_requested_ = true;
-        log_->info("msg=\"stopping node\" signal={}", ::strsignal(static_cast<int>(info.ssi_signo)));
+        log_->info("msg=\"stopping node\" signal={}",
+                   ::strsignal(static_cast<int>(info.ssi_signo)));
       } else if (!hurry_) {
         hurry_ = true;
         log_->warn("msg=\"second signal: killing remaining components\"");
@@ -458,8 +454,8 @@ class launcher {
       p.last_exit = describe_wait_status(status);
       auto delay = p.backoff.exited(now);
       if (stop_requested_ || p.stopped) {
-        log_->info("msg=\"component stopped\" component={} pid={} status=\"{}\"",
-                   p.spec.name, pid, p.last_exit);
+        log_->info("msg=\"component stopped\" component={} pid={} status=\"{}\"", p.spec.name, pid,
+                   p.last_exit);
       } else {
         p.restart_at = now + delay;
         log_->warn("msg=\"component exited\" component={} pid={} status=\"{}\" "
@@ -478,8 +474,7 @@ class launcher {
       auto now = steady::now();
       if (now >= deadline || hurry_)
         return done();
-      wait_signals(static_cast<int>(
-        std::chrono::ceil<milliseconds>(deadline - now).count()));
+      wait_signals(static_cast<int>(std::chrono::ceil<milliseconds>(deadline - now).count()));
     }
     return true;
   }
@@ -501,8 +496,7 @@ class launcher {
     bool was_hurrying = hurry_;
     hurry_ = false;
     if (!wait_until(gone, steady::now() + milliseconds(5000)))
-      log_->error("msg=\"component survived SIGKILL\" component={} pid={}", p.spec.name,
-                  pid);
+      log_->error("msg=\"component survived SIGKILL\" component={} pid={}", p.spec.name, pid);
     hurry_ = was_hurrying;
   }
 
@@ -646,7 +640,7 @@ class launcher {
   std::thread demo_thread_;
 };
 
-} // namespace
+}  // namespace
 
 int run_up(const up_options& opts) {
   if (opts.demo && !opts.run_demo) {
@@ -697,7 +691,9 @@ demo_runner demo_by_subprocess(fs::path deckhand_binary) {
       return;
     }
     for (;;) {
-      struct pollfd p {rd.get(), POLLIN, 0};
+      struct pollfd p {
+        rd.get(), POLLIN, 0
+      };
       int n = ::poll(&p, 1, 100);
       if (n > 0) {
         char c;
@@ -712,4 +708,4 @@ demo_runner demo_by_subprocess(fs::path deckhand_binary) {
   };
 }
 
-} // namespace deckhand::cli
+}  // namespace deckhand::cli

@@ -38,8 +38,7 @@ std::optional<bool> bool_scalar(const std::string& s) {
 std::optional<json> number_scalar(const std::string& s) {
   static const std::regex int_re{R"([-+]?(0|[1-9][0-9_]*))"};
   static const std::regex hex_re{R"(0x[0-9a-fA-F_]+)"};
-  static const std::regex float_re{
-    R"([-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?)"};
+  static const std::regex float_re{R"([-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?)"};
   std::string digits;
   for (char c : s)
     if (c != '_')
@@ -60,8 +59,7 @@ std::optional<json> number_scalar(const std::string& s) {
     uint64_t u = 0;
     auto [p, ec] = std::from_chars(digits.data() + 2, digits.data() + digits.size(), u, 16);
     if (ec == std::errc{} && p == digits.data() + digits.size())
-      return u <= static_cast<uint64_t>(INT64_MAX) ? json(static_cast<int64_t>(u))
-                                                   : json(u);
+      return u <= static_cast<uint64_t>(INT64_MAX) ? json(static_cast<int64_t>(u)) : json(u);
     return std::nullopt;
   }
   if (std::regex_match(s, float_re)) {
@@ -104,29 +102,27 @@ json node_to_json(const YAML::Node& node, int depth) {
   if (depth > max_depth)
     throw conversion_error{"document nested too deeply"};
   switch (node.Type()) {
-    case YAML::NodeType::Undefined:
-    case YAML::NodeType::Null:
-      return nullptr;
-    case YAML::NodeType::Scalar:
-      return scalar_to_json(node);
-    case YAML::NodeType::Sequence: {
-      auto arr = json::array();
-      for (const auto& item : node)
-        arr.push_back(node_to_json(item, depth + 1));
-      return arr;
+  case YAML::NodeType::Undefined:
+  case YAML::NodeType::Null: return nullptr;
+  case YAML::NodeType::Scalar: return scalar_to_json(node);
+  case YAML::NodeType::Sequence: {
+    auto arr = json::array();
+    for (const auto& item : node)
+      arr.push_back(node_to_json(item, depth + 1));
+    return arr;
+  }
+  case YAML::NodeType::Map: {
+    auto obj = json::object();
+    for (const auto& kv : node) {
+      if (!kv.first.IsScalar())
+        throw conversion_error{"mapping keys must be scalars"};
+      auto key = kv.first.Scalar();
+      if (is_null_scalar(key) && kv.first.Tag() != "!")
+        key = "null";
+      obj[key] = node_to_json(kv.second, depth + 1);
     }
-    case YAML::NodeType::Map: {
-      auto obj = json::object();
-      for (const auto& kv : node) {
-        if (!kv.first.IsScalar())
-          throw conversion_error{"mapping keys must be scalars"};
-        auto key = kv.first.Scalar();
-        if (is_null_scalar(key) && kv.first.Tag() != "!")
-          key = "null";
-        obj[key] = node_to_json(kv.second, depth + 1);
-      }
-      return obj;
-    }
+    return obj;
+  }
   }
   return nullptr;
 }
@@ -159,29 +155,25 @@ std::string get_string(const json& obj, const char* key) {
   return it->get<std::string>();
 }
 
-error validate_one(const json& doc, const std::string& source,
-                   std::vector<manifest_object>& out);
+error validate_one(const json& doc, const std::string& source, std::vector<manifest_object>& out);
 
-error validate_list(const json& doc, const std::string& source,
-                    std::vector<manifest_object>& out) {
+error validate_list(const json& doc, const std::string& source, std::vector<manifest_object>& out) {
   auto it = doc.find("items");
   if (it == doc.end() || it->is_null())
     return {};
   if (!it->is_array())
-    return {errc::invalid, "error validating \"" + source
-                             + "\": error validating data: items must be a list"};
+    return {errc::invalid,
+            "error validating \"" + source + "\": error validating data: items must be a list"};
   for (const auto& item : *it)
     if (auto err = validate_one(item, source, out))
       return err;
   return {};
 }
 
-error validate_one(const json& doc, const std::string& source,
-                   std::vector<manifest_object>& out) {
+error validate_one(const json& doc, const std::string& source, std::vector<manifest_object>& out) {
   if (!doc.is_object())
-    return {errc::invalid, "unable to decode \"" + source + "\": json: cannot unmarshal "
-                             + type_name(doc)
-                             + " into Go value of type map[string]interface {}"};
+    return {errc::invalid, "unable to decode \"" + source + "\": json: cannot unmarshal " +
+                               type_name(doc) + " into Go value of type map[string]interface {}"};
   auto api_version = get_string(doc, "apiVersion");
   auto kind = get_string(doc, "kind");
   std::vector<std::string> missing;
@@ -190,15 +182,14 @@ error validate_one(const json& doc, const std::string& source,
   if (kind.empty())
     missing.push_back("kind not set");
   if (!missing.empty()) {
-    std::string what = missing.size() == 1 ? missing[0]
-                                           : "[" + missing[0] + ", " + missing[1] + "]";
-    return {errc::invalid, "error validating \"" + source + "\": error validating data: "
-                             + what
-                             + "; if you choose to ignore these errors, turn "
+    std::string what =
+        missing.size() == 1 ? missing[0] : "[" + missing[0] + ", " + missing[1] + "]";
+    return {errc::invalid, "error validating \"" + source + "\": error validating data: " + what +
+                               "; if you choose to ignore these errors, turn "
                                "validation off with --validate=false"};
   }
-  if (api_version == "v1" && (kind == "List" || kind == "PodList" || kind == "ServiceList" ||
-                              kind == "EndpointsList"))
+  if (api_version == "v1" &&
+      (kind == "List" || kind == "PodList" || kind == "ServiceList" || kind == "EndpointsList"))
     return validate_list(doc, source, out);
   if (api_version != "v1" || (kind != "Pod" && kind != "Service" && kind != "Endpoints"))
     return {errc::unsupported,
@@ -209,15 +200,14 @@ error validate_one(const json& doc, const std::string& source,
   obj.resource = kind == "Pod" ? "pods" : kind == "Service" ? "services" : "endpoints";
   auto meta = doc.find("metadata");
   if (meta != doc.end() && !meta->is_null() && !meta->is_object())
-    return {errc::invalid, "error validating \"" + source
-                             + "\": error validating data: metadata must be an object"};
+    return {errc::invalid, "error validating \"" + source +
+                               "\": error validating data: metadata must be an object"};
   if (meta != doc.end() && meta->is_object()) {
     obj.name = get_string(*meta, "name");
     obj.namespace_ = get_string(*meta, "namespace");
   }
   if (obj.name.empty())
-    return {errc::invalid, "error validating \"" + source
-                             + "\": resource name may not be empty"};
+    return {errc::invalid, "error validating \"" + source + "\": resource name may not be empty"};
   obj.object = doc;
   out.push_back(std::move(obj));
   return {};
@@ -232,20 +222,18 @@ bool needs_quotes(const std::string& s) {
   static const std::regex timestamp_re{R"([0-9]{4}-[0-9]{1,2}-[0-9]{1,2}([Tt ].*)?)"};
   if (std::regex_match(s, timestamp_re))
     return true;
-  if (s == "y" || s == "Y" || s == "n" || s == "N" || s == "=" || s == ".inf"
-      || s == ".nan")
+  if (s == "y" || s == "Y" || s == "n" || s == "N" || s == "=" || s == ".inf" || s == ".nan")
     return true;
   unsigned char first = static_cast<unsigned char>(s.front());
   if (std::isspace(first) || std::isspace(static_cast<unsigned char>(s.back())))
     return true;
-  if (std::string_view("-?:,[]{}#&*!|>'\"%@`").find(static_cast<char>(first))
-      != std::string_view::npos) {
+  if (std::string_view("-?:,[]{}#&*!|>'\"%@`").find(static_cast<char>(first)) !=
+      std::string_view::npos) {
     // `-x`, `?x`, `:x` are plain when not followed by a space, but quoting
     // them costs nothing and avoids every corner case.
     return true;
   }
-  if (s.find(": ") != std::string::npos || s.find(" #") != std::string::npos
-      || s.back() == ':')
+  if (s.find(": ") != std::string::npos || s.find(" #") != std::string::npos || s.back() == ':')
     return true;
   for (char c : s)
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
@@ -264,9 +252,7 @@ std::string yaml_scalar(const json& j) {
   return j.dump();
 }
 
-bool is_empty_collection(const json& j) {
-  return (j.is_object() || j.is_array()) && j.empty();
-}
+bool is_empty_collection(const json& j) { return (j.is_object() || j.is_array()) && j.empty(); }
 
 void emit(std::ostringstream& os, const json& j, int indent);
 
@@ -314,10 +300,9 @@ void emit(std::ostringstream& os, const json& j, int indent) {
   }
 }
 
-} // namespace
+}  // namespace
 
-result<std::vector<json>> parse_documents(std::string_view text,
-                                          const std::string& source) {
+result<std::vector<json>> parse_documents(std::string_view text, const std::string& source) {
   std::vector<json> docs;
   if (looks_like_json(text)) {
     // A JSON stream: one or more values back to back.
@@ -360,12 +345,12 @@ result<std::vector<json>> parse_documents(std::string_view text,
       docs.push_back(std::move(doc));
     }
   } catch (const YAML::Exception& e) {
-    return error{errc::invalid, "error parsing " + source
-                                  + ": error converting YAML to JSON: yaml: line "
-                                  + std::to_string(e.mark.line + 1) + ": " + e.msg};
+    return error{errc::invalid, "error parsing " + source +
+                                    ": error converting YAML to JSON: yaml: line " +
+                                    std::to_string(e.mark.line + 1) + ": " + e.msg};
   } catch (const conversion_error& e) {
-    return error{errc::invalid, "error parsing " + source
-                                  + ": error converting YAML to JSON: " + e.message};
+    return error{errc::invalid,
+                 "error parsing " + source + ": error converting YAML to JSON: " + e.message};
   }
   return docs;
 }
@@ -418,7 +403,7 @@ std::string collection_kind(const std::string& collection) {
   return {};
 }
 
-} // namespace deckhand::cli
+}  // namespace deckhand::cli
 
 namespace deckhand::cli {
 
@@ -426,4 +411,4 @@ std::string collection_api_version(const std::string& collection) {
   return collection == "endpointslices" ? "discovery.k8s.io/v1" : "v1";
 }
 
-} // namespace deckhand::cli
+}  // namespace deckhand::cli

@@ -15,16 +15,14 @@ transport::bridge_config cli_bridge_config() {
   return cfg;
 }
 
-} // namespace
+}  // namespace
 
 node_client::node_client(std::filesystem::path data_dir)
-  : data_dir_(std::move(data_dir)), bridge_(cli_bridge_config()) {
+    : data_dir_(std::move(data_dir)), bridge_(cli_bridge_config()) {
   bridge_.start();
 }
 
-node_client::~node_client() {
-  bridge_.stop();
-}
+node_client::~node_client() { bridge_.stop(); }
 
 result<int> node_client::dealer_for(const std::string& component) {
   if (auto it = dealers_.find(component); it != dealers_.end())
@@ -36,8 +34,7 @@ result<int> node_client::dealer_for(const std::string& component) {
   return *sock;
 }
 
-result<wire::envelope> node_client::call(const std::string& component,
-                                         wire::envelope req,
+result<wire::envelope> node_client::call(const std::string& component, wire::envelope req,
                                          std::chrono::milliseconds timeout,
                                          const std::atomic<bool>* cancel) {
   auto sock = dealer_for(component);
@@ -85,4 +82,4 @@ node_client::ping_all(const std::vector<std::string>& components,
   return out;
 }
 
-} // namespace deckhand::cli
+}  // namespace deckhand::cli

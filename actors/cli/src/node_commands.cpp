@@ -18,8 +18,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const std::vector<std::string> node_components = {"apiserver", "runtime", "kubelet",
-                                                  "proxy"};
+const std::vector<std::string> node_components = {"apiserver", "runtime", "kubelet", "proxy"};
 
 std::string hex_incarnation(uint64_t v) {
   char buf[20];
@@ -40,7 +39,7 @@ std::string short_id(const std::string& id) {
   return hex.substr(0, 12);
 }
 
-} // namespace
+}  // namespace
 
 int status_command(const node_options& opts, io_streams io) {
   auto up = read_up_status(opts.data_dir);
@@ -58,7 +57,7 @@ int status_command(const node_options& opts, io_streams io) {
   auto pongs = node.ping_all(names, 1000ms);
 
   std::vector<std::vector<std::string>> rows = {
-    {"NAME", "PID", "INCARNATION", "UPTIME", "RESTARTS", "HEALTH"}};
+      {"NAME", "PID", "INCARNATION", "UPTIME", "RESTARTS", "HEALTH"}};
   bool all_ok = true;
   for (const auto& name : names) {
     const auto& pong = pongs.at(name);
@@ -70,29 +69,27 @@ int status_command(const node_options& opts, io_streams io) {
       restarts = entry["restarts"].dump();
     if (pong) {
       rows.push_back({name, std::to_string(pong->pid), hex_incarnation(pong->incarnation),
-                      human_duration(std::chrono::milliseconds(pong->uptime_ms)), restarts,
-                      "ok"});
+                      human_duration(std::chrono::milliseconds(pong->uptime_ms)), restarts, "ok"});
     } else {
       all_ok = false;
       std::string pid = "-";
-      if (entry.is_object() && entry.contains("pid") && entry["pid"].is_number()
-          && entry["pid"].get<int64_t>() > 0)
+      if (entry.is_object() && entry.contains("pid") && entry["pid"].is_number() &&
+          entry["pid"].get<int64_t>() > 0)
         pid = entry["pid"].dump();
       rows.push_back({name, pid, "-", "-", restarts, "unreachable"});
     }
   }
   if (auto rt = pongs.find("runtime"); rt != pongs.end() && rt->second.ok()) {
-    auto list = node.request<wire::list_sandboxes_reply>(
-      "runtime", wire::list_sandboxes_request{}, 2000ms);
+    auto list =
+        node.request<wire::list_sandboxes_reply>("runtime", wire::list_sandboxes_request{}, 2000ms);
     if (list) {
       auto now = std::chrono::system_clock::now();
       for (const auto& sb : list->sandboxes)
-        rows.push_back({"pod-supervisor " + sb.namespace_ + "/" + sb.name,
-                        sb.supervisor_pid > 0 ? std::to_string(sb.supervisor_pid) : "-",
-                        sb.supervisor_incarnation ? hex_incarnation(sb.supervisor_incarnation)
-                                                  : "-",
-                        age_since(sb.created_at, now), "-",
-                        sb.supervisor_alive ? "ok" : "dead"});
+        rows.push_back(
+            {"pod-supervisor " + sb.namespace_ + "/" + sb.name,
+             sb.supervisor_pid > 0 ? std::to_string(sb.supervisor_pid) : "-",
+             sb.supervisor_incarnation ? hex_incarnation(sb.supervisor_incarnation) : "-",
+             age_since(sb.created_at, now), "-", sb.supervisor_alive ? "ok" : "dead"});
     } else {
       io.err << "warning: cannot list pod supervisors: " << list.err().message << "\n";
     }
@@ -104,8 +101,8 @@ int status_command(const node_options& opts, io_streams io) {
   return all_ok ? 0 : 1;
 }
 
-int image_import_command(const node_options& opts, const std::string& path,
-                         const std::string& name, io_streams io) {
+int image_import_command(const node_options& opts, const std::string& path, const std::string& name,
+                         io_streams io) {
   std::error_code ec;
   // The runtime resolves the path in its own working directory.
   auto abs = fs::absolute(path, ec);
@@ -126,15 +123,14 @@ int image_import_command(const node_options& opts, const std::string& path,
   std::string names;
   for (const auto& n : img.names)
     names += (names.empty() ? "" : ", ") + n;
-  io.out << "imported " << (names.empty() ? "<none>" : names) << " ("
-         << short_id(img.id) << ", " << human_size(img.size) << ")\n";
+  io.out << "imported " << (names.empty() ? "<none>" : names) << " (" << short_id(img.id) << ", "
+         << human_size(img.size) << ")\n";
   return 0;
 }
 
 int image_list_command(const node_options& opts, io_streams io) {
   node_client node(opts.data_dir);
-  auto reply = node.request<wire::image_list_reply>("runtime", wire::image_list_request{},
-                                                    10s);
+  auto reply = node.request<wire::image_list_reply>("runtime", wire::image_list_request{}, 10s);
   if (!reply) {
     io.err << "error: " << reply.err().message << "\n";
     return 1;
@@ -150,4 +146,4 @@ int image_list_command(const node_options& opts, io_streams io) {
   return 0;
 }
 
-} // namespace deckhand::cli
+}  // namespace deckhand::cli

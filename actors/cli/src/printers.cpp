@@ -31,9 +31,7 @@ int64_t num(const json& j, const char* key) {
 
 /// A container state's `waiting`/`running`/`terminated` is set when present
 /// as an object (Go's non-nil pointer).
-bool present(const json& state, const char* which) {
-  return member(state, which).is_object();
-}
+bool present(const json& state, const char* which) { return member(state, which).is_object(); }
 
 bool has_ready_condition(const json& pod) {
   for (const auto& c : member(member(pod, "status"), "conditions"))
@@ -88,12 +86,12 @@ pod_summary summarize(const json& pod) {
     if (term.is_object()) {
       if (str(term, "reason").empty())
         s.reason = num(term, "signal") != 0
-                     ? "Init:Signal:" + std::to_string(num(term, "signal"))
-                     : "Init:ExitCode:" + std::to_string(num(term, "exitCode"));
+                       ? "Init:Signal:" + std::to_string(num(term, "signal"))
+                       : "Init:ExitCode:" + std::to_string(num(term, "exitCode"));
       else
         s.reason = "Init:" + str(term, "reason");
-    } else if (wait.is_object() && !str(wait, "reason").empty()
-               && str(wait, "reason") != "PodInitializing") {
+    } else if (wait.is_object() && !str(wait, "reason").empty() &&
+               str(wait, "reason") != "PodInitializing") {
       s.reason = "Init:" + str(wait, "reason");
     } else {
       s.reason = "Init:" + std::to_string(i) + "/" + std::to_string(init_total);
@@ -118,11 +116,10 @@ pod_summary summarize(const json& pod) {
         } else if (term.is_object() && !str(term, "reason").empty()) {
           s.reason = str(term, "reason");
         } else if (term.is_object()) {
-          s.reason = num(term, "signal") != 0
-                       ? "Signal:" + std::to_string(num(term, "signal"))
-                       : "ExitCode:" + std::to_string(num(term, "exitCode"));
-        } else if (member(cs, "ready").is_boolean() && member(cs, "ready").get<bool>()
-                   && present(state, "running")) {
+          s.reason = num(term, "signal") != 0 ? "Signal:" + std::to_string(num(term, "signal"))
+                                              : "ExitCode:" + std::to_string(num(term, "exitCode"));
+        } else if (member(cs, "ready").is_boolean() && member(cs, "ready").get<bool>() &&
+                   present(state, "running")) {
           has_running = true;
           ++s.ready;
         }
@@ -139,9 +136,7 @@ pod_summary summarize(const json& pod) {
   return s;
 }
 
-std::string or_none(const std::string& s) {
-  return s.empty() ? "<none>" : s;
-}
+std::string or_none(const std::string& s) { return s.empty() ? "<none>" : s; }
 
 std::string service_ports(const json& svc) {
   std::string out;
@@ -182,19 +177,18 @@ std::string selector_text(const json& svc) {
   const auto& sel = member(member(svc, "spec"), "selector");
   if (sel.is_object())
     for (auto it = sel.begin(); it != sel.end(); ++it)
-      out += (out.empty() ? "" : ",") + it.key() + "="
-             + (it->is_string() ? it->get<std::string>() : it->dump());
+      out += (out.empty() ? "" : ",") + it.key() + "=" +
+             (it->is_string() ? it->get<std::string>() : it->dump());
   return or_none(out);
 }
 
-} // namespace
+}  // namespace
 
 std::optional<wall_time> parse_rfc3339(const std::string& text) {
   int year = 0, mon = 0, day = 0, hour = 0, min = 0, sec = 0, used = 0;
-  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &year, &mon, &day, &hour,
-                  &min, &sec, &used)
-        != 6
-      || used != 19)
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &year, &mon, &day, &hour, &min, &sec,
+                  &used) != 6 ||
+      used != 19)
     return std::nullopt;
   if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60)
     return std::nullopt;
@@ -231,8 +225,8 @@ std::optional<wall_time> parse_rfc3339(const std::string& text) {
   tm.tm_min = min;
   tm.tm_sec = sec;
   auto secs = ::timegm(&tm) - offset;
-  return wall_time{std::chrono::duration_cast<wall_time::duration>(
-    std::chrono::seconds(secs) + frac)};
+  return wall_time{
+      std::chrono::duration_cast<wall_time::duration>(std::chrono::seconds(secs) + frac)};
 }
 
 std::string format_rfc3339(wall_time t) {
@@ -292,9 +286,7 @@ std::string age_since(const std::string& timestamp, wall_time now) {
   return human_duration(now - *t);
 }
 
-std::string pod_status_text(const json& pod) {
-  return summarize(pod).reason;
-}
+std::string pod_status_text(const json& pod) { return summarize(pod).reason; }
 
 std::string pod_ready_text(const json& pod) {
   auto s = summarize(pod);
@@ -362,8 +354,8 @@ std::string format_pod_table(const std::vector<json>& pods, const table_options&
   return format_table(rows);
 }
 
-std::string format_service_table(const std::vector<json>& services,
-                                 const table_options& opts, wall_time now) {
+std::string format_service_table(const std::vector<json>& services, const table_options& opts,
+                                 wall_time now) {
   std::vector<std::vector<std::string>> rows;
   std::vector<std::string> head;
   if (opts.all_namespaces)
@@ -429,7 +421,7 @@ std::string named_table(const std::vector<json>& objs, const table_options& opts
   return format_table(rows);
 }
 
-} // namespace
+}  // namespace
 
 std::string endpoints_text(const json& endpoints) {
   std::vector<std::string> list;
@@ -451,31 +443,31 @@ std::string endpoints_text(const json& endpoints) {
   return or_none(first_three(list));
 }
 
-std::string format_endpoints_table(const std::vector<json>& endpoints,
-                                   const table_options& opts, wall_time now) {
+std::string format_endpoints_table(const std::vector<json>& endpoints, const table_options& opts,
+                                   wall_time now) {
   return named_table(endpoints, opts, {"ENDPOINTS", "AGE"}, [&](const json& ep) {
     return std::vector<std::string>{
         endpoints_text(ep), age_since(str(member(ep, "metadata"), "creationTimestamp"), now)};
   });
 }
 
-std::string format_endpoint_slice_table(const std::vector<json>& slices,
-                                        const table_options& opts, wall_time now) {
-  return named_table(slices, opts, {"ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"},
-                     [&](const json& s) {
-    std::vector<std::string> ports, addrs;
-    for (const auto& p : member(s, "ports"))
-      ports.push_back(member(p, "port").is_number_integer() ? std::to_string(num(p, "port"))
-                                                            : "<unset>");
-    for (const auto& e : member(s, "endpoints"))
-      for (const auto& a : member(e, "addresses"))
-        if (a.is_string())
-          addrs.push_back(a.get<std::string>());
-    return std::vector<std::string>{
-        str(s, "addressType"), ports.empty() ? "<unset>" : first_three(ports),
-        addrs.empty() ? "<none>" : first_three(addrs),
-        age_since(str(member(s, "metadata"), "creationTimestamp"), now)};
-  });
+std::string format_endpoint_slice_table(const std::vector<json>& slices, const table_options& opts,
+                                        wall_time now) {
+  return named_table(
+      slices, opts, {"ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"}, [&](const json& s) {
+        std::vector<std::string> ports, addrs;
+        for (const auto& p : member(s, "ports"))
+          ports.push_back(member(p, "port").is_number_integer() ? std::to_string(num(p, "port"))
+                                                                : "<unset>");
+        for (const auto& e : member(s, "endpoints"))
+          for (const auto& a : member(e, "addresses"))
+            if (a.is_string())
+              addrs.push_back(a.get<std::string>());
+        return std::vector<std::string>{
+            str(s, "addressType"), ports.empty() ? "<unset>" : first_three(ports),
+            addrs.empty() ? "<none>" : first_three(addrs),
+            age_since(str(member(s, "metadata"), "creationTimestamp"), now)};
+      });
 }
 
 std::string human_size(int64_t bytes) {
@@ -491,4 +483,4 @@ std::string human_size(int64_t bytes) {
   return buf;
 }
 
-} // namespace deckhand::cli
+}  // namespace deckhand::cli

@@ -70,8 +70,7 @@ result<target> resolve(const std::string& resource, const std::vector<std::strin
   }
   t.collection = resource_collection(type);
   if (t.collection.empty())
-    return error{errc::not_found,
-                 "the server doesn't have a resource type \"" + type + "\""};
+    return error{errc::not_found, "the server doesn't have a resource type \"" + type + "\""};
   return t;
 }
 
@@ -126,15 +125,15 @@ std::string not_found_message(const std::string& collection, const std::string& 
   return "Error from server (NotFound): " + collection + " \"" + name + "\" not found";
 }
 
-} // namespace
+}  // namespace
 
 // -- get ------------------------------------------------------------------------------
 
 int get_command(const get_options& opts, io_streams io) {
   static const std::vector<std::string> formats = {"", "wide", "json", "yaml", "name"};
   if (std::find(formats.begin(), formats.end(), opts.output) == formats.end()) {
-    io.err << "error: unable to match a printer suitable for the output format \""
-           << opts.output << "\", allowed formats are: json,name,wide,yaml\n";
+    io.err << "error: unable to match a printer suitable for the output format \"" << opts.output
+           << "\", allowed formats are: json,name,wide,yaml\n";
     return 1;
   }
   // `svc,ep` names several types; kubectl prints one table per type.
@@ -241,8 +240,8 @@ int get_command(const get_options& opts, io_streams io) {
     if (several && opts.output != "name") {
       // kubectl names each row `TYPE/NAME` when it shows several types.
       for (auto& item : items)
-        item["metadata"]["name"] = singular(targets[i].collection) + "/" +
-                                   str(meta_of(item), "name");
+        item["metadata"]["name"] =
+            singular(targets[i].collection) + "/" + str(meta_of(item), "name");
       if (printed)
         io.out << "\n";
     }
@@ -295,9 +294,8 @@ int delete_command(const delete_options& opts, io_streams io) {
   int rc = 0;
   for (const auto& name : t->names) {
     auto path = object_path(opts.node.ns, t->collection, name);
-    json body = {{"kind", "DeleteOptions"},
-                 {"apiVersion", "v1"},
-                 {"propagationPolicy", "Background"}};
+    json body = {
+        {"kind", "DeleteOptions"}, {"apiVersion", "v1"}, {"propagationPolicy", "Background"}};
     if (grace >= 0)
       body["gracePeriodSeconds"] = grace;
     auto resp = api->del(path, body);
@@ -323,12 +321,12 @@ int delete_command(const delete_options& opts, io_streams io) {
     int64_t wait_grace = grace;
     if (wait_grace < 0) {
       const auto& m = meta_of(obj);
-      if (m.contains("deletionGracePeriodSeconds")
-          && m["deletionGracePeriodSeconds"].is_number_integer())
+      if (m.contains("deletionGracePeriodSeconds") &&
+          m["deletionGracePeriodSeconds"].is_number_integer())
         wait_grace = m["deletionGracePeriodSeconds"].get<int64_t>();
-      else if (obj.contains("spec") && obj["spec"].is_object()
-               && obj["spec"].contains("terminationGracePeriodSeconds")
-               && obj["spec"]["terminationGracePeriodSeconds"].is_number_integer())
+      else if (obj.contains("spec") && obj["spec"].is_object() &&
+               obj["spec"].contains("terminationGracePeriodSeconds") &&
+               obj["spec"]["terminationGracePeriodSeconds"].is_number_integer())
         wait_grace = obj["spec"]["terminationGracePeriodSeconds"].get<int64_t>();
       else
         wait_grace = 30;
@@ -350,8 +348,8 @@ int delete_command(const delete_options& opts, io_streams io) {
       std::this_thread::sleep_for(opts.poll_interval);
     }
     if (!gone) {
-      io.err << "error: timed out waiting for the condition on " << t->collection << "/"
-             << name << "\n";
+      io.err << "error: timed out waiting for the condition on " << t->collection << "/" << name
+             << "\n";
       rc = 1;
     }
   }
@@ -376,8 +374,8 @@ std::string decode_log_line(std::string_view line, bool& complete) {
   if (stream != "stdout" && stream != "stderr")
     return std::string(line);
   auto s3 = line.find(' ', s2 + 1);
-  auto tag = line.substr(s2 + 1, s3 == std::string_view::npos ? std::string_view::npos
-                                                              : s3 - s2 - 1);
+  auto tag =
+      line.substr(s2 + 1, s3 == std::string_view::npos ? std::string_view::npos : s3 - s2 - 1);
   if (tag.empty() || (tag[0] != 'F' && tag[0] != 'P'))
     return std::string(line);
   complete = tag[0] == 'F';
@@ -393,8 +391,9 @@ std::vector<int64_t> log_instances(const fs::path& dir) {
     if (name.size() < 5 || name.substr(name.size() - 4) != ".log")
       continue;
     auto stem = name.substr(0, name.size() - 4);
-    if (stem.empty() || !std::all_of(stem.begin(), stem.end(),
-                                      [](char c) { return c >= '0' && c <= '9'; }) || stem.size() > 15)
+    if (stem.empty() ||
+        !std::all_of(stem.begin(), stem.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+        stem.size() > 15)
       continue;
     out.push_back(std::stoll(stem));
   }
@@ -437,8 +436,8 @@ std::string read_from(const fs::path& file, log_position& pos) {
   // shorter file under the same name: start that one from its beginning.
   struct stat st {};
   if (::stat(file.c_str(), &st) == 0) {
-    if ((pos.inode != 0 && st.st_ino != pos.inode)
-        || static_cast<std::uintmax_t>(st.st_size) < pos.offset)
+    if ((pos.inode != 0 && st.st_ino != pos.inode) ||
+        static_cast<std::uintmax_t>(st.st_size) < pos.offset)
       pos.offset = 0;
     pos.inode = st.st_ino;
   }
@@ -449,7 +448,7 @@ std::string read_from(const fs::path& file, log_position& pos) {
   return data;
 }
 
-} // namespace
+}  // namespace
 
 std::string decode_log_chunk(std::string_view chunk, std::string& partial, bool final) {
   std::string text = partial;
@@ -522,10 +521,9 @@ int logs_command(const logs_options& opts, io_streams io) {
       return 1;
     }
     container = containers.front();
-  } else if (std::find(containers.begin(), containers.end(), container)
-             == containers.end()) {
-    io.err << "Error from server (BadRequest): container " << container
-           << " is not valid for pod " << pod_name << "\n";
+  } else if (std::find(containers.begin(), containers.end(), container) == containers.end()) {
+    io.err << "Error from server (BadRequest): container " << container << " is not valid for pod "
+           << pod_name << "\n";
     return 1;
   }
 
@@ -533,15 +531,14 @@ int logs_command(const logs_options& opts, io_streams io) {
   auto instances = log_instances(dir);
   if (instances.empty() || (opts.previous && instances.size() < 2)) {
     if (opts.previous) {
-      io.err << "Error from server (BadRequest): previous terminated container \""
-             << container << "\" in pod \"" << pod_name << "\" not found\n";
+      io.err << "Error from server (BadRequest): previous terminated container \"" << container
+             << "\" in pod \"" << pod_name << "\" not found\n";
       return 1;
     }
     std::string reason = "ContainerCreating";
     if (pod.contains("status") && pod["status"].contains("containerStatuses"))
       for (const auto& cs : pod["status"]["containerStatuses"])
-        if (str(cs, "name") == container && cs.contains("state")
-            && cs["state"].contains("waiting"))
+        if (str(cs, "name") == container && cs.contains("state") && cs["state"].contains("waiting"))
           if (auto r = str(cs["state"]["waiting"], "reason"); !r.empty())
             reason = r;
     io.err << "Error from server (BadRequest): container \"" << container << "\" in pod \""
@@ -573,8 +570,8 @@ int logs_command(const logs_options& opts, io_streams io) {
     if (steady::now() >= next_check) {
       next_check = steady::now() + std::chrono::seconds(1);
       auto cur = api->get(pod_path);
-      bool gone = cur && (cur->status == 404
-                          || (cur->ok() && str(meta_of(cur->json()), "uid") != uid));
+      bool gone =
+          cur && (cur->status == 404 || (cur->ok() && str(meta_of(cur->json()), "uid") != uid));
       if (gone) {
         io.out << decode_log_chunk(read_from(file, offset), partial, true) << std::flush;
         return 0;
@@ -583,4 +580,4 @@ int logs_command(const logs_options& opts, io_streams io) {
   }
 }
 
-} // namespace deckhand::cli
+}  // namespace deckhand::cli

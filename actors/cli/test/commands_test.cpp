@@ -39,13 +39,13 @@ class fake_apiserver {
       std::lock_guard lock(mu_);
       ++posts;
       auto obj = json::parse(req.body);
-      auto key = std::string(req.matches[2]) + "/" + std::string(req.matches[1]) + "/"
-                 + obj["metadata"]["name"].get<std::string>();
+      auto key = std::string(req.matches[2]) + "/" + std::string(req.matches[1]) + "/" +
+                 obj["metadata"]["name"].get<std::string>();
       if (objects.count(key)) {
-        reply(res, 409, status_json(409, "AlreadyExists",
-                                    std::string(req.matches[2]) + " \""
-                                      + obj["metadata"]["name"].get<std::string>()
-                                      + "\" already exists"));
+        reply(res, 409,
+              status_json(409, "AlreadyExists",
+                          std::string(req.matches[2]) + " \"" +
+                              obj["metadata"]["name"].get<std::string>() + "\" already exists"));
         return;
       }
       obj["metadata"]["uid"] = "uid-" + std::to_string(++next_uid_);
@@ -88,10 +88,11 @@ class fake_apiserver {
       }
       auto obj = json::parse(req.body);
       if (reject_updates) {
-        reply(res, 422, status_json(422, "Invalid",
-                                    "Pod \"" + std::string(req.matches[3])
-                                      + "\" is invalid: spec: Forbidden: pod updates "
-                                        "may not change fields"));
+        reply(res, 422,
+              status_json(422, "Invalid",
+                          "Pod \"" + std::string(req.matches[3]) +
+                              "\" is invalid: spec: Forbidden: pod updates "
+                              "may not change fields"));
         return;
       }
       objects[key] = obj;
@@ -143,12 +144,13 @@ class fake_apiserver {
 
  private:
   static std::string key_of(const httplib::Request& req) {
-    return std::string(req.matches[2]) + "/" + std::string(req.matches[1]) + "/"
-           + std::string(req.matches[3]);
+    return std::string(req.matches[2]) + "/" + std::string(req.matches[1]) + "/" +
+           std::string(req.matches[3]);
   }
   static json not_found(const httplib::Request& req) {
-    return status_json(404, "NotFound", std::string(req.matches[2]) + " \""
-                                          + std::string(req.matches[3]) + "\" not found");
+    return status_json(404, "NotFound",
+                       std::string(req.matches[2]) + " \"" + std::string(req.matches[3]) +
+                           "\" not found");
   }
   static void reply(httplib::Response& res, int code, const json& body) {
     res.status = code;
@@ -204,7 +206,7 @@ spec:
     image: busybox
 )";
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_SUITE(commands, node_fixture)
 
@@ -221,8 +223,8 @@ BOOST_AUTO_TEST_CASE(apply_creates_then_reports_unchanged_then_configures) {
   write("pod.yaml", changed);
   BOOST_CHECK_EQUAL(cli({"apply", "-f", file.string()}), 0);
   BOOST_CHECK_EQUAL(out.str(), "pod/web configured\n");
-  BOOST_CHECK(api.objects["pods/default/web"]["spec"]["containers"][0]["image"]
-              == json("busybox:2"));
+  BOOST_CHECK(api.objects["pods/default/web"]["spec"]["containers"][0]["image"] ==
+              json("busybox:2"));
   // The server's defaults survive the update.
   BOOST_CHECK(api.objects["pods/default/web"]["spec"]["restartPolicy"] == json("Always"));
 }
@@ -242,12 +244,12 @@ BOOST_AUTO_TEST_CASE(apply_prints_the_servers_rejection) {
 
 BOOST_AUTO_TEST_CASE(apply_sends_nothing_when_any_document_is_bad) {
   auto file = write("two.yaml", std::string(pod_yaml) + "---\napiVersion: v1\nkind: Pod\n"
-                                  "metadata: {name: [x\n");
+                                                        "metadata: {name: [x\n");
   BOOST_CHECK_NE(cli({"apply", "-f", file.string()}), 0);
   BOOST_CHECK_EQUAL(api.posts, 0);
-  auto kinds = write("kinds.yaml", std::string(pod_yaml)
-                                     + "---\napiVersion: apps/v1\nkind: Deployment\n"
-                                       "metadata: {name: d}\n");
+  auto kinds =
+      write("kinds.yaml", std::string(pod_yaml) + "---\napiVersion: apps/v1\nkind: Deployment\n"
+                                                  "metadata: {name: d}\n");
   BOOST_CHECK_NE(cli({"apply", "-f", kinds.string()}), 0);
   BOOST_CHECK_EQUAL(err.str(),
                     "error: no matches for kind \"Deployment\" in version \"apps/v1\"\n");
@@ -268,8 +270,8 @@ BOOST_AUTO_TEST_CASE(get_prints_tables_objects_and_not_found) {
   api.objects["pods/default/web"]["status"] = {{"phase", "Pending"}};
 
   BOOST_CHECK_EQUAL(cli({"get", "po"}), 0);
-  BOOST_CHECK(out.str().find("NAME   READY   STATUS    RESTARTS   AGE\nweb    0/1     Pending   0")
-              == 0);
+  BOOST_CHECK(
+      out.str().find("NAME   READY   STATUS    RESTARTS   AGE\nweb    0/1     Pending   0") == 0);
   BOOST_CHECK_EQUAL(cli({"get", "pod", "web", "-o", "json"}), 0);
   auto j = json::parse(out.str());
   BOOST_CHECK(j["metadata"]["name"] == json("web"));
@@ -320,8 +322,8 @@ BOOST_AUTO_TEST_CASE(delete_grace_period_flags_follow_kubectl) {
   BOOST_CHECK(grace_of({}) == json(-1));  // the pod's own terminationGracePeriodSeconds
   BOOST_REQUIRE_EQUAL(cli({"apply", "-f", file.string()}), 0);
   BOOST_CHECK_NE(cli({"delete", "pod", "web", "--now", "--grace-period", "3"}), 0);
-  BOOST_CHECK(err.str().find("--now and --grace-period cannot be specified together")
-              != std::string::npos);
+  BOOST_CHECK(err.str().find("--now and --grace-period cannot be specified together") !=
+              std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(logs_print_the_current_instance) {
@@ -383,8 +385,8 @@ BOOST_AUTO_TEST_CASE(logs_follow_ends_when_the_pod_is_gone) {
 BOOST_AUTO_TEST_CASE(commands_without_a_node_say_so) {
   fs::remove(paths::apiserver_url_file(data));
   BOOST_CHECK_NE(cli({"get", "pods"}), 0);
-  BOOST_CHECK_EQUAL(err.str(), "error: no deckhand node at " + data.string()
-                                 + " (is 'deckhand up' running?)\n");
+  BOOST_CHECK_EQUAL(err.str(), "error: no deckhand node at " + data.string() +
+                                   " (is 'deckhand up' running?)\n");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

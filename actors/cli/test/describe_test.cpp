@@ -77,7 +77,7 @@ std::vector<json> golden_events() {
                 "2024-05-01T12:04:51Z", "2024-05-01T12:04:51Z", 1)};
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(describe_suite)
 
@@ -90,7 +90,7 @@ BOOST_AUTO_TEST_CASE(tab_align_is_go_tabwriter) {
 
 BOOST_AUTO_TEST_CASE(describe_pod_matches_kubectl) {
   const std::string want =
-R"(Name:         web-1
+      R"(Name:         web-1
 Namespace:    default
 Priority:     0
 Node:         node-a/192.0.2.10
@@ -173,7 +173,7 @@ BOOST_AUTO_TEST_CASE(get_events_table) {
   table_options opts;
   auto got = format_event_table(golden_events(), opts, now);
   const std::string want =
-R"(LAST SEEN   TYPE      REASON      OBJECT      MESSAGE
+      R"(LAST SEEN   TYPE      REASON      OBJECT      MESSAGE
 10m         Normal    Scheduled   pod/web-1   Successfully assigned default/web-1 to node-a
 5m9s        Warning   BackOff     pod/web-1   Back-off restarting failed container app in pod web-1_default(u1)
 5m          Normal    Started     pod/web-1   Started container app

@@ -104,7 +104,7 @@ struct image_world {
   io_streams io{out, err, in};
 };
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(image_commands)
 
@@ -150,12 +150,12 @@ BOOST_FIXTURE_TEST_CASE(pull_rejects_a_bad_reference, image_world) {
 BOOST_FIXTURE_TEST_CASE(rm_reports_each_image, image_world) {
   node_options o;
   o.data_dir = dir;
-  BOOST_TEST(image_remove_command(o, {"busybox:1", "in-use:1", "two-names:1", "bbbbbbbbbbbb"},
-                                  io)
-             == 1);
-  BOOST_TEST(out.str()
-             == "Untagged: busybox:1\nDeleted: " + busybox_id + "\nUntagged: two-names:1\n"
-                  "Deleted: " + busybox_id + "\n");
+  BOOST_TEST(
+      image_remove_command(o, {"busybox:1", "in-use:1", "two-names:1", "bbbbbbbbbbbb"}, io) == 1);
+  BOOST_TEST(out.str() == "Untagged: busybox:1\nDeleted: " + busybox_id +
+                              "\nUntagged: two-names:1\n"
+                              "Deleted: " +
+                              busybox_id + "\n");
   BOOST_TEST(err.str().find("is in use by pod default/web") != std::string::npos);
 }
 

@@ -29,7 +29,7 @@ struct temp_dir {
   }
 };
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(launcher)
 
@@ -82,10 +82,12 @@ BOOST_AUTO_TEST_CASE(component_argv_has_binary_data_dir_and_extra_args) {
   opts.bin_dir = "/opt/deckhand/bin";
   component_spec spec{"kubelet", {"--node-name", "n1"}, true};
   // The kubelet gets deckhand up's local eviction thresholds first...
-  std::vector<std::string> want = {"/opt/deckhand/bin/deckhand-kubelet", "--data-dir",
+  std::vector<std::string> want = {"/opt/deckhand/bin/deckhand-kubelet",
+                                   "--data-dir",
                                    "/var/lib/deckhand",
                                    std::string("--eviction-hard=") + local_eviction_hard,
-                                   "--node-name", "n1"};
+                                   "--node-name",
+                                   "n1"};
   auto got = component_argv(opts, spec);
   BOOST_CHECK_EQUAL_COLLECTIONS(got.begin(), got.end(), want.begin(), want.end());
   // ...unless its args set their own.
@@ -111,8 +113,7 @@ BOOST_AUTO_TEST_CASE(default_components_start_apiserver_first_and_stop_it_last) 
   std::vector<std::string> start = {"apiserver", "runtime", "kubelet", "proxy"};
   BOOST_CHECK_EQUAL_COLLECTIONS(names.begin(), names.end(), start.begin(), start.end());
   std::vector<std::string> stop = {"kubelet", "proxy", "runtime"};
-  BOOST_CHECK_EQUAL_COLLECTIONS(stop_order().begin(), stop_order().end(), stop.begin(),
-                                stop.end());
+  BOOST_CHECK_EQUAL_COLLECTIONS(stop_order().begin(), stop_order().end(), stop.begin(), stop.end());
 }
 
 BOOST_AUTO_TEST_CASE(config_file_sets_backoff_and_components) {

@@ -70,9 +70,9 @@ BOOST_AUTO_TEST_CASE(yaml_scalars_are_typed_like_kubernetes) {
 
 BOOST_AUTO_TEST_CASE(json_input_and_json_streams_are_accepted) {
   auto objs = parse_manifests(
-    R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"a"}}
+      R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"a"}}
        {"apiVersion":"v1","kind":"Pod","metadata":{"name":"b"}})",
-    "pods.json");
+      "pods.json");
   BOOST_REQUIRE(objs.ok());
   BOOST_REQUIRE_EQUAL(objs->size(), 2u);
   BOOST_CHECK_EQUAL((*objs)[1].name, "b");
@@ -110,33 +110,29 @@ metadata:
   BOOST_REQUIRE(!objs.ok());
   const auto& msg = objs.err().message;
   BOOST_TEST_MESSAGE(msg);
-  BOOST_CHECK(msg.find("error parsing bad.yaml: error converting YAML to JSON: yaml: line")
-              == 0);
+  BOOST_CHECK(msg.find("error parsing bad.yaml: error converting YAML to JSON: yaml: line") == 0);
 }
 
 BOOST_AUTO_TEST_CASE(unknown_kind_is_reported_like_kubectl) {
-  auto objs = parse_manifests("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\n",
-                              "d.yaml");
+  auto objs =
+      parse_manifests("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\n", "d.yaml");
   BOOST_REQUIRE(!objs.ok());
   BOOST_CHECK_EQUAL(objs.err().message,
                     "no matches for kind \"Deployment\" in version \"apps/v1\"");
-  auto wrong_version = parse_manifests("apiVersion: v2\nkind: Pod\nmetadata: {name: p}\n",
-                                       "p.yaml");
+  auto wrong_version =
+      parse_manifests("apiVersion: v2\nkind: Pod\nmetadata: {name: p}\n", "p.yaml");
   BOOST_REQUIRE(!wrong_version.ok());
-  BOOST_CHECK_EQUAL(wrong_version.err().message,
-                    "no matches for kind \"Pod\" in version \"v2\"");
+  BOOST_CHECK_EQUAL(wrong_version.err().message, "no matches for kind \"Pod\" in version \"v2\"");
 }
 
 BOOST_AUTO_TEST_CASE(missing_api_version_or_kind_fails_validation) {
   auto objs = parse_manifests("kind: Pod\nmetadata:\n  name: p\n", "p.yaml");
   BOOST_REQUIRE(!objs.ok());
   BOOST_CHECK(objs.err().message.find(
-                "error validating \"p.yaml\": error validating data: apiVersion not set")
-              == 0);
+                  "error validating \"p.yaml\": error validating data: apiVersion not set") == 0);
   auto both = parse_manifests("metadata:\n  name: p\n", "p.yaml");
   BOOST_REQUIRE(!both.ok());
-  BOOST_CHECK(both.err().message.find("[apiVersion not set, kind not set]")
-              != std::string::npos);
+  BOOST_CHECK(both.err().message.find("[apiVersion not set, kind not set]") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(missing_name_and_non_object_documents_fail) {
@@ -168,8 +164,7 @@ BOOST_AUTO_TEST_CASE(yaml_output_round_trips) {
   BOOST_TEST_MESSAGE(text);
   BOOST_CHECK(text.find("apiVersion: v1\n") != std::string::npos);
   BOOST_CHECK(text.find("  containers:\n  - args:\n") != std::string::npos);
-  BOOST_CHECK(text.find("creationTimestamp: \"2024-05-01T10:00:00Z\"\n")
-              != std::string::npos);
+  BOOST_CHECK(text.find("creationTimestamp: \"2024-05-01T10:00:00Z\"\n") != std::string::npos);
   auto back = parse_documents(text, "out.yaml");
   BOOST_REQUIRE(back.ok());
   BOOST_REQUIRE_EQUAL(back->size(), 1u);
@@ -189,15 +184,14 @@ BOOST_AUTO_TEST_CASE(the_embedded_demo_manifest_is_a_valid_pod) {
   BOOST_REQUIRE(objs.ok());
   BOOST_REQUIRE_EQUAL(objs->size(), 1u);
   BOOST_CHECK_EQUAL((*objs)[0].kind, "Pod");
-  BOOST_CHECK((*objs)[0].object["spec"]["containers"][0]["image"]
-              == json(demo_image_name));
+  BOOST_CHECK((*objs)[0].object["spec"]["containers"][0]["image"] == json(demo_image_name));
 }
 
 BOOST_AUTO_TEST_CASE(apply_compares_with_the_last_applied_configuration) {
-  auto objs = parse_manifests(
-    "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n"
-    "  - name: c\n    image: busybox\n",
-    "p.yaml");
+  auto objs =
+      parse_manifests("apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n"
+                      "  - name: c\n    image: busybox\n",
+                      "p.yaml");
   BOOST_REQUIRE(objs.ok());
   const auto& obj = objs->front();
   auto body = apply_body(obj, "default");
@@ -209,10 +203,10 @@ BOOST_AUTO_TEST_CASE(apply_compares_with_the_last_applied_configuration) {
   stored["status"]["phase"] = "Running";
   BOOST_CHECK(apply_unchanged(obj, stored));
 
-  auto changed = parse_manifests(
-    "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n"
-    "  - name: c\n    image: busybox:2\n",
-    "p.yaml");
+  auto changed =
+      parse_manifests("apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n"
+                      "  - name: c\n    image: busybox:2\n",
+                      "p.yaml");
   BOOST_REQUIRE(changed.ok());
   BOOST_CHECK(!apply_unchanged(changed->front(), stored));
 

@@ -8,9 +8,7 @@ using namespace std::chrono;
 
 namespace {
 
-wall_time at(const char* ts) {
-  return *parse_rfc3339(ts);
-}
+wall_time at(const char* ts) { return *parse_rfc3339(ts); }
 
 json pod_with(json status, int containers = 1) {
   json spec = {{"containers", json::array()}};
@@ -41,11 +39,10 @@ json terminated(const char* reason, int code, int signal = 0) {
     t["reason"] = reason;
   if (signal)
     t["signal"] = signal;
-  return {{"name", "c"}, {"ready", false}, {"restartCount", 0},
-          {"state", {{"terminated", t}}}};
+  return {{"name", "c"}, {"ready", false}, {"restartCount", 0}, {"state", {{"terminated", t}}}};
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(printers)
 
@@ -85,27 +82,27 @@ BOOST_AUTO_TEST_CASE(status_follows_kubectl) {
   BOOST_CHECK_EQUAL(pod_status_text(pod_with({{"phase", "Pending"}})), "Pending");
   BOOST_CHECK_EQUAL(pod_status_text(pod_with(json::object())), "Pending");
   BOOST_CHECK_EQUAL(
-    pod_status_text(pod_with({{"phase", "Running"}, {"containerStatuses", {running(true)}}})),
-    "Running");
+      pod_status_text(pod_with({{"phase", "Running"}, {"containerStatuses", {running(true)}}})),
+      "Running");
+  BOOST_CHECK_EQUAL(
+      pod_status_text(pod_with(
+          {{"phase", "Running"}, {"containerStatuses", {waiting("CrashLoopBackOff", 3)}}})),
+      "CrashLoopBackOff");
   BOOST_CHECK_EQUAL(pod_status_text(pod_with(
-                      {{"phase", "Running"},
-                       {"containerStatuses", {waiting("CrashLoopBackOff", 3)}}})),
-                    "CrashLoopBackOff");
-  BOOST_CHECK_EQUAL(pod_status_text(pod_with(
-                      {{"phase", "Pending"}, {"containerStatuses", {waiting("ErrImagePull")}}})),
+                        {{"phase", "Pending"}, {"containerStatuses", {waiting("ErrImagePull")}}})),
                     "ErrImagePull");
-  BOOST_CHECK_EQUAL(pod_status_text(pod_with({{"phase", "Succeeded"},
-                                              {"containerStatuses",
-                                               {terminated("Completed", 0)}}})),
-                    "Completed");
+  BOOST_CHECK_EQUAL(
+      pod_status_text(
+          pod_with({{"phase", "Succeeded"}, {"containerStatuses", {terminated("Completed", 0)}}})),
+      "Completed");
   BOOST_CHECK_EQUAL(pod_status_text(pod_with(
-                      {{"phase", "Failed"}, {"containerStatuses", {terminated("Error", 1)}}})),
+                        {{"phase", "Failed"}, {"containerStatuses", {terminated("Error", 1)}}})),
                     "Error");
+  BOOST_CHECK_EQUAL(
+      pod_status_text(pod_with({{"phase", "Failed"}, {"containerStatuses", {terminated("", 3)}}})),
+      "ExitCode:3");
   BOOST_CHECK_EQUAL(pod_status_text(pod_with(
-                      {{"phase", "Failed"}, {"containerStatuses", {terminated("", 3)}}})),
-                    "ExitCode:3");
-  BOOST_CHECK_EQUAL(pod_status_text(pod_with(
-                      {{"phase", "Failed"}, {"containerStatuses", {terminated("", 0, 9)}}})),
+                        {{"phase", "Failed"}, {"containerStatuses", {terminated("", 0, 9)}}})),
                     "Signal:9");
   BOOST_CHECK_EQUAL(pod_status_text(pod_with({{"phase", "Failed"}, {"reason", "Evicted"}})),
                     "Evicted");
@@ -124,8 +121,8 @@ BOOST_AUTO_TEST_CASE(status_follows_kubectl) {
 }
 
 BOOST_AUTO_TEST_CASE(init_containers_show_as_init_status) {
-  auto pod = pod_with({{"phase", "Pending"},
-                       {"initContainerStatuses", {waiting("PodInitializing")}}});
+  auto pod =
+      pod_with({{"phase", "Pending"}, {"initContainerStatuses", {waiting("PodInitializing")}}});
   pod["spec"]["initContainers"] = json::array({{{"name", "i"}}});
   BOOST_CHECK_EQUAL(pod_status_text(pod), "Init:0/1");
   pod["status"]["initContainerStatuses"] = json::array({terminated("Error", 1)});
@@ -136,16 +133,14 @@ BOOST_AUTO_TEST_CASE(init_containers_show_as_init_status) {
 
 BOOST_AUTO_TEST_CASE(ready_counts_running_ready_containers) {
   BOOST_CHECK_EQUAL(pod_ready_text(pod_with({{"phase", "Pending"}}, 2)), "0/2");
-  BOOST_CHECK_EQUAL(pod_ready_text(pod_with(
-                      {{"phase", "Running"},
-                       {"containerStatuses", {running(true), running(false)}}},
-                      2)),
-                    "1/2");
-  BOOST_CHECK_EQUAL(pod_ready_text(pod_with(
-                      {{"phase", "Running"},
-                       {"containerStatuses", {running(true), running(true)}}},
-                      2)),
-                    "2/2");
+  BOOST_CHECK_EQUAL(
+      pod_ready_text(pod_with(
+          {{"phase", "Running"}, {"containerStatuses", {running(true), running(false)}}}, 2)),
+      "1/2");
+  BOOST_CHECK_EQUAL(
+      pod_ready_text(pod_with(
+          {{"phase", "Running"}, {"containerStatuses", {running(true), running(true)}}}, 2)),
+      "2/2");
 }
 
 BOOST_AUTO_TEST_CASE(restarts_show_time_since_last_termination) {
@@ -154,30 +149,27 @@ BOOST_AUTO_TEST_CASE(restarts_show_time_since_last_termination) {
   cs["lastState"] = {{"terminated", {{"exitCode", 1}, {"finishedAt", "2024-05-01T10:05:00Z"}}}};
   auto pod = pod_with({{"phase", "Running"}, {"containerStatuses", {cs}}});
   BOOST_CHECK_EQUAL(pod_restarts_text(pod, now), "4 (5m ago)");
-  BOOST_CHECK_EQUAL(
-    pod_restarts_text(pod_with({{"containerStatuses", {running(true)}}}), now), "0");
+  BOOST_CHECK_EQUAL(pod_restarts_text(pod_with({{"containerStatuses", {running(true)}}}), now),
+                    "0");
 }
 
 BOOST_AUTO_TEST_CASE(tables_are_aligned_like_kubectl) {
-  auto text = format_table({{"NAME", "READY", "STATUS", "RESTARTS", "AGE"},
-                            {"nginx", "1/1", "Running", "0", "10s"}});
-  BOOST_CHECK_EQUAL(text,
-                    "NAME    READY   STATUS    RESTARTS   AGE\n"
-                    "nginx   1/1     Running   0          10s\n");
+  auto text = format_table(
+      {{"NAME", "READY", "STATUS", "RESTARTS", "AGE"}, {"nginx", "1/1", "Running", "0", "10s"}});
+  BOOST_CHECK_EQUAL(text, "NAME    READY   STATUS    RESTARTS   AGE\n"
+                          "nginx   1/1     Running   0          10s\n");
   // Columns are at least six wide.
   BOOST_CHECK_EQUAL(format_table({{"A", "B"}, {"x", "y"}}), "A     B\nx     y\n");
 }
 
 BOOST_AUTO_TEST_CASE(pod_table_with_wide_and_namespaces) {
   auto now = at("2024-05-01T10:00:42Z");
-  auto pod = pod_with({{"phase", "Running"},
-                       {"podIP", "10.88.0.5"},
-                       {"containerStatuses", {running(true)}}});
+  auto pod = pod_with(
+      {{"phase", "Running"}, {"podIP", "10.88.0.5"}, {"containerStatuses", {running(true)}}});
   pod["metadata"]["namespace"] = "default";
   pod["spec"]["nodeName"] = "node-1";
-  BOOST_CHECK_EQUAL(format_pod_table({pod}, {}, now),
-                    "NAME   READY   STATUS    RESTARTS   AGE\n"
-                    "p      1/1     Running   0          42s\n");
+  BOOST_CHECK_EQUAL(format_pod_table({pod}, {}, now), "NAME   READY   STATUS    RESTARTS   AGE\n"
+                                                      "p      1/1     Running   0          42s\n");
   table_options wide;
   wide.wide = true;
   wide.all_namespaces = true;
@@ -196,10 +188,9 @@ BOOST_AUTO_TEST_CASE(service_table) {
                 {"ports",
                  {{{"port", 80}, {"nodePort", 30080}, {"protocol", "TCP"}},
                   {{"port", 53}, {"protocol", "UDP"}}}}}}};
-  BOOST_CHECK_EQUAL(
-    format_service_table({svc}, {}, now),
-    "NAME   TYPE       CLUSTER-IP   EXTERNAL-IP   PORT(S)               AGE\n"
-    "web    NodePort   10.96.0.10   <none>        80:30080/TCP,53/UDP   42s\n");
+  BOOST_CHECK_EQUAL(format_service_table({svc}, {}, now),
+                    "NAME   TYPE       CLUSTER-IP   EXTERNAL-IP   PORT(S)               AGE\n"
+                    "web    NodePort   10.96.0.10   <none>        80:30080/TCP,53/UDP   42s\n");
   table_options wide;
   wide.wide = true;
   auto text = format_service_table({svc}, wide, now);

@@ -26,9 +26,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-fs::path deckhand_binary() {
-  return DECKHAND_BINARY;
-}
+fs::path deckhand_binary() { return DECKHAND_BINARY; }
 
 std::string read_file(const fs::path& p) {
   std::ifstream in(p);
@@ -45,8 +43,12 @@ std::string fake_component(const std::string& name) {
          "data=\"$2\"\n"
          "if [ \"$3\" = \"--cleanup-all\" ]; then echo cleanup >> \"$data/events\"; exit 0; fi\n"
          "if [ \"$3\" = \"--cleanup\" ]; then echo proxy-cleanup >> \"$data/events\"; exit 0; fi\n"
-         "trap 'echo \"stop " + name + "\" >> \"$data/events\"; exit 0' TERM\n"
-         "echo \"start " + name + "\" >> \"$data/events\"\n"
+         "trap 'echo \"stop " +
+         name +
+         "\" >> \"$data/events\"; exit 0' TERM\n"
+         "echo \"start " +
+         name +
+         "\" >> \"$data/events\"\n"
          "while true; do sleep 0.05 & wait $!; done\n";
 }
 
@@ -105,8 +107,8 @@ struct node_fixture {
   }
 
   void start_up(std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {deckhand_binary().string(), "up", "--data-dir",
-                                     data.string(), "--bin-dir", bin.string()};
+    std::vector<std::string> args = {
+        deckhand_binary().string(), "up", "--data-dir", data.string(), "--bin-dir", bin.string()};
     args.insert(args.end(), extra.begin(), extra.end());
     up_pid = spawn(args, root / "up.log");
   }
@@ -183,7 +185,7 @@ struct node_fixture {
   }
 };
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_SUITE(up, node_fixture)
 
@@ -195,9 +197,9 @@ BOOST_AUTO_TEST_CASE(restarts_a_killed_component_and_stops_in_order) {
   BOOST_CHECK_EQUAL((*s)["pid"].get<pid_t>(), up_pid);
 
   // A second launcher on the same data dir refuses to start.
-  auto second = spawn({deckhand_binary().string(), "up", "--data-dir", data.string(),
-                       "--bin-dir", bin.string()},
-                      root / "second.log");
+  auto second = spawn(
+      {deckhand_binary().string(), "up", "--data-dir", data.string(), "--bin-dir", bin.string()},
+      root / "second.log");
   auto second_status = wait_exit(second, 10s);
   BOOST_REQUIRE(second_status);
   BOOST_CHECK(WIFEXITED(*second_status) && WEXITSTATUS(*second_status) != 0);
@@ -208,8 +210,8 @@ BOOST_AUTO_TEST_CASE(restarts_a_killed_component_and_stops_in_order) {
   BOOST_REQUIRE_EQUAL(::kill(old_pid, SIGKILL), 0);
   auto after = wait_status([&](const json& j) {
     const auto& k = j["components"]["kubelet"];
-    return k["pid"].get<pid_t>() > 0 && k["pid"].get<pid_t>() != old_pid
-           && k["restarts"].get<int>() == 1;
+    return k["pid"].get<pid_t>() > 0 && k["pid"].get<pid_t>() != old_pid &&
+           k["restarts"].get<int>() == 1;
   });
   BOOST_REQUIRE(after);
   auto deadline = std::chrono::steady_clock::now() + 10s;
@@ -219,9 +221,8 @@ BOOST_AUTO_TEST_CASE(restarts_a_killed_component_and_stops_in_order) {
       break;
     std::this_thread::sleep_for(20ms);
   }
-  BOOST_CHECK((*after)["components"]["kubelet"]["lastExit"].get<std::string>().find(
-                "signal 9")
-              == 0);
+  BOOST_CHECK((*after)["components"]["kubelet"]["lastExit"].get<std::string>().find("signal 9") ==
+              0);
   BOOST_CHECK_EQUAL((*after)["components"]["apiserver"]["restarts"].get<int>(), 0);
 
   // Ordered shutdown on SIGTERM: kubelet, proxy, runtime, cleanup (pods, then
@@ -233,9 +234,8 @@ BOOST_AUTO_TEST_CASE(restarts_a_killed_component_and_stops_in_order) {
   up_pid = -1;
   BOOST_CHECK(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
   auto order = events_after("-- shutdown");
-  std::vector<std::string> want = {"stop kubelet", "stop proxy", "stop runtime", "cleanup",
-                                   "proxy-cleanup",
-                                   "stop apiserver"};
+  std::vector<std::string> want = {"stop kubelet", "stop proxy",    "stop runtime",
+                                   "cleanup",      "proxy-cleanup", "stop apiserver"};
   BOOST_CHECK_EQUAL_COLLECTIONS(order.begin(), order.end(), want.begin(), want.end());
   BOOST_CHECK(!fs::exists(data / "run" / "up.json"));
 }
@@ -251,8 +251,7 @@ BOOST_AUTO_TEST_CASE(keep_pods_skips_the_cleanup) {
   up_pid = -1;
   BOOST_CHECK(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
   auto order = events_after("-- shutdown");
-  std::vector<std::string> want = {"stop kubelet", "stop proxy", "stop runtime",
-                                   "stop apiserver"};
+  std::vector<std::string> want = {"stop kubelet", "stop proxy", "stop runtime", "stop apiserver"};
   BOOST_CHECK_EQUAL_COLLECTIONS(order.begin(), order.end(), want.begin(), want.end());
 }
 
@@ -275,8 +274,7 @@ BOOST_AUTO_TEST_CASE(a_new_launcher_stops_what_a_killed_one_left_running) {
     if (!all_running(j))
       return false;
     for (auto& [name, c] : j["components"].items())
-      if (std::find(old_pids.begin(), old_pids.end(), c["pid"].get<pid_t>())
-          != old_pids.end())
+      if (std::find(old_pids.begin(), old_pids.end(), c["pid"].get<pid_t>()) != old_pids.end())
         return false;
     return j["pid"].get<pid_t>() == up_pid;
   });
@@ -293,14 +291,12 @@ BOOST_AUTO_TEST_CASE(a_new_launcher_stops_what_a_killed_one_left_running) {
 }
 
 BOOST_AUTO_TEST_CASE(a_crashing_component_is_restarted_with_back_off) {
-  {
-    std::ofstream(bin / "deckhand-proxy") << "#!/bin/sh\nexit 3\n";
-  }
+  { std::ofstream(bin / "deckhand-proxy") << "#!/bin/sh\nexit 3\n"; }
   start_up();
   // 200 + 400 + 800 ms of back-off: three restarts take well over a second.
   auto t0 = std::chrono::steady_clock::now();
   auto s = wait_status(
-    [](const json& j) { return j["components"]["proxy"]["restarts"].get<int>() >= 3; });
+      [](const json& j) { return j["components"]["proxy"]["restarts"].get<int>() >= 3; });
   BOOST_REQUIRE(s);
   BOOST_CHECK(std::chrono::steady_clock::now() - t0 >= 1400ms);
   BOOST_CHECK_EQUAL((*s)["components"]["proxy"]["lastExit"].get<std::string>(), "exit 3");

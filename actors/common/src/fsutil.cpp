@@ -17,7 +17,7 @@ struct fd_guard {
   }
 };
 
-} // namespace
+}  // namespace
 
 error sync_dir(const std::filesystem::path& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -29,8 +29,7 @@ error sync_dir(const std::filesystem::path& dir) {
   return {};
 }
 
-error write_file_atomic(const std::filesystem::path& path, const std::string& data,
-                        durability d) {
+error write_file_atomic(const std::filesystem::path& path, const std::string& data, durability d) {
   std::random_device rd;
   auto tmp = path;
   tmp += ".tmp." + std::to_string(rd());
@@ -86,10 +85,10 @@ result<std::string> read_file(const std::filesystem::path& path, std::size_t max
       break;
     out.append(buf, static_cast<std::size_t>(n));
     if (out.size() > max_size)
-      return error(errc::too_large, path.string() + " is larger than "
-                                      + std::to_string(max_size) + " bytes");
+      return error(errc::too_large,
+                   path.string() + " is larger than " + std::to_string(max_size) + " bytes");
   }
   return out;
 }
 
-} // namespace deckhand::fsutil
+}  // namespace deckhand::fsutil

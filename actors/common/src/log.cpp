@@ -9,14 +9,15 @@ namespace deckhand::log {
 namespace {
 std::mutex g_mutex;
 std::shared_ptr<spdlog::logger> g_logger;
-} // namespace
+}  // namespace
 
 void init(const std::string& component, const std::string& level, bool json) {
   auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
   auto logger = std::make_shared<spdlog::logger>(component, sink);
   if (json)
-    logger->set_pattern(R"({"ts":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","component":"%n","pid":%P,"msg":"%v"})",
-                        spdlog::pattern_time_type::utc);
+    logger->set_pattern(
+        R"({"ts":"%Y-%m-%dT%H:%M:%S.%fZ","level":"%l","component":"%n","pid":%P,"msg":"%v"})",
+        spdlog::pattern_time_type::utc);
   else
     logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %L %n[%P] %v");
   logger->set_level(spdlog::level::from_str(level));
@@ -37,4 +38,4 @@ std::shared_ptr<spdlog::logger> get() {
   return g_logger;
 }
 
-} // namespace deckhand::log
+}  // namespace deckhand::log

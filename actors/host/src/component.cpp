@@ -36,17 +36,17 @@ using scavenge_atom = caf::atom_constant<caf::atom("scavenge")>;
 caf::behavior scavenger(caf::event_based_actor* self, std::chrono::milliseconds period) {
   self->delayed_send(self, period, scavenge_atom::value);
   return {
-    [=](scavenge_atom) {
-      ::malloc_trim(0);
-      self->delayed_send(self, period, scavenge_atom::value);
-    },
+      [=](scavenge_atom) {
+        ::malloc_trim(0);
+        self->delayed_send(self, period, scavenge_atom::value);
+      },
   };
 }
 
-} // namespace
+}  // namespace
 
 component::component(std::string name, const common_options& opts, scheduler_loop* loop)
-  : name_(std::move(name)), opts_(opts) {
+    : name_(std::move(name)), opts_(opts) {
   if (name_ == "pod-supervisor")
     loop_ = loop;
   if (name_ != "apiserver" && name_ != "pod-supervisor") {  // supervisors: 1, in main()
@@ -77,9 +77,7 @@ component::component(std::string name, const common_options& opts, scheduler_loo
     scavenger_ = system_->spawn<caf::hidden>(scavenger, std::chrono::milliseconds(10'000));
 }
 
-component::~component() {
-  shutdown();
-}
+component::~component() { shutdown(); }
 
 int component::wait_for_stop() {
   sigset_t set;
@@ -120,7 +118,9 @@ void component::shutdown() {
       auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
       int timeout = loop_->run();
       while (system_->registry().running() > 0 && std::chrono::steady_clock::now() < deadline) {
-        struct pollfd p {loop_->wake_fd(), POLLIN, 0};
+        struct pollfd p {
+          loop_->wake_fd(), POLLIN, 0
+        };
         ::poll(&p, 1, timeout < 0 || timeout > 100 ? 100 : timeout);
         timeout = loop_->run();
       }
@@ -132,4 +132,4 @@ void component::shutdown() {
   }
 }
 
-} // namespace deckhand::host
+}  // namespace deckhand::host

@@ -21,8 +21,8 @@ std::string camel_to_kebab(const std::string& key) {
     }
     if (upper(c)) {
       bool after_word = i > 0 && lower_or_digit(key[i - 1]);
-      bool acronym_end = i > 0 && upper(key[i - 1]) && i + 1 < key.size()
-                         && lower_or_digit(key[i + 1]);
+      bool acronym_end =
+          i > 0 && upper(key[i - 1]) && i + 1 < key.size() && lower_or_digit(key[i + 1]);
       if (!out.empty() && out.back() != '-' && (after_word || acronym_end))
         out.push_back('-');
       out.push_back(static_cast<char>(c - 'A' + 'a'));
@@ -38,7 +38,7 @@ void add_common_options(CLI::App& app, common_options& opts) {
   app.add_option("--data-dir", opts.data_dir,
                  "node data directory (default $DECKHAND_DATA_DIR or /var/lib/deckhand)");
   app.add_option("--log-level", opts.log_level, "debug, info, warn or error")
-    ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   app.add_flag("--log-json", opts.log_json, "log one JSON object per line");
   app.config_formatter(std::make_shared<yaml_config>());
   app.set_config("--config", "", "YAML config file (camelCase keys of the flags)");
@@ -100,7 +100,7 @@ void flatten(const YAML::Node& node, std::vector<std::string> parents,
   }
 }
 
-} // namespace
+}  // namespace
 
 std::vector<CLI::ConfigItem> yaml_config::from_config(std::istream& input) const {
   std::vector<CLI::ConfigItem> found;
@@ -126,4 +126,4 @@ int parse(CLI::App& app, int argc, char** argv) {
   return -1;
 }
 
-} // namespace deckhand::host
+}  // namespace deckhand::host

@@ -67,8 +67,7 @@ class locked_clock : public caf::detail::simple_actor_clock {
                          uint64_t id) override {
     locked([&] { simple_actor_clock::set_multi_timeout(t, self, type, id); });
   }
-  void set_request_timeout(time_point t, caf::abstract_actor* self,
-                           caf::message_id id) override {
+  void set_request_timeout(time_point t, caf::abstract_actor* self, caf::message_id id) override {
     locked([&] { simple_actor_clock::set_request_timeout(t, self, id); });
   }
   void cancel_ordinary_timeout(caf::abstract_actor* self, caf::atom_value type) override {
@@ -82,9 +81,8 @@ class locked_clock : public caf::detail::simple_actor_clock {
   }
   void schedule_message(time_point t, caf::strong_actor_ptr receiver,
                         caf::mailbox_element_ptr content) override {
-    locked([&] {
-      simple_actor_clock::schedule_message(t, std::move(receiver), std::move(content));
-    });
+    locked(
+        [&] { simple_actor_clock::schedule_message(t, std::move(receiver), std::move(content)); });
   }
   void schedule_message(time_point t, caf::group target, caf::strong_actor_ptr sender,
                         caf::message content) override {
@@ -123,7 +121,7 @@ class single_thread_coordinator : public caf::scheduler::abstract_coordinator,
                                   public caf::execution_unit {
  public:
   single_thread_coordinator(caf::actor_system& sys, std::shared_ptr<scheduler_loop::impl> loop)
-    : abstract_coordinator(sys), execution_unit(&sys), clock_(this), loop_(std::move(loop)) {
+      : abstract_coordinator(sys), execution_unit(&sys), clock_(this), loop_(std::move(loop)) {
     if (loop_)
       loop_->coord = this;
   }
@@ -269,8 +267,7 @@ class single_thread_coordinator : public caf::scheduler::abstract_coordinator,
           if (due <= clock_.now())
             break;  // fire timers below, without the queue's lock
           // actor_clock's time is std::chrono::steady_clock.
-          cv_.wait_until(lock, due,
-                         [&] { return !jobs_.empty() || stopping_ || timers_changed_; });
+          cv_.wait_until(lock, due, [&] { return !jobs_.empty() || stopping_ || timers_changed_; });
         }
       }
       clock_.fire_expired();
@@ -281,16 +278,15 @@ class single_thread_coordinator : public caf::scheduler::abstract_coordinator,
 
   void resume(caf::resumable* job) {
     switch (job->resume(this, max_throughput())) {
-      case caf::resumable::resume_later:
-        enqueue(job);  // keeps its reference
-        break;
-      case caf::resumable::done:
-      case caf::resumable::awaiting_message:
-        // Enqueued again (with a new reference) when a message arrives.
-        intrusive_ptr_release(job);
-        break;
-      case caf::resumable::shutdown_execution_unit:
-        break;
+    case caf::resumable::resume_later:
+      enqueue(job);  // keeps its reference
+      break;
+    case caf::resumable::done:
+    case caf::resumable::awaiting_message:
+      // Enqueued again (with a new reference) when a message arrives.
+      intrusive_ptr_release(job);
+      break;
+    case caf::resumable::shutdown_execution_unit: break;
     }
   }
 
@@ -314,15 +310,13 @@ void locked_clock::locked(F&& f, bool wake) {
     owner_->timers_changed();
 }
 
-} // namespace
+}  // namespace
 
 scheduler_loop::scheduler_loop() : impl_(std::make_shared<impl>()) {}
 
 scheduler_loop::~scheduler_loop() = default;
 
-int scheduler_loop::wake_fd() const {
-  return impl_->efd;
-}
+int scheduler_loop::wake_fd() const { return impl_->efd; }
 
 int scheduler_loop::run() {
   if (!impl_->coord)
@@ -337,4 +331,4 @@ void install_single_thread_scheduler(caf::actor_system_config& cfg, scheduler_lo
   });
 }
 
-} // namespace deckhand::host
+}  // namespace deckhand::host

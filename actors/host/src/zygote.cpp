@@ -66,7 +66,7 @@ void reply(int conn, const std::string& text) {
   std::exit(entry(static_cast<int>(args.size()), argv.data()));
 }
 
-} // namespace
+}  // namespace
 
 bool is_zygote_invocation(int argc, char** argv) {
   return argc >= 2 && std::strcmp(argv[1], "--zygote") == 0;
@@ -99,8 +99,8 @@ int run_zygote(int argc, char** argv, int (*entry)(int, char**)) {
   if (lfd < 0)
     return 1;
   ::unlink(socket_path.c_str());
-  if (::bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0
-      || ::chmod(socket_path.c_str(), 0600) != 0 || ::listen(lfd, 128) != 0) {
+  if (::bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::chmod(socket_path.c_str(), 0600) != 0 || ::listen(lfd, 128) != 0) {
     std::fprintf(stderr, "zygote: cannot listen on %s: %s\n", socket_path.c_str(),
                  std::strerror(errno));
     return 1;
@@ -271,4 +271,4 @@ result<pid_t> zygote_spawn(const fs::path& socket_path, const fs::path& log_path
   return error{errc::io, "zygote: " + (rep.size() > 6 ? rep.substr(6) : rep)};
 }
 
-} // namespace deckhand::host
+}  // namespace deckhand::host

@@ -40,7 +40,7 @@ struct fixture {
   }
 };
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_SUITE(single_thread_scheduler_suite, fixture)
 
@@ -73,11 +73,11 @@ BOOST_AUTO_TEST_CASE(runs_actors_and_timers_on_one_thread) {
       };
       (*step)(0);
       return {
-        [=, &seen_threads, &delay_seen](tick_atom) {
-          delay_seen.set_value(std::chrono::steady_clock::now() - start);
-          seen_threads.set_value(*ids);
-          self->quit();
-        },
+          [=, &seen_threads, &delay_seen](tick_atom) {
+            delay_seen.set_value(std::chrono::steady_clock::now() - start);
+            seen_threads.set_value(*ids);
+            self->quit();
+          },
       };
     });
     auto ids_future = seen_threads.get_future();
@@ -107,14 +107,14 @@ BOOST_AUTO_TEST_CASE(request_timeouts_fire_and_earlier_timers_wake_the_thread) {
     self->delayed_send(self, 10s, tick_atom::value, 2);
     self->delayed_send(self, 50ms, tick_atom::value, 1);
     self->request(mute, 20ms, ping_atom::value, 1)
-      .then([&](int) { timed_out.set_value(false); },
-            [&](caf::error&) { timed_out.set_value(true); });
+        .then([&](int) { timed_out.set_value(false); },
+              [&](caf::error&) { timed_out.set_value(true); });
     return {
-      [=, &order](tick_atom, int which) {
-        got->push_back(which);
-        order.set_value(*got);
-        self->quit();
-      },
+        [=, &order](tick_atom, int which) {
+          got->push_back(which);
+          order.set_value(*got);
+          self->quit();
+        },
     };
   });
   auto f = timed_out.get_future();
@@ -170,15 +170,15 @@ BOOST_AUTO_TEST_CASE(runs_on_the_owners_poll_loop) {
     BOOST_TEST(thread_count() == before);  // no scheduler thread
     auto a = sys.spawn([&](caf::event_based_actor* self) -> caf::behavior {
       return {
-        [&, self](ping_atom, int x) {
-          ran_on.insert(std::this_thread::get_id());
-          got = x;
-          self->delayed_send(self, 30ms, tick_atom::value);
-        },
-        [&](tick_atom) {
-          ran_on.insert(std::this_thread::get_id());
-          ticked = true;
-        },
+          [&, self](ping_atom, int x) {
+            ran_on.insert(std::this_thread::get_id());
+            got = x;
+            self->delayed_send(self, 30ms, tick_atom::value);
+          },
+          [&](tick_atom) {
+            ran_on.insert(std::this_thread::get_id());
+            ticked = true;
+          },
       };
     });
     // Sent from another thread: the loop's fd becomes readable.
@@ -187,7 +187,9 @@ BOOST_AUTO_TEST_CASE(runs_on_the_owners_poll_loop) {
     int timeout = 0;
     bool saw_timer_wait = false;
     while (!ticked && std::chrono::steady_clock::now() < deadline) {
-      struct pollfd p {loop.wake_fd(), POLLIN, 0};
+      struct pollfd p {
+        loop.wake_fd(), POLLIN, 0
+      };
       ::poll(&p, 1, timeout < 0 ? 1000 : timeout);
       timeout = loop.run();
       saw_timer_wait = saw_timer_wait || timeout > 0;
@@ -201,7 +203,9 @@ BOOST_AUTO_TEST_CASE(runs_on_the_owners_poll_loop) {
     // The owner drives the loop until the actors are done (as
     // host::component does), then the system must not wait for them itself.
     for (int i = 0; i < 1000 && sys.registry().running() > 0; ++i) {
-      struct pollfd p {loop.wake_fd(), POLLIN, 0};
+      struct pollfd p {
+        loop.wake_fd(), POLLIN, 0
+      };
       ::poll(&p, 1, 10);
       loop.run();
     }

@@ -39,7 +39,7 @@ struct temp_file {
   ~temp_file() { fs::remove(path); }
 };
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(config_suite)
 

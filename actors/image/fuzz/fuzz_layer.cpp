@@ -21,7 +21,8 @@ struct sandbox {
   fs::path canary;
   sandbox() {
     std::string tmpl = (fs::temp_directory_path() / "deckhand-fuzz-layer-XXXXXX").string();
-    if (!::mkdtemp(tmpl.data())) std::abort();
+    if (!::mkdtemp(tmpl.data()))
+      std::abort();
     base = tmpl;
     canary = base / "canary";
     fs::create_directories(canary);
@@ -37,7 +38,7 @@ sandbox& box() {
   return s;
 }
 
-} // namespace
+}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   fs::path root = box().base / "root";
@@ -49,8 +50,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   (void)deckhand::image::unpack_layer(data, size, root, opts);
   // Nothing may appear next to the root or inside the canary directory.
   for (const auto& e : fs::directory_iterator(box().base))
-    if (e.path() != root && e.path() != box().canary) std::abort();
-  if (!fs::is_empty(box().canary)) std::abort();
+    if (e.path() != root && e.path() != box().canary)
+      std::abort();
+  if (!fs::is_empty(box().canary))
+    std::abort();
   fs::remove_all(root, ec);
   return 0;
 }

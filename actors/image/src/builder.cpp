@@ -44,7 +44,8 @@ la_ssize_t gzip_out(archive*, void* client, const void* buf, size_t n) {
   while (left > 0) {
     ssize_t w = ::write(s->fd, p, left);
     if (w < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR)
+        continue;
       return -1;
     }
     p += w;
@@ -81,18 +82,21 @@ error archive_fail(archive* a, const std::string& what) {
 error add_tree(archive* tar, const fs::path& root) {
   std::error_code ec;
   std::vector<fs::path> paths;
-  for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::recursive_directory_iterator();
-       it.increment(ec))
+  for (auto it = fs::recursive_directory_iterator(root, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
     paths.push_back(it->path().lexically_relative(root));
-  if (ec) return {errc::io, "walk " + root.string() + ": " + ec.message()};
+  if (ec)
+    return {errc::io, "walk " + root.string() + ": " + ec.message()};
   // Sorted: parents precede children and equal trees give equal layers.
   std::sort(paths.begin(), paths.end());
   std::vector<char> buf(1 << 16);
   for (const auto& rel : paths) {
     fs::path full = root / rel;
     struct stat st;
-    if (::lstat(full.c_str(), &st) != 0) return error::from_errno("lstat " + full.string());
-    if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode)) continue;
+    if (::lstat(full.c_str(), &st) != 0)
+      return error::from_errno("lstat " + full.string());
+    if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode))
+      continue;
     std::unique_ptr<archive_entry, void (*)(archive_entry*)> e(archive_entry_new(),
                                                                archive_entry_free);
     archive_entry_copy_stat(e.get(), &st);
@@ -101,20 +105,26 @@ error add_tree(archive* tar, const fs::path& root) {
     if (S_ISLNK(st.st_mode)) {
       std::vector<char> target(static_cast<size_t>(st.st_size) + 1);
       ssize_t n = ::readlink(full.c_str(), target.data(), target.size());
-      if (n < 0) return error::from_errno("readlink " + full.string());
-      archive_entry_set_symlink(e.get(), std::string(target.data(), static_cast<size_t>(n)).c_str());
+      if (n < 0)
+        return error::from_errno("readlink " + full.string());
+      archive_entry_set_symlink(e.get(),
+                                std::string(target.data(), static_cast<size_t>(n)).c_str());
       archive_entry_set_size(e.get(), 0);
     } else if (S_ISDIR(st.st_mode)) {
       archive_entry_set_size(e.get(), 0);
     }
-    if (archive_write_header(tar, e.get()) != ARCHIVE_OK) return archive_fail(tar, rel.string());
+    if (archive_write_header(tar, e.get()) != ARCHIVE_OK)
+      return archive_fail(tar, rel.string());
     if (S_ISREG(st.st_mode)) {
       unique_fd fd(::open(full.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-      if (!fd) return error::from_errno("open " + full.string());
+      if (!fd)
+        return error::from_errno("open " + full.string());
       for (;;) {
         ssize_t n = ::read(fd.get(), buf.data(), buf.size());
-        if (n < 0) return error::from_errno("read " + full.string());
-        if (n == 0) break;
+        if (n < 0)
+          return error::from_errno("read " + full.string());
+        if (n == 0)
+          break;
         if (archive_write_data(tar, buf.data(), static_cast<size_t>(n)) < 0)
           return archive_fail(tar, rel.string());
       }
@@ -127,20 +137,22 @@ error write_blob(const fs::path& layout, const std::string& digest, const std::s
   return detail::write_file_atomic(layout / "blobs" / "sha256" / digest.substr(7), bytes);
 }
 
-} // namespace
+}  // namespace
 
 result<std::string> build_layout(const fs::path& rootfs_dir, const fs::path& layout_dir,
                                  const std::string& ref_name, const image_config& cfg) {
   std::error_code ec;
   fs::create_directories(layout_dir / "blobs" / "sha256", ec);
-  if (ec) return error(errc::io, "create " + layout_dir.string() + ": " + ec.message());
+  if (ec)
+    return error(errc::io, "create " + layout_dir.string() + ": " + ec.message());
 
   fs::path tmp_layer = layout_dir / "blobs" / "sha256" / ".layer.tmp";
   gzip_sink gz_sink;
   tar_sink t_sink;
   {
     unique_fd fd(::open(tmp_layer.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    if (!fd) return error::from_errno("create " + tmp_layer.string());
+    if (!fd)
+      return error::from_errno("create " + tmp_layer.string());
     gz_sink.fd = fd.get();
     writer_ptr gz(archive_write_new());
     archive_write_add_filter_gzip(gz.get());
@@ -164,13 +176,17 @@ result<std::string> build_layout(const fs::path& rootfs_dir, const fs::path& lay
       ::unlink(tmp_layer.c_str());
       return err;
     }
-    if (archive_write_close(tar.get()) != ARCHIVE_OK) return archive_fail(tar.get(), "tar close");
-    if (archive_write_close(gz.get()) != ARCHIVE_OK) return archive_fail(gz.get(), "gzip close");
-    if (::fsync(fd.get()) != 0) return error::from_errno("fsync " + tmp_layer.string());
+    if (archive_write_close(tar.get()) != ARCHIVE_OK)
+      return archive_fail(tar.get(), "tar close");
+    if (archive_write_close(gz.get()) != ARCHIVE_OK)
+      return archive_fail(gz.get(), "gzip close");
+    if (::fsync(fd.get()) != 0)
+      return error::from_errno("fsync " + tmp_layer.string());
   }
   std::string layer_digest = gz_sink.hash.digest();
   fs::rename(tmp_layer, layout_dir / "blobs" / "sha256" / layer_digest.substr(7), ec);
-  if (ec) return error(errc::io, "rename layer: " + ec.message());
+  if (ec)
+    return error(errc::io, "rename layer: " + ec.message());
 
   detail::config_doc config;
   config.os = "linux";
@@ -179,7 +195,8 @@ result<std::string> build_layout(const fs::path& rootfs_dir, const fs::path& lay
   config.diff_ids = {t_sink.hash.digest()};
   std::string config_text = detail::render_config(config);
   std::string config_digest = detail::sha256_of(config_text);
-  if (auto err = write_blob(layout_dir, config_digest, config_text)) return err;
+  if (auto err = write_blob(layout_dir, config_digest, config_text))
+    return err;
 
   detail::manifest_doc m;
   m.media_type = detail::media::oci_manifest;
@@ -187,17 +204,19 @@ result<std::string> build_layout(const fs::path& rootfs_dir, const fs::path& lay
   m.layers.push_back({detail::media::oci_layer_gzip, layer_digest, gz_sink.size, {}, {}, {}, {}});
   std::string manifest_text = detail::render_manifest(m);
   std::string manifest_digest = detail::sha256_of(manifest_text);
-  if (auto err = write_blob(layout_dir, manifest_digest, manifest_text)) return err;
+  if (auto err = write_blob(layout_dir, manifest_digest, manifest_text))
+    return err;
 
   detail::index_doc idx;
-  detail::descriptor d{detail::media::oci_manifest, manifest_digest, manifest_text.size(),
-                       {}, "linux", "amd64", {}};
-  if (!ref_name.empty()) d.annotations[detail::ref_name_annotation] = ref_name;
+  detail::descriptor d{
+      detail::media::oci_manifest, manifest_digest, manifest_text.size(), {}, "linux", "amd64", {}};
+  if (!ref_name.empty())
+    d.annotations[detail::ref_name_annotation] = ref_name;
   idx.manifests.push_back(d);
   if (auto err = detail::write_file_atomic(layout_dir / "index.json", detail::render_index(idx)))
     return err;
-  if (auto err = detail::write_file_atomic(layout_dir / "oci-layout",
-                                           R"({"imageLayoutVersion":"1.0.0"})"))
+  if (auto err =
+          detail::write_file_atomic(layout_dir / "oci-layout", R"({"imageLayoutVersion":"1.0.0"})"))
     return err;
   return manifest_digest;
 }
@@ -207,35 +226,42 @@ namespace {
 /// Runs `argv` and returns its stdout.
 result<std::string> capture(const std::vector<std::string>& argv) {
   int pipefd[2];
-  if (::pipe2(pipefd, O_CLOEXEC) != 0) return error::from_errno("pipe");
+  if (::pipe2(pipefd, O_CLOEXEC) != 0)
+    return error::from_errno("pipe");
   unique_fd rd(pipefd[0]), wr(pipefd[1]);
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, wr.get(), STDOUT_FILENO);
   std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  for (const auto& a : argv)
+    args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   pid_t pid = 0;
   int rc = ::posix_spawn(&pid, args[0], &fa, nullptr, args.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
   wr.reset();
-  if (rc != 0) return error::from_errno("spawn " + argv[0], rc);
+  if (rc != 0)
+    return error::from_errno("spawn " + argv[0], rc);
   auto out = detail::read_fd(rd.get(), 1 << 20, argv[0] + " output");
   int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-  if (!out) return out.err();
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!out)
+    return out.err();
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     return error(errc::internal, argv[0] + " failed");
   return out;
 }
 
 error write_text(const fs::path& p, const std::string& text, mode_t mode) {
-  if (auto err = detail::write_file_atomic(p, text)) return err;
-  if (::chmod(p.c_str(), mode) != 0) return error::from_errno("chmod " + p.string());
+  if (auto err = detail::write_file_atomic(p, text))
+    return err;
+  if (::chmod(p.c_str(), mode) != 0)
+    return error::from_errno("chmod " + p.string());
   return {};
 }
 
-} // namespace
+}  // namespace
 
 error make_busybox_rootfs(const fs::path& dir, const fs::path& busybox) {
   std::error_code ec;
@@ -243,25 +269,31 @@ error make_busybox_rootfs(const fs::path& dir, const fs::path& busybox) {
     const char* name;
     mode_t mode;
   };
-  for (const spec& s : {spec{"bin", 0755}, spec{"etc", 0755}, spec{"tmp", 01777},
-                        spec{"proc", 0555}, spec{"sys", 0555}, spec{"dev", 0755},
-                        spec{"root", 0700}}) {
+  for (const spec& s :
+       {spec{"bin", 0755}, spec{"etc", 0755}, spec{"tmp", 01777}, spec{"proc", 0555},
+        spec{"sys", 0555}, spec{"dev", 0755}, spec{"root", 0700}}) {
     fs::path p = dir / s.name;
     fs::create_directories(p, ec);
-    if (ec) return {errc::io, "create " + p.string() + ": " + ec.message()};
-    if (::chmod(p.c_str(), s.mode) != 0) return error::from_errno("chmod " + p.string());
+    if (ec)
+      return {errc::io, "create " + p.string() + ": " + ec.message()};
+    if (::chmod(p.c_str(), s.mode) != 0)
+      return error::from_errno("chmod " + p.string());
   }
   fs::path bin = dir / "bin" / "busybox";
   fs::copy_file(busybox, bin, fs::copy_options::overwrite_existing, ec);
-  if (ec) return {errc::io, "copy " + busybox.string() + ": " + ec.message()};
-  if (::chmod(bin.c_str(), 0755) != 0) return error::from_errno("chmod " + bin.string());
+  if (ec)
+    return {errc::io, "copy " + busybox.string() + ": " + ec.message()};
+  if (::chmod(bin.c_str(), 0755) != 0)
+    return error::from_errno("chmod " + bin.string());
 
   auto list = capture({busybox.string(), "--list"});
-  if (!list) return list.err();
+  if (!list)
+    return list.err();
   std::size_t pos = 0;
   while (pos < list->size()) {
     std::size_t nl = list->find('\n', pos);
-    if (nl == std::string::npos) nl = list->size();
+    if (nl == std::string::npos)
+      nl = list->size();
     std::string applet = list->substr(pos, nl - pos);
     pos = nl + 1;
     if (applet.empty() || applet == "busybox" || applet.find('/') != std::string::npos ||
@@ -281,4 +313,4 @@ error make_busybox_rootfs(const fs::path& dir, const fs::path& busybox) {
   return {};
 }
 
-} // namespace deckhand::image
+}  // namespace deckhand::image

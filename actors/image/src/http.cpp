@@ -20,13 +20,15 @@ void global_init() {
 }
 
 std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (auto& c : s)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
 }
 
 std::string trim(const std::string& s) {
   auto b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return {};
+  if (b == std::string::npos)
+    return {};
   auto e = s.find_last_not_of(" \t\r\n");
   return s.substr(b, e - b + 1);
 }
@@ -48,11 +50,12 @@ size_t on_header(char* buf, size_t size, size_t n, void* ud) {
   auto* t = static_cast<transfer*>(ud);
   std::string line(buf, size * n);
   if (line.rfind("HTTP/", 0) == 0) {
-    t->res->headers.clear(); // a new response (after a redirect or 100-continue)
+    t->res->headers.clear();  // a new response (after a redirect or 100-continue)
     return size * n;
   }
   auto colon = line.find(':');
-  if (colon == std::string::npos) return size * n;
+  if (colon == std::string::npos)
+    return size * n;
   std::string name = lower(trim(line.substr(0, colon)));
   t->res->headers.emplace(name, trim(line.substr(colon + 1)));
   return size * n;
@@ -83,11 +86,12 @@ size_t on_body(char* buf, size_t size, size_t n, void* ud) {
 std::string no_proxy_list() {
   std::string out = "localhost,127.0.0.1,::1";
   for (const char* var : {"no_proxy", "NO_PROXY"})
-    if (const char* v = std::getenv(var); v && *v) return std::string(v) + "," + out;
+    if (const char* v = std::getenv(var); v && *v)
+      return std::string(v) + "," + out;
   return out;
 }
 
-} // namespace
+}  // namespace
 
 http_client::http_client(std::chrono::milliseconds timeout) : curl_(nullptr), timeout_(timeout) {
   global_init();
@@ -95,14 +99,16 @@ http_client::http_client(std::chrono::milliseconds timeout) : curl_(nullptr), ti
 }
 
 http_client::~http_client() {
-  if (curl_) curl_easy_cleanup(static_cast<CURL*>(curl_));
+  if (curl_)
+    curl_easy_cleanup(static_cast<CURL*>(curl_));
 }
 
 result<http_response> http_client::get(const std::string& url,
                                        const std::vector<std::string>& headers,
                                        const body_sink& sink, std::uint64_t max_body) {
   CURL* c = static_cast<CURL*>(curl_);
-  if (!c) return error(errc::internal, "curl_easy_init failed");
+  if (!c)
+    return error(errc::internal, "curl_easy_init failed");
   // Reset keeps the handle's live connections, DNS and TLS session caches.
   curl_easy_reset(c);
   http_response res;
@@ -115,8 +121,10 @@ result<http_response> http_client::get(const std::string& url,
   for (const auto& h : headers) {
     // Appending returns the (unchanged, once non-empty) head of the list.
     curl_slist* head = curl_slist_append(hdrs.get(), h.c_str());
-    if (!head) return error(errc::internal, "curl_slist_append failed");
-    if (head != hdrs.get()) hdrs.reset(head);
+    if (!head)
+      return error(errc::internal, "curl_slist_append failed");
+    if (head != hdrs.get())
+      hdrs.reset(head);
   }
   char errbuf[CURL_ERROR_SIZE] = {};
   long timeout_ms = static_cast<long>(std::max<std::int64_t>(timeout_.count(), 1));
@@ -146,7 +154,8 @@ result<http_response> http_client::get(const std::string& url,
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, nullptr);
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, nullptr);
   if (rc != CURLE_OK) {
-    if (t.sink_error) return t.sink_error;
+    if (t.sink_error)
+      return t.sink_error;
     if (t.too_large)
       return error(errc::too_large,
                    "GET " + url + ": response larger than " + std::to_string(max_body) + " bytes");
@@ -184,20 +193,25 @@ std::string base64_encode(const std::string& in) {
 bool base64_decode(const std::string& in, std::string& out) {
   std::string s;
   for (char c : in)
-    if (!std::isspace(static_cast<unsigned char>(c))) s += c;
-  while (s.size() % 4) s += '=';
+    if (!std::isspace(static_cast<unsigned char>(c)))
+      s += c;
+  while (s.size() % 4)
+    s += '=';
   if (s.empty()) {
     out.clear();
     return true;
   }
   std::string buf(s.size() / 4 * 3, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(buf.data()),
-                          reinterpret_cast<const unsigned char*>(s.data()),
-                          static_cast<int>(s.size()));
-  if (n < 0) return false;
+  int n =
+      EVP_DecodeBlock(reinterpret_cast<unsigned char*>(buf.data()),
+                      reinterpret_cast<const unsigned char*>(s.data()), static_cast<int>(s.size()));
+  if (n < 0)
+    return false;
   std::size_t pad = 0;
-  for (std::size_t i = s.size(); i > 0 && s[i - 1] == '=' && pad < 2; --i) ++pad;
-  if (static_cast<std::size_t>(n) < pad) return false;
+  for (std::size_t i = s.size(); i > 0 && s[i - 1] == '=' && pad < 2; --i)
+    ++pad;
+  if (static_cast<std::size_t>(n) < pad)
+    return false;
   buf.resize(static_cast<std::size_t>(n) - pad);
   out = std::move(buf);
   return true;
@@ -207,17 +221,21 @@ auth_challenge parse_challenge(const std::string& h) {
   auth_challenge ch;
   std::size_t i = 0;
   auto skip = [&](const char* set) {
-    while (i < h.size() && std::strchr(set, h[i])) ++i;
+    while (i < h.size() && std::strchr(set, h[i]))
+      ++i;
   };
   skip(" \t");
   std::size_t start = i;
-  while (i < h.size() && h[i] != ' ' && h[i] != '\t') ++i;
+  while (i < h.size() && h[i] != ' ' && h[i] != '\t')
+    ++i;
   ch.scheme = lower(h.substr(start, i - start));
   while (i < h.size()) {
     skip(" \t,");
     std::size_t k = i;
-    while (i < h.size() && h[i] != '=' && h[i] != ',') ++i;
-    if (i >= h.size() || h[i] != '=') break;
+    while (i < h.size() && h[i] != '=' && h[i] != ',')
+      ++i;
+    if (i >= h.size() || h[i] != '=')
+      break;
     std::string key = lower(trim(h.substr(k, i - k)));
     ++i;
     skip(" \t");
@@ -225,13 +243,15 @@ auth_challenge parse_challenge(const std::string& h) {
     if (i < h.size() && h[i] == '"') {
       ++i;
       while (i < h.size() && h[i] != '"') {
-        if (h[i] == '\\' && i + 1 < h.size()) ++i;
+        if (h[i] == '\\' && i + 1 < h.size())
+          ++i;
         val += h[i++];
       }
-      ++i; // closing quote
+      ++i;  // closing quote
     } else {
       std::size_t v = i;
-      while (i < h.size() && h[i] != ',') ++i;
+      while (i < h.size() && h[i] != ',')
+        ++i;
       val = trim(h.substr(v, i - v));
     }
     ch.params.emplace(std::move(key), std::move(val));
@@ -239,4 +259,4 @@ auth_challenge parse_challenge(const std::string& h) {
   return ch;
 }
 
-} // namespace deckhand::image::detail
+}  // namespace deckhand::image::detail

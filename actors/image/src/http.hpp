@@ -42,7 +42,7 @@ class http_client {
                             const body_sink& sink, std::uint64_t max_body);
 
  private:
-  void* curl_; ///< CURL*
+  void* curl_;  ///< CURL*
   std::chrono::milliseconds timeout_;
 };
 
@@ -61,4 +61,4 @@ struct auth_challenge {
 };
 auth_challenge parse_challenge(const std::string& header);
 
-} // namespace deckhand::image::detail
+}  // namespace deckhand::image::detail

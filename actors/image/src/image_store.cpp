@@ -28,15 +28,17 @@ class store_lock {
  public:
   static result<store_lock> acquire(const fs::path& file) {
     unique_fd fd(::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-    if (!fd) return error::from_errno("open " + file.string());
+    if (!fd)
+      return error::from_errno("open " + file.string());
     while (::flock(fd.get(), LOCK_EX) != 0)
-      if (errno != EINTR) return error::from_errno("flock " + file.string());
+      if (errno != EINTR)
+        return error::from_errno("flock " + file.string());
     return store_lock(std::move(fd));
   }
 
  private:
   explicit store_lock(unique_fd fd) : fd_(std::move(fd)) {}
-  unique_fd fd_; // closing it releases the lock
+  unique_fd fd_;  // closing it releases the lock
 };
 
 std::int64_t unix_ms() {
@@ -61,7 +63,8 @@ std::string layer_type_of(const fs::path& blob) {
   unsigned char magic[4] = {};
   unique_fd fd(::open(blob.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd && ::read(fd.get(), magic, sizeof magic) == static_cast<ssize_t>(sizeof magic)) {
-    if (magic[0] == 0x1f && magic[1] == 0x8b) return detail::media::oci_layer_gzip;
+    if (magic[0] == 0x1f && magic[1] == 0x8b)
+      return detail::media::oci_layer_gzip;
     if (magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f && magic[3] == 0xfd)
       return detail::media::oci_layer_zstd;
   }
@@ -69,13 +72,14 @@ std::string layer_type_of(const fs::path& blob) {
 }
 
 void add_unique(std::vector<std::string>& v, const std::string& s) {
-  if (std::find(v.begin(), v.end(), s) == v.end()) v.push_back(s);
+  if (std::find(v.begin(), v.end(), s) == v.end())
+    v.push_back(s);
 }
 
 /// What resolving a reference against the index found.
 struct resolved {
   std::string id;
-  std::optional<std::string> name; ///< set when found by name
+  std::optional<std::string> name;  ///< set when found by name
 };
 
 result<resolved> resolve(const std::map<std::string, image_record>& idx, const std::string& ref) {
@@ -97,18 +101,19 @@ result<resolved> resolve(const std::map<std::string, image_record>& idx, const s
       if (r.id_hex().rfind(hex, 0) == 0 ||
           (r.manifest_digest.size() > 7 && r.manifest_digest.compare(7, hex.size(), hex) == 0))
         hits.push_back(id);
-    if (hits.size() == 1) return resolved{hits.front(), std::nullopt};
+    if (hits.size() == 1)
+      return resolved{hits.front(), std::nullopt};
     if (hits.size() > 1)
       return error(errc::conflict, "image reference \"" + ref + "\" is ambiguous");
   }
   return error(errc::not_found, "image \"" + ref + "\" not found");
 }
 
-} // namespace
+}  // namespace
 
 /// Everything one import collects before it commits.
 struct image_store::import_state {
-  fs::path work; ///< ROOT/tmp/import-XXXXXX
+  fs::path work;  ///< ROOT/tmp/import-XXXXXX
   std::vector<std::string> names;
   std::string manifest_digest;
   std::string config_digest;
@@ -118,17 +123,18 @@ struct image_store::import_state {
   int temp_counter = 0;
 };
 
-image_store::image_store(fs::path root, store_options opts)
-    : root_(std::move(root)), opts_(opts) {}
+image_store::image_store(fs::path root, store_options opts) : root_(std::move(root)), opts_(opts) {}
 
 result<std::unique_ptr<image_store>> image_store::open(const fs::path& root, store_options opts) {
   std::error_code ec;
   for (const fs::path& d : {root / "blobs" / "sha256", root / "rootfs", root / "tmp"}) {
     fs::create_directories(d, ec);
-    if (ec) return error(errc::io, "create " + d.string() + ": " + ec.message());
+    if (ec)
+      return error(errc::io, "create " + d.string() + ": " + ec.message());
   }
   fs::path abs = fs::absolute(root, ec);
-  if (ec) return error(errc::io, "absolute " + root.string() + ": " + ec.message());
+  if (ec)
+    return error(errc::io, "absolute " + root.string() + ": " + ec.message());
   return std::unique_ptr<image_store>(new image_store(abs.lexically_normal(), opts));
 }
 
@@ -144,7 +150,8 @@ result<image_store::index_map> image_store::load_index() const {
   fs::path file = root_ / "index.json";
   struct stat st;
   if (::stat(file.c_str(), &st) != 0) {
-    if (errno == ENOENT) return index_map{};
+    if (errno == ENOENT)
+      return index_map{};
     return error::from_errno("stat " + file.string());
   }
   std::int64_t mtime_ns = std::int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
@@ -153,9 +160,11 @@ result<image_store::index_map> image_store::load_index() const {
     return cache_;
   // The file is replaced by rename, never rewritten: a read sees one version.
   auto text = detail::read_file(file, std::uint64_t{256} << 20);
-  if (!text) return text.err();
+  if (!text)
+    return text.err();
   auto parsed = detail::parse_store_index(*text);
-  if (!parsed) return parsed.err();
+  if (!parsed)
+    return parsed.err();
   cache_ = *parsed;
   cache_ino_ = st.st_ino;
   cache_mtime_ns_ = mtime_ns;
@@ -171,19 +180,26 @@ error image_store::collect_garbage(const index_map& idx) const {
   std::set<std::string> blobs, ids;
   for (const auto& [id, r] : idx) {
     ids.insert(r.id_hex());
-    for (const auto& b : r.blobs) blobs.insert(b.substr(7));
+    for (const auto& b : r.blobs)
+      blobs.insert(b.substr(7));
   }
   std::error_code ec;
   for (const auto& ent : fs::directory_iterator(root_ / "blobs" / "sha256", ec)) {
-    if (blobs.count(ent.path().filename().string())) continue;
-    if (auto err = detail::remove_tree(ent.path())) return err;
+    if (blobs.count(ent.path().filename().string()))
+      continue;
+    if (auto err = detail::remove_tree(ent.path()))
+      return err;
   }
-  if (ec) return error(errc::io, "list blobs: " + ec.message());
+  if (ec)
+    return error(errc::io, "list blobs: " + ec.message());
   for (const auto& ent : fs::directory_iterator(root_ / "rootfs", ec)) {
-    if (ids.count(ent.path().filename().string())) continue;
-    if (auto err = detail::remove_tree(ent.path())) return err;
+    if (ids.count(ent.path().filename().string()))
+      continue;
+    if (auto err = detail::remove_tree(ent.path()))
+      return err;
   }
-  if (ec) return error(errc::io, "list rootfs: " + ec.message());
+  if (ec)
+    return error(errc::io, "list rootfs: " + ec.message());
   return {};
 }
 
@@ -192,23 +208,29 @@ result<std::string> image_store::ingest(import_state& st, int srcfd, const std::
                                         const std::uint64_t* want_size, std::uint64_t limit,
                                         std::uint64_t* size_out) {
   auto in = detail::open_in_root(srcfd, rel);
-  if (!in) return in.err();
+  if (!in)
+    return in.err();
   struct stat sst;
-  if (::fstat(in->get(), &sst) != 0) return error::from_errno("stat " + rel);
-  if (!S_ISREG(sst.st_mode)) return error(errc::invalid, rel + ": not a regular file");
+  if (::fstat(in->get(), &sst) != 0)
+    return error::from_errno("stat " + rel);
+  if (!S_ISREG(sst.st_mode))
+    return error(errc::invalid, rel + ": not a regular file");
   fs::path tmp = st.work / ("blob-" + std::to_string(st.temp_counter++));
   unique_fd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-  if (!out) return error::from_errno("create " + tmp.string());
+  if (!out)
+    return error::from_errno("create " + tmp.string());
   detail::sha256 hash;
   std::uint64_t total = 0;
   std::vector<char> buf(1 << 20);
   for (;;) {
     ssize_t n = ::read(in->get(), buf.data(), buf.size());
     if (n < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR)
+        continue;
       return error::from_errno("read " + rel);
     }
-    if (n == 0) break;
+    if (n == 0)
+      break;
     total += static_cast<std::uint64_t>(n);
     if (want_size && total > *want_size)
       return error(errc::invalid, "blob " + rel + ": larger than its descriptor's size " +
@@ -219,7 +241,8 @@ result<std::string> image_store::ingest(import_state& st, int srcfd, const std::
     for (ssize_t off = 0; off < n;) {
       ssize_t w = ::write(out.get(), buf.data() + off, static_cast<std::size_t>(n - off));
       if (w < 0) {
-        if (errno == EINTR) continue;
+        if (errno == EINTR)
+          continue;
         return error::from_errno("write " + tmp.string());
       }
       off += w;
@@ -232,18 +255,21 @@ result<std::string> image_store::ingest(import_state& st, int srcfd, const std::
   if (want_digest && digest != *want_digest)
     return error(errc::invalid, "blob " + rel + ": digest mismatch: content is " + digest +
                                     ", descriptor says " + *want_digest);
-  if (::fsync(out.get()) != 0) return error::from_errno("fsync " + tmp.string());
+  if (::fsync(out.get()) != 0)
+    return error::from_errno("fsync " + tmp.string());
   out.reset();
   if (::rename(tmp.c_str(), blob_path(digest).c_str()) != 0)
     return error::from_errno("rename " + tmp.string());
-  if (size_out) *size_out = total;
+  if (size_out)
+    *size_out = total;
   return digest;
 }
 
 error image_store::ingest_bytes(import_state& st, const std::string& digest,
                                 const std::string& bytes) {
   fs::path tmp = st.work / ("blob-" + std::to_string(st.temp_counter++));
-  if (auto err = detail::write_file_atomic(tmp, bytes)) return err;
+  if (auto err = detail::write_file_atomic(tmp, bytes))
+    return err;
   if (::rename(tmp.c_str(), blob_path(digest).c_str()) != 0)
     return error::from_errno("rename " + tmp.string());
   return {};
@@ -278,20 +304,25 @@ result<std::string> read_layout_blob(int srcfd, const detail::descriptor& d, std
 
 result<std::string> read_in(int srcfd, const std::string& rel, std::uint64_t max) {
   auto fd = detail::open_in_root(srcfd, rel);
-  if (!fd) return fd.err();
+  if (!fd)
+    return fd.err();
   return detail::read_fd(fd->get(), max, rel);
 }
 
-} // namespace
+}  // namespace
 
 error image_store::import_oci(import_state& st, int srcfd) {
   auto layout = read_in(srcfd, "oci-layout", opts_.max_json_size);
-  if (!layout) return {errc::invalid, "OCI layout without oci-layout file: " + layout.err().message};
+  if (!layout)
+    return {errc::invalid, "OCI layout without oci-layout file: " + layout.err().message};
   auto index_text = read_in(srcfd, "index.json", opts_.max_json_size);
-  if (!index_text) return index_text.err();
+  if (!index_text)
+    return index_text.err();
   auto index = detail::parse_index(*index_text);
-  if (!index) return index.err();
-  if (index->manifests.empty()) return {errc::invalid, "index.json lists no manifests"};
+  if (!index)
+    return index.err();
+  if (index->manifests.empty())
+    return {errc::invalid, "index.json lists no manifests"};
 
   // A layout may hold several images; the first entry is the one imported.
   detail::descriptor cur = index->manifests.front();
@@ -306,16 +337,20 @@ error image_store::import_oci(import_state& st, int srcfd) {
   }
   std::string text;
   for (int depth = 0;; ++depth) {
-    if (depth > max_index_depth) return {errc::invalid, "image indexes nested too deeply"};
+    if (depth > max_index_depth)
+      return {errc::invalid, "image indexes nested too deeply"};
     auto blob = read_layout_blob(srcfd, cur, opts_.max_json_size);
-    if (!blob) return blob.err();
+    if (!blob)
+      return blob.err();
     text = std::move(*blob);
     std::string mt = cur.media_type.empty() ? detail::sniff_media_type(text) : cur.media_type;
-    if (detail::is_manifest_type(mt)) break;
+    if (detail::is_manifest_type(mt))
+      break;
     if (!detail::is_index_type(mt))
       return {errc::unsupported, "unsupported manifest media type \"" + mt + "\""};
     auto sub = detail::parse_index(text);
-    if (!sub) return sub.err();
+    if (!sub)
+      return sub.err();
     auto it = std::find_if(sub->manifests.begin(), sub->manifests.end(), [](const auto& d) {
       return d.os == "linux" && d.architecture == "amd64";
     });
@@ -324,14 +359,17 @@ error image_store::import_oci(import_state& st, int srcfd) {
     cur = *it;
   }
   auto manifest = detail::parse_manifest(text);
-  if (!manifest) return manifest.err();
+  if (!manifest)
+    return manifest.err();
   const auto& cmt = manifest->config.media_type;
   if (!cmt.empty() && cmt != detail::media::oci_config && cmt != detail::media::docker_config)
     return {errc::unsupported, "unsupported config media type \"" + cmt + "\""};
   auto config_text = read_layout_blob(srcfd, manifest->config, opts_.max_json_size);
-  if (!config_text) return config_text.err();
+  if (!config_text)
+    return config_text.err();
   auto config = detail::parse_config(*config_text);
-  if (!config) return config.err();
+  if (!config)
+    return config.err();
   if (config->diff_ids.size() != manifest->layers.size())
     return {errc::invalid, "config lists " + std::to_string(config->diff_ids.size()) +
                                " diff_ids for " + std::to_string(manifest->layers.size()) +
@@ -344,14 +382,17 @@ error image_store::import_oci(import_state& st, int srcfd) {
     if (l.size > opts_.max_layer_size)
       return {errc::too_large, "layer " + l.digest + ": " + std::to_string(l.size) +
                                    " bytes is over the layer limit"};
-    auto d = ingest(st, srcfd, "blobs/sha256/" + l.digest.substr(7), &l.digest, &l.size,
-                    l.size, nullptr);
-    if (!d) return d.err();
+    auto d = ingest(st, srcfd, "blobs/sha256/" + l.digest.substr(7), &l.digest, &l.size, l.size,
+                    nullptr);
+    if (!d)
+      return d.err();
     st.layer_digests.push_back(*d);
     st.size += l.size;
   }
-  if (auto err = ingest_bytes(st, cur.digest, text)) return err;
-  if (auto err = ingest_bytes(st, manifest->config.digest, *config_text)) return err;
+  if (auto err = ingest_bytes(st, cur.digest, text))
+    return err;
+  if (auto err = ingest_bytes(st, manifest->config.digest, *config_text))
+    return err;
   st.manifest_digest = cur.digest;
   st.config_digest = manifest->config.digest;
   st.size += manifest->config.size;
@@ -361,9 +402,11 @@ error image_store::import_oci(import_state& st, int srcfd) {
 
 error image_store::import_docker(import_state& st, int srcfd) {
   auto text = read_in(srcfd, "manifest.json", opts_.max_json_size);
-  if (!text) return text.err();
+  if (!text)
+    return text.err();
   auto entries = detail::parse_docker_save(*text);
-  if (!entries) return entries.err();
+  if (!entries)
+    return entries.err();
   // `docker save a b` writes one entry per image; the first is imported.
   const auto& e = entries->front();
   for (const auto& tag : e.repo_tags) {
@@ -373,7 +416,8 @@ error image_store::import_docker(import_state& st, int srcfd) {
       log::get()->warn("image import: ignoring unusable RepoTag tag={}", tag);
   }
   auto config_text = read_in(srcfd, e.config, opts_.max_json_size);
-  if (!config_text) return config_text.err();
+  if (!config_text)
+    return config_text.err();
   std::string config_digest = detail::sha256_of(*config_text);
   // Docker names the config after its digest: `<hex>.json` or `blobs/sha256/<hex>`.
   std::string base = fs::path(e.config).filename().string();
@@ -381,7 +425,8 @@ error image_store::import_docker(import_state& st, int srcfd) {
       base.substr(0, 64) != config_digest.substr(7))
     return {errc::invalid, "config " + e.config + ": digest mismatch: content is " + config_digest};
   auto config = detail::parse_config(*config_text);
-  if (!config) return config.err();
+  if (!config)
+    return config.err();
   if (config->diff_ids.size() != e.layers.size())
     return {errc::invalid, "config lists " + std::to_string(config->diff_ids.size()) +
                                " diff_ids for " + std::to_string(e.layers.size()) + " layers"};
@@ -391,15 +436,18 @@ error image_store::import_docker(import_state& st, int srcfd) {
   for (const auto& rel : e.layers) {
     std::uint64_t size = 0;
     auto d = ingest(st, srcfd, rel, nullptr, nullptr, opts_.max_layer_size, &size);
-    if (!d) return d.err();
+    if (!d)
+      return d.err();
     st.layer_digests.push_back(*d);
     st.size += size;
     m.layers.push_back({layer_type_of(blob_path(*d)), *d, size, {}, {}, {}, {}});
   }
   std::string manifest_text = detail::render_manifest(m);
   st.manifest_digest = detail::sha256_of(manifest_text);
-  if (auto err = ingest_bytes(st, st.manifest_digest, manifest_text)) return err;
-  if (auto err = ingest_bytes(st, config_digest, *config_text)) return err;
+  if (auto err = ingest_bytes(st, st.manifest_digest, manifest_text))
+    return err;
+  if (auto err = ingest_bytes(st, config_digest, *config_text))
+    return err;
   st.config_digest = config_digest;
   st.size += config_text->size();
   st.config = std::move(*config);
@@ -411,14 +459,16 @@ result<image_record> image_store::import_locked(import_state& st, const fs::path
   struct stat sst;
   if (::stat(source.c_str(), &sst) != 0) {
     auto err = error::from_errno("import " + source.string());
-    if (errno == ENOENT) err.code = errc::not_found;
+    if (errno == ENOENT)
+      err.code = errc::not_found;
     return err;
   }
   fs::path src_dir = source;
   if (S_ISREG(sst.st_mode)) {
     // Archives are untrusted trees like layers: unpack them the same way.
     src_dir = st.work / "archive";
-    if (::mkdir(src_dir.c_str(), 0700) != 0) return error::from_errno("mkdir " + src_dir.string());
+    if (::mkdir(src_dir.c_str(), 0700) != 0)
+      return error::from_errno("mkdir " + src_dir.string());
     unpack_options o;
     o.max_uncompressed_size = opts_.max_archive_size;
     o.whiteouts = false;
@@ -433,17 +483,20 @@ result<image_record> image_store::import_locked(import_state& st, const fs::path
     return error(errc::invalid, source.string() + ": neither a directory nor an archive");
   }
   unique_fd srcfd(::open(src_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!srcfd) return error::from_errno("open " + src_dir.string());
+  if (!srcfd)
+    return error::from_errno("open " + src_dir.string());
   error err;
   if (exists_in(srcfd.get(), "index.json"))
     err = import_oci(st, srcfd.get());
   else if (exists_in(srcfd.get(), "manifest.json"))
     err = import_docker(st, srcfd.get());
   else
-    return error(errc::invalid, source.string() +
-                                    ": neither an OCI image layout nor a docker save archive");
-  if (err) return err;
-  if (name) st.names = {*name}; // normalized by import()
+    return error(errc::invalid,
+                 source.string() + ": neither an OCI image layout nor a docker save archive");
+  if (err)
+    return err;
+  if (name)
+    st.names = {*name};  // normalized by import()
   if (!st.config.os.empty() && st.config.os != "linux")
     return error(errc::unsupported, "image os \"" + st.config.os + "\" is not linux");
 
@@ -461,7 +514,8 @@ result<image_record> image_store::commit_locked(import_state& st, const fs::path
       return error::from_errno("rename " + dest.string());
   } else if (!fs::exists(dest)) {
     fs::path rfs = st.work / "rootfs";
-    if (::mkdir(rfs.c_str(), 0755) != 0) return error::from_errno("mkdir " + rfs.string());
+    if (::mkdir(rfs.c_str(), 0755) != 0)
+      return error::from_errno("mkdir " + rfs.string());
     unpack_options o;
     o.max_uncompressed_size = opts_.max_layer_size;
     for (std::size_t i = 0; i < st.layer_digests.size(); ++i) {
@@ -472,21 +526,26 @@ result<image_record> image_store::commit_locked(import_state& st, const fs::path
         return e;
       }
       if (stats->diff_id != st.config.diff_ids[i])
-        return error(errc::invalid, "layer " + st.layer_digests[i] + ": diff_id " +
-                                        stats->diff_id + " does not match the config's " +
-                                        st.config.diff_ids[i]);
+        return error(errc::invalid, "layer " + st.layer_digests[i] + ": diff_id " + stats->diff_id +
+                                        " does not match the config's " + st.config.diff_ids[i]);
     }
-    if (::chmod(rfs.c_str(), 0755) != 0) return error::from_errno("chmod " + rfs.string());
-    if (::rename(rfs.c_str(), dest.c_str()) != 0) return error::from_errno("rename " + dest.string());
+    if (::chmod(rfs.c_str(), 0755) != 0)
+      return error::from_errno("chmod " + rfs.string());
+    if (::rename(rfs.c_str(), dest.c_str()) != 0)
+      return error::from_errno("rename " + dest.string());
   }
-  if (auto e = detail::fsync_dir(root_ / "blobs" / "sha256")) return e;
-  if (auto e = detail::fsync_dir(root_ / "rootfs")) return e;
+  if (auto e = detail::fsync_dir(root_ / "blobs" / "sha256"))
+    return e;
+  if (auto e = detail::fsync_dir(root_ / "rootfs"))
+    return e;
 
   auto idx = load_index();
-  if (!idx) return idx.err();
+  if (!idx)
+    return idx.err();
   // A name points at one image: moving it to this one untags the old holder.
   for (auto& [id, r] : *idx) {
-    if (id == st.config_digest) continue;
+    if (id == st.config_digest)
+      continue;
     std::erase_if(r.names, [&](const std::string& n) {
       return std::find(st.names.begin(), st.names.end(), n) != st.names.end();
     });
@@ -494,7 +553,8 @@ result<image_record> image_store::commit_locked(import_state& st, const fs::path
   image_record& rec = (*idx)[st.config_digest];
   rec.id = st.config_digest;
   rec.manifest_digest = st.manifest_digest;
-  for (const auto& n : st.names) add_unique(rec.names, n);
+  for (const auto& n : st.names)
+    add_unique(rec.names, n);
   std::sort(rec.names.begin(), rec.names.end());
   rec.size = st.size;
   rec.os = st.config.os.empty() ? "linux" : st.config.os;
@@ -502,10 +562,12 @@ result<image_record> image_store::commit_locked(import_state& st, const fs::path
   rec.config = st.config.config;
   add_unique(rec.blobs, st.manifest_digest);
   add_unique(rec.blobs, st.config_digest);
-  for (const auto& l : st.layer_digests) add_unique(rec.blobs, l);
+  for (const auto& l : st.layer_digests)
+    add_unique(rec.blobs, l);
   rec.last_used = unix_ms();
   image_record out = rec;
-  if (auto e = save_index(*idx)) return e;
+  if (auto e = save_index(*idx))
+    return e;
   return out;
 }
 
@@ -514,27 +576,30 @@ result<image_record> image_store::import(const fs::path& source,
   std::optional<std::string> norm;
   if (name) {
     auto n = normalize_reference(*name);
-    if (!n) return n.err();
+    if (!n)
+      return n.err();
     norm = *n;
   }
   std::lock_guard<std::mutex> guard(mutate_mu_);
   auto lock = store_lock::acquire(root_ / "index.lock");
-  if (!lock) return lock.err();
+  if (!lock)
+    return lock.err();
   // Whatever is in tmp/ belongs to a holder of the lock that died.
   std::error_code ec;
   for (const auto& ent : fs::directory_iterator(root_ / "tmp", ec))
     (void)detail::remove_tree(ent.path());
   auto work = detail::make_temp_dir(root_ / "tmp", "import-");
-  if (!work) return work.err();
+  if (!work)
+    return work.err();
   import_state st;
   st.work = *work;
   auto rec = import_locked(st, source, norm);
   (void)detail::remove_tree(st.work);
   if (!rec) {
     // Drop the blobs this attempt stored; nothing references them.
-    if (auto idx = load_index()) (void)collect_garbage(*idx);
-    log::get()->warn("image import failed source={} error={}", source.string(),
-                     rec.err().message);
+    if (auto idx = load_index())
+      (void)collect_garbage(*idx);
+    log::get()->warn("image import failed source={} error={}", source.string(), rec.err().message);
     return rec;
   }
   log::get()->info("image imported id={} names={} source={}", rec->id, rec->names.size(),
@@ -544,7 +609,8 @@ result<image_record> image_store::import(const fs::path& source,
 
 result<image_record> image_store::add_pulled(pulled_image img) {
   auto config = detail::parse_config(img.config);
-  if (!config) return config.err();
+  if (!config)
+    return config.err();
   if (config->diff_ids.size() != img.layers.size())
     return error(errc::invalid, "config lists " + std::to_string(config->diff_ids.size()) +
                                     " diff_ids for " + std::to_string(img.layers.size()) +
@@ -553,31 +619,38 @@ result<image_record> image_store::add_pulled(pulled_image img) {
     return error(errc::unsupported, "image os \"" + config->os + "\" is not linux");
   for (auto& n : img.names) {
     auto norm = normalize_reference(n);
-    if (!norm) return norm.err();
+    if (!norm)
+      return norm.err();
     n = *norm;
   }
   std::lock_guard<std::mutex> guard(mutate_mu_);
   auto lock = store_lock::acquire(root_ / "index.lock");
-  if (!lock) return lock.err();
+  if (!lock)
+    return lock.err();
   auto work = detail::make_temp_dir(root_ / "tmp", "pull-");
-  if (!work) return work.err();
+  if (!work)
+    return work.err();
   import_state st;
   st.work = *work;
   st.names = img.names;
   auto commit = [&]() -> result<image_record> {
     for (const auto& [digest, file] : img.layers) {
-      if (!is_sha256_digest(digest)) return error(errc::invalid, "malformed layer digest " + digest);
+      if (!is_sha256_digest(digest))
+        return error(errc::invalid, "malformed layer digest " + digest);
       fs::path dst = blob_path(digest);
       // Same inode, no copy: the caller verified the file against `digest`.
       if (::link(file.c_str(), dst.c_str()) != 0 && errno != EEXIST)
         return error::from_errno("link " + dst.string());
       struct stat lst;
-      if (::stat(dst.c_str(), &lst) != 0) return error::from_errno("stat " + dst.string());
+      if (::stat(dst.c_str(), &lst) != 0)
+        return error::from_errno("stat " + dst.string());
       st.layer_digests.push_back(digest);
       st.size += static_cast<std::uint64_t>(lst.st_size);
     }
-    if (auto err = ingest_bytes(st, img.manifest_digest, img.manifest)) return err;
-    if (auto err = ingest_bytes(st, img.config_digest, img.config)) return err;
+    if (auto err = ingest_bytes(st, img.manifest_digest, img.manifest))
+      return err;
+    if (auto err = ingest_bytes(st, img.config_digest, img.config))
+      return err;
     st.manifest_digest = img.manifest_digest;
     st.config_digest = img.config_digest;
     st.size += img.config.size();
@@ -587,7 +660,8 @@ result<image_record> image_store::add_pulled(pulled_image img) {
   auto rec = commit();
   (void)detail::remove_tree(st.work);
   if (!rec) {
-    if (auto idx = load_index()) (void)collect_garbage(*idx);
+    if (auto idx = load_index())
+      (void)collect_garbage(*idx);
     log::get()->warn("image add failed manifest={} error={}", img.manifest_digest,
                      rec.err().message);
     return rec;
@@ -600,11 +674,14 @@ result<image_record> image_store::add_pulled(pulled_image img) {
 result<void> image_store::touch(const std::string& ref) {
   std::lock_guard<std::mutex> guard(mutate_mu_);
   auto lock = store_lock::acquire(root_ / "index.lock");
-  if (!lock) return lock.err();
+  if (!lock)
+    return lock.err();
   auto idx = load_index();
-  if (!idx) return idx.err();
+  if (!idx)
+    return idx.err();
   auto r = resolve(*idx, ref);
-  if (!r) return r.err();
+  if (!r)
+    return r.err();
   auto now = unix_ms();
   image_record& rec = idx->at(r->id);
   rec.last_used = now;
@@ -613,9 +690,11 @@ result<void> image_store::touch(const std::string& ref) {
 
 result<image_record> image_store::find(const std::string& ref) const {
   auto idx = load_index();
-  if (!idx) return idx.err();
+  if (!idx)
+    return idx.err();
   auto r = resolve(*idx, ref);
-  if (!r) return r.err();
+  if (!r)
+    return r.err();
   return idx->at(r->id);
 }
 
@@ -626,26 +705,34 @@ std::vector<image_record> image_store::list() const {
     log::get()->error("image store index unreadable error={}", idx.err().message);
     return out;
   }
-  for (auto& [id, r] : *idx) out.push_back(r);
+  for (auto& [id, r] : *idx)
+    out.push_back(r);
   return out;
 }
 
 result<image_record> image_store::remove(const std::string& ref) {
   std::lock_guard<std::mutex> guard(mutate_mu_);
   auto lock = store_lock::acquire(root_ / "index.lock");
-  if (!lock) return lock.err();
+  if (!lock)
+    return lock.err();
   auto idx = load_index();
-  if (!idx) return idx.err();
+  if (!idx)
+    return idx.err();
   auto r = resolve(*idx, ref);
-  if (!r) return r.err();
+  if (!r)
+    return r.err();
   image_record before = idx->at(r->id);
   image_record& rec = idx->at(r->id);
-  if (r->name) std::erase(rec.names, *r->name);
-  if (!r->name || rec.names.empty()) idx->erase(r->id);
-  if (auto e = save_index(*idx)) return e;
-  if (auto e = collect_garbage(*idx)) return e;
+  if (r->name)
+    std::erase(rec.names, *r->name);
+  if (!r->name || rec.names.empty())
+    idx->erase(r->id);
+  if (auto e = save_index(*idx))
+    return e;
+  if (auto e = collect_garbage(*idx))
+    return e;
   log::get()->info("image removed ref={} id={}", ref, before.id);
   return before;
 }
 
-} // namespace deckhand::image
+}  // namespace deckhand::image

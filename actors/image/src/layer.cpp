@@ -36,17 +36,22 @@ error invalid_entry(const std::string& path, const std::string& why) {
 /// Absolute paths and `..` anywhere are refused rather than clamped: a layer
 /// that contains them was built to attack whoever unpacks it.
 result<std::vector<std::string>> split_path(const char* raw, const char* what) {
-  if (!raw || !*raw) return error(errc::invalid, std::string("layer entry with empty ") + what);
+  if (!raw || !*raw)
+    return error(errc::invalid, std::string("layer entry with empty ") + what);
   std::string p(raw);
-  if (p.front() == '/') return invalid_entry(p, std::string("absolute ") + what);
+  if (p.front() == '/')
+    return invalid_entry(p, std::string("absolute ") + what);
   std::vector<std::string> out;
   std::size_t i = 0;
   while (i <= p.size()) {
     std::size_t j = p.find('/', i);
-    if (j == std::string::npos) j = p.size();
+    if (j == std::string::npos)
+      j = p.size();
     std::string c = p.substr(i, j - i);
-    if (c == "..") return invalid_entry(p, std::string(what) + " contains '..'");
-    if (!c.empty() && c != ".") out.push_back(std::move(c));
+    if (c == "..")
+      return invalid_entry(p, std::string(what) + " contains '..'");
+    if (!c.empty() && c != ".")
+      out.push_back(std::move(c));
     i = j + 1;
   }
   return out;
@@ -55,7 +60,8 @@ result<std::vector<std::string>> split_path(const char* raw, const char* what) {
 std::string join(const std::vector<std::string>& comps, std::size_t n) {
   std::string s;
   for (std::size_t i = 0; i < n; ++i) {
-    if (i) s += '/';
+    if (i)
+      s += '/';
     s += comps[i];
   }
   return s;
@@ -76,7 +82,8 @@ struct stream_source {
 
   /// Pulls the next chunk; 0 at end, -1 on error.
   la_ssize_t pull() {
-    if (eof) return 0;
+    if (eof)
+      return 0;
     la_ssize_t n = archive_read_data(raw, buf.data(), buf.size());
     if (n < 0) {
       const char* msg = archive_error_string(raw);
@@ -119,8 +126,8 @@ class unpacker {
   /// Opens the directory formed by the first `n` components, one component at
   /// a time without following symlinks. Missing directories are created when
   /// `create` (tar archives need not list parents).
-  result<unique_fd> open_dir(const std::vector<std::string>& comps, std::size_t n,
-                             bool create, const std::string& entry);
+  result<unique_fd> open_dir(const std::vector<std::string>& comps, std::size_t n, bool create,
+                             const std::string& entry);
   error whiteout(const std::vector<std::string>& comps, const std::string& path);
   error make_dir(int pfd, const std::string& leaf, archive_entry* e, const std::string& path);
   error make_file(archive* a, int pfd, const std::string& leaf, archive_entry* e,
@@ -149,14 +156,16 @@ std::array<timespec, 2> entry_times(archive_entry* e) {
     ts[0] = ts[1];
   }
   for (auto& t : ts)
-    if (t.tv_nsec < 0 || t.tv_nsec >= 1000000000) t.tv_nsec = 0;
+    if (t.tv_nsec < 0 || t.tv_nsec >= 1000000000)
+      t.tv_nsec = 0;
   return ts;
 }
 
 result<unique_fd> unpacker::open_dir(const std::vector<std::string>& comps, std::size_t n,
                                      bool create, const std::string& entry) {
   unique_fd fd(::openat(rootfd_, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd) return error::from_errno("open layer root");
+  if (!fd)
+    return error::from_errno("open layer root");
   for (std::size_t i = 0; i < n; ++i) {
     const char* c = comps[i].c_str();
     int next = ::openat(fd.get(), c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -168,7 +177,8 @@ result<unique_fd> unpacker::open_dir(const std::vector<std::string>& comps, std:
     if (next < 0) {
       int err = errno;
       struct stat st;
-      if ((err == ELOOP || err == ENOTDIR) && ::fstatat(fd.get(), c, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+      if ((err == ELOOP || err == ENOTDIR) &&
+          ::fstatat(fd.get(), c, &st, AT_SYMLINK_NOFOLLOW) == 0) {
         if (S_ISLNK(st.st_mode)) {
           // Layers legitimately write through symlinks that earlier layers
           // made (bin -> usr/bin). Resolve the prefix the way the container
@@ -183,13 +193,15 @@ result<unique_fd> unpacker::open_dir(const std::vector<std::string>& comps, std:
             return invalid_entry(entry, "would be written through the dangling symlink \"" +
                                             join(comps, i + 1) + "\"");
           return invalid_entry(entry, "would be written through the symlink \"" +
-                                          join(comps, i + 1) + "\", which does not lead to a "
+                                          join(comps, i + 1) +
+                                          "\", which does not lead to a "
                                           "directory inside the layer root");
         }
         return invalid_entry(entry, "parent \"" + join(comps, i + 1) + "\" is not a directory");
       }
       error ex = error::from_errno("open " + join(comps, i + 1), err);
-      if (err == ENOENT) ex.code = errc::not_found;
+      if (err == ENOENT)
+        ex.code = errc::not_found;
       return ex;
     }
     fd.reset(next);
@@ -202,7 +214,8 @@ error unpacker::whiteout(const std::vector<std::string>& comps, const std::strin
   auto dir = open_dir(comps, comps.size() - 1, false, path);
   if (!dir) {
     // Hiding something that is not there is a no-op.
-    if (dir.err().code == errc::not_found) return {};
+    if (dir.err().code == errc::not_found)
+      return {};
     return dir.err();
   }
   std::string parent = join(comps, comps.size() - 1);
@@ -211,7 +224,8 @@ error unpacker::whiteout(const std::vector<std::string>& comps, const std::strin
   };
   if (leaf == opaque_marker) {
     int fd2 = ::dup(dir->get());
-    if (fd2 < 0) return error::from_errno("dup");
+    if (fd2 < 0)
+      return error::from_errno("dup");
     DIR* d = ::fdopendir(fd2);
     if (!d) {
       ::close(fd2);
@@ -220,25 +234,31 @@ error unpacker::whiteout(const std::vector<std::string>& comps, const std::strin
     std::vector<std::string> doomed;
     while (dirent* ent = ::readdir(d)) {
       std::string name = ent->d_name;
-      if (name == "." || name == "..") continue;
-      if (!created_.count(child_path(name))) doomed.push_back(std::move(name));
+      if (name == "." || name == "..")
+        continue;
+      if (!created_.count(child_path(name)))
+        doomed.push_back(std::move(name));
     }
     ::closedir(d);
     for (const auto& name : doomed)
-      if (auto err = detail::remove_at(dir->get(), name.c_str())) return err;
+      if (auto err = detail::remove_at(dir->get(), name.c_str()))
+        return err;
     return {};
   }
-  if (leaf.rfind(".wh..wh.", 0) == 0) return {}; // aufs metadata (.wh..wh.plnk): nothing to apply
+  if (leaf.rfind(".wh..wh.", 0) == 0)
+    return {};  // aufs metadata (.wh..wh.plnk): nothing to apply
   std::string name = leaf.substr(std::strlen(whiteout_prefix));
   if (name.empty() || name == "." || name == "..")
     return invalid_entry(path, "malformed whiteout");
-  if (created_.count(child_path(name))) return {};
+  if (created_.count(child_path(name)))
+    return {};
   return detail::remove_at(dir->get(), name.c_str());
 }
 
 error unpacker::set_owner(int pfd, const std::string& leaf, archive_entry* e,
                           const std::string& path) {
-  if (!opts_.preserve_owner) return {};
+  if (!opts_.preserve_owner)
+    return {};
   la_int64_t uid = archive_entry_uid(e), gid = archive_entry_gid(e);
   if (uid < 0 || gid < 0 || uid >= 0xffffffffLL || gid >= 0xffffffffLL)
     return invalid_entry(path, "uid/gid out of range");
@@ -253,14 +273,17 @@ error unpacker::make_dir(int pfd, const std::string& leaf, archive_entry* e,
   struct stat st;
   bool exists = ::fstatat(pfd, leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
   if (exists && !S_ISDIR(st.st_mode)) {
-    if (auto err = detail::remove_at(pfd, leaf.c_str())) return err;
+    if (auto err = detail::remove_at(pfd, leaf.c_str()))
+      return err;
     exists = false;
   }
   if (!exists && ::mkdirat(pfd, leaf.c_str(), 0700) != 0)
     return error::from_errno("mkdir " + path);
   unique_fd fd(::openat(pfd, leaf.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!fd) return error::from_errno("open " + path);
-  if (auto err = set_owner(pfd, leaf, e, path)) return err;
+  if (!fd)
+    return error::from_errno("open " + path);
+  if (auto err = set_owner(pfd, leaf, e, path))
+    return err;
   if (::fchmod(fd.get(), archive_entry_perm(e) & 07777) != 0)
     return error::from_errno("chmod " + path);
   dir_times_.emplace_back(path, entry_times(e));
@@ -270,19 +293,23 @@ error unpacker::make_dir(int pfd, const std::string& leaf, archive_entry* e,
 error unpacker::make_file(archive* a, int pfd, const std::string& leaf, archive_entry* e,
                           const std::string& path) {
   la_int64_t size = archive_entry_size(e);
-  if (size < 0) return invalid_entry(path, "negative size");
+  if (size < 0)
+    return invalid_entry(path, "negative size");
   if (static_cast<std::uint64_t>(size) > opts_.max_uncompressed_size)
     return error(errc::too_large, "layer entry \"" + path + "\": larger than the layer limit");
-  if (auto err = detail::remove_at(pfd, leaf.c_str())) return err;
-  unique_fd fd(::openat(pfd, leaf.c_str(),
-                        O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-  if (!fd) return error::from_errno("create " + path);
+  if (auto err = detail::remove_at(pfd, leaf.c_str()))
+    return err;
+  unique_fd fd(
+      ::openat(pfd, leaf.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!fd)
+    return error::from_errno("create " + path);
   for (;;) {
     const void* buf = nullptr;
     std::size_t len = 0;
     la_int64_t off = 0;
     int r = archive_read_data_block(a, &buf, &len, &off);
-    if (r == ARCHIVE_EOF) break;
+    if (r == ARCHIVE_EOF)
+      break;
     if (r < ARCHIVE_WARN) {
       const char* msg = archive_error_string(a);
       return invalid_entry(path, msg ? msg : "truncated data");
@@ -293,7 +320,8 @@ error unpacker::make_file(archive* a, int pfd, const std::string& leaf, archive_
     while (len > 0) {
       ssize_t w = ::pwrite(fd.get(), p, len, off);
       if (w < 0) {
-        if (errno == EINTR) continue;
+        if (errno == EINTR)
+          continue;
         return error::from_errno("write " + path);
       }
       p += w;
@@ -302,20 +330,24 @@ error unpacker::make_file(archive* a, int pfd, const std::string& leaf, archive_
     }
   }
   // Sparse entries may end in a hole.
-  if (::ftruncate(fd.get(), size) != 0) return error::from_errno("truncate " + path);
-  if (auto err = set_owner(pfd, leaf, e, path)) return err;
+  if (::ftruncate(fd.get(), size) != 0)
+    return error::from_errno("truncate " + path);
+  if (auto err = set_owner(pfd, leaf, e, path))
+    return err;
   // After chown, which clears setuid/setgid.
   if (::fchmod(fd.get(), archive_entry_perm(e) & 07777) != 0)
     return error::from_errno("chmod " + path);
   auto ts = entry_times(e);
-  if (::futimens(fd.get(), ts.data()) != 0) return error::from_errno("utimes " + path);
+  if (::futimens(fd.get(), ts.data()) != 0)
+    return error::from_errno("utimes " + path);
   return {};
 }
 
 error unpacker::make_symlink(int pfd, const std::vector<std::string>& comps, archive_entry* e,
                              const std::string& path) {
   const char* target = archive_entry_symlink(e);
-  if (!target || !*target) return invalid_entry(path, "symlink without target");
+  if (!target || !*target)
+    return invalid_entry(path, "symlink without target");
   // An absolute target is resolved against the container's root when the
   // container follows it. A relative one that climbs above the layer root
   // would lead host-side code that follows it out of the rootfs.
@@ -325,12 +357,13 @@ error unpacker::make_symlink(int pfd, const std::vector<std::string>& comps, arc
     std::size_t i = 0;
     while (i <= t.size()) {
       std::size_t j = t.find('/', i);
-      if (j == std::string::npos) j = t.size();
+      if (j == std::string::npos)
+        j = t.size();
       std::string c = t.substr(i, j - i);
       if (c == "..") {
         if (--depth < 0)
-          return invalid_entry(path, std::string("symlink target \"") + target +
-                                         "\" escapes the root");
+          return invalid_entry(path,
+                               std::string("symlink target \"") + target + "\" escapes the root");
       } else if (!c.empty() && c != ".") {
         ++depth;
       }
@@ -338,9 +371,12 @@ error unpacker::make_symlink(int pfd, const std::vector<std::string>& comps, arc
     }
   }
   const std::string& leaf = comps.back();
-  if (auto err = detail::remove_at(pfd, leaf.c_str())) return err;
-  if (::symlinkat(target, pfd, leaf.c_str()) != 0) return error::from_errno("symlink " + path);
-  if (auto err = set_owner(pfd, leaf, e, path)) return err;
+  if (auto err = detail::remove_at(pfd, leaf.c_str()))
+    return err;
+  if (::symlinkat(target, pfd, leaf.c_str()) != 0)
+    return error::from_errno("symlink " + path);
+  if (auto err = set_owner(pfd, leaf, e, path))
+    return err;
   auto ts = entry_times(e);
   if (::utimensat(pfd, leaf.c_str(), ts.data(), AT_SYMLINK_NOFOLLOW) != 0)
     return error::from_errno("utimes " + path);
@@ -350,8 +386,10 @@ error unpacker::make_symlink(int pfd, const std::vector<std::string>& comps, arc
 error unpacker::make_hardlink(int pfd, const std::string& leaf, archive_entry* e,
                               const std::string& path) {
   auto target = split_path(archive_entry_hardlink(e), "hardlink target");
-  if (!target) return target.err();
-  if (target->empty()) return invalid_entry(path, "hardlink to the root");
+  if (!target)
+    return target.err();
+  if (target->empty())
+    return invalid_entry(path, "hardlink to the root");
   std::string tpath = join(*target, target->size());
   auto tdir = open_dir(*target, target->size() - 1, false, path);
   if (!tdir) {
@@ -363,11 +401,14 @@ error unpacker::make_hardlink(int pfd, const std::string& leaf, archive_entry* e
   struct stat st;
   if (::fstatat(tdir->get(), tleaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
     return invalid_entry(path, "hardlink target \"" + tpath + "\" does not exist");
-  if (S_ISDIR(st.st_mode)) return invalid_entry(path, "hardlink to a directory");
+  if (S_ISDIR(st.st_mode))
+    return invalid_entry(path, "hardlink to a directory");
   if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))
     return invalid_entry(path, "hardlink to a device node");
-  if (tpath == path) return {};
-  if (auto err = detail::remove_at(pfd, leaf.c_str())) return err;
+  if (tpath == path)
+    return {};
+  if (auto err = detail::remove_at(pfd, leaf.c_str()))
+    return err;
   // Flags 0: a symlink target is linked itself, never followed.
   if (::linkat(tdir->get(), tleaf.c_str(), pfd, leaf.c_str(), 0) != 0)
     return error::from_errno("link " + path);
@@ -376,62 +417,72 @@ error unpacker::make_hardlink(int pfd, const std::string& leaf, archive_entry* e
 
 error unpacker::apply(archive* a, archive_entry* e) {
   auto comps = split_path(archive_entry_pathname(e), "path");
-  if (!comps) return comps.err();
+  if (!comps)
+    return comps.err();
   std::string path = join(*comps, comps->size());
   bool is_hardlink = archive_entry_hardlink(e) != nullptr;
   auto type = archive_entry_filetype(e);
   if (comps->empty()) {
-    if (type == AE_IFDIR && !is_hardlink) return {}; // "./": the root stays as created
+    if (type == AE_IFDIR && !is_hardlink)
+      return {};  // "./": the root stays as created
     return invalid_entry(archive_entry_pathname(e), "replaces the root");
   }
   const std::string& leaf = comps->back();
-  if (opts_.whiteouts && leaf.rfind(whiteout_prefix, 0) == 0) return whiteout(*comps, path);
+  if (opts_.whiteouts && leaf.rfind(whiteout_prefix, 0) == 0)
+    return whiteout(*comps, path);
   if (!is_hardlink && (type == AE_IFCHR || type == AE_IFBLK))
     return invalid_entry(path, "device nodes are not allowed");
   auto dir = open_dir(*comps, comps->size() - 1, true, path);
-  if (!dir) return dir.err();
+  if (!dir)
+    return dir.err();
   int pfd = dir->get();
   error err;
   if (is_hardlink) {
     err = make_hardlink(pfd, leaf, e, path);
   } else {
     switch (type) {
-      case AE_IFDIR: err = make_dir(pfd, leaf, e, path); break;
-      case AE_IFREG: err = make_file(a, pfd, leaf, e, path); break;
-      case AE_IFLNK: err = make_symlink(pfd, *comps, e, path); break;
-      case AE_IFIFO: {
-        if ((err = detail::remove_at(pfd, leaf.c_str()))) break;
-        if (::mkfifoat(pfd, leaf.c_str(), 0600) != 0) {
-          err = error::from_errno("mkfifo " + path);
-          break;
-        }
-        if ((err = set_owner(pfd, leaf, e, path))) break;
-        if (::fchmodat(pfd, leaf.c_str(), archive_entry_perm(e) & 07777, 0) != 0)
-          err = error::from_errno("chmod " + path);
+    case AE_IFDIR: err = make_dir(pfd, leaf, e, path); break;
+    case AE_IFREG: err = make_file(a, pfd, leaf, e, path); break;
+    case AE_IFLNK: err = make_symlink(pfd, *comps, e, path); break;
+    case AE_IFIFO: {
+      if ((err = detail::remove_at(pfd, leaf.c_str())))
+        break;
+      if (::mkfifoat(pfd, leaf.c_str(), 0600) != 0) {
+        err = error::from_errno("mkfifo " + path);
         break;
       }
-      case AE_IFSOCK: return {}; // sockets are created by their servers at run time
-      default: return invalid_entry(path, "unsupported entry type");
+      if ((err = set_owner(pfd, leaf, e, path)))
+        break;
+      if (::fchmodat(pfd, leaf.c_str(), archive_entry_perm(e) & 07777, 0) != 0)
+        err = error::from_errno("chmod " + path);
+      break;
+    }
+    case AE_IFSOCK: return {};  // sockets are created by their servers at run time
+    default: return invalid_entry(path, "unsupported entry type");
     }
   }
-  if (!err) created_.insert(path);
+  if (!err)
+    created_.insert(path);
   return err;
 }
 
 void unpacker::finish() {
   for (auto it = dir_times_.rbegin(); it != dir_times_.rend(); ++it) {
     auto comps = split_path(it->first.c_str(), "path");
-    if (!comps || comps->empty()) continue;
+    if (!comps || comps->empty())
+      continue;
     auto dir = open_dir(*comps, comps->size(), false, it->first);
     // A later whiteout in the same layer may have removed it.
-    if (dir) ::futimens(dir->get(), it->second.data());
+    if (dir)
+      ::futimens(dir->get(), it->second.data());
   }
 }
 
 result<layer_stats> run(archive* raw, const std::filesystem::path& root,
                         const unpack_options& opts) {
   unique_fd rootfd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!rootfd) return error::from_errno("open " + root.string());
+  if (!rootfd)
+    return error::from_errno("open " + root.string());
 
   stream_source src;
   src.raw = raw;
@@ -446,14 +497,16 @@ result<layer_stats> run(archive* raw, const std::filesystem::path& root,
   }
 
   archive_ptr tar(archive_read_new());
-  if (!tar) return error(errc::internal, "archive_read_new failed");
+  if (!tar)
+    return error(errc::internal, "archive_read_new failed");
   archive_read_support_format_tar(tar.get());
   archive_read_support_format_empty(tar.get());
   auto stream_error = [&](archive* a) -> error {
     if (src.too_large)
       return {errc::too_large, "layer: uncompressed size exceeds " +
                                    std::to_string(opts.max_uncompressed_size) + " bytes"};
-    if (!src.raw_error.empty()) return {errc::invalid, "layer: " + src.raw_error};
+    if (!src.raw_error.empty())
+      return {errc::invalid, "layer: " + src.raw_error};
     const char* msg = archive_error_string(a);
     return {errc::invalid, std::string("layer: ") + (msg ? msg : "malformed tar")};
   };
@@ -465,12 +518,15 @@ result<layer_stats> run(archive* raw, const std::filesystem::path& root,
   for (;;) {
     archive_entry* e = nullptr;
     r = archive_read_next_header(tar.get(), &e);
-    if (r == ARCHIVE_EOF) break;
-    if (r < ARCHIVE_WARN) return stream_error(tar.get());
+    if (r == ARCHIVE_EOF)
+      break;
+    if (r < ARCHIVE_WARN)
+      return stream_error(tar.get());
     ++stats.entries;
     if (auto err = u.apply(tar.get(), e)) {
       // A failing stream shows up as a data error of the entry being read.
-      if (src.too_large || !src.raw_error.empty()) return stream_error(tar.get());
+      if (src.too_large || !src.raw_error.empty())
+        return stream_error(tar.get());
       return err;
     }
   }
@@ -478,8 +534,10 @@ result<layer_stats> run(archive* raw, const std::filesystem::path& root,
   // The diff_id covers the whole stream, including padding after the end marker.
   while (true) {
     la_ssize_t n = src.pull();
-    if (n == 0) break;
-    if (n < 0) return stream_error(tar.get());
+    if (n == 0)
+      break;
+    if (n < 0)
+      return stream_error(tar.get());
   }
   stats.uncompressed_size = src.total;
   stats.diff_id = src.hash.digest();
@@ -488,7 +546,8 @@ result<layer_stats> run(archive* raw, const std::filesystem::path& root,
 
 archive_ptr new_raw_reader() {
   archive_ptr raw(archive_read_new());
-  if (!raw) return raw;
+  if (!raw)
+    return raw;
   archive_read_support_format_raw(raw.get());
   // Named filters only: archive_read_support_filter_all would also run
   // external programs (lrzip, lzop, ...) on untrusted input.
@@ -497,13 +556,13 @@ archive_ptr new_raw_reader() {
   return raw;
 }
 
-} // namespace
+}  // namespace
 
 result<layer_stats> unpack_layer(const std::filesystem::path& layer,
-                                 const std::filesystem::path& root,
-                                 const unpack_options& opts) {
+                                 const std::filesystem::path& root, const unpack_options& opts) {
   archive_ptr raw = new_raw_reader();
-  if (!raw) return error(errc::internal, "archive_read_new failed");
+  if (!raw)
+    return error(errc::internal, "archive_read_new failed");
   if (archive_read_open_filename(raw.get(), layer.c_str(), 1 << 16) != ARCHIVE_OK) {
     const char* msg = archive_error_string(raw.get());
     return error(errc::io, "open layer " + layer.string() + ": " + (msg ? msg : "failed"));
@@ -512,10 +571,10 @@ result<layer_stats> unpack_layer(const std::filesystem::path& layer,
 }
 
 result<layer_stats> unpack_layer(const void* data, std::size_t size,
-                                 const std::filesystem::path& root,
-                                 const unpack_options& opts) {
+                                 const std::filesystem::path& root, const unpack_options& opts) {
   archive_ptr raw = new_raw_reader();
-  if (!raw) return error(errc::internal, "archive_read_new failed");
+  if (!raw)
+    return error(errc::internal, "archive_read_new failed");
   if (archive_read_open_memory(raw.get(), data, size) != ARCHIVE_OK) {
     const char* msg = archive_error_string(raw.get());
     return error(errc::invalid, std::string("layer: ") + (msg ? msg : "unreadable"));
@@ -523,4 +582,4 @@ result<layer_stats> unpack_layer(const void* data, std::size_t size,
   return run(raw.get(), root, opts);
 }
 
-} // namespace deckhand::image
+}  // namespace deckhand::image

@@ -16,25 +16,31 @@ error invalid(const std::string& what, const std::string& why) {
 
 std::string str_or(const json& j, const char* key, std::string def = {}) {
   auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return def;
-  if (!it->is_string()) throw std::runtime_error(std::string(key) + " is not a string");
+  if (it == j.end() || it->is_null())
+    return def;
+  if (!it->is_string())
+    throw std::runtime_error(std::string(key) + " is not a string");
   return it->get<std::string>();
 }
 
 std::vector<std::string> strings_or_empty(const json& j, const char* key) {
   std::vector<std::string> out;
   auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return out;
-  if (!it->is_array()) throw std::runtime_error(std::string(key) + " is not an array");
+  if (it == j.end() || it->is_null())
+    return out;
+  if (!it->is_array())
+    throw std::runtime_error(std::string(key) + " is not an array");
   for (const auto& v : *it) {
-    if (!v.is_string()) throw std::runtime_error(std::string(key) + " holds a non-string");
+    if (!v.is_string())
+      throw std::runtime_error(std::string(key) + " holds a non-string");
     out.push_back(v.get<std::string>());
   }
   return out;
 }
 
 descriptor parse_descriptor(const json& j) {
-  if (!j.is_object()) throw std::runtime_error("descriptor is not an object");
+  if (!j.is_object())
+    throw std::runtime_error("descriptor is not an object");
   descriptor d;
   d.media_type = str_or(j, "mediaType");
   d.digest = str_or(j, "digest");
@@ -46,7 +52,8 @@ descriptor parse_descriptor(const json& j) {
   d.size = size->get<std::uint64_t>();
   if (auto a = j.find("annotations"); a != j.end() && a->is_object())
     for (const auto& [k, v] : a->items())
-      if (v.is_string()) d.annotations[k] = v.get<std::string>();
+      if (v.is_string())
+        d.annotations[k] = v.get<std::string>();
   if (auto p = j.find("platform"); p != j.end() && p->is_object()) {
     d.os = str_or(*p, "os");
     d.architecture = str_or(*p, "architecture");
@@ -57,10 +64,12 @@ descriptor parse_descriptor(const json& j) {
 
 json render_descriptor(const descriptor& d) {
   json j = {{"mediaType", d.media_type}, {"digest", d.digest}, {"size", d.size}};
-  if (!d.annotations.empty()) j["annotations"] = d.annotations;
+  if (!d.annotations.empty())
+    j["annotations"] = d.annotations;
   if (!d.os.empty()) {
     j["platform"] = {{"os", d.os}, {"architecture", d.architecture}};
-    if (!d.variant.empty()) j["platform"]["variant"] = d.variant;
+    if (!d.variant.empty())
+      j["platform"]["variant"] = d.variant;
   }
   return j;
 }
@@ -76,13 +85,14 @@ auto guarded(const char* what, F&& f) -> decltype(f()) {
 
 json parse_object(const std::string& text, const char* what) {
   json j = json::parse(text);
-  if (!j.is_object()) throw std::runtime_error(std::string(what) + " is not a JSON object");
+  if (!j.is_object())
+    throw std::runtime_error(std::string(what) + " is not a JSON object");
   return j;
 }
 
 json config_to_json(const image_config& c) {
-  return {{"entrypoint", c.entrypoint}, {"cmd", c.cmd},         {"env", c.env},
-          {"workingDir", c.working_dir}, {"user", c.user},     {"stopSignal", c.stop_signal},
+  return {{"entrypoint", c.entrypoint},     {"cmd", c.cmd},   {"env", c.env},
+          {"workingDir", c.working_dir},    {"user", c.user}, {"stopSignal", c.stop_signal},
           {"exposedPorts", c.exposed_ports}};
 }
 
@@ -98,7 +108,7 @@ image_config config_from_json(const json& j) {
   return c;
 }
 
-} // namespace
+}  // namespace
 
 bool is_index_type(const std::string& mt) {
   return mt == media::oci_index || mt == media::docker_list;
@@ -120,17 +130,22 @@ bool is_layer_type(const std::string& mt) {
       "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
   };
   for (const char* k : known)
-    if (mt == k) return true;
+    if (mt == k)
+      return true;
   return false;
 }
 
 std::string sniff_media_type(const std::string& text) {
   try {
     json j = json::parse(text);
-    if (!j.is_object()) return {};
-    if (auto mt = str_or(j, "mediaType"); !mt.empty()) return mt;
-    if (j.contains("manifests")) return media::oci_index;
-    if (j.contains("layers")) return media::oci_manifest;
+    if (!j.is_object())
+      return {};
+    if (auto mt = str_or(j, "mediaType"); !mt.empty())
+      return mt;
+    if (j.contains("manifests"))
+      return media::oci_index;
+    if (j.contains("layers"))
+      return media::oci_manifest;
   } catch (const std::exception&) {
   }
   return {};
@@ -141,8 +156,10 @@ result<index_doc> parse_index(const std::string& text) {
     json j = parse_object(text, "image index");
     index_doc idx;
     auto m = j.find("manifests");
-    if (m == j.end() || !m->is_array()) throw std::runtime_error("no manifests array");
-    for (const auto& d : *m) idx.manifests.push_back(parse_descriptor(d));
+    if (m == j.end() || !m->is_array())
+      throw std::runtime_error("no manifests array");
+    for (const auto& d : *m)
+      idx.manifests.push_back(parse_descriptor(d));
     return idx;
   });
 }
@@ -152,13 +169,17 @@ result<manifest_doc> parse_manifest(const std::string& text) {
     json j = parse_object(text, "image manifest");
     manifest_doc m;
     m.media_type = str_or(j, "mediaType", media::oci_manifest);
-    if (j.value("schemaVersion", 0) != 2) throw std::runtime_error("schemaVersion is not 2");
+    if (j.value("schemaVersion", 0) != 2)
+      throw std::runtime_error("schemaVersion is not 2");
     auto c = j.find("config");
-    if (c == j.end()) throw std::runtime_error("no config descriptor");
+    if (c == j.end())
+      throw std::runtime_error("no config descriptor");
     m.config = parse_descriptor(*c);
     auto l = j.find("layers");
-    if (l == j.end() || !l->is_array()) throw std::runtime_error("no layers array");
-    for (const auto& d : *l) m.layers.push_back(parse_descriptor(d));
+    if (l == j.end() || !l->is_array())
+      throw std::runtime_error("no layers array");
+    for (const auto& d : *l)
+      m.layers.push_back(parse_descriptor(d));
     return m;
   });
 }
@@ -177,13 +198,16 @@ result<config_doc> parse_config(const std::string& text) {
       c.config.user = str_or(*cfg, "User");
       c.config.stop_signal = str_or(*cfg, "StopSignal");
       if (auto p = cfg->find("ExposedPorts"); p != cfg->end() && p->is_object())
-        for (const auto& [port, _] : p->items()) c.config.exposed_ports.push_back(port);
+        for (const auto& [port, _] : p->items())
+          c.config.exposed_ports.push_back(port);
     }
     auto rootfs = j.find("rootfs");
-    if (rootfs == j.end() || !rootfs->is_object()) throw std::runtime_error("no rootfs");
+    if (rootfs == j.end() || !rootfs->is_object())
+      throw std::runtime_error("no rootfs");
     c.diff_ids = strings_or_empty(*rootfs, "diff_ids");
     for (const auto& d : c.diff_ids)
-      if (!is_sha256_digest(d)) throw std::runtime_error("malformed diff_id \"" + d + "\"");
+      if (!is_sha256_digest(d))
+        throw std::runtime_error("malformed diff_id \"" + d + "\"");
     return c;
   });
 }
@@ -191,13 +215,16 @@ result<config_doc> parse_config(const std::string& text) {
 result<std::vector<docker_save_entry>> parse_docker_save(const std::string& text) {
   return guarded("docker archive manifest.json", [&]() -> result<std::vector<docker_save_entry>> {
     json j = json::parse(text);
-    if (!j.is_array() || j.empty()) throw std::runtime_error("not a non-empty array");
+    if (!j.is_array() || j.empty())
+      throw std::runtime_error("not a non-empty array");
     std::vector<docker_save_entry> out;
     for (const auto& e : j) {
-      if (!e.is_object()) throw std::runtime_error("entry is not an object");
+      if (!e.is_object())
+        throw std::runtime_error("entry is not an object");
       docker_save_entry d;
       d.config = str_or(e, "Config");
-      if (d.config.empty()) throw std::runtime_error("entry without Config");
+      if (d.config.empty())
+        throw std::runtime_error("entry without Config");
       d.repo_tags = strings_or_empty(e, "RepoTags");
       d.layers = strings_or_empty(e, "Layers");
       out.push_back(std::move(d));
@@ -208,15 +235,22 @@ result<std::vector<docker_save_entry>> parse_docker_save(const std::string& text
 
 std::string render_config(const config_doc& c) {
   json cfg = json::object();
-  if (!c.config.entrypoint.empty()) cfg["Entrypoint"] = c.config.entrypoint;
-  if (!c.config.cmd.empty()) cfg["Cmd"] = c.config.cmd;
-  if (!c.config.env.empty()) cfg["Env"] = c.config.env;
-  if (!c.config.working_dir.empty()) cfg["WorkingDir"] = c.config.working_dir;
-  if (!c.config.user.empty()) cfg["User"] = c.config.user;
-  if (!c.config.stop_signal.empty()) cfg["StopSignal"] = c.config.stop_signal;
+  if (!c.config.entrypoint.empty())
+    cfg["Entrypoint"] = c.config.entrypoint;
+  if (!c.config.cmd.empty())
+    cfg["Cmd"] = c.config.cmd;
+  if (!c.config.env.empty())
+    cfg["Env"] = c.config.env;
+  if (!c.config.working_dir.empty())
+    cfg["WorkingDir"] = c.config.working_dir;
+  if (!c.config.user.empty())
+    cfg["User"] = c.config.user;
+  if (!c.config.stop_signal.empty())
+    cfg["StopSignal"] = c.config.stop_signal;
   if (!c.config.exposed_ports.empty()) {
     json ports = json::object();
-    for (const auto& p : c.config.exposed_ports) ports[p] = json::object();
+    for (const auto& p : c.config.exposed_ports)
+      ports[p] = json::object();
     cfg["ExposedPorts"] = ports;
   }
   json j = {{"architecture", c.architecture},
@@ -228,7 +262,8 @@ std::string render_config(const config_doc& c) {
 
 std::string render_manifest(const manifest_doc& m) {
   json layers = json::array();
-  for (const auto& l : m.layers) layers.push_back(render_descriptor(l));
+  for (const auto& l : m.layers)
+    layers.push_back(render_descriptor(l));
   json j = {{"schemaVersion", 2},
             {"mediaType", m.media_type},
             {"config", render_descriptor(m.config)},
@@ -238,7 +273,8 @@ std::string render_manifest(const manifest_doc& m) {
 
 std::string render_index(const index_doc& idx) {
   json ms = json::array();
-  for (const auto& d : idx.manifests) ms.push_back(render_descriptor(d));
+  for (const auto& d : idx.manifests)
+    ms.push_back(render_descriptor(d));
   json j = {{"schemaVersion", 2}, {"mediaType", media::oci_index}, {"manifests", ms}};
   return j.dump();
 }
@@ -263,26 +299,30 @@ result<std::map<std::string, image_record>> parse_store_index(const std::string&
     json j = parse_object(text, "image store index");
     std::map<std::string, image_record> out;
     auto imgs = j.find("images");
-    if (imgs == j.end() || !imgs->is_array()) throw std::runtime_error("no images array");
+    if (imgs == j.end() || !imgs->is_array())
+      throw std::runtime_error("no images array");
     for (const auto& e : *imgs) {
       image_record r;
       r.id = str_or(e, "id");
-      if (!is_sha256_digest(r.id)) throw std::runtime_error("malformed id");
+      if (!is_sha256_digest(r.id))
+        throw std::runtime_error("malformed id");
       r.manifest_digest = str_or(e, "manifestDigest");
       r.names = strings_or_empty(e, "names");
       r.size = e.value("size", std::uint64_t{0});
       r.os = str_or(e, "os", "linux");
       r.architecture = str_or(e, "architecture", "amd64");
-      if (auto c = e.find("config"); c != e.end() && c->is_object()) r.config = config_from_json(*c);
+      if (auto c = e.find("config"); c != e.end() && c->is_object())
+        r.config = config_from_json(*c);
       r.blobs = strings_or_empty(e, "blobs");
       if (auto lu = e.find("lastUsed"); lu != e.end() && lu->is_number_integer())
         r.last_used = lu->get<std::int64_t>();
       for (const auto& b : r.blobs)
-        if (!is_sha256_digest(b)) throw std::runtime_error("malformed blob digest");
+        if (!is_sha256_digest(b))
+          throw std::runtime_error("malformed blob digest");
       out[r.id] = std::move(r);
     }
     return out;
   });
 }
 
-} // namespace deckhand::image::detail
+}  // namespace deckhand::image::detail

@@ -26,7 +26,7 @@ inline constexpr const char* docker_list =
 inline constexpr const char* docker_manifest =
     "application/vnd.docker.distribution.manifest.v2+json";
 inline constexpr const char* docker_config = "application/vnd.docker.container.image.v1+json";
-} // namespace media
+}  // namespace media
 
 inline constexpr const char* ref_name_annotation = "org.opencontainers.image.ref.name";
 inline constexpr const char* containerd_name_annotation = "io.containerd.image.name";
@@ -34,10 +34,10 @@ inline constexpr const char* containerd_name_annotation = "io.containerd.image.n
 /// A content descriptor.
 struct descriptor {
   std::string media_type;
-  std::string digest; ///< validated `sha256:<hex>`
+  std::string digest;  ///< validated `sha256:<hex>`
   std::uint64_t size = 0;
   std::map<std::string, std::string> annotations;
-  std::string os, architecture, variant; ///< from `platform`, in indexes
+  std::string os, architecture, variant;  ///< from `platform`, in indexes
 };
 
 /// An image index (OCI) or manifest list (Docker).
@@ -60,9 +60,9 @@ struct config_doc {
 
 /// One entry of a `docker save` manifest.json.
 struct docker_save_entry {
-  std::string config;            ///< path inside the archive
+  std::string config;  ///< path inside the archive
   std::vector<std::string> repo_tags;
-  std::vector<std::string> layers; ///< paths inside the archive
+  std::vector<std::string> layers;  ///< paths inside the archive
 };
 
 bool is_index_type(const std::string& mt);
@@ -85,4 +85,4 @@ std::string render_index(const index_doc& idx);
 std::string render_store_index(const std::map<std::string, image_record>& images);
 result<std::map<std::string, image_record>> parse_store_index(const std::string& text);
 
-} // namespace deckhand::image::detail
+}  // namespace deckhand::image::detail

@@ -33,11 +33,10 @@ constexpr int max_index_depth = 4;
 /// Token server and error bodies are small; anything bigger is not one.
 constexpr std::uint64_t max_small_body = 1 << 20;
 
-const char* const manifest_accept =
-    "Accept: application/vnd.oci.image.index.v1+json, "
-    "application/vnd.docker.distribution.manifest.list.v2+json, "
-    "application/vnd.oci.image.manifest.v1+json, "
-    "application/vnd.docker.distribution.manifest.v2+json";
+const char* const manifest_accept = "Accept: application/vnd.oci.image.index.v1+json, "
+                                    "application/vnd.docker.distribution.manifest.list.v2+json, "
+                                    "application/vnd.oci.image.manifest.v1+json, "
+                                    "application/vnd.docker.distribution.manifest.v2+json";
 
 /// A result shared by every thread waiting for the same piece of work.
 template <class T>
@@ -61,7 +60,8 @@ struct flight {
 };
 
 std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (auto& c : s)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
 }
 
@@ -78,16 +78,17 @@ std::string host_of(const std::string& domain) {
 /// ("https://index.docker.io/v1/") as well as bare hosts.
 std::string auth_key_host(std::string k) {
   for (const char* scheme : {"https://", "http://"})
-    if (k.rfind(scheme, 0) == 0) k = k.substr(std::strlen(scheme));
+    if (k.rfind(scheme, 0) == 0)
+      k = k.substr(std::strlen(scheme));
   return lower(k.substr(0, k.find('/')));
 }
 
 bool auth_key_matches(const std::string& key, const std::string& domain) {
   std::string h = auth_key_host(key);
-  if (h == domain) return true;
+  if (h == domain)
+    return true;
   if (domain == "docker.io")
-    return h == "index.docker.io" || h == "registry-1.docker.io" ||
-           h == "registry.hub.docker.com";
+    return h == "index.docker.io" || h == "registry-1.docker.io" || h == "registry.hub.docker.com";
   return false;
 }
 
@@ -103,26 +104,32 @@ struct credential {
 error collect_auths(const json& auths, const std::string& domain, const std::string& file,
                     const std::string& source, std::vector<credential>& out) {
   if (!auths.is_object())
-    return {errc::invalid, "credentials file " + file + ": \"auths\" of " + source +
-                               " is not an object"};
+    return {errc::invalid,
+            "credentials file " + file + ": \"auths\" of " + source + " is not an object"};
   for (const auto& [key, entry] : auths.items()) {
-    if (!auth_key_matches(key, domain)) continue;
+    if (!auth_key_matches(key, domain))
+      continue;
     std::string where = "credentials file " + file + ": entry \"" + key + "\" of " + source;
-    if (!entry.is_object()) return {errc::invalid, where + " is not an object"};
+    if (!entry.is_object())
+      return {errc::invalid, where + " is not an object"};
     credential c;
     c.source = source + " (" + key + ")";
     auto str = [&](const char* k) -> std::optional<std::string> {
       auto it = entry.find(k);
-      if (it == entry.end() || it->is_null()) return std::string();
-      if (!it->is_string()) return std::nullopt;
+      if (it == entry.end() || it->is_null())
+        return std::string();
+      if (!it->is_string())
+        return std::nullopt;
       return it->get<std::string>();
     };
     auto auth = str("auth"), user = str("username"), pass = str("password");
-    if (!auth || !user || !pass) return {errc::invalid, where + " has a non-string field"};
+    if (!auth || !user || !pass)
+      return {errc::invalid, where + " has a non-string field"};
     if (!auth->empty()) {
       std::string decoded;
       auto colon = std::string::npos;
-      if (detail::base64_decode(*auth, decoded)) colon = decoded.find(':');
+      if (detail::base64_decode(*auth, decoded))
+        colon = decoded.find(':');
       if (colon == std::string::npos)
         return {errc::invalid, where + ": \"auth\" is not base64 of user:password"};
       c.username = decoded.substr(0, colon);
@@ -131,7 +138,7 @@ error collect_auths(const json& auths, const std::string& domain, const std::str
       c.username = *user;
       c.password = *pass;
     } else {
-      continue; // e.g. only an identitytoken: not supported, treat as absent
+      continue;  // e.g. only an identitytoken: not supported, treat as absent
     }
     out.push_back(std::move(c));
   }
@@ -143,10 +150,12 @@ error collect_auths(const json& auths, const std::string& domain, const std::str
 result<std::vector<credential>> load_credentials(const fs::path& file, const std::string& domain,
                                                  const std::vector<std::string>& secrets) {
   std::vector<credential> out;
-  if (file.empty()) return out;
+  if (file.empty())
+    return out;
   auto text = detail::read_file(file, 4 << 20);
   if (!text) {
-    if (text.err().code == errc::not_found) return out;
+    if (text.err().code == errc::not_found)
+      return out;
     return error(text.err().code, "credentials file " + file.string() + ": " + text.err().message);
   }
   // No exceptions: a parse error message would quote part of the file.
@@ -155,8 +164,8 @@ result<std::vector<credential>> load_credentials(const fs::path& file, const std
     return error(errc::invalid, "credentials file " + file.string() + ": not a JSON object");
   if (auto s = j.find("secrets"); s != j.end()) {
     if (!s->is_object())
-      return error(errc::invalid, "credentials file " + file.string() +
-                                      ": \"secrets\" is not an object");
+      return error(errc::invalid,
+                   "credentials file " + file.string() + ": \"secrets\" is not an object");
     for (const auto& name : secrets) {
       auto it = s->find(name);
       if (it == s->end()) {
@@ -166,25 +175,29 @@ result<std::vector<credential>> load_credentials(const fs::path& file, const std
       if (!it->is_object() || !it->contains("auths"))
         return error(errc::invalid, "credentials file " + file.string() + ": secret \"" + name +
                                         "\" has no \"auths\" object");
-      if (auto err = collect_auths((*it)["auths"], domain, file.string(),
-                                   "secret \"" + name + "\"", out))
+      if (auto err =
+              collect_auths((*it)["auths"], domain, file.string(), "secret \"" + name + "\"", out))
         return err;
     }
   }
   if (auto a = j.find("auths"); a != j.end())
-    if (auto err = collect_auths(*a, domain, file.string(), "node credentials", out)) return err;
+    if (auto err = collect_auths(*a, domain, file.string(), "node credentials", out))
+      return err;
   return out;
 }
 
 /// The `message` of a registry's JSON error body, if any.
 std::string registry_message(const std::string& body) {
   json j = json::parse(body, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return {};
+  if (j.is_discarded() || !j.is_object())
+    return {};
   auto errs = j.find("errors");
-  if (errs == j.end() || !errs->is_array() || errs->empty() || !(*errs)[0].is_object()) return {};
+  if (errs == j.end() || !errs->is_array() || errs->empty() || !(*errs)[0].is_object())
+    return {};
   const auto& e = (*errs)[0];
   std::string out;
-  if (auto c = e.find("code"); c != e.end() && c->is_string()) out = c->get<std::string>();
+  if (auto c = e.find("code"); c != e.end() && c->is_string())
+    out = c->get<std::string>();
   if (auto m = e.find("message"); m != e.end() && m->is_string())
     out += (out.empty() ? "" : ": ") + m->get<std::string>();
   return out;
@@ -194,16 +207,20 @@ error status_error(const detail::http_response& r, const std::string& what) {
   std::string detail = registry_message(r.body);
   std::string msg = what + ": HTTP " + std::to_string(r.status) +
                     (detail.empty() ? std::string() : " (" + detail + ")");
-  if (r.status == 404) return {errc::not_found, what + ": not found" +
-                                                    (detail.empty() ? "" : " (" + detail + ")")};
-  if (r.status == 403) return {errc::unavailable, "denied: " + msg};
+  if (r.status == 404)
+    return {errc::not_found, what + ": not found" + (detail.empty() ? "" : " (" + detail + ")")};
+  if (r.status == 403)
+    return {errc::unavailable, "denied: " + msg};
   return {errc::unavailable, msg};
 }
 
 std::string normalize_arch(const std::string& a) {
-  if (a == "x86_64" || a == "x86-64") return "amd64";
-  if (a == "aarch64") return "arm64";
-  if (a == "i386" || a == "i686") return "386";
+  if (a == "x86_64" || a == "x86-64")
+    return "amd64";
+  if (a == "aarch64")
+    return "arm64";
+  if (a == "i386" || a == "i686")
+    return "386";
   return a;
 }
 
@@ -211,13 +228,15 @@ std::string normalize_arch(const std::string& a) {
 /// higher is better.
 int platform_score(const detail::descriptor& d, const std::string& os, const std::string& arch,
                    const std::string& variant) {
-  if (d.os != os || normalize_arch(d.architecture) != arch) return -1;
+  if (d.os != os || normalize_arch(d.architecture) != arch)
+    return -1;
   auto norm_variant = [&](const std::string& v) {
     // arm64's only variant is v8, which indexes may or may not spell out.
     return arch == "arm64" && v == "v8" ? std::string() : v;
   };
   std::string have = norm_variant(d.variant), want = norm_variant(variant);
-  if (!want.empty()) return have == want ? 2 : -1;
+  if (!want.empty())
+    return have == want ? 2 : -1;
   return have.empty() ? 2 : 1;
 }
 
@@ -255,9 +274,11 @@ class progress_reporter {
 
  private:
   void emit(bool force) {
-    if (!fn_) return;
+    if (!fn_)
+      return;
     auto now = std::chrono::steady_clock::now();
-    if (!force && now - last_ < std::chrono::milliseconds(100)) return;
+    if (!force && now - last_ < std::chrono::milliseconds(100))
+      return;
     last_ = now;
     fn_(state_);
   }
@@ -266,25 +287,30 @@ class progress_reporter {
   std::chrono::steady_clock::time_point last_{};
 };
 
-} // namespace
+}  // namespace
 
 std::string host_architecture() {
   utsname u{};
-  if (::uname(&u) != 0) return "amd64";
+  if (::uname(&u) != 0)
+    return "amd64";
   std::string m = u.machine;
-  if (m == "x86_64") return "amd64";
-  if (m == "aarch64" || m == "arm64") return "arm64";
-  if (m.rfind("armv", 0) == 0 || m == "arm") return "arm";
-  if (m == "i386" || m == "i486" || m == "i586" || m == "i686") return "386";
-  return m; // ppc64le, s390x, riscv64, mips64 are already OCI names
+  if (m == "x86_64")
+    return "amd64";
+  if (m == "aarch64" || m == "arm64")
+    return "arm64";
+  if (m.rfind("armv", 0) == 0 || m == "arm")
+    return "arm";
+  if (m == "i386" || m == "i486" || m == "i586" || m == "i686")
+    return "386";
+  return m;  // ppc64le, s390x, riscv64, mips64 are already OCI names
 }
 
 struct puller::impl {
   image_store& store;
   pull_options opts;
-  fs::path incoming; ///< ROOT/incoming: this puller's scratch space
-  fs::path partial;  ///< downloads in progress
-  fs::path staged;   ///< verified blobs awaiting their image's commit
+  fs::path incoming;  ///< ROOT/incoming: this puller's scratch space
+  fs::path partial;   ///< downloads in progress
+  fs::path staged;    ///< verified blobs awaiting their image's commit
   std::atomic<std::uint64_t> counter{0};
 
   std::mutex mu;
@@ -294,7 +320,8 @@ struct puller::impl {
   std::map<std::string, int> staged_refs;
 
   impl(image_store& s, pull_options o) : store(s), opts(std::move(o)) {
-    if (opts.architecture.empty()) opts.architecture = host_architecture();
+    if (opts.architecture.empty())
+      opts.architecture = host_architecture();
     opts.architecture = normalize_arch(opts.architecture);
     incoming = store.root() / "incoming";
     partial = incoming / "partial";
@@ -304,21 +331,24 @@ struct puller::impl {
     std::error_code ec;
     fs::create_directories(partial, ec);
     fs::create_directories(staged, ec);
-    if (ec) log::get()->error("image puller: cannot create dir={} error={}", incoming.string(),
-                              ec.message());
+    if (ec)
+      log::get()->error("image puller: cannot create dir={} error={}", incoming.string(),
+                        ec.message());
   }
 
   fs::path staged_path(const std::string& digest) const { return staged / digest.substr(7); }
 
   void acquire(const std::vector<std::string>& digests) {
     std::lock_guard<std::mutex> g(mu);
-    for (const auto& d : digests) ++staged_refs[d];
+    for (const auto& d : digests)
+      ++staged_refs[d];
   }
   void release(const std::vector<std::string>& digests) {
     std::lock_guard<std::mutex> g(mu);
     for (const auto& d : digests) {
       auto it = staged_refs.find(d);
-      if (it == staged_refs.end() || --it->second > 0) continue;
+      if (it == staged_refs.end() || --it->second > 0)
+        continue;
       staged_refs.erase(it);
       // Committed blobs live on as the store's hard links.
       ::unlink(staged_path(d).c_str());
@@ -327,14 +357,18 @@ struct puller::impl {
 
   bool is_insecure(const std::string& domain) const {
     std::string host = host_of(domain);
-    if (host == "127.0.0.1" || host == "localhost" || host == "[::1]") return true;
+    if (host == "127.0.0.1" || host == "localhost" || host == "[::1]")
+      return true;
     for (const auto& e : opts.insecure_registries) {
-      if (e.empty()) continue;
-      if (e == domain) return true;
+      if (e.empty())
+        continue;
+      if (e == domain)
+        return true;
       // An entry without a port covers every port of its host.
-      bool has_port = e.front() == '[' ? e.find("]:") != std::string::npos
-                                       : e.find(':') != std::string::npos;
-      if (!has_port && e == host) return true;
+      bool has_port =
+          e.front() == '[' ? e.find("]:") != std::string::npos : e.find(':') != std::string::npos;
+      if (!has_port && e == host)
+        return true;
     }
     return false;
   }
@@ -367,15 +401,20 @@ class session {
     std::string url = base_ + rel;
     for (int attempt = 0;; ++attempt) {
       auto hdrs = headers;
-      if (!authorization_.empty()) hdrs.push_back("Authorization: " + authorization_);
+      if (!authorization_.empty())
+        hdrs.push_back("Authorization: " + authorization_);
       auto r = http_.get(url, hdrs, sink, max_body);
-      if (!r || r->status != 401) return r;
+      if (!r || r->status != 401)
+        return r;
       // A second 401 (or the first with credentials that already worked
       // once and now fail twice) means the registry refuses us.
-      if (attempt >= 1) break;
+      if (attempt >= 1)
+        break;
       auto it = r->headers.find("www-authenticate");
-      if (it == r->headers.end()) break;
-      if (auto err = authenticate(detail::parse_challenge(it->second))) return err;
+      if (it == r->headers.end())
+        break;
+      if (auto err = authenticate(detail::parse_challenge(it->second)))
+        return err;
     }
     unauthorized_ = true;
     return error(errc::unavailable, "unauthorized: registry " + ref_.domain + " refused " + who() +
@@ -385,37 +424,42 @@ class session {
  private:
   error authenticate(const detail::auth_challenge& ch) {
     if (ch.scheme == "basic") {
-      if (!cred_) return fail("requires a login");
+      if (!cred_)
+        return fail("requires a login");
       authorization_ = "Basic " + detail::base64_encode(cred_->username + ":" + cred_->password);
       return {};
     }
-    if (ch.scheme != "bearer") return fail("asks for unsupported auth scheme \"" + ch.scheme + "\"");
+    if (ch.scheme != "bearer")
+      return fail("asks for unsupported auth scheme \"" + ch.scheme + "\"");
     auto realm = ch.params.find("realm");
     if (realm == ch.params.end() ||
         (realm->second.rfind("https://", 0) != 0 && realm->second.rfind("http://", 0) != 0))
-      return {errc::invalid, "registry " + ref_.domain + ": bearer challenge without an http(s) realm"};
+      return {errc::invalid,
+              "registry " + ref_.domain + ": bearer challenge without an http(s) realm"};
     std::string url = realm->second + (realm->second.find('?') == std::string::npos ? "?" : "&");
     bool first = true;
     auto add = [&](const std::string& k, const std::string& v) {
       url += (first ? "" : "&") + k + "=" + detail::url_escape(v);
       first = false;
     };
-    if (auto s = ch.params.find("service"); s != ch.params.end()) add("service", s->second);
+    if (auto s = ch.params.find("service"); s != ch.params.end())
+      add("service", s->second);
     auto scope = ch.params.find("scope");
-    add("scope", scope != ch.params.end() ? scope->second
-                                          : "repository:" + ref_.path + ":pull");
+    add("scope", scope != ch.params.end() ? scope->second : "repository:" + ref_.path + ":pull");
     std::vector<std::string> hdrs;
     if (cred_)
       hdrs.push_back("Authorization: Basic " +
                      detail::base64_encode(cred_->username + ":" + cred_->password));
     auto r = http_.get(url, hdrs, {}, max_small_body);
-    if (!r) return r.err();
+    if (!r)
+      return r.err();
     if (r->status == 401 || r->status == 403) {
       unauthorized_ = true;
       return {errc::unavailable, "unauthorized: token server " + realm->second + " refused " +
                                      who() + " for " + ref_.repository()};
     }
-    if (r->status != 200) return status_error(*r, "token server " + realm->second);
+    if (r->status != 200)
+      return status_error(*r, "token server " + realm->second);
     json j = json::parse(r->body, nullptr, false);
     std::string token;
     if (j.is_object())
@@ -457,8 +501,10 @@ result<fetched_manifest> fetch_manifest(session& s, const std::string& target,
     return error(errc::too_large, "manifest " + target + ": " + std::to_string(want_size) +
                                       " bytes is over the limit");
   auto r = s.get("/manifests/" + target, {manifest_accept}, {}, max);
-  if (!r) return r.err();
-  if (r->status != 200) return status_error(*r, "manifest " + target);
+  if (!r)
+    return r.err();
+  if (r->status != 200)
+    return status_error(*r, "manifest " + target);
   fetched_manifest m;
   m.bytes = std::move(r->body);
   m.digest = detail::sha256_of(m.bytes);
@@ -480,7 +526,7 @@ result<fetched_manifest> fetch_manifest(session& s, const std::string& target,
   return m;
 }
 
-} // namespace
+}  // namespace
 
 namespace {
 
@@ -514,7 +560,8 @@ error ensure_blob(puller::impl& p, session& s, const detail::descriptor& d,
   }
   if (!leader) {
     error err = f->wait();
-    if (!err) progress.blob_skipped(d.digest, static_cast<std::int64_t>(d.size));
+    if (!err)
+      progress.blob_skipped(d.digest, static_cast<std::int64_t>(d.size));
     return err;
   }
   auto fetch = [&]() -> error {
@@ -533,7 +580,8 @@ error ensure_blob(puller::impl& p, session& s, const detail::descriptor& d,
                                    std::to_string(p.opts.max_blob_bytes)};
     fs::path tmp = p.partial / (d.digest.substr(7) + "." + std::to_string(++p.counter));
     unique_fd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-    if (!out) return error::from_errno("create " + tmp.string());
+    if (!out)
+      return error::from_errno("create " + tmp.string());
     detail::sha256 hash;
     std::uint64_t got = 0;
     progress.blob_start(d.digest, static_cast<std::int64_t>(d.size));
@@ -546,7 +594,8 @@ error ensure_blob(puller::impl& p, session& s, const detail::descriptor& d,
       for (std::size_t off = 0; off < n;) {
         ssize_t w = ::write(out.get(), data + off, n - off);
         if (w < 0) {
-          if (errno == EINTR) continue;
+          if (errno == EINTR)
+            continue;
           return error::from_errno("write " + tmp.string());
         }
         off += static_cast<std::size_t>(w);
@@ -556,21 +605,26 @@ error ensure_blob(puller::impl& p, session& s, const detail::descriptor& d,
     };
     auto verify = [&]() -> error {
       auto r = s.get("/blobs/" + d.digest, {}, sink, max_small_body);
-      if (!r) return r.err();
-      if (r->status != 200) return status_error(*r, "blob " + d.digest);
+      if (!r)
+        return r.err();
+      if (r->status != 200)
+        return status_error(*r, "blob " + d.digest);
       if (got != d.size)
         return {errc::invalid, "blob " + d.digest + ": got " + std::to_string(got) +
                                    " bytes, descriptor says " + std::to_string(d.size)};
       std::string digest = hash.digest();
       if (digest != d.digest)
         return {errc::invalid, "blob " + d.digest + ": digest mismatch: content is " + digest};
-      if (::fsync(out.get()) != 0) return error::from_errno("fsync " + tmp.string());
+      if (::fsync(out.get()) != 0)
+        return error::from_errno("fsync " + tmp.string());
       out.reset();
-      if (::rename(tmp.c_str(), dst.c_str()) != 0) return error::from_errno("rename " + dst.string());
+      if (::rename(tmp.c_str(), dst.c_str()) != 0)
+        return error::from_errno("rename " + dst.string());
       return {};
     };
     error err = verify();
-    if (err) ::unlink(tmp.c_str()); // an interrupted or corrupt download leaves nothing
+    if (err)
+      ::unlink(tmp.c_str());  // an interrupted or corrupt download leaves nothing
     progress.blob_end();
     return err;
   };
@@ -583,16 +637,18 @@ error ensure_blob(puller::impl& p, session& s, const detail::descriptor& d,
   return err;
 }
 
-} // namespace
+}  // namespace
 
 result<image_record> puller::impl::pull_once(const reference& ref,
                                              const std::vector<std::string>& secrets,
                                              progress_reporter& progress) {
   progress.phase("resolving");
   auto creds = load_credentials(opts.credentials_file, ref.domain, secrets);
-  if (!creds) return creds.err();
+  if (!creds)
+    return creds.err();
   std::vector<std::optional<credential>> candidates(creds->begin(), creds->end());
-  if (candidates.empty()) candidates.emplace_back(std::nullopt);
+  if (candidates.empty())
+    candidates.emplace_back(std::nullopt);
 
   // Resolve the reference with the first credentials the registry accepts.
   std::unique_ptr<session> s;
@@ -606,15 +662,18 @@ result<image_record> puller::impl::pull_once(const reference& ref,
       top = std::move(*m);
       break;
     }
-    if (!cand->unauthorized() || i + 1 == candidates.size()) return m.err();
+    if (!cand->unauthorized() || i + 1 == candidates.size())
+      return m.err();
     log::get()->info("image pull: credentials rejected, trying the next ref={} source={}",
                      ref.str(), candidates[i]->source);
   }
 
   fetched_manifest cur = std::move(top);
   for (int depth = 0;; ++depth) {
-    if (depth > max_index_depth) return error(errc::invalid, "image indexes nested too deeply");
-    if (detail::is_manifest_type(cur.media_type)) break;
+    if (depth > max_index_depth)
+      return error(errc::invalid, "image indexes nested too deeply");
+    if (detail::is_manifest_type(cur.media_type))
+      break;
     if (cur.media_type == "application/vnd.docker.distribution.manifest.v1+prettyjws" ||
         cur.media_type == "application/vnd.docker.distribution.manifest.v1+json")
       return error(errc::unsupported, ref.str() + ": Docker schema 1 manifests are not supported");
@@ -622,7 +681,8 @@ result<image_record> puller::impl::pull_once(const reference& ref,
       return error(errc::unsupported,
                    ref.str() + ": unsupported manifest media type \"" + cur.media_type + "\"");
     auto idx = detail::parse_index(cur.bytes);
-    if (!idx) return idx.err();
+    if (!idx)
+      return idx.err();
     const detail::descriptor* best = nullptr;
     int best_score = -1;
     for (const auto& d : idx->manifests) {
@@ -638,19 +698,22 @@ result<image_record> puller::impl::pull_once(const reference& ref,
         if (!d.os.empty())
           have += (have.empty() ? "" : ", ") + d.os + "/" + d.architecture +
                   (d.variant.empty() ? "" : "/" + d.variant);
-      std::string want = opts.os + "/" + opts.architecture +
-                         (opts.variant.empty() ? "" : "/" + opts.variant);
+      std::string want =
+          opts.os + "/" + opts.architecture + (opts.variant.empty() ? "" : "/" + opts.variant);
       return error(errc::not_found, ref.str() + ": no manifest for platform " + want +
                                         " (image has " + (have.empty() ? "none" : have) + ")");
     }
     auto next = fetch_manifest(*s, best->digest, best->digest, best->size, opts.max_manifest_bytes);
-    if (!next) return next.err();
-    if (next->media_type.empty()) next->media_type = best->media_type;
+    if (!next)
+      return next.err();
+    if (next->media_type.empty())
+      next->media_type = best->media_type;
     cur = std::move(*next);
   }
 
   auto manifest = detail::parse_manifest(cur.bytes);
-  if (!manifest) return manifest.err();
+  if (!manifest)
+    return manifest.err();
   const auto& cmt = manifest->config.media_type;
   if (!cmt.empty() && cmt != detail::media::oci_config && cmt != detail::media::docker_config)
     return error(errc::unsupported, "unsupported config media type \"" + cmt + "\"");
@@ -670,7 +733,8 @@ result<image_record> puller::impl::pull_once(const reference& ref,
 
   std::vector<std::string> held{manifest->config.digest};
   for (const auto& l : manifest->layers)
-    if (std::find(held.begin(), held.end(), l.digest) == held.end()) held.push_back(l.digest);
+    if (std::find(held.begin(), held.end(), l.digest) == held.end())
+      held.push_back(l.digest);
   acquire(held);
   struct releaser {
     impl& p;
@@ -678,11 +742,15 @@ result<image_record> puller::impl::pull_once(const reference& ref,
     ~releaser() { p.release(d); }
   } release_on_exit{*this, held};
 
-  if (auto err = ensure_blob(*this, *s, manifest->config, progress)) return err;
-  auto config_text = detail::read_file(staged_path(manifest->config.digest), opts.max_manifest_bytes);
-  if (!config_text) return config_text.err();
+  if (auto err = ensure_blob(*this, *s, manifest->config, progress))
+    return err;
+  auto config_text =
+      detail::read_file(staged_path(manifest->config.digest), opts.max_manifest_bytes);
+  if (!config_text)
+    return config_text.err();
   auto config = detail::parse_config(*config_text);
-  if (!config) return config.err();
+  if (!config)
+    return config.err();
   if (config->diff_ids.size() != manifest->layers.size())
     return error(errc::invalid, "config lists " + std::to_string(config->diff_ids.size()) +
                                     " diff_ids for " + std::to_string(manifest->layers.size()) +
@@ -690,7 +758,8 @@ result<image_record> puller::impl::pull_once(const reference& ref,
   if (!config->os.empty() && config->os != "linux")
     return error(errc::unsupported, "image os \"" + config->os + "\" is not linux");
   for (const auto& l : manifest->layers)
-    if (auto err = ensure_blob(*this, *s, l, progress)) return err;
+    if (auto err = ensure_blob(*this, *s, l, progress))
+      return err;
 
   pulled_image img;
   img.names = {ref.str()};
@@ -698,14 +767,16 @@ result<image_record> puller::impl::pull_once(const reference& ref,
   img.manifest = cur.bytes;
   img.config_digest = manifest->config.digest;
   img.config = *config_text;
-  for (const auto& l : manifest->layers) img.layers.emplace_back(l.digest, staged_path(l.digest));
+  for (const auto& l : manifest->layers)
+    img.layers.emplace_back(l.digest, staged_path(l.digest));
 
   image_record probe;
   probe.id = img.config_digest;
   if (!fs::exists(store.rootfs_path(probe))) {
     progress.phase("unpacking");
     auto scratch = detail::make_temp_dir(incoming, "rootfs-");
-    if (!scratch) return scratch.err();
+    if (!scratch)
+      return scratch.err();
     img.rootfs = *scratch;
     unpack_options uo;
     uo.max_uncompressed_size = opts.max_unpacked_layer_bytes;
@@ -731,7 +802,8 @@ result<image_record> puller::impl::pull_once(const reference& ref,
   }
   fs::path scratch = img.rootfs;
   auto rec = store.add_pulled(std::move(img));
-  if (!scratch.empty()) (void)detail::remove_tree(scratch); // gone when adopted
+  if (!scratch.empty())
+    (void)detail::remove_tree(scratch);  // gone when adopted
   return rec;
 }
 
@@ -744,9 +816,11 @@ result<image_record> puller::pull(const std::string& ref_text,
                                   const std::vector<std::string>& secrets,
                                   const progress_fn& progress_cb) {
   auto ref = parse_reference(ref_text);
-  if (!ref) return ref.err();
+  if (!ref)
+    return ref.err();
   std::string key = ref->str();
-  for (const auto& s : secrets) key += "\n" + s;
+  for (const auto& s : secrets)
+    key += "\n" + s;
   std::shared_ptr<flight<result<image_record>>> f;
   bool leader = false;
   {
@@ -764,7 +838,8 @@ result<image_record> puller::pull(const std::string& ref_text,
   if (!leader) {
     progress.phase("resolving");
     auto r = f->wait();
-    if (r) progress.phase("done");
+    if (r)
+      progress.phase("done");
     return r;
   }
   auto start = std::chrono::steady_clock::now();
@@ -774,8 +849,9 @@ result<image_record> puller::pull(const std::string& ref_text,
     std::lock_guard<std::mutex> g(impl_->mu);
     impl_->image_flights.erase(key);
   }
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                std::chrono::steady_clock::now() - start).count();
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                  start)
+                .count();
   if (r) {
     progress.phase("done");
     log::get()->info("image pulled ref={} id={} ms={}", ref->str(), r->id, ms);
@@ -786,4 +862,4 @@ result<image_record> puller::pull(const std::string& ref_text,
   return r;
 }
 
-} // namespace deckhand::image
+}  // namespace deckhand::image

@@ -13,13 +13,14 @@ namespace deckhand::image::detail {
 
 sha256::sha256() : ctx_(EVP_MD_CTX_new()) {
   if (!ctx_ || EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) != 1)
-    std::abort(); // only fails on allocation failure
+    std::abort();  // only fails on allocation failure
 }
 
 sha256::~sha256() { EVP_MD_CTX_free(ctx_); }
 
 void sha256::update(const void* data, std::size_t n) {
-  if (n) EVP_DigestUpdate(ctx_, data, n);
+  if (n)
+    EVP_DigestUpdate(ctx_, data, n);
 }
 
 std::string sha256::digest() {
@@ -49,7 +50,8 @@ result<unique_fd> open_in_root(int dirfd, const std::string& rel, int flags) {
   if (fd < 0) {
     int e = errno;
     error err = error::from_errno("open " + rel, e);
-    if (e == ENOENT) err.code = errc::not_found;
+    if (e == ENOENT)
+      err.code = errc::not_found;
     return err;
   }
   return unique_fd(static_cast<int>(fd));
@@ -61,10 +63,12 @@ result<std::string> read_fd(int fd, std::uint64_t max, const std::string& what) 
   for (;;) {
     ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR)
+        continue;
       return error::from_errno("read " + what);
     }
-    if (n == 0) break;
+    if (n == 0)
+      break;
     if (out.size() + static_cast<std::uint64_t>(n) > max)
       return error(errc::too_large, what + ": larger than " + std::to_string(max) + " bytes");
     out.append(buf, static_cast<std::size_t>(n));
@@ -77,7 +81,8 @@ result<std::string> read_file(const std::filesystem::path& p, std::uint64_t max)
   if (!fd) {
     int e = errno;
     error err = error::from_errno("open " + p.string(), e);
-    if (e == ENOENT) err.code = errc::not_found;
+    if (e == ENOENT)
+      err.code = errc::not_found;
     return err;
   }
   return read_fd(fd.get(), max, p.string());
@@ -87,7 +92,8 @@ static error write_all(int fd, const char* data, std::size_t n, const std::strin
   while (n > 0) {
     ssize_t w = ::write(fd, data, n);
     if (w < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR)
+        continue;
       return error::from_errno("write " + what);
     }
     data += w;
@@ -98,8 +104,10 @@ static error write_all(int fd, const char* data, std::size_t n, const std::strin
 
 error fsync_dir(const std::filesystem::path& dir) {
   unique_fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd) return error::from_errno("open " + dir.string());
-  if (::fsync(fd.get()) != 0) return error::from_errno("fsync " + dir.string());
+  if (!fd)
+    return error::from_errno("open " + dir.string());
+  if (::fsync(fd.get()) != 0)
+    return error::from_errno("fsync " + dir.string());
   return {};
 }
 
@@ -108,7 +116,8 @@ error write_file_atomic(const std::filesystem::path& p, std::string_view data) {
   tmp += ".tmp." + std::to_string(::getpid());
   {
     unique_fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    if (!fd) return error::from_errno("create " + tmp.string());
+    if (!fd)
+      return error::from_errno("create " + tmp.string());
     if (auto e = write_all(fd.get(), data.data(), data.size(), tmp.string())) {
       ::unlink(tmp.c_str());
       return e;
@@ -130,7 +139,8 @@ error write_file_atomic(const std::filesystem::path& p, std::string_view data) {
 error remove_at(int dirfd, const char* name) {
   struct stat st;
   if (::fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-    if (errno == ENOENT) return {};
+    if (errno == ENOENT)
+      return {};
     return error::from_errno(std::string("stat ") + name);
   }
   if (!S_ISDIR(st.st_mode)) {
@@ -139,7 +149,8 @@ error remove_at(int dirfd, const char* name) {
     return {};
   }
   int fd = ::openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return error::from_errno(std::string("open ") + name);
+  if (fd < 0)
+    return error::from_errno(std::string("open ") + name);
   DIR* d = ::fdopendir(fd);
   if (!d) {
     ::close(fd);
@@ -147,16 +158,19 @@ error remove_at(int dirfd, const char* name) {
   }
   std::vector<std::string> children;
   while (dirent* ent = ::readdir(d)) {
-    if (std::strcmp(ent->d_name, ".") == 0 || std::strcmp(ent->d_name, "..") == 0) continue;
+    if (std::strcmp(ent->d_name, ".") == 0 || std::strcmp(ent->d_name, "..") == 0)
+      continue;
     children.emplace_back(ent->d_name);
   }
   error err;
   for (const auto& c : children) {
     err = remove_at(::dirfd(d), c.c_str());
-    if (err) break;
+    if (err)
+      break;
   }
   ::closedir(d);
-  if (err) return err;
+  if (err)
+    return err;
   if (::unlinkat(dirfd, name, AT_REMOVEDIR) != 0 && errno != ENOENT)
     return error::from_errno(std::string("rmdir ") + name);
   return {};
@@ -164,10 +178,12 @@ error remove_at(int dirfd, const char* name) {
 
 error remove_tree(const std::filesystem::path& p) {
   std::filesystem::path parent = p.parent_path();
-  if (parent.empty()) parent = ".";
+  if (parent.empty())
+    parent = ".";
   unique_fd dfd(::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!dfd) {
-    if (errno == ENOENT) return {};
+    if (errno == ENOENT)
+      return {};
     return error::from_errno("open " + parent.string());
   }
   return remove_at(dfd.get(), p.filename().c_str());
@@ -178,8 +194,9 @@ result<std::filesystem::path> make_temp_dir(const std::filesystem::path& parent,
   std::string tmpl = (parent / (prefix + "XXXXXX")).string();
   std::vector<char> buf(tmpl.begin(), tmpl.end());
   buf.push_back('\0');
-  if (!::mkdtemp(buf.data())) return error::from_errno("mkdtemp " + tmpl);
+  if (!::mkdtemp(buf.data()))
+    return error::from_errno("mkdtemp " + tmpl);
   return std::filesystem::path(buf.data());
 }
 
-} // namespace deckhand::image::detail
+}  // namespace deckhand::image::detail

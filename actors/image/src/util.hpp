@@ -23,7 +23,8 @@ class unique_fd {
   explicit unique_fd(int fd) : fd_(fd) {}
   unique_fd(unique_fd&& o) noexcept : fd_(o.release()) {}
   unique_fd& operator=(unique_fd&& o) noexcept {
-    if (this != &o) reset(o.release());
+    if (this != &o)
+      reset(o.release());
     return *this;
   }
   unique_fd(const unique_fd&) = delete;
@@ -32,9 +33,14 @@ class unique_fd {
 
   int get() const { return fd_; }
   explicit operator bool() const { return fd_ >= 0; }
-  int release() { int f = fd_; fd_ = -1; return f; }
+  int release() {
+    int f = fd_;
+    fd_ = -1;
+    return f;
+  }
   void reset(int fd = -1) {
-    if (fd_ >= 0) ::close(fd_);
+    if (fd_ >= 0)
+      ::close(fd_);
     fd_ = fd;
   }
 
@@ -86,4 +92,4 @@ error remove_tree(const std::filesystem::path& p);
 result<std::filesystem::path> make_temp_dir(const std::filesystem::path& parent,
                                             const std::string& prefix);
 
-} // namespace deckhand::image::detail
+}  // namespace deckhand::image::detail

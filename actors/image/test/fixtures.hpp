@@ -36,7 +36,8 @@ class temp_dir {
  public:
   temp_dir() {
     std::string tmpl = (fs::temp_directory_path() / "deckhand-image-test-XXXXXX").string();
-    if (!::mkdtemp(tmpl.data())) std::abort();
+    if (!::mkdtemp(tmpl.data()))
+      std::abort();
     path_ = tmpl;
   }
   ~temp_dir() {
@@ -59,12 +60,12 @@ struct tar_entry {
       : path(std::move(p)), type(k), data(std::move(d)), link(std::move(l)) {}
   std::string path;
   kind type = file;
-  std::string data;   ///< file content
-  std::string link;   ///< symlink target or hardlink target
+  std::string data;  ///< file content
+  std::string link;  ///< symlink target or hardlink target
   unsigned mode = 0644;
   std::int64_t uid = 0, gid = 0;
   std::int64_t mtime = 1700000000;
-  std::int64_t declared_size = -1; ///< override the header's size
+  std::int64_t declared_size = -1;  ///< override the header's size
 };
 
 inline la_ssize_t append_cb(archive*, void* client, const void* buf, size_t n) {
@@ -93,31 +94,31 @@ inline std::string make_tar(const std::vector<tar_entry>& entries, bool gzip = f
     archive_entry_set_mtime(e, t.mtime, 0);
     archive_entry_set_size(e, 0);
     switch (t.type) {
-      case tar_entry::file:
-        archive_entry_set_filetype(e, AE_IFREG);
-        archive_entry_set_size(e, t.declared_size >= 0 ? t.declared_size
-                                                       : static_cast<la_int64_t>(t.data.size()));
-        break;
-      case tar_entry::dir: archive_entry_set_filetype(e, AE_IFDIR); break;
-      case tar_entry::symlink:
-        archive_entry_set_filetype(e, AE_IFLNK);
-        archive_entry_set_symlink(e, t.link.c_str());
-        break;
-      case tar_entry::hardlink:
-        archive_entry_set_filetype(e, AE_IFREG);
-        archive_entry_set_hardlink(e, t.link.c_str());
-        break;
-      case tar_entry::chr:
-        archive_entry_set_filetype(e, AE_IFCHR);
-        archive_entry_set_rdevmajor(e, 1);
-        archive_entry_set_rdevminor(e, 3);
-        break;
-      case tar_entry::blk:
-        archive_entry_set_filetype(e, AE_IFBLK);
-        archive_entry_set_rdevmajor(e, 8);
-        archive_entry_set_rdevminor(e, 0);
-        break;
-      case tar_entry::fifo: archive_entry_set_filetype(e, AE_IFIFO); break;
+    case tar_entry::file:
+      archive_entry_set_filetype(e, AE_IFREG);
+      archive_entry_set_size(e, t.declared_size >= 0 ? t.declared_size
+                                                     : static_cast<la_int64_t>(t.data.size()));
+      break;
+    case tar_entry::dir: archive_entry_set_filetype(e, AE_IFDIR); break;
+    case tar_entry::symlink:
+      archive_entry_set_filetype(e, AE_IFLNK);
+      archive_entry_set_symlink(e, t.link.c_str());
+      break;
+    case tar_entry::hardlink:
+      archive_entry_set_filetype(e, AE_IFREG);
+      archive_entry_set_hardlink(e, t.link.c_str());
+      break;
+    case tar_entry::chr:
+      archive_entry_set_filetype(e, AE_IFCHR);
+      archive_entry_set_rdevmajor(e, 1);
+      archive_entry_set_rdevminor(e, 3);
+      break;
+    case tar_entry::blk:
+      archive_entry_set_filetype(e, AE_IFBLK);
+      archive_entry_set_rdevmajor(e, 8);
+      archive_entry_set_rdevminor(e, 0);
+      break;
+    case tar_entry::fifo: archive_entry_set_filetype(e, AE_IFIFO); break;
     }
     archive_write_header(a, e);
     if (t.type == tar_entry::file && !t.data.empty())
@@ -134,7 +135,8 @@ inline std::string make_tar(const std::vector<tar_entry>& entries, bool gzip = f
 inline std::string tar_directory(const fs::path& dir) {
   std::vector<tar_entry> entries;
   std::vector<fs::path> paths;
-  for (const auto& e : fs::recursive_directory_iterator(dir)) paths.push_back(e.path());
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    paths.push_back(e.path());
   std::sort(paths.begin(), paths.end());
   for (const auto& p : paths) {
     tar_entry t(p.lexically_relative(dir).string());
@@ -163,7 +165,8 @@ inline std::string gunzip(const std::string& gz) {
   if (archive_read_next_header(a, &e) == ARCHIVE_OK) {
     char buf[65536];
     la_ssize_t n;
-    while ((n = archive_read_data(a, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+    while ((n = archive_read_data(a, buf, sizeof buf)) > 0)
+      out.append(buf, static_cast<size_t>(n));
   }
   archive_read_free(a);
   return out;
@@ -198,9 +201,10 @@ inline std::string read_file(const fs::path& p) {
 inline std::vector<std::string> entries_of(const fs::path& dir) {
   std::vector<std::string> out;
   std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec)) out.push_back(e.path().filename().string());
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    out.push_back(e.path().filename().string());
   std::sort(out.begin(), out.end());
   return out;
 }
 
-} // namespace deckhand::image::test
+}  // namespace deckhand::image::test

@@ -39,7 +39,7 @@ struct layer_fixture {
   }
 };
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_SUITE(layer, layer_fixture)
 
@@ -54,8 +54,7 @@ BOOST_AUTO_TEST_CASE(unpacks_files_dirs_links_with_metadata) {
   d.mtime = 1500000000;
   auto r = apply({d, T{"etc/hostname", T::file, "box\n"}, f,
                   T{"bin/sh", T::symlink, "", "/usr/bin/tool"},
-                  T{"usr/bin/alias", T::hardlink, "", "usr/bin/tool"},
-                  T{"run/fifo", T::fifo}});
+                  T{"usr/bin/alias", T::hardlink, "", "usr/bin/tool"}, T{"run/fifo", T::fifo}});
   BOOST_REQUIRE_MESSAGE(r.ok(), why(r));
   BOOST_TEST(r->entries == 6u);
   BOOST_TEST(read_file(root / "etc/hostname") == "box\n");
@@ -68,7 +67,7 @@ BOOST_AUTO_TEST_CASE(unpacks_files_dirs_links_with_metadata) {
   BOOST_TEST(st.st_nlink == 2u);
   BOOST_REQUIRE(::lstat((root / "etc").c_str(), &st) == 0);
   BOOST_TEST((st.st_mode & 07777) == 0750u);
-  BOOST_TEST(st.st_mtime == 1500000000); // restored after its children were written
+  BOOST_TEST(st.st_mtime == 1500000000);  // restored after its children were written
   BOOST_TEST(fs::is_symlink(root / "bin/sh"));
   BOOST_TEST(fs::read_symlink(root / "bin/sh") == "/usr/bin/tool");
   BOOST_TEST(fs::is_fifo(root / "run/fifo"));
@@ -143,8 +142,7 @@ BOOST_AUTO_TEST_CASE(rejects_absolute_path) {
 
 BOOST_AUTO_TEST_CASE(rejects_writing_through_symlink) {
   // The absolute link itself is fine: it means the container's own path.
-  auto r = apply({T{"link", T::symlink, "", outside.string()},
-                  T{"link/evil", T::file, "pwned"}});
+  auto r = apply({T{"link", T::symlink, "", outside.string()}, T{"link/evil", T::file, "pwned"}});
   BOOST_REQUIRE(!r.ok());
   BOOST_TEST(r.err().code == errc::invalid);
   BOOST_TEST(r.err().message.find("symlink") != std::string::npos);
@@ -165,10 +163,10 @@ BOOST_AUTO_TEST_CASE(rejects_writing_through_symlink_from_lower_layer) {
 BOOST_AUTO_TEST_CASE(writes_through_symlinks_resolve_inside_the_root) {
   // usrmerge-style links from a lower layer, relative and absolute, and a
   // link loop back to the root: all resolve as the container would see them.
-  BOOST_REQUIRE(apply({T{"usr/bin/", T::dir}, T{"etc/", T::dir},
-                       T{"bin", T::symlink, "", "usr/bin"}, T{"cfg", T::symlink, "", "/etc"},
-                       T{"d/up", T::symlink, "", ".."}})
-                    .ok());
+  BOOST_REQUIRE(
+      apply({T{"usr/bin/", T::dir}, T{"etc/", T::dir}, T{"bin", T::symlink, "", "usr/bin"},
+             T{"cfg", T::symlink, "", "/etc"}, T{"d/up", T::symlink, "", ".."}})
+          .ok());
   auto r = apply({T{"bin/tool", T::file, "tool"}, T{"cfg/app.conf", T::file, "conf"},
                   T{"d/up/d/up/top", T::file, "top"}, T{"bin/sub/deep", T::file, "deep"},
                   T{"cfg/.wh.gone", T::file}});
@@ -209,7 +207,8 @@ BOOST_AUTO_TEST_CASE(rejects_escaping_hardlink) {
   auto r2 = apply({T{"hl", T::hardlink, "", (outside / "target").string()}});
   BOOST_TEST(!r2.ok());
   // Through a symlink the layer planted: link -> /abs/outside, hl -> link/target.
-  auto r3 = apply({T{"link", T::symlink, "", outside.string()}, T{"hl2", T::hardlink, "", "link/target"}});
+  auto r3 = apply(
+      {T{"link", T::symlink, "", outside.string()}, T{"hl2", T::hardlink, "", "link/target"}});
   BOOST_REQUIRE(!r3.ok());
   BOOST_TEST(r3.err().message.find("symlink") != std::string::npos);
   BOOST_TEST(!fs::exists(fs::symlink_status(root / "hl2")));
@@ -217,7 +216,8 @@ BOOST_AUTO_TEST_CASE(rejects_escaping_hardlink) {
 }
 
 BOOST_AUTO_TEST_CASE(hardlink_to_symlink_links_the_symlink_itself) {
-  auto r = apply({T{"s", T::symlink, "", (outside / "target").string()}, T{"h", T::hardlink, "", "s"}});
+  auto r =
+      apply({T{"s", T::symlink, "", (outside / "target").string()}, T{"h", T::hardlink, "", "s"}});
   BOOST_REQUIRE_MESSAGE(r.ok(), why(r));
   BOOST_TEST(fs::is_symlink(root / "h"));
   check_outside_untouched();

@@ -24,17 +24,19 @@ namespace {
 /// The busybox image of the builder, as registry blobs; built once.
 struct busybox_image {
   temp_dir tmp;
-  test_image oci;    ///< OCI manifest, gzip layer
-  test_image docker; ///< the same blobs under a Docker v2 schema 2 manifest
+  test_image oci;     ///< OCI manifest, gzip layer
+  test_image docker;  ///< the same blobs under a Docker v2 schema 2 manifest
 
   busybox_image() {
     fs::path rootfs = tmp / "rootfs";
-    if (auto err = make_busybox_rootfs(rootfs)) throw std::runtime_error(err.message);
+    if (auto err = make_busybox_rootfs(rootfs))
+      throw std::runtime_error(err.message);
     image_config cfg;
     cfg.cmd = {"/bin/sh"};
     cfg.env = {"PATH=/bin"};
     auto d = build_layout(rootfs, tmp / "layout", "busybox", cfg);
-    if (!d) throw std::runtime_error(d.err().message);
+    if (!d)
+      throw std::runtime_error(d.err().message);
     auto blob = [&](const std::string& digest) {
       return read_file(tmp / "layout/blobs/sha256" / digest.substr(7));
     };
@@ -42,7 +44,8 @@ struct busybox_image {
     oci.manifest_type = "application/vnd.oci.image.manifest.v1+json";
     json m = json::parse(oci.manifest);
     oci.config = blob(m["config"]["digest"]);
-    for (const auto& l : m["layers"]) oci.layers.push_back(blob(l["digest"]));
+    for (const auto& l : m["layers"])
+      oci.layers.push_back(blob(l["digest"]));
 
     docker = oci;
     docker.manifest_type = "application/vnd.docker.distribution.manifest.v2+json";
@@ -107,7 +110,7 @@ struct pull_fixture {
 
 std::string msg(const result<image_record>& r) { return r.ok() ? "ok" : r.err().message; }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(pull)
 
@@ -139,7 +142,8 @@ BOOST_FIXTURE_TEST_CASE(anonymous_oci_and_docker_manifests, pull_fixture) {
   BOOST_TEST(seen.back().total > 0);
   BOOST_TEST(seen.back().done == seen.back().total);
   bool unpacked = false;
-  for (const auto& s : seen) unpacked |= s.phase == "unpacking";
+  for (const auto& s : seen)
+    unpacked |= s.phase == "unpacking";
   BOOST_TEST(unpacked);
 
   // The Docker manifest names the same config and layer: no new download or
@@ -173,10 +177,11 @@ BOOST_FIXTURE_TEST_CASE(index_picks_the_node_platform, pull_fixture) {
   for (const auto* img : {&s390x, &arm64, &amd64}) {
     push.image("test/multi", img->digest(), *img);
     json cfg = json::parse(img->config);
-    idx["manifests"].push_back({{"mediaType", img->manifest_type},
-                                {"digest", img->digest()},
-                                {"size", img->manifest.size()},
-                                {"platform", {{"os", "linux"}, {"architecture", cfg["architecture"]}}}});
+    idx["manifests"].push_back(
+        {{"mediaType", img->manifest_type},
+         {"digest", img->digest()},
+         {"size", img->manifest.size()},
+         {"platform", {{"os", "linux"}, {"architecture", cfg["architecture"]}}}});
   }
   // An attestation manifest, as buildkit adds them: never a candidate.
   idx["manifests"].push_back({{"mediaType", "application/vnd.oci.image.manifest.v1+json"},
@@ -190,13 +195,13 @@ BOOST_FIXTURE_TEST_CASE(index_picks_the_node_platform, pull_fixture) {
     puller p(*store, {});
     auto r = p.pull(reg.host() + "/test/multi");
     BOOST_REQUIRE_MESSAGE(r.ok(), msg(r));
-    BOOST_TEST(host_architecture() == "amd64"); // the machines this runs on
+    BOOST_TEST(host_architecture() == "amd64");  // the machines this runs on
     BOOST_TEST(r->architecture == "amd64");
     BOOST_TEST(r->manifest_digest == amd64.digest());
   }
   {
     pull_options o;
-    o.architecture = "aarch64"; // uname spelling, normalized
+    o.architecture = "aarch64";  // uname spelling, normalized
     puller p(*store, o);
     auto r = p.pull(reg.host() + "/test/multi:latest");
     BOOST_REQUIRE_MESSAGE(r.ok(), msg(r));
@@ -243,9 +248,9 @@ BOOST_FIXTURE_TEST_CASE(basic_auth_with_htpasswd, pull_fixture) {
   const char* hash = crypt_r("s3cret-pw", salt_buf, &cd);
   BOOST_REQUIRE(hash && hash[0] == '$');
   write_file(tmp / "htpasswd", std::string("alice:") + hash + "\n");
-  registry_process reg(tmp / "reg", tmp / "storage",
-                       "  htpasswd:\n    realm: deckhand-test\n    path: " +
-                           (tmp / "htpasswd").string() + "\n");
+  registry_process reg(
+      tmp / "reg", tmp / "storage",
+      "  htpasswd:\n    realm: deckhand-test\n    path: " + (tmp / "htpasswd").string() + "\n");
   std::string ref = reg.host() + "/private/busybox:v1";
 
   // No credentials at all.
@@ -326,21 +331,22 @@ BOOST_FIXTURE_TEST_CASE(bearer_token_flow, pull_fixture) {
   key.write_cert(tmp / "token.crt");
   token_server tokens(key, "bob", "hunter2");
   registry_process reg(tmp / "reg", tmp / "storage",
-                       "  token:\n    realm: " + tokens.realm() +
-                           "\n    service: " + token_server::service +
-                           "\n    issuer: " + token_server::issuer +
+                       "  token:\n    realm: " + tokens.realm() + "\n    service: " +
+                           token_server::service + "\n    issuer: " + token_server::issuer +
                            "\n    rootcertbundle: " + (tmp / "token.crt").string() + "\n");
   std::string ref = reg.host() + "/private/busybox:v1";
 
   // The real registry accepts the token server's JWTs.
   {
     httplib::Client c("127.0.0.1", reg.port());
-    auto r = c.Get("/v2/private/busybox/manifests/v1",
-                   {{"Authorization", "Bearer " + tokens.token_for("repository:private/busybox:pull")},
-                    {"Accept", busybox().oci.manifest_type}});
+    auto r =
+        c.Get("/v2/private/busybox/manifests/v1",
+              {{"Authorization", "Bearer " + tokens.token_for("repository:private/busybox:pull")},
+               {"Accept", busybox().oci.manifest_type}});
     BOOST_REQUIRE(r);
-    BOOST_REQUIRE_MESSAGE(r->status == 200, "registry refused the test token: " << r->status
-                                                << " " << r->body << "\n" << reg.log());
+    BOOST_REQUIRE_MESSAGE(r->status == 200, "registry refused the test token: " << r->status << " "
+                                                                                << r->body << "\n"
+                                                                                << reg.log());
   }
   {
     puller p(*store, {});
@@ -456,8 +462,9 @@ BOOST_FIXTURE_TEST_CASE(malicious_layers_are_rejected, pull_fixture) {
       {"dotdot", {T{"ok", T::file, "fine"}, T{"../../../outside/victim/pwned", T::file, "x"}}},
       {"abs", {T{"/" + (victim / "pwned").relative_path().string(), T::file, "x"}}},
       {"symlink-escape", {T{"esc", T::symlink, "", victim.string()}, T{"esc/pwned", T::file, "x"}}},
-      {"symlink-rel-escape", {T{"esc", T::symlink, "", "../../../../../../" + victim.relative_path().string()},
-                              T{"esc/pwned", T::file, "x"}}},
+      {"symlink-rel-escape",
+       {T{"esc", T::symlink, "", "../../../../../../" + victim.relative_path().string()},
+        T{"esc/pwned", T::file, "x"}}},
       {"hardlink-abs", {T{"pw", T::hardlink, "", (outside / "passwd").string()}}},
       {"hardlink-etc", {T{"pw", T::hardlink, "", "/etc/passwd"}}},
       {"hardlink-dotdot", {T{"pw", T::hardlink, "", "../../../../../../etc/passwd"}}},
@@ -539,11 +546,14 @@ BOOST_FIXTURE_TEST_CASE(concurrent_pulls_fetch_each_blob_once, pull_fixture) {
       std::string ref = proxy.host() + (i % 3 == 2 ? "/test/other:v1" : "/test/busybox:v1");
       results[i] = p.pull(ref);
     });
-  for (auto& t : threads) t.join();
-  for (const auto& r : results) BOOST_REQUIRE_MESSAGE(r->ok(), msg(*r));
+  for (auto& t : threads)
+    t.join();
+  for (const auto& r : results)
+    BOOST_REQUIRE_MESSAGE(r->ok(), msg(*r));
   std::string layer = sha256_hex(busybox().oci.layers.at(0));
   BOOST_TEST(proxy.count("/v2/test/busybox/blobs/" + layer) +
-                 proxy.count("/v2/test/other/blobs/" + layer) == 1);
+                 proxy.count("/v2/test/other/blobs/" + layer) ==
+             1);
   BOOST_TEST(proxy.count("/v2/test/busybox/blobs/" + busybox().oci.config_digest()) == 1);
   BOOST_TEST(proxy.count("/v2/test/other/blobs/" + other.config_digest()) == 1);
   BOOST_TEST(store->list().size() == 2u);
@@ -556,7 +566,8 @@ BOOST_FIXTURE_TEST_CASE(image_gc_removes_least_recently_used, pull_fixture) {
   puller p(*store, {});
   std::vector<image_record> recs;
   for (int i = 0; i < 4; ++i) {
-    test_image img = make_image({make_tar({T{"f" + std::to_string(i), T::file, std::string(100 + i, 'x')}})});
+    test_image img =
+        make_image({make_tar({T{"f" + std::to_string(i), T::file, std::string(100 + i, 'x')}})});
     push.image("gc/img" + std::to_string(i), "v1", img);
     auto r = p.pull(reg.host() + "/gc/img" + std::to_string(i) + ":v1");
     BOOST_REQUIRE_MESSAGE(r.ok(), msg(r));
@@ -564,7 +575,7 @@ BOOST_FIXTURE_TEST_CASE(image_gc_removes_least_recently_used, pull_fixture) {
   }
   // Use order: 2, 0, 3, 1 (1 most recent). 0 is in use.
   for (int i : {2, 0, 3, 1}) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(2)); // distinct timestamps
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // distinct timestamps
     BOOST_REQUIRE(store->touch(recs[static_cast<std::size_t>(i)].id).ok());
   }
   {
@@ -576,7 +587,7 @@ BOOST_FIXTURE_TEST_CASE(image_gc_removes_least_recently_used, pull_fixture) {
     BOOST_TEST(r2->last_used == store->find(recs[1].id)->last_used);
     BOOST_TEST(r2->last_used > store->find(recs[2].id)->last_used);
   }
-  gc_policy pol; // 85 / 80
+  gc_policy pol;  // 85 / 80
   // Below the high threshold: nothing happens.
   auto none = collect_images(*store, pol, {}, [] { return 84; });
   BOOST_REQUIRE(none.ok());

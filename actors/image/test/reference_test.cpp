@@ -14,7 +14,7 @@ std::string norm(const std::string& s) {
   return r.ok() ? *r : "ERROR: " + r.err().message;
 }
 const std::string digest = "sha256:" + std::string(64, 'a');
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(reference_suite)
 
@@ -49,12 +49,14 @@ BOOST_AUTO_TEST_CASE(digests) {
 }
 
 BOOST_AUTO_TEST_CASE(rejects_malformed) {
-  for (const std::string& bad : std::vector<std::string>{"", "Busybox", "busybox:", "busybox@sha256:1234", "busybox@md5:" + std::string(32, 'a'),
-        ":tag", "a//b", "a/", "busy box", "-x", "x:" + std::string(200, 't'),
-        "localhost:5000/X:1", "busybox:t@g"}) {
+  for (const std::string& bad : std::vector<std::string>{
+           "", "Busybox", "busybox:", "busybox@sha256:1234", "busybox@md5:" + std::string(32, 'a'),
+           ":tag", "a//b", "a/", "busy box", "-x", "x:" + std::string(200, 't'),
+           "localhost:5000/X:1", "busybox:t@g"}) {
     auto r = normalize_reference(bad);
     BOOST_TEST(!r.ok(), "accepted: " << bad);
-    if (!r.ok()) BOOST_TEST(r.err().code == errc::invalid);
+    if (!r.ok())
+      BOOST_TEST(r.err().code == errc::invalid);
   }
 }
 

@@ -17,13 +17,13 @@
 
 #include <httplib.h>
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <fcntl.h>
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -39,7 +39,8 @@ namespace deckhand::image::test {
 /// binds it and retries on the rare collision).
 inline int free_port() {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw std::runtime_error("socket failed");
+  if (fd < 0)
+    throw std::runtime_error("socket failed");
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -65,8 +66,10 @@ inline std::string base64(const std::string& in) {
 
 inline std::string base64url(const std::string& in) {
   std::string s = base64(in);
-  for (auto& c : s) c = c == '+' ? '-' : c == '/' ? '_' : c;
-  while (!s.empty() && s.back() == '=') s.pop_back();
+  for (auto& c : s)
+    c = c == '+' ? '-' : c == '/' ? '_' : c;
+  while (!s.empty() && s.back() == '=')
+    s.pop_back();
   return s;
 }
 
@@ -75,20 +78,25 @@ inline std::string base64url(const std::string& in) {
 class registry_process {
  public:
   /// `auth_yaml`: an `auth:` section (indented by two spaces), or empty.
-  registry_process(const fs::path& dir, const fs::path& storage, const std::string& auth_yaml = {}) {
+  registry_process(const fs::path& dir, const fs::path& storage,
+                   const std::string& auth_yaml = {}) {
     fs::create_directories(dir);
     log_ = dir / "registry.log";
     for (int attempt = 0; attempt < 5; ++attempt) {
       port_ = free_port();
       fs::path cfg = dir / "config.yml";
-      std::string yml = "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\n"
-                        "storage:\n  filesystem:\n    rootdirectory: " + storage.string() +
-                        "\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:" +
-                        std::to_string(port_) + "\n  secret: deckhand-test\n";
-      if (!auth_yaml.empty()) yml += "auth:\n" + auth_yaml;
+      std::string yml =
+          "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\n"
+          "storage:\n  filesystem:\n    rootdirectory: " +
+          storage.string() +
+          "\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:" + std::to_string(port_) +
+          "\n  secret: deckhand-test\n";
+      if (!auth_yaml.empty())
+        yml += "auth:\n" + auth_yaml;
       write_file(cfg, yml);
       spawn(cfg);
-      if (wait_ready()) return;
+      if (wait_ready())
+        return;
       stop();
     }
     throw std::runtime_error("docker-registry did not start; log:\n" + read_file(log_));
@@ -112,7 +120,8 @@ class registry_process {
   }
 
   void stop() {
-    if (pid_ <= 0) return;
+    if (pid_ <= 0)
+      return;
     ::kill(pid_, SIGKILL);
     int st;
     while (::waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
@@ -123,15 +132,18 @@ class registry_process {
  private:
   void spawn(const fs::path& cfg) {
     int logfd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (logfd < 0) throw std::runtime_error("open registry log failed");
+    if (logfd < 0)
+      throw std::runtime_error("open registry log failed");
     pid_t pid = ::fork();
-    if (pid < 0) throw std::runtime_error("fork failed");
+    if (pid < 0)
+      throw std::runtime_error("fork failed");
     if (pid == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL); // never outlive the test
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the test
       ::dup2(logfd, 1);
       ::dup2(logfd, 2);
       int devnull = ::open("/dev/null", O_RDONLY);
-      if (devnull >= 0) ::dup2(devnull, 0);
+      if (devnull >= 0)
+        ::dup2(devnull, 0);
       ::execl("/usr/bin/docker-registry", "docker-registry", "serve", cfg.c_str(),
               static_cast<char*>(nullptr));
       ::_exit(127);
@@ -146,11 +158,12 @@ class registry_process {
       int st;
       if (::waitpid(pid_, &st, WNOHANG) == pid_) {
         pid_ = -1;
-        return false; // e.g. the port was taken meanwhile
+        return false;  // e.g. the port was taken meanwhile
       }
       httplib::Client c("127.0.0.1", port_);
       c.set_connection_timeout(std::chrono::milliseconds(200));
-      if (auto r = c.Get("/v2/"); r && (r->status == 200 || r->status == 401)) return true;
+      if (auto r = c.Get("/v2/"); r && (r->status == 200 || r->status == 401))
+        return true;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     return false;
@@ -166,7 +179,7 @@ struct test_image {
   std::string manifest;
   std::string manifest_type;
   std::string config;
-  std::vector<std::string> layers; ///< blob bytes, in order
+  std::vector<std::string> layers;  ///< blob bytes, in order
   std::string digest() const { return sha256_hex(manifest); }
   std::string config_digest() const { return sha256_hex(config); }
 };
@@ -214,9 +227,11 @@ class pusher {
 
   void blob(const std::string& repo, const std::string& data) {
     auto r = c_.Post(("/v2/" + repo + "/blobs/uploads/").c_str(), "", "application/octet-stream");
-    if (!r || r->status != 202) throw std::runtime_error("upload start failed for " + repo);
+    if (!r || r->status != 202)
+      throw std::runtime_error("upload start failed for " + repo);
     std::string loc = r->get_header_value("Location");
-    if (auto p = loc.find("://"); p != std::string::npos) loc = loc.substr(loc.find('/', p + 3));
+    if (auto p = loc.find("://"); p != std::string::npos)
+      loc = loc.substr(loc.find('/', p + 3));
     loc += (loc.find('?') == std::string::npos ? "?" : "&") + std::string("digest=") +
            sha256_hex(data);
     auto put = c_.Put(loc.c_str(), data, "application/octet-stream");
@@ -229,13 +244,14 @@ class pusher {
                 const std::string& type) {
     auto r = c_.Put(("/v2/" + repo + "/manifests/" + ref).c_str(), bytes, type.c_str());
     if (!r || r->status != 201)
-      throw std::runtime_error("manifest push failed: " + std::to_string(r ? r->status : -1) +
-                               " " + (r ? r->body : std::string()));
+      throw std::runtime_error("manifest push failed: " + std::to_string(r ? r->status : -1) + " " +
+                               (r ? r->body : std::string()));
   }
 
   void image(const std::string& repo, const std::string& tag, const test_image& img) {
     blob(repo, img.config);
-    for (const auto& l : img.layers) blob(repo, l);
+    for (const auto& l : img.layers)
+      blob(repo, l);
     manifest(repo, tag, img.manifest, img.manifest_type);
   }
 
@@ -250,7 +266,8 @@ class http_server {
 
   void start() {
     port_ = srv.bind_to_any_port("127.0.0.1");
-    if (port_ <= 0) throw std::runtime_error("bind failed");
+    if (port_ <= 0)
+      throw std::runtime_error("bind failed");
     thread_ = std::thread([this] { srv.listen_after_bind(); });
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     while (!srv.is_running() && std::chrono::steady_clock::now() < deadline)
@@ -258,7 +275,8 @@ class http_server {
   }
   ~http_server() {
     srv.stop();
-    if (thread_.joinable()) thread_.join();
+    if (thread_.joinable())
+      thread_.join();
   }
   int port() const { return port_; }
   std::string host() const { return "127.0.0.1:" + std::to_string(port_); }
@@ -273,7 +291,8 @@ class http_server {
 class registry_proxy : public http_server {
  public:
   explicit registry_proxy(int upstream_port) : upstream_(upstream_port) {
-    srv.Get(".*", [this](const httplib::Request& req, httplib::Response& res) { handle(req, res); });
+    srv.Get(".*",
+            [this](const httplib::Request& req, httplib::Response& res) { handle(req, res); });
     start();
   }
 
@@ -312,7 +331,8 @@ class registry_proxy : public http_server {
     httplib::Client up("127.0.0.1", upstream_);
     httplib::Headers h;
     for (const char* k : {"Accept", "Authorization"})
-      if (req.has_header(k)) h.emplace(k, req.get_header_value(k));
+      if (req.has_header(k))
+        h.emplace(k, req.get_header_value(k));
     auto r = up.Get(req.path.c_str(), h);
     if (!r) {
       res.status = 502;
@@ -320,17 +340,18 @@ class registry_proxy : public http_server {
     }
     res.status = r->status;
     for (const char* k : {"Docker-Content-Digest", "WWW-Authenticate"})
-      if (r->has_header(k)) res.set_header(k, r->get_header_value(k));
+      if (r->has_header(k))
+        res.set_header(k, r->get_header_value(k));
     std::string ct = r->get_header_value("Content-Type");
     std::string body = r->body;
-    if (corrupt && !body.empty()) body[body.size() / 2] ^= 0x5a;
+    if (corrupt && !body.empty())
+      body[body.size() / 2] ^= 0x5a;
     if (truncate) {
       auto data = std::make_shared<std::string>(std::move(body));
-      res.set_content_provider(data->size(), ct,
-                               [data](size_t, size_t, httplib::DataSink& sink) {
-                                 sink.write(data->data(), data->size() / 2);
-                                 return false; // drop the connection mid-blob
-                               });
+      res.set_content_provider(data->size(), ct, [data](size_t, size_t, httplib::DataSink& sink) {
+        sink.write(data->data(), data->size() / 2);
+        return false;  // drop the connection mid-blob
+      });
       return;
     }
     res.set_content(body, ct.c_str());
@@ -357,7 +378,8 @@ class signing_key {
     X509_set_pubkey(cert_, key_);
     X509_NAME* name = X509_get_subject_name(cert_);
     X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                               reinterpret_cast<const unsigned char*>("deckhand-test-token"), -1, -1, 0);
+                               reinterpret_cast<const unsigned char*>("deckhand-test-token"), -1,
+                               -1, 0);
     X509_set_issuer_name(cert_, name);
     X509_sign(cert_, key_, EVP_sha256());
   }
@@ -407,9 +429,8 @@ class token_server : public http_server {
  public:
   token_server(const signing_key& key, std::string user, std::string password)
       : key_(key), user_(std::move(user)), password_(std::move(password)) {
-    srv.Get("/token", [this](const httplib::Request& req, httplib::Response& res) {
-      handle(req, res);
-    });
+    srv.Get("/token",
+            [this](const httplib::Request& req, httplib::Response& res) { handle(req, res); });
     start();
   }
 
@@ -433,7 +454,8 @@ class token_server : public http_server {
       std::string acts = scope.substr(c2 + 1);
       for (std::size_t i = 0; i <= acts.size();) {
         auto j = acts.find(',', i);
-        if (j == std::string::npos) j = acts.size();
+        if (j == std::string::npos)
+          j = acts.size();
         actions.push_back(acts.substr(i, j - i));
         i = j + 1;
       }
@@ -443,9 +465,14 @@ class token_server : public http_server {
     }
     auto now = static_cast<std::int64_t>(::time(nullptr));
     json header = {{"typ", "JWT"}, {"alg", "RS256"}, {"x5c", {base64(key_.cert_der())}}};
-    json claims = {{"iss", issuer},    {"sub", user_},      {"aud", service},
-                   {"exp", now + 600}, {"nbf", now - 60},   {"iat", now},
-                   {"jti", std::to_string(++jti_)}, {"access", access}};
+    json claims = {{"iss", issuer},
+                   {"sub", user_},
+                   {"aud", service},
+                   {"exp", now + 600},
+                   {"nbf", now - 60},
+                   {"iat", now},
+                   {"jti", std::to_string(++jti_)},
+                   {"access", access}};
     std::string input = base64url(header.dump()) + "." + base64url(claims.dump());
     return input + "." + base64url(key_.sign(input));
   }
@@ -475,4 +502,4 @@ class token_server : public http_server {
   std::string last_scope_;
 };
 
-} // namespace deckhand::image::test
+}  // namespace deckhand::image::test

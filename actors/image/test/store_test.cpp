@@ -87,11 +87,11 @@ struct store_fixture {
                              .dump();
     json cdesc = blob(config);
     cdesc["mediaType"] = "application/vnd.oci.image.config.v1+json";
-    std::string manifest = json{{"schemaVersion", 2},
-                                {"mediaType", "application/vnd.oci.image.manifest.v1+json"},
-                                {"config", cdesc},
-                                {"layers", {ldesc}}}
-                               .dump();
+    std::string manifest = json{
+        {"schemaVersion", 2},
+        {"mediaType", "application/vnd.oci.image.manifest.v1+json"},
+        {"config", cdesc},
+        {"layers", {ldesc}}}.dump();
     json mdesc = blob(manifest);
     mdesc["mediaType"] = "application/vnd.oci.image.manifest.v1+json";
     mdesc["annotations"] = {{"org.opencontainers.image.ref.name", ref}};
@@ -120,7 +120,7 @@ struct store_fixture {
   }
 };
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_SUITE(store, store_fixture)
 
@@ -152,18 +152,21 @@ BOOST_AUTO_TEST_CASE(imports_oci_layout_directory) {
   BOOST_TEST(run("chroot " + rootfs.string() + " /bin/sh -c 'test -f /etc/passwd'") == 0);
 
   for (const std::string& ref : std::vector<std::string>{
-           std::string("busybox:test"), std::string("docker.io/library/busybox:test"),
-        rec->id, rec->id_hex().substr(0, 12), "sha256:" + rec->id_hex().substr(0, 16),
-        manifest_digest, manifest_digest.substr(7, 12), "busybox@" + manifest_digest}) {
+           std::string("busybox:test"), std::string("docker.io/library/busybox:test"), rec->id,
+           rec->id_hex().substr(0, 12), "sha256:" + rec->id_hex().substr(0, 16), manifest_digest,
+           manifest_digest.substr(7, 12), "busybox@" + manifest_digest}) {
     auto f = store->find(ref);
     BOOST_TEST(f.ok(), ref << ": " << why(f));
-    if (f.ok()) BOOST_TEST(f->id == rec->id);
+    if (f.ok())
+      BOOST_TEST(f->id == rec->id);
   }
-  for (const std::string& ref : std::vector<std::string>{std::string("busybox"), std::string("busybox:other"),
+  for (const std::string& ref :
+       std::vector<std::string>{std::string("busybox"), std::string("busybox:other"),
                                 rec->id_hex().substr(0, 8), std::string("Not A Ref")}) {
     auto f = store->find(ref);
     BOOST_TEST(!f.ok(), ref);
-    if (!f.ok()) BOOST_TEST(f.err().code == errc::not_found);
+    if (!f.ok())
+      BOOST_TEST(f.err().code == errc::not_found);
   }
   BOOST_TEST(store->list().size() == 1u);
   BOOST_TEST(entries_of(root / "tmp").empty());
@@ -199,8 +202,8 @@ BOOST_AUTO_TEST_CASE(imports_oci_archive_and_is_idempotent) {
   // An override name adds to the names the image already has.
   auto named = store->import(archive, std::string("localhost:5000/x:1"));
   BOOST_REQUIRE(named.ok());
-  BOOST_TEST(named->names == (std::vector<std::string>{"docker.io/library/busybox:test",
-                                                       "localhost:5000/x:1"}));
+  BOOST_TEST(named->names ==
+             (std::vector<std::string>{"docker.io/library/busybox:test", "localhost:5000/x:1"}));
   BOOST_TEST(store->find("localhost:5000/x:1").ok());
   BOOST_TEST(!store->import(layout, std::string("Bad Name")).ok());
 }
@@ -237,10 +240,11 @@ BOOST_AUTO_TEST_CASE(imports_through_image_index_choosing_linux_amd64) {
   arm64["platform"] = {{"os", "linux"}, {"architecture", "arm64"}};
   amd64["platform"] = {{"os", "linux"}, {"architecture", "amd64"}};
   auto write_index = [&](json entries) {
-    std::string nested =
-        json{{"schemaVersion", 2}, {"mediaType", "application/vnd.oci.image.index.v1+json"},
-             {"manifests", entries}}
-            .dump();
+    std::string nested = json{
+        {"schemaVersion", 2},
+        {"mediaType", "application/vnd.oci.image.index.v1+json"},
+        {"manifests",
+         entries}}.dump();
     std::string d = sha256_hex(nested);
     write_file(blob_file(layout, d), nested);
     json ref = {{"mediaType", "application/vnd.oci.image.index.v1+json"},
@@ -321,10 +325,12 @@ BOOST_AUTO_TEST_CASE(rejects_malicious_layers_leaving_nothing) {
   std::vector<std::pair<std::string, std::vector<T>>> cases = {
       {"dotdot", {T{"ok", T::file, "1"}, T{"../../../outside/evil", T::file, "pwned"}}},
       {"absolute", {T{(outside / "evil").string(), T::file, "pwned"}}},
-      {"through-symlink", {T{"link", T::symlink, "", outside.string()}, T{"link/evil", T::file, "pwned"}}},
+      {"through-symlink",
+       {T{"link", T::symlink, "", outside.string()}, T{"link/evil", T::file, "pwned"}}},
       {"escaping-symlink", {T{"esc", T::symlink, "", "../../../../outside"}}},
       {"escaping-hardlink", {hl}},
-      {"hardlink-via-symlink", {T{"l", T::symlink, "", outside.string()}, T{"h", T::hardlink, "", "l/target"}}},
+      {"hardlink-via-symlink",
+       {T{"l", T::symlink, "", outside.string()}, T{"h", T::hardlink, "", "l/target"}}},
       {"char-device", {T{"dev/mem", T::chr}}},
       {"block-device", {T{"dev/sda", T::blk}}},
   };
@@ -332,15 +338,18 @@ BOOST_AUTO_TEST_CASE(rejects_malicious_layers_leaving_nothing) {
     fs::path layout = raw_layout(name, make_tar(entries), name + ":1");
     auto r = store->import(layout);
     BOOST_TEST(!r.ok(), name << " was accepted");
-    if (!r.ok()) BOOST_TEST(r.err().code == errc::invalid, name << ": " << r.err().message);
+    if (!r.ok())
+      BOOST_TEST(r.err().code == errc::invalid, name << ": " << r.err().message);
     check_store_empty();
     check_outside_untouched();
   }
 
   // Oversized: a store with a small layer limit.
-  auto small = image_store::open(tmp / "small", store_options{1 << 20, std::uint64_t{1} << 30, 1 << 20});
+  auto small =
+      image_store::open(tmp / "small", store_options{1 << 20, std::uint64_t{1} << 30, 1 << 20});
   BOOST_REQUIRE(small.ok());
-  fs::path big = raw_layout("big", make_tar({T{"big", T::file, std::string(3 << 20, 'b')}}), "big:1");
+  fs::path big =
+      raw_layout("big", make_tar({T{"big", T::file, std::string(3 << 20, 'b')}}), "big:1");
   auto r = (*small)->import(big);
   BOOST_REQUIRE(!r.ok());
   BOOST_TEST(r.err().code == errc::too_large, r.err().message);
@@ -351,7 +360,8 @@ BOOST_AUTO_TEST_CASE(rejects_malicious_layers_leaving_nothing) {
 
 BOOST_AUTO_TEST_CASE(malicious_outer_archive_is_rejected) {
   fs::path archive = tmp / "evil.tar";
-  write_file(archive, make_tar({T{"oci-layout", T::file, "{}"}, T{"../outside/evil", T::file, "x"}}));
+  write_file(archive,
+             make_tar({T{"oci-layout", T::file, "{}"}, T{"../outside/evil", T::file, "x"}}));
   BOOST_TEST(!store->import(archive).ok());
   write_file(archive, make_tar({T{"blobs", T::symlink, "", "/"}, T{"index.json", T::file, "{}"},
                                 T{"oci-layout", T::file, "{}"}}));
@@ -383,8 +393,10 @@ BOOST_AUTO_TEST_CASE(remove_drops_names_then_collects_garbage) {
   BOOST_REQUIRE(store->remove("docker.io/library/busybox:b").ok());
   BOOST_TEST(!store->find(a->id).ok());
   BOOST_TEST(!fs::exists(store->rootfs_path(*a)));
-  for (const auto& d : a->blobs) BOOST_TEST(!fs::exists(store->blob_path(d)), d);
-  for (const auto& d : b->blobs) BOOST_TEST(fs::exists(store->blob_path(d)), d);
+  for (const auto& d : a->blobs)
+    BOOST_TEST(!fs::exists(store->blob_path(d)), d);
+  for (const auto& d : b->blobs)
+    BOOST_TEST(fs::exists(store->blob_path(d)), d);
   BOOST_TEST(read_file(store->rootfs_path(*b) / "etc/message") == "hello");
 
   auto missing = store->remove("busybox:a");
@@ -424,18 +436,22 @@ BOOST_AUTO_TEST_CASE(concurrent_imports_from_threads_and_processes) {
   std::atomic<int> failures{0};
   for (const auto& l : {l1, l2, l4}) {
     threads.emplace_back([&, l] {
-      if (!store->import(l).ok()) ++failures;
-      for (int i = 0; i < 20; ++i) (void)store->list();
+      if (!store->import(l).ok())
+        ++failures;
+      for (int i = 0; i < 20; ++i)
+        (void)store->list();
     });
   }
-  for (auto& t : threads) t.join();
+  for (auto& t : threads)
+    t.join();
   int status = 0;
   BOOST_REQUIRE(::waitpid(child, &status, 0) == child);
   BOOST_TEST(WIFEXITED(status));
   BOOST_TEST(WEXITSTATUS(status) == 0);
   BOOST_TEST(failures.load() == 0);
   BOOST_TEST(store->list().size() == 4u);
-  for (const char* n : {"t:1", "t:2", "t:3", "t:4"}) BOOST_TEST(store->find(n).ok(), n);
+  for (const char* n : {"t:1", "t:2", "t:3", "t:4"})
+    BOOST_TEST(store->find(n).ok(), n);
   BOOST_TEST(entries_of(root / "rootfs").size() == 4u);
   BOOST_TEST(entries_of(root / "tmp").empty());
 }

@@ -42,7 +42,7 @@ void max_into(resource_amounts& a, const resource_amounts& b) {
   a.ephemeral_storage = std::max(a.ephemeral_storage, b.ephemeral_storage);
 }
 
-} // namespace
+}  // namespace
 
 resource_amounts pod_requests(const wire::pod_spec& spec) {
   // k8s.io/component-helpers/resource.PodRequests.
@@ -100,9 +100,9 @@ admit_result admit_pod(const wire::pod& pod, const std::vector<const wire::pod*>
   auto insufficient = [&](const char* name, int64_t requested, int64_t used, int64_t capacity) {
     r.admit = false;
     r.reason = std::string("OutOf") + name;
-    r.message = std::string("Node didn't have enough resource: ") + name
-                + ", requested: " + std::to_string(requested) + ", used: " + std::to_string(used)
-                + ", capacity: " + std::to_string(capacity);
+    r.message = std::string("Node didn't have enough resource: ") + name +
+                ", requested: " + std::to_string(requested) + ", used: " + std::to_string(used) +
+                ", capacity: " + std::to_string(capacity);
     return r;
   };
   auto count = static_cast<int64_t>(active.size());
@@ -118,8 +118,8 @@ admit_result admit_pod(const wire::pod& pod, const std::vector<const wire::pod*>
     return insufficient("cpu", want.cpu_milli, used.cpu_milli, allocatable.cpu_milli);
   if (want.memory > 0 && want.memory > allocatable.memory - used.memory)
     return insufficient("memory", want.memory, used.memory, allocatable.memory);
-  if (want.ephemeral_storage > 0
-      && want.ephemeral_storage > allocatable.ephemeral_storage - used.ephemeral_storage)
+  if (want.ephemeral_storage > 0 &&
+      want.ephemeral_storage > allocatable.ephemeral_storage - used.ephemeral_storage)
     return insufficient("ephemeral-storage", want.ephemeral_storage, used.ephemeral_storage,
                         allocatable.ephemeral_storage);
   return r;
@@ -137,8 +137,8 @@ bool rejected_by_kubelet(const wire::pod_status& status) {
   if (status.phase != "Failed")
     return false;
   const auto& r = status.reason;
-  return r == "Evicted" || r == "OutOfcpu" || r == "OutOfmemory" || r == "OutOfpods"
-         || r == "OutOfephemeral-storage";
+  return r == "Evicted" || r == "OutOfcpu" || r == "OutOfmemory" || r == "OutOfpods" ||
+         r == "OutOfephemeral-storage";
 }
 
-} // namespace deckhand::kubelet
+}  // namespace deckhand::kubelet

@@ -77,8 +77,8 @@ class note_registry {
   std::unordered_map<std::string, std::list<std::pair<std::string, note_marks>>::iterator> index_;
 };
 
-void notes_of(const wire::container_record& rec, const std::string& field_path,
-              note_marks& marks, const std::string& baseline, std::vector<pod_event_note>& out) {
+void notes_of(const wire::container_record& rec, const std::string& field_path, note_marks& marks,
+              const std::string& baseline, std::vector<pod_event_note>& out) {
   if (rec.notes.empty())
     return;
   auto mark = marks.find(rec.name);
@@ -96,13 +96,13 @@ void notes_of(const wire::container_record& rec, const std::string& field_path,
   for (const auto& n : rec.notes) {
     if (n.seq <= mark->second)
       continue;
-    out.push_back({field_path, n.type.empty() ? std::string("Normal") : n.type, n.reason,
-                   n.message});
+    out.push_back(
+        {field_path, n.type.empty() ? std::string("Normal") : n.type, n.reason, n.message});
     mark->second = n.seq;
   }
 }
 
-} // namespace
+}  // namespace
 
 std::vector<pod_event_note> note_events(const wire::sandbox_status& sandbox, note_marks& marks,
                                         const std::string& baseline) {
@@ -141,13 +141,13 @@ std::vector<pod_event_note> container_events(const wire::pod& pod,
       out.push_back({path, "Normal", "Created", "Created container " + rec.name});
       out.push_back({path, "Normal", "Started", "Started container " + rec.name});
     }
-    bool was_backing_off = before && before->state.is_waiting()
-                           && before->state.waiting.reason == crash_loop
-                           && before->restart_count == now.restart_count;
+    bool was_backing_off = before && before->state.is_waiting() &&
+                           before->state.waiting.reason == crash_loop &&
+                           before->restart_count == now.restart_count;
     if (now.state.is_waiting() && now.state.waiting.reason == crash_loop && !was_backing_off)
-      out.push_back({path, "Warning", "BackOff",
-                     "Back-off restarting failed container " + rec.name + " in pod "
-                       + format_pod(pod)});
+      out.push_back(
+          {path, "Warning", "BackOff",
+           "Back-off restarting failed container " + rec.name + " in pod " + format_pod(pod)});
   }
   if (!sandbox.uid.empty())
     for (auto& n : note_registry::get().observe(sandbox))
@@ -155,4 +155,4 @@ std::vector<pod_event_note> container_events(const wire::pod& pod,
   return out;
 }
 
-} // namespace deckhand::kubelet
+}  // namespace deckhand::kubelet

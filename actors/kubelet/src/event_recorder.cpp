@@ -35,8 +35,8 @@ std::string rfc3339(std::chrono::system_clock::time_point t) {
 std::string series_key(const wire::event& e) {
   const auto& o = e.involved_object;
   std::string k;
-  for (const std::string* part : {&o.kind, &o.namespace_, &o.name, &o.uid, &o.field_path, &e.type,
-                                  &e.reason, &e.message}) {
+  for (const std::string* part :
+       {&o.kind, &o.namespace_, &o.name, &o.uid, &o.field_path, &e.type, &e.reason, &e.message}) {
     k += *part;
     k.push_back('\0');
   }
@@ -55,7 +55,7 @@ struct recorder_state {
   std::map<std::string, series> known;  // by series_key
   std::deque<std::string> pending;      // keys, oldest first
   std::set<std::string> pending_set;
-  std::vector<std::string> inflight;    // keys of the batch on the wire
+  std::vector<std::string> inflight;  // keys of the batch on the wire
   bool flush_armed = false;
   std::chrono::milliseconds backoff{0};
   uint64_t last_name_nanos = 0;
@@ -116,7 +116,7 @@ void record(recorder_actor* self, wire::event ev) {
     if (it == st.known.end() && st.known.size() >= st.cfg.max_series)
       forget_oldest(st);
     auto nanos = static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(wall.time_since_epoch()).count());
+        std::chrono::duration_cast<std::chrono::nanoseconds>(wall.time_since_epoch()).count());
     // Names must differ even when the wall clock does not move between two
     // series (coarse clocks, tests).
     nanos = std::max(nanos, st.last_name_nanos + 1);
@@ -126,7 +126,7 @@ void record(recorder_actor* self, wire::event ev) {
     ev.metadata = {};
     ev.metadata.name = ev.involved_object.name + suffix;
     ev.metadata.namespace_ =
-      ev.involved_object.namespace_.empty() ? "default" : ev.involved_object.namespace_;
+        ev.involved_object.namespace_.empty() ? "default" : ev.involved_object.namespace_;
     ev.source.component = st.cfg.component;
     ev.source.host = st.cfg.host;
     ev.reporting_component = st.cfg.component;
@@ -175,8 +175,8 @@ void on_reply(recorder_actor* self, const rpc_reply& r) {
     return;
   }
   ++st.stats->failed_batches;
-  st.backoff = st.backoff.count() == 0 ? st.cfg.retry_initial
-                                       : std::min(st.backoff * 2, st.cfg.retry_max);
+  st.backoff =
+      st.backoff.count() == 0 ? st.cfg.retry_initial : std::min(st.backoff * 2, st.cfg.retry_max);
   log::get()->warn("msg=\"sending events failed, will retry\" events={} retry_ms={} error=\"{}\"",
                    batch.size(), st.backoff.count(), ack.err().message);
   // Back to the front of the queue, oldest first; what does not fit is lost.
@@ -203,16 +203,15 @@ caf::behavior event_recorder(recorder_actor* self, event_sink sink, event_record
   st.cfg.max_batch = std::max<std::size_t>(st.cfg.max_batch, 1);
   st.stats = stats ? std::move(stats) : std::make_shared<event_recorder_stats>();
   return {
-    [=](record_atom, wire::event ev) { record(self, std::move(ev)); },
-    [=](tick_atom, uint64_t) { flush(self); },
-    [=](const rpc_reply& r) { on_reply(self, r); },
+      [=](record_atom, wire::event ev) { record(self, std::move(ev)); },
+      [=](tick_atom, uint64_t) { flush(self); },
+      [=](const rpc_reply& r) { on_reply(self, r); },
   };
 }
 
-} // namespace
+}  // namespace
 
-caf::actor spawn_event_recorder(caf::actor_system& sys, event_sink sink,
-                                event_recorder_config cfg,
+caf::actor spawn_event_recorder(caf::actor_system& sys, event_sink sink, event_recorder_config cfg,
                                 std::shared_ptr<event_recorder_stats> stats) {
   return sys.spawn(event_recorder, std::move(sink), std::move(cfg), std::move(stats));
 }
@@ -221,9 +220,8 @@ std::string container_field_path(const std::string& container) {
   return "spec.containers{" + container + "}";
 }
 
-wire::event pod_event(const wire::pod& pod, const std::string& field_path,
-                      const std::string& type, const std::string& reason,
-                      const std::string& message) {
+wire::event pod_event(const wire::pod& pod, const std::string& field_path, const std::string& type,
+                      const std::string& reason, const std::string& message) {
   wire::event e;
   e.involved_object.kind = "Pod";
   e.involved_object.api_version = "v1";
@@ -264,4 +262,4 @@ std::string go_duration(std::chrono::milliseconds d) {
   return out + "s";
 }
 
-} // namespace deckhand::kubelet
+}  // namespace deckhand::kubelet

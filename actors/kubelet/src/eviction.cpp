@@ -98,7 +98,7 @@ std::string container_memory_request_text(const wire::container& c) {
   return lim != c.resources.limits.end() ? lim->second : "0";
 }
 
-} // namespace
+}  // namespace
 
 bool memory_from_meminfo(const std::string& meminfo, node_stats& out) {
   auto m = parse_meminfo(meminfo);
@@ -235,8 +235,8 @@ std::string eviction_message(const threshold_met& met, const wire::pod& pod,
     return std::to_string(v);
   };
   // Kubernetes keeps the configured text for a quantity threshold.
-  std::string quantity = met.threshold.percentage > 0 ? fmt_quantity(met.quantity)
-                                                      : met.threshold.text;
+  std::string quantity =
+      met.threshold.percentage > 0 ? fmt_quantity(met.quantity) : met.threshold.text;
   std::string msg = "The node was low on resource: " + met.resource + ". ";
   msg += "Threshold quantity: " + quantity + ", available: " + fmt_quantity(met.available) + ". ";
   if (met.resource != "memory")
@@ -247,8 +247,8 @@ std::string eviction_message(const threshold_met& met, const wire::pod& pod,
   for (const auto& [name, ws] : it->second.containers)
     for (const auto& c : pod.spec.containers)
       if (c.name == name && ws > container_memory_request(c))
-        msg += "Container " + name + " was using " + format_binary_si(ws) + ", request is "
-               + container_memory_request_text(c) + ", has larger consumption of memory. ";
+        msg += "Container " + name + " was using " + format_binary_si(ws) + ", request is " +
+               container_memory_request_text(c) + ", has larger consumption of memory. ";
   return msg;
 }
 
@@ -365,24 +365,24 @@ void round(eviction_actor* self) {
   }
   st.busy = true;
   self->request(st.deps.pod_source, st.cfg.request_deadline, pods_atom::value)
-    .then(
-      [=](std::vector<wire::pod>& pods) {
-        auto& s = self->state;
-        s.pods = std::move(pods);
-        if (!s.deps.request) {
-          evict_one(self, {});
-          next_round(self);
-          return;
-        }
-        s.deps.request(s.deps.runtime, wire::make_envelope(wire::container_stats_request{}),
-                       s.cfg.request_deadline,
-                       host::reply_to(caf::actor_cast<caf::actor>(self), 0, "stats"));
-      },
-      [=](caf::error& err) {
-        log::get()->warn("msg=\"eviction manager: no pod list\" error=\"{}\"",
-                         self->system().render(err));
-        next_round(self);
-      });
+      .then(
+          [=](std::vector<wire::pod>& pods) {
+            auto& s = self->state;
+            s.pods = std::move(pods);
+            if (!s.deps.request) {
+              evict_one(self, {});
+              next_round(self);
+              return;
+            }
+            s.deps.request(s.deps.runtime, wire::make_envelope(wire::container_stats_request{}),
+                           s.cfg.request_deadline,
+                           host::reply_to(caf::actor_cast<caf::actor>(self), 0, "stats"));
+          },
+          [=](caf::error& err) {
+            log::get()->warn("msg=\"eviction manager: no pod list\" error=\"{}\"",
+                             self->system().render(err));
+            next_round(self);
+          });
 }
 
 caf::behavior eviction_manager(eviction_actor* self, eviction_deps deps, eviction_config cfg) {
@@ -393,28 +393,27 @@ caf::behavior eviction_manager(eviction_actor* self, eviction_deps deps, evictio
   // waits for its first stats.
   self->delayed_send(self, self->state.cfg.monitoring_period, tick_atom::value, uint64_t{0});
   return {
-    [=](tick_atom, uint64_t) { round(self); },
-    [=](const rpc_reply& r) {
-      if (r.what != "stats")
-        return;
-      auto rep = r.as<wire::container_stats_reply>();
-      pod_usages usage;
-      if (rep)
-        usage = usage_from_stats(rep->stats);
-      else
-        log::get()->warn("msg=\"eviction manager: no container stats\" error=\"{}\"",
-                         rep.err().message);
-      evict_one(self, usage);
-      next_round(self);
-    },
+      [=](tick_atom, uint64_t) { round(self); },
+      [=](const rpc_reply& r) {
+        if (r.what != "stats")
+          return;
+        auto rep = r.as<wire::container_stats_reply>();
+        pod_usages usage;
+        if (rep)
+          usage = usage_from_stats(rep->stats);
+        else
+          log::get()->warn("msg=\"eviction manager: no container stats\" error=\"{}\"",
+                           rep.err().message);
+        evict_one(self, usage);
+        next_round(self);
+      },
   };
 }
 
-} // namespace
+}  // namespace
 
-caf::actor spawn_eviction_manager(caf::actor_system& sys, eviction_deps deps,
-                                  eviction_config cfg) {
+caf::actor spawn_eviction_manager(caf::actor_system& sys, eviction_deps deps, eviction_config cfg) {
   return sys.spawn(eviction_manager, std::move(deps), std::move(cfg));
 }
 
-} // namespace deckhand::kubelet
+}  // namespace deckhand::kubelet

@@ -25,4 +25,4 @@ std::string pull_backoff_message(const std::string& image) {
   return "Back-off pulling image \"" + image + "\"";
 }
 
-} // namespace deckhand::kubelet
+}  // namespace deckhand::kubelet

@@ -17,12 +17,12 @@
 
 #include "deckhand/common/log.hpp"
 #include "deckhand/host/caf_glue.hpp"
-#include "deckhand/kubelet/container_events.hpp"
 #include "deckhand/kubelet/admission.hpp"
+#include "deckhand/kubelet/container_events.hpp"
 #include "deckhand/kubelet/event_recorder.hpp"
 #include "deckhand/kubelet/eviction.hpp"
-#include "deckhand/kubelet/node_status.hpp"
 #include "deckhand/kubelet/image_pull.hpp"
+#include "deckhand/kubelet/node_status.hpp"
 #include "deckhand/kubelet/pod_lifecycle.hpp"
 #include "deckhand/kubelet/pod_status.hpp"
 #include "deckhand/kubelet/static_pod_source.hpp"
@@ -94,45 +94,44 @@ caf::behavior status_manager(caf::stateful_actor<status_state>* self, ctx_ptr ct
     if (st.sent[uid] == body)
       return;
     st.inflight.insert(uid);
-    call(*st.ctx, st.ctx->sockets.api, it->second,
-         st.ctx->cfg.request_deadline, caf::actor_cast<caf::actor>(self), 0,
-         uid + "\n" + body);
+    call(*st.ctx, st.ctx->sockets.api, it->second, st.ctx->cfg.request_deadline,
+         caf::actor_cast<caf::actor>(self), 0, uid + "\n" + body);
   };
   return {
-    [=](status_atom, wire::pod_status_update u) {
-      auto uid = u.uid;
-      self->state.wanted[uid] = std::move(u);
-      flush(uid);
-    },
-    [=](stop_atom, const std::string& uid) {
-      self->state.wanted.erase(uid);
-      self->state.sent.erase(uid);
-      if (self->state.inflight.count(uid))
-        self->state.discard.insert(uid);
-    },
-    [=](const rpc_reply& r) {
-      auto nl = r.what.find('\n');
-      auto uid = r.what.substr(0, nl);
-      auto body = r.what.substr(nl + 1);
-      self->state.inflight.erase(uid);
-      if (self->state.discard.erase(uid)) {
+      [=](status_atom, wire::pod_status_update u) {
+        auto uid = u.uid;
+        self->state.wanted[uid] = std::move(u);
         flush(uid);
-        return;
-      }
-      auto ack = r.as<wire::ack>();
-      if (ack) {
-        self->state.sent[uid] = body;
-        flush(uid);
-      } else if (ack.err().code == errc::not_found) {
-        // The pod is gone from the API server: nothing left to report to.
-        self->state.sent[uid] = body;
-      } else {
-        log::get()->warn("msg=\"status update failed, will retry\" uid={} error=\"{}\"",
-                         uid, ack.err().message);
-        self->delayed_send(self, std::chrono::seconds(1), sync_atom::value, uid);
-      }
-    },
-    [=](sync_atom, const std::string& uid) { flush(uid); },
+      },
+      [=](stop_atom, const std::string& uid) {
+        self->state.wanted.erase(uid);
+        self->state.sent.erase(uid);
+        if (self->state.inflight.count(uid))
+          self->state.discard.insert(uid);
+      },
+      [=](const rpc_reply& r) {
+        auto nl = r.what.find('\n');
+        auto uid = r.what.substr(0, nl);
+        auto body = r.what.substr(nl + 1);
+        self->state.inflight.erase(uid);
+        if (self->state.discard.erase(uid)) {
+          flush(uid);
+          return;
+        }
+        auto ack = r.as<wire::ack>();
+        if (ack) {
+          self->state.sent[uid] = body;
+          flush(uid);
+        } else if (ack.err().code == errc::not_found) {
+          // The pod is gone from the API server: nothing left to report to.
+          self->state.sent[uid] = body;
+        } else {
+          log::get()->warn("msg=\"status update failed, will retry\" uid={} error=\"{}\"", uid,
+                           ack.err().message);
+          self->delayed_send(self, std::chrono::seconds(1), sync_atom::value, uid);
+        }
+      },
+      [=](sync_atom, const std::string& uid) { flush(uid); },
   };
 }
 
@@ -146,7 +145,7 @@ enum class worker_phase { syncing, terminating, terminated };
 class retry_backoff {
  public:
   retry_backoff(std::chrono::milliseconds initial, std::chrono::milliseconds max)
-    : initial_(initial), max_(max) {}
+      : initial_(initial), max_(max) {}
 
   /// A failure: the delay before the next attempt.
   std::chrono::milliseconds next() {
@@ -226,8 +225,8 @@ struct worker_state {
 using worker_actor = caf::stateful_actor<worker_state>;
 
 /// Records an event about the pod (nothing for an orphan: no object to name).
-void emit(worker_actor* self, const std::string& field_path, const char* type,
-          const char* reason, const std::string& message) {
+void emit(worker_actor* self, const std::string& field_path, const char* type, const char* reason,
+          const std::string& message) {
   auto& st = self->state;
   if (!st.have_desired || !st.recorder)
     return;
@@ -307,8 +306,7 @@ bool attribute_missing_images(worker_state& st, const std::string& message,
     if (pull_policy(c) == "Never") {
       st.waiting[c.name] = {reason_err_image_never_pull, never_pull_message(c.image)};
       never_pull_events.push_back(c.name);
-    }
-    else
+    } else
       st.waiting[c.name] = {reason_err_image_pull, message};
   }
   return any;
@@ -378,8 +376,8 @@ bool ensure_images(worker_actor* self, clock_type::time_point now) {
       req.secrets.push_back(s.name);
     st.pulling = c.image;
     st.pull_started = self->clock().now();
-    log::get()->info("msg=\"pulling image\" {} image={} policy={}", pod_ref(st.desired),
-                     c.image, policy);
+    log::get()->info("msg=\"pulling image\" {} image={} policy={}", pod_ref(st.desired), c.image,
+                     policy);
     st.pull_announced = !req.if_not_present;
     ++st.pull_gen;
     if (st.pull_announced)
@@ -402,8 +400,8 @@ bool ensure_images(worker_actor* self, clock_type::time_point now) {
 /// shrinks); the reply ("stop") steps again.
 void send_stop(worker_actor* self) {
   auto& st = self->state;
-  auto grace = effective_grace_period(st.have_desired ? &st.desired : nullptr,
-                                      st.grace_in_force, st.kill_grace);
+  auto grace = effective_grace_period(st.have_desired ? &st.desired : nullptr, st.grace_in_force,
+                                      st.kill_grace);
   st.grace_in_force = grace;
   if (st.have_sandbox)
     for (const auto& rec : st.sandbox.containers)
@@ -423,8 +421,8 @@ void shorten_stop(worker_actor* self) {
   auto& st = self->state;
   if (!st.busy || st.stopped || st.grace_in_force < 0 || st.phase != worker_phase::terminating)
     return;
-  auto grace = effective_grace_period(st.have_desired ? &st.desired : nullptr,
-                                      st.grace_in_force, st.kill_grace);
+  auto grace = effective_grace_period(st.have_desired ? &st.desired : nullptr, st.grace_in_force,
+                                      st.kill_grace);
   if (grace >= st.grace_in_force)
     return;
   log::get()->info("msg=\"shortening the grace period\" uid={} from={} to={}", st.uid,
@@ -450,9 +448,9 @@ bool enforce_active_deadline(worker_actor* self) {
                                                              : st.desired.status.start_time;
       st.active_since = now - active_duration(start, std::chrono::system_clock::now());
     }
-    auto left = active_deadline_left(st.desired.spec,
-                                     std::chrono::duration_cast<std::chrono::milliseconds>(
-                                       now - *st.active_since));
+    auto left = active_deadline_left(
+        st.desired.spec,
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - *st.active_since));
     if (!left)
       return false;
     if (left->count() > 0) {
@@ -483,8 +481,8 @@ void step(worker_actor* self) {
     return;
   const auto& ctx = *st.ctx;
   auto me = caf::actor_cast<caf::actor>(self);
-  bool deleting = st.api_deleted || st.kill_grace >= 0
-                  || (st.have_desired && !st.desired.metadata.deletion_timestamp.empty());
+  bool deleting = st.api_deleted || st.kill_grace >= 0 ||
+                  (st.have_desired && !st.desired.metadata.deletion_timestamp.empty());
   if (deleting && st.phase == worker_phase::syncing) {
     st.phase = worker_phase::terminating;
     if (st.have_desired)
@@ -526,18 +524,17 @@ void step(worker_actor* self) {
   if (enforce_active_deadline(self))
     return;
   // Kubernetes: a pod in a terminal phase never runs again.
-  if (!st.have_sandbox
-      && (st.last_status.phase == "Succeeded" || st.last_status.phase == "Failed")) {
+  if (!st.have_sandbox &&
+      (st.last_status.phase == "Succeeded" || st.last_status.phase == "Failed")) {
     publish_status(self);
     return;
   }
   if (!st.have_sandbox) {
     if (!st.pulling.empty())
-      return;  // its reply steps again
+      return;                        // its reply steps again
     auto now = self->clock().now();  // virtual under CAF's test coordinator
     if (now < st.next_attempt) {
-      arm_timer(self, std::chrono::duration_cast<std::chrono::milliseconds>(
-                        st.next_attempt - now));
+      arm_timer(self, std::chrono::duration_cast<std::chrono::milliseconds>(st.next_attempt - now));
       return;
     }
     if (ensure_images(self, now))
@@ -548,8 +545,8 @@ void step(worker_actor* self) {
     // status.hostIP for the downward API (env fieldRef status.hostIP).
     if (run.pod_.status.host_ip.empty())
       run.pod_.status.host_ip = ctx.cfg.host_ip;
-    call(ctx, st.ctx->sockets.runtime, run,
-         st.ctx->cfg.request_deadline + std::chrono::seconds(60), me, 0, "run");
+    call(ctx, st.ctx->sockets.runtime, run, st.ctx->cfg.request_deadline + std::chrono::seconds(60),
+         me, 0, "run");
     return;
   }
   publish_status(self);
@@ -567,15 +564,15 @@ void on_pull_reply(worker_actor* self, const rpc_reply& r) {
   }
   auto rep = r.as<wire::image_pull_reply>();
   if (rep) {
-    log::get()->info("msg=\"image ready\" {} image={} id={} pulled={}", pod_ref(s.desired),
-                     image, rep->image.id, rep->pulled);
+    log::get()->info("msg=\"image ready\" {} image={} id={} pulled={}", pod_ref(s.desired), image,
+                     rep->image.id, rep->pulled);
     if (rep->pulled) {
       if (!s.pull_announced)
         emit_for_image(self, image, "Normal", "Pulling", "Pulling image \"" + image + "\"");
-      auto took = std::chrono::duration_cast<std::chrono::milliseconds>(self->clock().now()
-                                                                         - s.pull_started);
-      auto msg = "Successfully pulled image \"" + image + "\" in " + go_duration(took) + " ("
-                 + go_duration(took) + " including waiting)";
+      auto took = std::chrono::duration_cast<std::chrono::milliseconds>(self->clock().now() -
+                                                                        s.pull_started);
+      auto msg = "Successfully pulled image \"" + image + "\" in " + go_duration(took) + " (" +
+                 go_duration(took) + " including waiting)";
       if (rep->image.size > 0)
         msg += ". Image size: " + std::to_string(rep->image.size) + " bytes.";
       emit_for_image(self, image, "Normal", "Pulled", msg);
@@ -591,9 +588,9 @@ void on_pull_reply(worker_actor* self, const rpc_reply& r) {
   }
   const auto& cfg = s.ctx->cfg;
   auto& ip = s.failed_pulls
-               .try_emplace(image, image_pull_state{retry_backoff{cfg.image_pull_backoff_initial,
-                                                                  cfg.image_pull_backoff_max}})
-               .first->second;
+                 .try_emplace(image, image_pull_state{retry_backoff{cfg.image_pull_backoff_initial,
+                                                                    cfg.image_pull_backoff_max}})
+                 .first->second;
   auto delay = ip.backoff.next();
   ip.failed_at = self->clock().now();
   ip.retry_at = ip.failed_at + delay;
@@ -607,8 +604,8 @@ void on_pull_reply(worker_actor* self, const rpc_reply& r) {
   arm_timer(self, delay);
 }
 
-caf::behavior pod_worker(worker_actor* self, ctx_ptr ctx, caf::actor parent,
-                         caf::actor status_mgr, caf::actor recorder, std::string uid) {
+caf::behavior pod_worker(worker_actor* self, ctx_ptr ctx, caf::actor parent, caf::actor status_mgr,
+                         caf::actor recorder, std::string uid) {
   auto& st = self->state;
   st.ctx = ctx;
   st.parent = parent;
@@ -617,176 +614,176 @@ caf::behavior pod_worker(worker_actor* self, ctx_ptr ctx, caf::actor parent,
   st.uid = uid;
   st.run_backoff = retry_backoff{ctx->cfg.retry_initial, ctx->cfg.retry_max};
   return {
-    [=](sync_atom, const wire::pod& p) {
-      auto& s = self->state;
-      s.desired = p;
-      s.have_desired = true;
-      // After a kubelet restart the API server's status is where we left
-      // off: its startTime, transition times and a terminal phase carry on.
-      if (s.last_status.phase.empty() && !p.status.phase.empty()) {
-        s.last_status = p.status;
-        s.deadline_exceeded = p.status.reason == reason_deadline_exceeded;
-      }
-      shorten_stop(self);
-      step(self);
-    },
-    // The object left the API server (force delete) or never was there
-    // (orphan): stop with `grace` seconds.
-    [=](stop_atom, int64_t grace) {
-      auto& s = self->state;
-      s.api_deleted = true;
-      if (s.kill_grace < 0 || grace < s.kill_grace)
-        s.kill_grace = grace;
-      shorten_stop(self);
-      step(self);
-    },
-    [=](status_atom, const wire::sandbox_status& sb) {
-      auto& s = self->state;
-      s.sandbox_known = true;
-      s.have_sandbox = true;
-      s.sandbox = sb;
-      if (sb.state == "stopped" && s.phase != worker_phase::syncing)
-        s.stopped = true;
-      observe_containers(self);
-      step(self);
-    },
-    [=](status_atom) {
-      auto& s = self->state;
-      s.sandbox_known = true;
-      if (s.have_sandbox && s.phase == worker_phase::syncing && !s.busy) {
-        // The sandbox vanished underneath us (removed by hand): recreate.
-        log::get()->warn("msg=\"sandbox disappeared\" uid={}", s.uid);
-      }
-      if (!s.busy)
-        s.have_sandbox = false;
-      if (s.phase != worker_phase::syncing && !s.busy && !s.have_sandbox) {
-        s.stopped = true;
-        s.removed = true;
-      }
-      step(self);
-    },
-    // Evicted by the eviction manager: stop with Kubernetes' 1 s grace.
-    [=](evict_atom, const std::string& message) {
-      auto& s = self->state;
-      if (s.phase == worker_phase::terminated || !s.evicted_message.empty())
-        return;
-      s.evicted_message = message;
-      if (s.kill_grace < 0 || s.kill_grace > 1)
-        s.kill_grace = 1;
-      publish_status(self);
-      step(self);
-    },
-    [=](tick_atom, uint64_t gen) {
-      if (gen == self->state.timer_gen)
-        step(self);
-    },
-    [=](deadline_atom, uint64_t gen) {
-      if (gen == self->state.deadline_gen)
-        step(self);
-    },
-    [=](pull_notice_atom, uint64_t gen) {
-      auto& s = self->state;
-      if (gen != s.pull_gen || s.pulling.empty() || s.pull_announced)
-        return;
-      s.pull_announced = true;
-      emit_for_image(self, s.pulling, "Normal", "Pulling", "Pulling image \"" + s.pulling + "\"");
-    },
-    [=](const rpc_reply& r) {
-      auto& s = self->state;
-      if (r.what == "pull") {
-        on_pull_reply(self, r);
-        return;
-      }
-      if (r.what == "shorten") {
-        // The first stop's reply completes the stop; this one only moved
-        // the SIGKILL deadline.
-        if (auto rep = r.as<wire::sandbox_status_reply>(); !rep)
-          log::get()->warn("msg=\"shortening the grace period failed\" uid={} error=\"{}\"",
-                           s.uid, rep.err().message);
-        return;
-      }
-      s.busy = false;
-      if (r.what == "run") {
-        auto rep = r.as<wire::run_pod_reply>();
-        // Always means a pull before every start attempt.
-        s.images_ready.clear();
-        if (rep) {
-          s.have_sandbox = true;
-          s.sandbox = rep->sandbox;
-          s.err_reason.clear();
-          s.err_message.clear();
-          s.waiting.clear();
-          s.run_backoff.reset();
-          for (const auto& c : s.desired.spec.containers)
-            if (pull_policy(c) == "Never")
-              emit(self, container_field_path(c.name), "Normal", "Pulled",
-                   "Container image \"" + c.image + "\" already present on machine");
-          observe_containers(self);
-        } else {
-          const auto& e = rep.err();
-          s.err_reason.clear();
-          s.err_message.clear();
-          std::vector<std::string> never_pull;
-          if (e.code != errc::not_found || !attribute_missing_images(s, e.message, never_pull)) {
-            s.err_reason = e.code == errc::not_found ? reason_err_image_pull
-                                                     : "CreateContainerError";
-            s.err_message = e.message;
-          }
-          for (const auto& name : never_pull) {
-            emit(self, container_field_path(name), "Warning", reason_err_image_never_pull,
-                 s.waiting[name].message);
-            emit(self, container_field_path(name), "Warning", "Failed",
-                 std::string("Error: ") + reason_err_image_never_pull);
-          }
-          // Kubernetes: a container that cannot be configured (a missing
-          // ConfigMap key, ...) waits with CreateContainerConfigError.
-          if (auto cfg = config_error_waiting(e.message)) {
-            s.err_reason = cfg->reason;
-            s.err_message = cfg->message;
-            emit(self, "", "Warning", "Failed", "Error: " + cfg->message);
-          }
-          s.next_attempt = self->clock().now() + s.run_backoff.next();
-          log::get()->warn("msg=\"pod start failed\" {} code={} error=\"{}\"",
-                           pod_ref(s.desired), to_string(e.code), e.message);
-          publish_status(self);
+      [=](sync_atom, const wire::pod& p) {
+        auto& s = self->state;
+        s.desired = p;
+        s.have_desired = true;
+        // After a kubelet restart the API server's status is where we left
+        // off: its startTime, transition times and a terminal phase carry on.
+        if (s.last_status.phase.empty() && !p.status.phase.empty()) {
+          s.last_status = p.status;
+          s.deadline_exceeded = p.status.reason == reason_deadline_exceeded;
         }
-      } else if (r.what == "stop") {
-        auto rep = r.as<wire::sandbox_status_reply>();
-        if (rep) {
+        shorten_stop(self);
+        step(self);
+      },
+      // The object left the API server (force delete) or never was there
+      // (orphan): stop with `grace` seconds.
+      [=](stop_atom, int64_t grace) {
+        auto& s = self->state;
+        s.api_deleted = true;
+        if (s.kill_grace < 0 || grace < s.kill_grace)
+          s.kill_grace = grace;
+        shorten_stop(self);
+        step(self);
+      },
+      [=](status_atom, const wire::sandbox_status& sb) {
+        auto& s = self->state;
+        s.sandbox_known = true;
+        s.have_sandbox = true;
+        s.sandbox = sb;
+        if (sb.state == "stopped" && s.phase != worker_phase::syncing)
           s.stopped = true;
-          if (!rep->sandbox.uid.empty()) {
-            s.sandbox = rep->sandbox;
-            s.have_sandbox = true;
-          }
-          publish_status(self);
-        } else {
-          log::get()->warn("msg=\"stop failed, will retry\" uid={} error=\"{}\"", s.uid,
-                           rep.err().message);
-          arm_timer(self, std::chrono::seconds(1));
-          return;
+        observe_containers(self);
+        step(self);
+      },
+      [=](status_atom) {
+        auto& s = self->state;
+        s.sandbox_known = true;
+        if (s.have_sandbox && s.phase == worker_phase::syncing && !s.busy) {
+          // The sandbox vanished underneath us (removed by hand): recreate.
+          log::get()->warn("msg=\"sandbox disappeared\" uid={}", s.uid);
         }
-      } else if (r.what == "remove") {
-        auto rep = r.as<wire::ack>();
-        if (rep) {
-          s.removed = true;
+        if (!s.busy)
           s.have_sandbox = false;
-        } else {
-          log::get()->warn("msg=\"remove failed, will retry\" uid={} error=\"{}\"", s.uid,
-                           rep.err().message);
-          arm_timer(self, std::chrono::seconds(1));
+        if (s.phase != worker_phase::syncing && !s.busy && !s.have_sandbox) {
+          s.stopped = true;
+          s.removed = true;
+        }
+        step(self);
+      },
+      // Evicted by the eviction manager: stop with Kubernetes' 1 s grace.
+      [=](evict_atom, const std::string& message) {
+        auto& s = self->state;
+        if (s.phase == worker_phase::terminated || !s.evicted_message.empty())
+          return;
+        s.evicted_message = message;
+        if (s.kill_grace < 0 || s.kill_grace > 1)
+          s.kill_grace = 1;
+        publish_status(self);
+        step(self);
+      },
+      [=](tick_atom, uint64_t gen) {
+        if (gen == self->state.timer_gen)
+          step(self);
+      },
+      [=](deadline_atom, uint64_t gen) {
+        if (gen == self->state.deadline_gen)
+          step(self);
+      },
+      [=](pull_notice_atom, uint64_t gen) {
+        auto& s = self->state;
+        if (gen != s.pull_gen || s.pulling.empty() || s.pull_announced)
+          return;
+        s.pull_announced = true;
+        emit_for_image(self, s.pulling, "Normal", "Pulling", "Pulling image \"" + s.pulling + "\"");
+      },
+      [=](const rpc_reply& r) {
+        auto& s = self->state;
+        if (r.what == "pull") {
+          on_pull_reply(self, r);
           return;
         }
-      } else if (r.what == "finalize") {
-        auto rep = r.as<wire::ack>();
-        if (rep || rep.err().code == errc::not_found) {
-          s.finalized = true;
-        } else {
-          arm_timer(self, std::chrono::seconds(1));
+        if (r.what == "shorten") {
+          // The first stop's reply completes the stop; this one only moved
+          // the SIGKILL deadline.
+          if (auto rep = r.as<wire::sandbox_status_reply>(); !rep)
+            log::get()->warn("msg=\"shortening the grace period failed\" uid={} error=\"{}\"",
+                             s.uid, rep.err().message);
           return;
         }
-      }
-      step(self);
-    },
+        s.busy = false;
+        if (r.what == "run") {
+          auto rep = r.as<wire::run_pod_reply>();
+          // Always means a pull before every start attempt.
+          s.images_ready.clear();
+          if (rep) {
+            s.have_sandbox = true;
+            s.sandbox = rep->sandbox;
+            s.err_reason.clear();
+            s.err_message.clear();
+            s.waiting.clear();
+            s.run_backoff.reset();
+            for (const auto& c : s.desired.spec.containers)
+              if (pull_policy(c) == "Never")
+                emit(self, container_field_path(c.name), "Normal", "Pulled",
+                     "Container image \"" + c.image + "\" already present on machine");
+            observe_containers(self);
+          } else {
+            const auto& e = rep.err();
+            s.err_reason.clear();
+            s.err_message.clear();
+            std::vector<std::string> never_pull;
+            if (e.code != errc::not_found || !attribute_missing_images(s, e.message, never_pull)) {
+              s.err_reason =
+                  e.code == errc::not_found ? reason_err_image_pull : "CreateContainerError";
+              s.err_message = e.message;
+            }
+            for (const auto& name : never_pull) {
+              emit(self, container_field_path(name), "Warning", reason_err_image_never_pull,
+                   s.waiting[name].message);
+              emit(self, container_field_path(name), "Warning", "Failed",
+                   std::string("Error: ") + reason_err_image_never_pull);
+            }
+            // Kubernetes: a container that cannot be configured (a missing
+            // ConfigMap key, ...) waits with CreateContainerConfigError.
+            if (auto cfg = config_error_waiting(e.message)) {
+              s.err_reason = cfg->reason;
+              s.err_message = cfg->message;
+              emit(self, "", "Warning", "Failed", "Error: " + cfg->message);
+            }
+            s.next_attempt = self->clock().now() + s.run_backoff.next();
+            log::get()->warn("msg=\"pod start failed\" {} code={} error=\"{}\"", pod_ref(s.desired),
+                             to_string(e.code), e.message);
+            publish_status(self);
+          }
+        } else if (r.what == "stop") {
+          auto rep = r.as<wire::sandbox_status_reply>();
+          if (rep) {
+            s.stopped = true;
+            if (!rep->sandbox.uid.empty()) {
+              s.sandbox = rep->sandbox;
+              s.have_sandbox = true;
+            }
+            publish_status(self);
+          } else {
+            log::get()->warn("msg=\"stop failed, will retry\" uid={} error=\"{}\"", s.uid,
+                             rep.err().message);
+            arm_timer(self, std::chrono::seconds(1));
+            return;
+          }
+        } else if (r.what == "remove") {
+          auto rep = r.as<wire::ack>();
+          if (rep) {
+            s.removed = true;
+            s.have_sandbox = false;
+          } else {
+            log::get()->warn("msg=\"remove failed, will retry\" uid={} error=\"{}\"", s.uid,
+                             rep.err().message);
+            arm_timer(self, std::chrono::seconds(1));
+            return;
+          }
+        } else if (r.what == "finalize") {
+          auto rep = r.as<wire::ack>();
+          if (rep || rep.err().code == errc::not_found) {
+            s.finalized = true;
+          } else {
+            arm_timer(self, std::chrono::seconds(1));
+            return;
+          }
+        }
+        step(self);
+      },
   };
 }
 
@@ -969,8 +966,8 @@ void on_feed(sync_actor* self, const wire::envelope& env) {
     auto hb = wire::decode_body<wire::feed_heartbeat>(env.body);
     if (!hb)
       return;
-    if (st.follower.on_heartbeat(env.hdr.incarnation, hb->topic_seq("pods"), now)
-        == wire::feed_follower::verdict::resync)
+    if (st.follower.on_heartbeat(env.hdr.incarnation, hb->topic_seq("pods"), now) ==
+        wire::feed_follower::verdict::resync)
       request_list(self);
     return;
   }
@@ -980,16 +977,16 @@ void on_feed(sync_actor* self, const wire::envelope& env) {
     return;
   }
   switch (st.follower.on_update(env.hdr.incarnation, ev->seq, now)) {
-    case wire::feed_follower::verdict::apply: apply_event(self, *ev); break;
-    case wire::feed_follower::verdict::ignore: break;
-    case wire::feed_follower::verdict::buffer:
-      if (st.buffered.size() < 10000)
-        st.buffered.push_back(env);
-      break;
-    case wire::feed_follower::verdict::resync:
-      log::get()->info("msg=\"feed gap or restart, relisting\" seq={}", ev->seq);
-      request_list(self);
-      break;
+  case wire::feed_follower::verdict::apply: apply_event(self, *ev); break;
+  case wire::feed_follower::verdict::ignore: break;
+  case wire::feed_follower::verdict::buffer:
+    if (st.buffered.size() < 10000)
+      st.buffered.push_back(env);
+    break;
+  case wire::feed_follower::verdict::resync:
+    log::get()->info("msg=\"feed gap or restart, relisting\" seq={}", ev->seq);
+    request_list(self);
+    break;
   }
 }
 
@@ -1008,8 +1005,8 @@ void on_snapshot(sync_actor* self, const wire::list_reply& rep, uint64_t incarna
     }
   }
   if (st.static_source)
-    self->send(st.static_source, mirror_atom::value, std::string("SNAPSHOT"),
-               std::move(mirrors), rep.revision);
+    self->send(st.static_source, mirror_atom::value, std::string("SNAPSHOT"), std::move(mirrors),
+               rep.revision);
   std::erase_if(st.finished, [&](const std::string& uid) { return !listed.count(uid); });
   // Pods that vanished while we were not listening.
   for (auto& [uid, w] : st.workers)
@@ -1041,8 +1038,8 @@ void on_relist(sync_actor* self, const wire::list_sandboxes_reply& rep) {
     auto it = st.workers.find(sb.uid);
     if (it != st.workers.end()) {
       self->send(it->second, status_atom::value, sb);
-    } else if (st.api_synced && st.static_synced && !st.desired.count(sb.uid)
-               && !st.static_pods.count(sb.uid)) {
+    } else if (st.api_synced && st.static_synced && !st.desired.count(sb.uid) &&
+               !st.static_pods.count(sb.uid)) {
       // A sandbox no pod asks for: a leftover of a pod deleted while we were down.
       log::get()->info("msg=\"removing orphaned pod sandbox\" uid={} pod={}/{}", sb.uid,
                        sb.namespace_, sb.name);
@@ -1084,19 +1081,18 @@ caf::behavior sync_loop(sync_actor* self, ctx_ptr ctx) {
   st.status_mgr = self->spawn(status_manager, ctx);
   self->link_to(st.status_mgr);
   auto node = spawn_node_status(
-    self->system(),
-    node_status_sink{ctx->sockets.request, ctx->sockets.api, ctx->cfg.request_deadline},
-    node_identity{ctx->cfg.node_name, ctx->cfg.host_ip}, ctx->cfg.node, ctx->cfg.data_dir,
-    ctx->cfg.node_status_period);
+      self->system(),
+      node_status_sink{ctx->sockets.request, ctx->sockets.api, ctx->cfg.request_deadline},
+      node_identity{ctx->cfg.node_name, ctx->cfg.host_ip}, ctx->cfg.node, ctx->cfg.data_dir,
+      ctx->cfg.node_status_period);
   self->link_to(node);
   st.allocatable = node_allocatable(ctx->cfg.node, node_capacity(ctx->cfg.node, ctx->cfg.data_dir));
   {
     event_recorder_config rc = ctx->cfg.events;
     rc.host = ctx->cfg.node_name;
     rc.request_deadline = ctx->cfg.request_deadline;
-    st.recorder = spawn_event_recorder(self->system(),
-                                       event_sink{ctx->sockets.request, ctx->sockets.api}, rc,
-                                       ctx->event_stats);
+    st.recorder = spawn_event_recorder(
+        self->system(), event_sink{ctx->sockets.request, ctx->sockets.api}, rc, ctx->event_stats);
     self->link_to(st.recorder);
   }
   {
@@ -1116,87 +1112,86 @@ caf::behavior sync_loop(sync_actor* self, ctx_ptr ctx) {
   if (!ctx->cfg.static_pod_path.empty()) {
     static_pod_source_config sc{ctx->cfg.static_pod_path, ctx->cfg.node_name,
                                 ctx->cfg.static_pod_poll, ctx->cfg.request_deadline};
-    st.static_source = spawn_static_pod_source(self->system(), sc, ctx->sockets.request,
-                                               ctx->sockets.api,
-                                               caf::actor_cast<caf::actor>(self), st.status_mgr);
+    st.static_source =
+        spawn_static_pod_source(self->system(), sc, ctx->sockets.request, ctx->sockets.api,
+                                caf::actor_cast<caf::actor>(self), st.status_mgr);
     self->link_to(st.static_source);
     st.static_synced = false;
   }
   self->send(self, tick_atom::value, uint64_t{0});
   return {
-    [=](feed_atom, const wire::envelope& env) { on_feed(self, env); },
-    [=](static_atom, const std::vector<wire::pod>& pods) { apply_static_pods(self, pods); },
-    [=](const transport::inbound_request& req) {
-      if (req.env.hdr.type != wire::pod_status_notify::type_id)
-        return;  // notifications only; the bridge answers ping
-      auto n = wire::decode_body<wire::pod_status_notify>(req.env.body);
-      if (!n)
-        return;
-      auto it = self->state.workers.find(n->sandbox.uid);
-      if (it != self->state.workers.end())
-        self->send(it->second, status_atom::value, n->sandbox);
-    },
-    [=](tick_atom, uint64_t) {
-      auto& s = self->state;
-      if (!s.follower.synced() || s.follower.silent(self->clock().now()))
-        request_list(self);
-      request_relist(self);
-      self->delayed_send(self, s.ctx->cfg.relist_period, tick_atom::value, uint64_t{0});
-    },
-    [=](pods_atom) {
-      std::vector<wire::pod> out;
-      for (const auto* p : active_pods(self->state, false))
-        out.push_back(*p);
-      return out;
-    },
-    [=](evict_atom, const std::string& uid, const std::string& message) {
-      auto it = self->state.workers.find(uid);
-      if (it != self->state.workers.end())
-        self->send(it->second, evict_atom::value, message);
-    },
-    [=](pressure_atom, std::vector<std::string> pressure) {
-      self->state.pressure = std::move(pressure);
-    },
-    [=](stop_atom, const std::string& uid) {
-      auto& s = self->state;
-      s.workers.erase(uid);
-      s.finished.insert(uid);
-      // A pod that is still desired (deleted and re-created with the same uid
-      // cannot happen) is dropped from the desired set once terminated.
-      s.desired.erase(uid);
-      // A static pod whose file came back while it was stopping runs again.
-      if (auto sp = s.static_pods.find(uid); sp != s.static_pods.end()) {
-        s.finished.erase(uid);
-        self->send(worker_for(self, uid), sync_atom::value, sp->second);
-      }
-    },
-    [=](const rpc_reply& r) {
-      auto& s = self->state;
-      if (r.what == "list") {
-        s.list_inflight = false;
-        auto rep = r.as<wire::list_reply>();
-        if (!rep) {
-          log::get()->warn("msg=\"listing pods failed\" error=\"{}\"", rep.err().message);
-          return;  // the next tick retries
-        }
-        on_snapshot(self, *rep, r.env.hdr.incarnation);
-      } else if (r.what == "relist") {
-        s.relist_inflight = false;
-        auto rep = r.as<wire::list_sandboxes_reply>();
-        if (!rep) {
-          log::get()->warn("msg=\"runtime relist failed\" error=\"{}\"", rep.err().message);
+      [=](feed_atom, const wire::envelope& env) { on_feed(self, env); },
+      [=](static_atom, const std::vector<wire::pod>& pods) { apply_static_pods(self, pods); },
+      [=](const transport::inbound_request& req) {
+        if (req.env.hdr.type != wire::pod_status_notify::type_id)
+          return;  // notifications only; the bridge answers ping
+        auto n = wire::decode_body<wire::pod_status_notify>(req.env.body);
+        if (!n)
           return;
+        auto it = self->state.workers.find(n->sandbox.uid);
+        if (it != self->state.workers.end())
+          self->send(it->second, status_atom::value, n->sandbox);
+      },
+      [=](tick_atom, uint64_t) {
+        auto& s = self->state;
+        if (!s.follower.synced() || s.follower.silent(self->clock().now()))
+          request_list(self);
+        request_relist(self);
+        self->delayed_send(self, s.ctx->cfg.relist_period, tick_atom::value, uint64_t{0});
+      },
+      [=](pods_atom) {
+        std::vector<wire::pod> out;
+        for (const auto* p : active_pods(self->state, false))
+          out.push_back(*p);
+        return out;
+      },
+      [=](evict_atom, const std::string& uid, const std::string& message) {
+        auto it = self->state.workers.find(uid);
+        if (it != self->state.workers.end())
+          self->send(it->second, evict_atom::value, message);
+      },
+      [=](pressure_atom, std::vector<std::string> pressure) {
+        self->state.pressure = std::move(pressure);
+      },
+      [=](stop_atom, const std::string& uid) {
+        auto& s = self->state;
+        s.workers.erase(uid);
+        s.finished.insert(uid);
+        // A pod that is still desired (deleted and re-created with the same uid
+        // cannot happen) is dropped from the desired set once terminated.
+        s.desired.erase(uid);
+        // A static pod whose file came back while it was stopping runs again.
+        if (auto sp = s.static_pods.find(uid); sp != s.static_pods.end()) {
+          s.finished.erase(uid);
+          self->send(worker_for(self, uid), sync_atom::value, sp->second);
         }
-        on_relist(self, *rep);
-      }
-    },
+      },
+      [=](const rpc_reply& r) {
+        auto& s = self->state;
+        if (r.what == "list") {
+          s.list_inflight = false;
+          auto rep = r.as<wire::list_reply>();
+          if (!rep) {
+            log::get()->warn("msg=\"listing pods failed\" error=\"{}\"", rep.err().message);
+            return;  // the next tick retries
+          }
+          on_snapshot(self, *rep, r.env.hdr.incarnation);
+        } else if (r.what == "relist") {
+          s.relist_inflight = false;
+          auto rep = r.as<wire::list_sandboxes_reply>();
+          if (!rep) {
+            log::get()->warn("msg=\"runtime relist failed\" error=\"{}\"", rep.err().message);
+            return;
+          }
+          on_relist(self, *rep);
+        }
+      },
   };
 }
 
-} // namespace
+}  // namespace
 
-caf::actor spawn_kubelet(caf::actor_system& sys, kubelet_sockets sockets,
-                         kubelet_config cfg) {
+caf::actor spawn_kubelet(caf::actor_system& sys, kubelet_sockets sockets, kubelet_config cfg) {
   if (!sockets.request) {
     auto* bus = sockets.bus;
     sockets.request = [bus](int dealer, wire::envelope req, std::chrono::milliseconds deadline,
@@ -1206,8 +1201,8 @@ caf::actor spawn_kubelet(caf::actor_system& sys, kubelet_sockets sockets,
   }
   auto stats = cfg.event_stats;
   auto ctx = std::make_shared<const context>(
-    context{std::move(sockets), std::move(cfg), std::move(stats)});
+      context{std::move(sockets), std::move(cfg), std::move(stats)});
   return sys.spawn(sync_loop, ctx);
 }
 
-} // namespace deckhand::kubelet
+}  // namespace deckhand::kubelet

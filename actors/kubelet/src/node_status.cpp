@@ -74,7 +74,7 @@ const eviction_threshold* find_threshold(const std::vector<eviction_threshold>& 
   return nullptr;
 }
 
-} // namespace
+}  // namespace
 
 int64_t eviction_threshold::value_for(int64_t capacity) const {
   if (percentage > 0)
@@ -86,30 +86,29 @@ result<std::vector<eviction_threshold>> parse_eviction_thresholds(const std::str
   std::vector<eviction_threshold> out;
   if (trim(text).empty())
     return out;
-  static const std::vector<std::string> known = {"memory.available", "nodefs.available",
-                                                 "nodefs.inodesFree", "imagefs.available",
+  static const std::vector<std::string> known = {"memory.available",   "nodefs.available",
+                                                 "nodefs.inodesFree",  "imagefs.available",
                                                  "imagefs.inodesFree", "pid.available"};
   for (const auto& item : split(text, ',')) {
     auto lt = item.find('<');
     if (lt == std::string::npos)
-      return error{errc::invalid, "eviction threshold \"" + item
-                                    + "\": expected SIGNAL<QUANTITY (only < is supported)"};
+      return error{errc::invalid, "eviction threshold \"" + item +
+                                      "\": expected SIGNAL<QUANTITY (only < is supported)"};
     eviction_threshold t;
     t.signal = trim(item.substr(0, lt));
     t.text = trim(item.substr(lt + 1));
     if (std::find(known.begin(), known.end(), t.signal) == known.end())
-      return error{errc::invalid, "eviction threshold \"" + item + "\": unknown signal \""
-                                    + t.signal + "\""};
+      return error{errc::invalid,
+                   "eviction threshold \"" + item + "\": unknown signal \"" + t.signal + "\""};
     if (find_threshold(out, t.signal))
-      return error{errc::invalid, "eviction threshold: signal \"" + t.signal
-                                    + "\" given twice"};
+      return error{errc::invalid, "eviction threshold: signal \"" + t.signal + "\" given twice"};
     if (!t.text.empty() && t.text.back() == '%') {
       char* end = nullptr;
       auto num = t.text.substr(0, t.text.size() - 1);
       double p = std::strtod(num.c_str(), &end);
       if (num.empty() || end != num.c_str() + num.size() || !(p > 0) || p > 100)
-        return error{errc::invalid, "eviction threshold \"" + item
-                                      + "\": percentage must be in (0%, 100%]"};
+        return error{errc::invalid,
+                     "eviction threshold \"" + item + "\": percentage must be in (0%, 100%]"};
       t.percentage = p / 100.0;
     } else {
       auto q = oci::quantity_value(t.text);
@@ -151,8 +150,8 @@ result<resource_amounts> parse_reserved(const std::string& text) {
     } else if (name == "pid") {
       // Accepted like Kubernetes; pids are not reported as a node resource.
     } else {
-      return error{errc::invalid, "reservation \"" + item + "\": unknown resource \"" + name
-                                    + "\" (cpu, memory, ephemeral-storage, pid)"};
+      return error{errc::invalid, "reservation \"" + item + "\": unknown resource \"" + name +
+                                      "\" (cpu, memory, ephemeral-storage, pid)"};
     }
   }
   return r;
@@ -171,19 +170,18 @@ resource_amounts node_capacity(const node_status_config& cfg,
     struct statvfs vfs {};
     if (!data_dir.empty() && ::statvfs(data_dir.c_str(), &vfs) == 0)
       cap.ephemeral_storage =
-        static_cast<int64_t>(vfs.f_blocks) * static_cast<int64_t>(vfs.f_frsize) / 1024 * 1024;
+          static_cast<int64_t>(vfs.f_blocks) * static_cast<int64_t>(vfs.f_frsize) / 1024 * 1024;
   }
   cap.pods = cfg.max_pods;
   return cap;
 }
 
-resource_amounts node_allocatable(const node_status_config& cfg,
-                                  const resource_amounts& capacity) {
+resource_amounts node_allocatable(const node_status_config& cfg, const resource_amounts& capacity) {
   resource_amounts a = capacity;
   a.cpu_milli -= cfg.kube_reserved.cpu_milli + cfg.system_reserved.cpu_milli;
   a.memory -= cfg.kube_reserved.memory + cfg.system_reserved.memory;
-  a.ephemeral_storage -= cfg.kube_reserved.ephemeral_storage
-                         + cfg.system_reserved.ephemeral_storage;
+  a.ephemeral_storage -=
+      cfg.kube_reserved.ephemeral_storage + cfg.system_reserved.ephemeral_storage;
   if (auto* t = find_threshold(cfg.eviction_hard, "memory.available"))
     a.memory -= t->value_for(capacity.memory);
   if (auto* t = find_threshold(cfg.eviction_hard, "nodefs.available"))
@@ -280,16 +278,16 @@ void set_node_conditions(wire::node_status& status,
   };
   // Kubernetes' wording (pkg/kubelet/nodestatus/setters.go).
   const def defs[] = {
-    {"MemoryPressure", has("MemoryPressure"), "KubeletHasInsufficientMemory",
-     "kubelet has insufficient memory available", "KubeletHasSufficientMemory",
-     "kubelet has sufficient memory available"},
-    {"DiskPressure", has("DiskPressure"), "KubeletHasDiskPressure", "kubelet has disk pressure",
-     "KubeletHasNoDiskPressure", "kubelet has no disk pressure"},
-    {"PIDPressure", has("PIDPressure"), "KubeletHasInsufficientPID",
-     "kubelet has insufficient PID available", "KubeletHasSufficientPID",
-     "kubelet has sufficient PID available"},
-    {"Ready", true, "KubeletReady", "kubelet is posting ready status", "KubeletNotReady",
-     "kubelet is not ready"},
+      {"MemoryPressure", has("MemoryPressure"), "KubeletHasInsufficientMemory",
+       "kubelet has insufficient memory available", "KubeletHasSufficientMemory",
+       "kubelet has sufficient memory available"},
+      {"DiskPressure", has("DiskPressure"), "KubeletHasDiskPressure", "kubelet has disk pressure",
+       "KubeletHasNoDiskPressure", "kubelet has no disk pressure"},
+      {"PIDPressure", has("PIDPressure"), "KubeletHasInsufficientPID",
+       "kubelet has insufficient PID available", "KubeletHasSufficientPID",
+       "kubelet has sufficient PID available"},
+      {"Ready", true, "KubeletReady", "kubelet is posting ready status", "KubeletNotReady",
+       "kubelet is not ready"},
   };
   status.conditions.clear();
   for (const auto& d : defs) {
@@ -364,16 +362,16 @@ void sync_status(node_actor* self) {
   auto& st = self->state;
   auto cap = node_capacity(st.cfg, st.data_dir);
   auto node = make_node(st.id, cap, node_allocatable(st.cfg, cap));
-  set_node_conditions(node.status, st.current ? st.current->conditions
-                                              : std::vector<wire::node_condition>{},
+  set_node_conditions(node.status,
+                      st.current ? st.current->conditions : std::vector<wire::node_condition>{},
                       st.pressure, now_text(st));
   st.current = node.status;
   if (st.status_inflight)
     return;  // its reply syncs again
   auto now = self->clock().now();
-  bool due = !st.registered || !st.sent || !st.lease_supported
-             || node_status_changed(*st.sent, node.status)
-             || now - st.sent_at >= st.cfg.status_report_frequency;
+  bool due = !st.registered || !st.sent || !st.lease_supported ||
+             node_status_changed(*st.sent, node.status) ||
+             now - st.sent_at >= st.cfg.status_report_frequency;
   if (!due)
     return;
   st.status_inflight = true;
@@ -384,8 +382,8 @@ void sync_status(node_actor* self) {
 }
 
 bool unsupported(const error& e) {
-  return e.code == errc::unsupported
-         || (e.code == errc::invalid && e.message.find("not served") != std::string::npos);
+  return e.code == errc::unsupported ||
+         (e.code == errc::invalid && e.message.find("not served") != std::string::npos);
 }
 
 caf::behavior node_status_actor(node_actor* self, node_status_sink sink, node_identity id,
@@ -400,75 +398,75 @@ caf::behavior node_status_actor(node_actor* self, node_status_sink sink, node_id
   self->send(self, tick_atom::value, status_timer);
   self->send(self, tick_atom::value, lease_timer);
   return {
-    [=](tick_atom, uint64_t which) {
-      auto& s = self->state;
-      if (which == status_timer) {
-        sync_status(self);
-        self->delayed_send(self, s.period, tick_atom::value, status_timer);
-        return;
-      }
-      if (!s.lease_supported || s.lease_inflight)
-        return;
-      s.lease_inflight = true;
-      wire::lease_renew req;
-      req.node_name = s.id.node_name;
-      req.holder_identity = s.id.node_name;
-      req.lease_duration_seconds = s.cfg.lease_duration_seconds;
-      send_request(self, req, "lease");
-    },
-    [=](host::sync_atom) { sync_status(self); },
-    [=](pressure_atom, std::vector<std::string> pressure) {
-      auto& s = self->state;
-      std::sort(pressure.begin(), pressure.end());
-      if (pressure == s.pressure)
-        return;
-      std::string joined;
-      for (const auto& c : pressure)
-        joined += (joined.empty() ? "" : ",") + c;
-      log::get()->info("msg=\"node pressure changed\" node={} conditions=\"{}\"", s.id.node_name,
-                       joined);
-      s.pressure = std::move(pressure);
-      sync_status(self);
-    },
-    [=](const rpc_reply& r) {
-      auto& s = self->state;
-      auto ack = r.as<wire::ack>();
-      if (r.what == "lease") {
-        s.lease_inflight = false;
-        auto retry = std::min(s.cfg.lease_renew_period, std::chrono::milliseconds(1000));
-        if (ack) {
-          self->delayed_send(self, s.cfg.lease_renew_period, tick_atom::value, lease_timer);
-        } else if (unsupported(ack.err())) {
-          log::get()->info("msg=\"API server does not serve leases; node status keeps the "
-                           "node alive\" error=\"{}\"",
-                           ack.err().message);
-          s.lease_supported = false;
-        } else {
-          log::get()->warn("msg=\"lease renewal failed\" error=\"{}\"", ack.err().message);
-          self->delayed_send(self, retry, tick_atom::value, lease_timer);
-        }
-        return;
-      }
-      s.status_inflight = false;
-      if (ack) {
-        if (!s.registered)
-          log::get()->info("msg=\"node registered\" node={}", s.id.node_name);
-        s.registered = true;
-        s.sent = s.pending;
-        s.sent_at = self->clock().now();
-        // A change (pressure) that arrived while this was in flight.
-        if (s.current && node_status_changed(*s.sent, *s.current))
+      [=](tick_atom, uint64_t which) {
+        auto& s = self->state;
+        if (which == status_timer) {
           sync_status(self);
-      } else {
-        log::get()->warn("msg=\"node status update failed\" error=\"{}\"", ack.err().message);
-        self->delayed_send(self, std::min(s.period, std::chrono::milliseconds(1000)),
-                           host::sync_atom::value);
-      }
-    },
+          self->delayed_send(self, s.period, tick_atom::value, status_timer);
+          return;
+        }
+        if (!s.lease_supported || s.lease_inflight)
+          return;
+        s.lease_inflight = true;
+        wire::lease_renew req;
+        req.node_name = s.id.node_name;
+        req.holder_identity = s.id.node_name;
+        req.lease_duration_seconds = s.cfg.lease_duration_seconds;
+        send_request(self, req, "lease");
+      },
+      [=](host::sync_atom) { sync_status(self); },
+      [=](pressure_atom, std::vector<std::string> pressure) {
+        auto& s = self->state;
+        std::sort(pressure.begin(), pressure.end());
+        if (pressure == s.pressure)
+          return;
+        std::string joined;
+        for (const auto& c : pressure)
+          joined += (joined.empty() ? "" : ",") + c;
+        log::get()->info("msg=\"node pressure changed\" node={} conditions=\"{}\"", s.id.node_name,
+                         joined);
+        s.pressure = std::move(pressure);
+        sync_status(self);
+      },
+      [=](const rpc_reply& r) {
+        auto& s = self->state;
+        auto ack = r.as<wire::ack>();
+        if (r.what == "lease") {
+          s.lease_inflight = false;
+          auto retry = std::min(s.cfg.lease_renew_period, std::chrono::milliseconds(1000));
+          if (ack) {
+            self->delayed_send(self, s.cfg.lease_renew_period, tick_atom::value, lease_timer);
+          } else if (unsupported(ack.err())) {
+            log::get()->info("msg=\"API server does not serve leases; node status keeps the "
+                             "node alive\" error=\"{}\"",
+                             ack.err().message);
+            s.lease_supported = false;
+          } else {
+            log::get()->warn("msg=\"lease renewal failed\" error=\"{}\"", ack.err().message);
+            self->delayed_send(self, retry, tick_atom::value, lease_timer);
+          }
+          return;
+        }
+        s.status_inflight = false;
+        if (ack) {
+          if (!s.registered)
+            log::get()->info("msg=\"node registered\" node={}", s.id.node_name);
+          s.registered = true;
+          s.sent = s.pending;
+          s.sent_at = self->clock().now();
+          // A change (pressure) that arrived while this was in flight.
+          if (s.current && node_status_changed(*s.sent, *s.current))
+            sync_status(self);
+        } else {
+          log::get()->warn("msg=\"node status update failed\" error=\"{}\"", ack.err().message);
+          self->delayed_send(self, std::min(s.period, std::chrono::milliseconds(1000)),
+                             host::sync_atom::value);
+        }
+      },
   };
 }
 
-} // namespace
+}  // namespace
 
 caf::actor spawn_node_status(caf::actor_system& sys, node_status_sink sink, node_identity id,
                              node_status_config cfg, std::filesystem::path data_dir,
@@ -477,4 +475,4 @@ caf::actor spawn_node_status(caf::actor_system& sys, node_status_sink sink, node
                    std::move(data_dir), status_period);
 }
 
-} // namespace deckhand::kubelet
+}  // namespace deckhand::kubelet

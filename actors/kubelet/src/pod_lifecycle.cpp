@@ -23,8 +23,8 @@ int64_t effective_grace_period(const wire::pod* desired, int64_t in_force,
   return std::max(grace, minimum_grace_period_seconds);
 }
 
-std::optional<std::chrono::milliseconds> active_deadline_left(const wire::pod_spec& spec,
-                                                              std::chrono::milliseconds active_for) {
+std::optional<std::chrono::milliseconds>
+active_deadline_left(const wire::pod_spec& spec, std::chrono::milliseconds active_for) {
   if (spec.active_deadline_seconds <= 0)
     return std::nullopt;
   return std::chrono::milliseconds(spec.active_deadline_seconds * 1000) - active_for;
@@ -33,9 +33,9 @@ std::optional<std::chrono::milliseconds> active_deadline_left(const wire::pod_sp
 std::optional<std::chrono::system_clock::time_point> parse_rfc3339_time(const std::string& text) {
   int y, mo, d, h, mi, s;
   int consumed = 0;
-  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s, &consumed)
-        != 6
-      || consumed != 19)
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s, &consumed) !=
+          6 ||
+      consumed != 19)
     return std::nullopt;
   std::size_t i = 19;
   if (i < text.size() && text[i] == '.')
@@ -76,4 +76,4 @@ std::chrono::milliseconds active_duration(const std::string& start_time,
   return std::chrono::duration_cast<std::chrono::milliseconds>(now - *start);
 }
 
-} // namespace deckhand::kubelet
+}  // namespace deckhand::kubelet

@@ -81,9 +81,7 @@ const wire::container_status* find_status(const std::vector<wire::container_stat
   return nullptr;
 }
 
-bool is_terminal(const std::string& phase) {
-  return phase == "Succeeded" || phase == "Failed";
-}
+bool is_terminal(const std::string& phase) { return phase == "Succeeded" || phase == "Failed"; }
 
 /// Kubernetes' HasAnyRegularContainerStarted.
 bool any_regular_started(const wire::pod_spec& spec,
@@ -119,8 +117,7 @@ std::string go_list(const std::vector<std::string>& names) {
   return out + "]";
 }
 
-wire::pod_condition condition(const std::string& type, bool value,
-                              const std::string& reason = {},
+wire::pod_condition condition(const std::string& type, bool value, const std::string& reason = {},
                               const std::string& message = {}) {
   wire::pod_condition c;
   c.type = type;
@@ -159,8 +156,8 @@ wire::pod_condition initialized_condition(const wire::pod_spec& spec,
   if (!unknown.empty())
     message = "containers with unknown status: " + go_list(unknown);
   if (!incomplete.empty())
-    message += (message.empty() ? "" : ", ") + std::string("containers with incomplete status: ")
-               + go_list(incomplete);
+    message += (message.empty() ? "" : ", ") + std::string("containers with incomplete status: ") +
+               go_list(incomplete);
   if (!message.empty())
     return condition("Initialized", false, "ContainersNotInitialized", message);
   return condition("Initialized", true);
@@ -173,8 +170,7 @@ wire::pod_condition containers_ready_condition(const wire::pod_spec& spec,
                                                const std::vector<wire::container_status>& regular,
                                                const std::string& phase) {
   std::vector<std::string> unknown, unready;
-  auto check = [&](const std::vector<wire::container_status>& statuses,
-                   const wire::container& c) {
+  auto check = [&](const std::vector<wire::container_status>& statuses, const wire::container& c) {
     if (auto* s = find_status(statuses, c.name)) {
       if (!s->ready)
         unready.push_back(c.name);
@@ -195,8 +191,8 @@ wire::pod_condition containers_ready_condition(const wire::pod_spec& spec,
   if (!unknown.empty())
     message = "containers with unknown status: " + go_list(unknown);
   if (!unready.empty())
-    message += (message.empty() ? "" : ", ") + std::string("containers with unready status: ")
-               + go_list(unready);
+    message += (message.empty() ? "" : ", ") + std::string("containers with unready status: ") +
+               go_list(unready);
   if (!message.empty())
     return condition("ContainersReady", false, "ContainersNotReady", message);
   return condition("ContainersReady", true);
@@ -204,10 +200,10 @@ wire::pod_condition containers_ready_condition(const wire::pod_spec& spec,
 
 /// The status of one container: the supervisor's record if there is one,
 /// else a waiting state saying why it has not been created.
-wire::container_status container_status_of(const wire::container& c,
-                                           const std::map<std::string, const wire::container_record*>& records,
-                                           const observed_pod& obs,
-                                           const std::string& default_reason) {
+wire::container_status
+container_status_of(const wire::container& c,
+                    const std::map<std::string, const wire::container_record*>& records,
+                    const observed_pod& obs, const std::string& default_reason) {
   wire::container_status cs;
   auto it = records.find(c.name);
   if (it != records.end()) {
@@ -234,12 +230,11 @@ wire::container_status container_status_of(const wire::container& c,
   return cs;
 }
 
-} // namespace
+}  // namespace
 
 std::string pod_phase(const wire::pod_spec& spec,
                       const std::vector<wire::container_status>& init_statuses,
-                      const std::vector<wire::container_status>& statuses,
-                      bool pod_is_terminal) {
+                      const std::vector<wire::container_status>& statuses, bool pod_is_terminal) {
   int pending_init = 0, failed_init = 0;
   for (const auto& c : spec.init_containers) {
     if (c.is_sidecar())
@@ -337,7 +332,7 @@ wire::pod_status compute_status(const wire::pod& pod, const observed_pod& obs,
   // Kubernetes: with init containers, every container not yet created waits
   // with PodInitializing; without, with ContainerCreating.
   const char* default_reason =
-    spec.init_containers.empty() ? reason_container_creating : reason_pod_initializing;
+      spec.init_containers.empty() ? reason_container_creating : reason_pod_initializing;
   for (const auto& c : spec.init_containers) {
     auto cs = container_status_of(c, init_records, obs, default_reason);
     // A regular init container is ready once it completed successfully.
@@ -349,8 +344,7 @@ wire::pod_status compute_status(const wire::pod& pod, const observed_pod& obs,
     st.container_statuses.push_back(container_status_of(c, records, obs, default_reason));
 
   bool pod_is_terminal = obs.terminating && obs.containers_stopped;
-  st.phase = pod_phase(spec, st.init_container_statuses, st.container_statuses,
-                       pod_is_terminal);
+  st.phase = pod_phase(spec, st.init_container_statuses, st.container_statuses, pod_is_terminal);
   if (obs.deadline_exceeded) {
     st.phase = "Failed";
     st.reason = reason_deadline_exceeded;
@@ -363,18 +357,18 @@ wire::pod_status compute_status(const wire::pod& pod, const observed_pod& obs,
     st.message = previous.message;
   }
 
-  bool sandbox_up = obs.sandbox && obs.sandbox->state != "stopped" && !is_terminal(st.phase)
-                    && !obs.containers_stopped;
-  auto containers_ready = containers_ready_condition(spec, st.init_container_statuses,
-                                                     st.container_statuses, st.phase);
+  bool sandbox_up = obs.sandbox && obs.sandbox->state != "stopped" && !is_terminal(st.phase) &&
+                    !obs.containers_stopped;
+  auto containers_ready =
+      containers_ready_condition(spec, st.init_container_statuses, st.container_statuses, st.phase);
   auto ready = containers_ready;
   ready.type = "Ready";
   // Go's order: PodReadyToStartContainers, Initialized, Ready, ContainersReady,
   // PodScheduled.
-  st.conditions = {condition("PodReadyToStartContainers", sandbox_up),
-                   initialized_condition(spec, st.init_container_statuses,
-                                         st.container_statuses, st.phase),
-                   ready, containers_ready, condition("PodScheduled", true)};
+  st.conditions = {
+      condition("PodReadyToStartContainers", sandbox_up),
+      initialized_condition(spec, st.init_container_statuses, st.container_statuses, st.phase),
+      ready, containers_ready, condition("PodScheduled", true)};
   // lastTransitionTime moves only when the status flips.
   for (auto& c : st.conditions) {
     c.last_transition_time = obs.now;
@@ -391,4 +385,4 @@ wire::pod_status compute_status(const wire::pod& pod, const observed_pod& obs,
   return st;
 }
 
-} // namespace deckhand::kubelet
+}  // namespace deckhand::kubelet

@@ -41,10 +41,10 @@ struct source_state {
   caf::actor sync_loop;
   caf::actor status_mgr;
   bool sent_once = false;
-  std::vector<std::string> last_uids;            // what the sync loop was told
-  std::map<std::string, std::string> seen;       // uid -> config.seen
-  std::map<std::string, std::string> problems;   // file -> message last logged
-  std::string dir_error;                         // last logged directory error
+  std::vector<std::string> last_uids;           // what the sync loop was told
+  std::map<std::string, std::string> seen;      // uid -> config.seen
+  std::map<std::string, std::string> problems;  // file -> message last logged
+  std::string dir_error;                        // last logged directory error
   mirror_reconciler mirrors;
   std::map<uint64_t, mirror_reconciler::action> pending;  // by request tag
   std::map<std::string, std::string> mirror_errors;       // key -> last logged error
@@ -73,8 +73,7 @@ void scan(source_actor* self) {
   } else {
     st.dir_error.clear();
   }
-  auto set = desired_static_pods(files ? *files : std::vector<manifest_file>{},
-                                 st.cfg.node_name);
+  auto set = desired_static_pods(files ? *files : std::vector<manifest_file>{}, st.cfg.node_name);
   std::map<std::string, std::string> problems;
   for (const auto& p : set.problems) {
     problems[p.file] = p.message;
@@ -100,8 +99,7 @@ void scan(source_actor* self) {
   if (st.sent_once && uids == st.last_uids)
     return;
   for (const auto& p : pods)
-    if (std::find(st.last_uids.begin(), st.last_uids.end(), p.metadata.uid)
-        == st.last_uids.end())
+    if (std::find(st.last_uids.begin(), st.last_uids.end(), p.metadata.uid) == st.last_uids.end())
       log::get()->info("msg=\"static pod found\" pod={}/{} uid={}", p.metadata.namespace_,
                        p.metadata.name, p.metadata.uid);
   st.last_uids = std::move(uids);
@@ -129,60 +127,60 @@ caf::behavior static_pod_source(source_actor* self, static_pod_source_config cfg
   st.api = api;
   st.sync_loop = std::move(sync_loop);
   st.status_mgr = std::move(status_mgr);
-  log::get()->info("msg=\"watching static pod directory\" path={} poll_ms={}",
-                   st.cfg.dir.string(), st.cfg.poll_period.count());
+  log::get()->info("msg=\"watching static pod directory\" path={} poll_ms={}", st.cfg.dir.string(),
+                   st.cfg.poll_period.count());
   scan(self);
   self->send(self, tick_atom::value, uint64_t{0});
   return {
-    [=](tick_atom, uint64_t) {
-      scan(self);
-      self->state.mirrors.retry_failed();
-      pump(self);
-      self->delayed_send(self, self->state.cfg.poll_period, tick_atom::value, uint64_t{0});
-    },
-    [=](mirror_atom, const std::string& type, const std::vector<wire::pod>& mirrors,
-        uint64_t revision) {
-      auto& s = self->state;
-      if (type == "SNAPSHOT")
-        s.mirrors.observe_snapshot(mirrors, revision);
-      else
-        for (const auto& m : mirrors)
-          s.mirrors.observe_event(type, m, revision);
-      pump(self);
-    },
-    [=](const rpc_reply& r) {
-      auto& s = self->state;
-      auto it = s.pending.find(r.tag);
-      if (it == s.pending.end())
-        return;
-      auto a = std::move(it->second);
-      s.pending.erase(it);
-      auto ack = r.as<wire::ack>();
-      if (!ack) {
-        auto& last = s.mirror_errors[a.key];
-        if (last != ack.err().message)
-          log::get()->warn("msg=\"mirror pod update failed, will retry\" pod={} remove={} "
-                           "error=\"{}\"",
-                           a.key, a.update.remove, ack.err().message);
-        last = ack.err().message;
-        s.mirrors.failed(a.key);
-        return;
-      }
-      s.mirror_errors.erase(a.key);
-      log::get()->info("msg=\"{}\" pod={} hash={}",
-                       a.update.remove ? "mirror pod removed" : "mirror pod written", a.key,
-                       a.hash);
-      s.mirrors.acknowledged(a, ack->revision);
-      // A new mirror pod has no status yet: have the status manager write
-      // the static pod's status again.
-      if (!a.update.remove)
-        self->send(s.status_mgr, stop_atom::value, a.hash);
-      pump(self);
-    },
+      [=](tick_atom, uint64_t) {
+        scan(self);
+        self->state.mirrors.retry_failed();
+        pump(self);
+        self->delayed_send(self, self->state.cfg.poll_period, tick_atom::value, uint64_t{0});
+      },
+      [=](mirror_atom, const std::string& type, const std::vector<wire::pod>& mirrors,
+          uint64_t revision) {
+        auto& s = self->state;
+        if (type == "SNAPSHOT")
+          s.mirrors.observe_snapshot(mirrors, revision);
+        else
+          for (const auto& m : mirrors)
+            s.mirrors.observe_event(type, m, revision);
+        pump(self);
+      },
+      [=](const rpc_reply& r) {
+        auto& s = self->state;
+        auto it = s.pending.find(r.tag);
+        if (it == s.pending.end())
+          return;
+        auto a = std::move(it->second);
+        s.pending.erase(it);
+        auto ack = r.as<wire::ack>();
+        if (!ack) {
+          auto& last = s.mirror_errors[a.key];
+          if (last != ack.err().message)
+            log::get()->warn("msg=\"mirror pod update failed, will retry\" pod={} remove={} "
+                             "error=\"{}\"",
+                             a.key, a.update.remove, ack.err().message);
+          last = ack.err().message;
+          s.mirrors.failed(a.key);
+          return;
+        }
+        s.mirror_errors.erase(a.key);
+        log::get()->info("msg=\"{}\" pod={} hash={}",
+                         a.update.remove ? "mirror pod removed" : "mirror pod written", a.key,
+                         a.hash);
+        s.mirrors.acknowledged(a, ack->revision);
+        // A new mirror pod has no status yet: have the status manager write
+        // the static pod's status again.
+        if (!a.update.remove)
+          self->send(s.status_mgr, stop_atom::value, a.hash);
+        pump(self);
+      },
   };
 }
 
-} // namespace
+}  // namespace
 
 caf::actor spawn_static_pod_source(caf::actor_system& sys, static_pod_source_config cfg,
                                    request_fn request, int api, caf::actor sync_loop,
@@ -191,4 +189,4 @@ caf::actor spawn_static_pod_source(caf::actor_system& sys, static_pod_source_con
                                   std::move(sync_loop), std::move(status_manager));
 }
 
-} // namespace deckhand::kubelet
+}  // namespace deckhand::kubelet

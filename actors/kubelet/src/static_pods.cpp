@@ -8,8 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include "deckhand/apiserver/validation.hpp"
-#include "deckhand/common/sha256.hpp"
 #include "deckhand/cli/manifest.hpp"
+#include "deckhand/common/sha256.hpp"
 #include "deckhand/messages/json.hpp"
 
 namespace deckhand::kubelet {
@@ -30,11 +30,11 @@ std::string annotation(const wire::pod& p, const char* key) {
   return it == p.metadata.annotations.end() ? std::string{} : it->second;
 }
 
-} // namespace
+}  // namespace
 
 std::string pod_key(const wire::pod& p) {
-  return (p.metadata.namespace_.empty() ? std::string("default") : p.metadata.namespace_) + "/"
-         + p.metadata.name;
+  return (p.metadata.namespace_.empty() ? std::string("default") : p.metadata.namespace_) + "/" +
+         p.metadata.name;
 }
 
 std::string static_pod_hash(std::string_view content, const std::string& node_name) {
@@ -59,17 +59,17 @@ result<wire::pod> parse_static_pod(std::string_view content, const std::string& 
   if (!docs)
     return docs.err();
   if (docs->size() != 1)
-    return error{errc::invalid, file + ": expected exactly one Pod per file, found "
-                                  + std::to_string(docs->size()) + " documents"};
+    return error{errc::invalid, file + ": expected exactly one Pod per file, found " +
+                                    std::to_string(docs->size()) + " documents"};
   json obj = std::move(docs->front());
   if (!obj.is_object())
     return error{errc::invalid, file + ": expected a Pod object"};
   auto kind = obj.value("kind", json()).is_string() ? obj["kind"].get<std::string>() : "";
   auto version =
-    obj.value("apiVersion", json()).is_string() ? obj["apiVersion"].get<std::string>() : "";
+      obj.value("apiVersion", json()).is_string() ? obj["apiVersion"].get<std::string>() : "";
   if (kind != "Pod" || version != "v1")
-    return error{errc::invalid, file + ": expected kind Pod in apiVersion v1, got kind \""
-                                  + kind + "\" in \"" + version + "\""};
+    return error{errc::invalid, file + ": expected kind Pod in apiVersion v1, got kind \"" + kind +
+                                    "\" in \"" + version + "\""};
   if (!obj.contains("metadata") || !obj["metadata"].is_object())
     return error{errc::invalid, file + ": metadata.name: Required value"};
   json& md = obj["metadata"];
@@ -97,8 +97,8 @@ result<wire::pod> parse_static_pod(std::string_view content, const std::string& 
   auto errs = apiserver::default_and_validate_pod(obj);
   if (!errs.empty())
     return error{errc::invalid,
-                 file + ": " + apiserver::invalid_message("Pod", md["name"].get<std::string>(),
-                                                          errs)};
+                 file + ": " +
+                     apiserver::invalid_message("Pod", md["name"].get<std::string>(), errs)};
   auto pod = wire::from_json<wire::pod>(obj);
   if (!pod)
     return error{errc::invalid, file + ": " + pod.err().message};
@@ -123,9 +123,8 @@ static_pod_set desired_static_pods(const std::vector<manifest_file>& files,
     auto key = pod_key(*p);
     auto [it, fresh] = by_key.emplace(key, f.name);
     if (!fresh) {
-      out.problems.push_back(
-        {f.name, f.name + ": pod " + key + " is already defined by " + it->second
-                   + "; this file is ignored"});
+      out.problems.push_back({f.name, f.name + ": pod " + key + " is already defined by " +
+                                          it->second + "; this file is ignored"});
       continue;
     }
     out.pods.push_back({f.name, std::move(*p)});
@@ -165,8 +164,8 @@ result<std::vector<manifest_file>> read_manifest_dir(const fs::path& dir) {
     if (size_ec) {
       f.read_error = f.name + ": " + size_ec.message();
     } else if (size > max_manifest_bytes) {
-      f.read_error = f.name + ": manifest is larger than " + std::to_string(max_manifest_bytes)
-                     + " bytes";
+      f.read_error =
+          f.name + ": manifest is larger than " + std::to_string(max_manifest_bytes) + " bytes";
     } else {
       std::ifstream in(p, std::ios::binary);
       std::ostringstream ss;
@@ -214,8 +213,7 @@ void mirror_reconciler::observe(const std::string& key, const wire::pod* mirror,
   o.hash = mirror ? annotation(*mirror, config_mirror_annotation) : std::string{};
 }
 
-void mirror_reconciler::observe_snapshot(const std::vector<wire::pod>& mirrors,
-                                         uint64_t revision) {
+void mirror_reconciler::observe_snapshot(const std::vector<wire::pod>& mirrors, uint64_t revision) {
   std::set<std::string> listed;
   for (const auto& m : mirrors) {
     auto key = pod_key(m);
@@ -264,8 +262,8 @@ std::vector<mirror_reconciler::action> mirror_reconciler::next() {
       if (o.present && !o.deleting && o.hash == hash)
         continue;
       // Our own write that the feed has not shown yet.
-      if (c_it != confirmed_.end() && c_it->second.hash == hash
-          && c_it->second.revision >= o.revision)
+      if (c_it != confirmed_.end() && c_it->second.hash == hash &&
+          c_it->second.revision >= o.revision)
         continue;
       action a;
       a.key = key;
@@ -275,8 +273,8 @@ std::vector<mirror_reconciler::action> mirror_reconciler::next() {
     } else {
       if (!o.present)
         continue;
-      if (c_it != confirmed_.end() && c_it->second.hash.empty()
-          && c_it->second.revision >= o.revision)
+      if (c_it != confirmed_.end() && c_it->second.hash.empty() &&
+          c_it->second.revision >= o.revision)
         continue;
       action a;
       a.key = key;
@@ -294,4 +292,4 @@ std::vector<mirror_reconciler::action> mirror_reconciler::next() {
   return out;
 }
 
-} // namespace deckhand::kubelet
+}  // namespace deckhand::kubelet

@@ -107,10 +107,10 @@ struct fixture {
   std::vector<sent_batch> batches;
   std::size_t next_answer = 0;
   std::chrono::system_clock::time_point wall =
-    std::chrono::system_clock::from_time_t(1714564800);  // 2024-05-01T12:00:00Z
+      std::chrono::system_clock::from_time_t(1714564800);  // 2024-05-01T12:00:00Z
 };
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_SUITE(event_recorder_suite, fixture)
 
@@ -137,17 +137,14 @@ BOOST_AUTO_TEST_CASE(an_event_is_sent_after_the_batch_delay_with_kubernetes_fiel
 }
 
 BOOST_AUTO_TEST_CASE(identical_events_in_the_window_aggregate_into_one_series) {
-  record("BackOff", "Back-off restarting failed container app in pod web-1_default(u1)",
-         "Warning");
+  record("BackOff", "Back-off restarting failed container app in pod web-1_default(u1)", "Warning");
   advance(200ms);
   answer(true);
   auto name = batches[0].report.events[0].metadata.name;
   advance(std::chrono::minutes(1));
-  record("BackOff", "Back-off restarting failed container app in pod web-1_default(u1)",
-         "Warning");
+  record("BackOff", "Back-off restarting failed container app in pod web-1_default(u1)", "Warning");
   advance(100ms);
-  record("BackOff", "Back-off restarting failed container app in pod web-1_default(u1)",
-         "Warning");
+  record("BackOff", "Back-off restarting failed container app in pod web-1_default(u1)", "Warning");
   advance(100ms);
   // Both repeats went out together, as one series with count 3.
   BOOST_REQUIRE_EQUAL(batches.size(), 2u);
@@ -176,8 +173,8 @@ BOOST_AUTO_TEST_CASE(after_the_window_a_new_series_starts) {
   advance(200ms);
   BOOST_REQUIRE_EQUAL(batches.size(), 2u);
   BOOST_TEST(batches[1].report.events[0].count == 1);
-  BOOST_TEST(batches[1].report.events[0].metadata.name
-             != batches[0].report.events[0].metadata.name);
+  BOOST_TEST(batches[1].report.events[0].metadata.name !=
+             batches[0].report.events[0].metadata.name);
 }
 
 BOOST_AUTO_TEST_CASE(one_batch_in_flight_and_batches_are_bounded) {
@@ -275,8 +272,8 @@ BOOST_AUTO_TEST_CASE(remembered_series_are_bounded) {
   advance(1s);
   BOOST_REQUIRE_EQUAL(batches.size(), 4u);
   BOOST_TEST(batches[3].report.events[0].count == 1);
-  BOOST_TEST(batches[3].report.events[0].metadata.name
-             != batches[0].report.events[0].metadata.name);
+  BOOST_TEST(batches[3].report.events[0].metadata.name !=
+             batches[0].report.events[0].metadata.name);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
@@ -349,8 +346,8 @@ BOOST_AUTO_TEST_CASE(crash_loop_gives_back_off_once_per_restart) {
   auto again = waiting;
   again.restart_count = 2;
   again.last_state.terminated.started_at = "2024-05-01T12:00:12Z";
-  BOOST_TEST(reasons(kubelet::container_events(pod, {waiting}, sandbox_with(again)))
-               == (std::vector<std::string>{"Created", "Started", "BackOff"}),
+  BOOST_TEST(reasons(kubelet::container_events(pod, {waiting}, sandbox_with(again))) ==
+                 (std::vector<std::string>{"Created", "Started", "BackOff"}),
              boost::test_tools::per_element());
 }
 
@@ -408,11 +405,11 @@ wire::sandbox_status sandbox_notes(std::vector<wire::supervisor_note> notes,
 // Killing (Normal) event; each supervisor note becomes one event, once.
 BOOST_AUTO_TEST_CASE(each_note_above_the_mark_is_one_event) {
   kubelet::note_marks marks;
-  auto sb = sandbox_notes({make_note(1, "2024-05-01T12:00:01Z", "Liveness probe failed: x"),
-                           make_note(2, "2024-05-01T12:00:02Z", "Liveness probe failed: x"),
-                           make_note(3, "2024-05-01T12:00:02Z",
-                                     "Container app failed liveness probe, will be restarted",
-                                     "Killing", "Normal")});
+  auto sb = sandbox_notes(
+      {make_note(1, "2024-05-01T12:00:01Z", "Liveness probe failed: x"),
+       make_note(2, "2024-05-01T12:00:02Z", "Liveness probe failed: x"),
+       make_note(3, "2024-05-01T12:00:02Z",
+                 "Container app failed liveness probe, will be restarted", "Killing", "Normal")});
   auto ev = kubelet::note_events(sb, marks, {});
   BOOST_REQUIRE_EQUAL(ev.size(), 3u);
   BOOST_TEST(ev[0].reason == "Unhealthy");
@@ -421,7 +418,8 @@ BOOST_AUTO_TEST_CASE(each_note_above_the_mark_is_one_event) {
   BOOST_TEST(ev[2].reason == "Killing");
   BOOST_TEST(ev[2].type == "Normal");
   BOOST_TEST(kubelet::note_events(sb, marks, {}).empty());
-  sb.containers[0].notes.push_back(make_note(4, "2024-05-01T12:00:03Z", "Readiness probe failed: y"));
+  sb.containers[0].notes.push_back(
+      make_note(4, "2024-05-01T12:00:03Z", "Readiness probe failed: y"));
   ev = kubelet::note_events(sb, marks, {});
   BOOST_REQUIRE_EQUAL(ev.size(), 1u);
   BOOST_TEST(ev[0].message == "Readiness probe failed: y");
@@ -431,8 +429,8 @@ BOOST_AUTO_TEST_CASE(each_note_above_the_mark_is_one_event) {
 // were the previous kubelet's: no repeats; newer ones are reported.
 BOOST_AUTO_TEST_CASE(no_repeats_after_a_kubelet_restart) {
   kubelet::note_marks marks;
-  auto sb = sandbox_notes({make_note(7, "2024-05-01T12:00:01Z", "old"),
-                           make_note(8, "2024-05-01T12:00:09Z", "new")});
+  auto sb = sandbox_notes(
+      {make_note(7, "2024-05-01T12:00:01Z", "old"), make_note(8, "2024-05-01T12:00:09Z", "new")});
   auto ev = kubelet::note_events(sb, marks, "2024-05-01T12:00:05Z");
   BOOST_REQUIRE_EQUAL(ev.size(), 1u);
   BOOST_TEST(ev[0].message == "new");
@@ -446,7 +444,8 @@ BOOST_AUTO_TEST_CASE(init_containers_and_numbering_restarts) {
   auto sb = sandbox_notes({make_note(5, "2024-05-01T12:00:01Z", "a")});
   wire::container_record init;
   init.name = "setup";
-  init.notes.push_back(make_note(1, "2024-05-01T12:00:01Z", "PreStopHook failed", "FailedPreStopHook"));
+  init.notes.push_back(
+      make_note(1, "2024-05-01T12:00:01Z", "PreStopHook failed", "FailedPreStopHook"));
   sb.init_containers.push_back(init);
   auto ev = kubelet::note_events(sb, marks, {});
   BOOST_REQUIRE_EQUAL(ev.size(), 2u);

@@ -49,7 +49,7 @@ const wire::pod_condition* cond(const wire::pod_status& st, const std::string& t
   return nullptr;
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(pod_status_suite)
 
@@ -173,8 +173,8 @@ BOOST_AUTO_TEST_CASE(default_policy_follows_the_tag) {
 
 // The messages users grep for, exactly as the Go kubelet writes them.
 BOOST_AUTO_TEST_CASE(messages_match_kubernetes) {
-  BOOST_TEST(never_pull_message("x:1")
-             == "Container image \"x:1\" is not present with pull policy of Never");
+  BOOST_TEST(never_pull_message("x:1") ==
+             "Container image \"x:1\" is not present with pull policy of Never");
   BOOST_TEST(pull_backoff_message("x:1") == "Back-off pulling image \"x:1\"");
 }
 
@@ -184,7 +184,8 @@ BOOST_AUTO_TEST_CASE(per_container_waiting_overrides) {
   auto p = make_pod("Always", 2);
   observed_pod obs;
   obs.now = "2026-11-27T20:00:00Z";
-  obs.waiting["c1"] = wire::container_state_waiting{"ImagePullBackOff", "Back-off pulling image \"img\""};
+  obs.waiting["c1"] =
+      wire::container_state_waiting{"ImagePullBackOff", "Back-off pulling image \"img\""};
   auto st = compute_status(p, obs, {});
   BOOST_TEST(st.phase == "Pending");
   BOOST_REQUIRE(st.container_statuses.size() == 2u);

@@ -85,7 +85,7 @@ wire::pod make_pod(const std::string& name, const std::string& uid,
 class fake_api {
  public:
   fake_api(hub& h, std::string router_ep, std::string pub_ep)
-    : hub_(h), router_ep_(std::move(router_ep)), pub_ep_(std::move(pub_ep)) {
+      : hub_(h), router_ep_(std::move(router_ep)), pub_ep_(std::move(pub_ep)) {
     start(1001);
   }
 
@@ -166,9 +166,8 @@ class fake_api {
     bc.component = "fake-apiserver";
     bc.incarnation = incarnation;
     bus_ = std::make_unique<transport::bridge>(bc);
-    auto r = bus_->bind_router(router_ep_, [this](transport::inbound_request req) {
-      on_request(std::move(req));
-    });
+    auto r = bus_->bind_router(
+        router_ep_, [this](transport::inbound_request req) { on_request(std::move(req)); });
     auto p = bus_->bind_pub(pub_ep_);
     BOOST_REQUIRE_MESSAGE(r && p, "fake API server cannot bind");
     pub_ = *p;
@@ -180,63 +179,62 @@ class fake_api {
     std::lock_guard lk(hub_.mu);
     const auto& env = req.env;
     switch (env.hdr.type) {
-      case wire::list_request::type_id: {
-        ++lists;
-        hub_.log.push_back("api:list");
-        if (fail_list) {
-          bus_->reply_error(req, error{errc::unavailable, "fake: store not ready"});
-          break;
+    case wire::list_request::type_id: {
+      ++lists;
+      hub_.log.push_back("api:list");
+      if (fail_list) {
+        bus_->reply_error(req, error{errc::unavailable, "fake: store not ready"});
+        break;
+      }
+      auto lr = wire::decode_body<wire::list_request>(env.body);
+      wire::list_reply rep;
+      rep.kind = "pods";
+      rep.feed_seq = feed_seq;
+      for (const auto& [uid, p] : pods)
+        if (lr && (lr->node_name.empty() || p.spec.node_name == lr->node_name))
+          rep.pods.push_back(p);
+      bus_->reply(req, wire::make_envelope(rep));
+      break;
+    }
+    case wire::pod_status_update::type_id: {
+      auto u = wire::decode_body<wire::pod_status_update>(env.body);
+      if (u) {
+        hub_.log.push_back("api:pod_status_update:" + u->uid);
+        status_updates.push_back(*u);
+      }
+      bus_->reply(req, wire::make_envelope(wire::ack{}));
+      break;
+    }
+    case wire::pod_finalize::type_id: {
+      auto f = wire::decode_body<wire::pod_finalize>(env.body);
+      if (f) {
+        hub_.log.push_back("api:pod_finalize:" + f->uid);
+        // Like the real API server: the object goes, and DELETED is
+        // published (counted before the ack goes out, so the harness
+        // waits for it).
+        auto it = pods.find(f->uid);
+        if (it != pods.end()) {
+          auto p = it->second;
+          pods.erase(it);
+          publish_locked(++feed_seq, "DELETED", p);
         }
-        auto lr = wire::decode_body<wire::list_request>(env.body);
-        wire::list_reply rep;
-        rep.kind = "pods";
-        rep.feed_seq = feed_seq;
-        for (const auto& [uid, p] : pods)
-          if (lr && (lr->node_name.empty() || p.spec.node_name == lr->node_name))
-            rep.pods.push_back(p);
-        bus_->reply(req, wire::make_envelope(rep));
-        break;
       }
-      case wire::pod_status_update::type_id: {
-        auto u = wire::decode_body<wire::pod_status_update>(env.body);
-        if (u) {
-          hub_.log.push_back("api:pod_status_update:" + u->uid);
-          status_updates.push_back(*u);
-        }
-        bus_->reply(req, wire::make_envelope(wire::ack{}));
-        break;
-      }
-      case wire::pod_finalize::type_id: {
-        auto f = wire::decode_body<wire::pod_finalize>(env.body);
-        if (f) {
-          hub_.log.push_back("api:pod_finalize:" + f->uid);
-          // Like the real API server: the object goes, and DELETED is
-          // published (counted before the ack goes out, so the harness
-          // waits for it).
-          auto it = pods.find(f->uid);
-          if (it != pods.end()) {
-            auto p = it->second;
-            pods.erase(it);
-            publish_locked(++feed_seq, "DELETED", p);
-          }
-        }
-        bus_->reply(req, wire::make_envelope(wire::ack{}));
-        break;
-      }
-      case wire::event_report::type_id: {
-        auto r = wire::decode_body<wire::event_report>(env.body);
-        if (r)
-          for (const auto& e : r->events)
-            events[e.metadata.namespace_ + "/" + e.metadata.name] = e;
-        bus_->reply(req, wire::make_envelope(wire::ack{}));
-        break;
-      }
-      case wire::node_heartbeat::type_id:
-        ++heartbeats;
-        bus_->reply(req, wire::make_envelope(wire::ack{}));
-        break;
-      default:
-        bus_->reply_error(req, error{errc::unsupported, "fake: unexpected request"});
+      bus_->reply(req, wire::make_envelope(wire::ack{}));
+      break;
+    }
+    case wire::event_report::type_id: {
+      auto r = wire::decode_body<wire::event_report>(env.body);
+      if (r)
+        for (const auto& e : r->events)
+          events[e.metadata.namespace_ + "/" + e.metadata.name] = e;
+      bus_->reply(req, wire::make_envelope(wire::ack{}));
+      break;
+    }
+    case wire::node_heartbeat::type_id:
+      ++heartbeats;
+      bus_->reply(req, wire::make_envelope(wire::ack{}));
+      break;
+    default: bus_->reply_error(req, error{errc::unsupported, "fake: unexpected request"});
     }
     hub_.cv.notify_all();
   }
@@ -256,17 +254,16 @@ class fake_runtime {
     bc.component = "fake-runtime";
     bc.incarnation = 2001;
     bus_ = std::make_unique<transport::bridge>(bc);
-    auto r = bus_->bind_router(ep, [this](transport::inbound_request req) {
-      on_request(std::move(req));
-    });
+    auto r = bus_->bind_router(
+        ep, [this](transport::inbound_request req) { on_request(std::move(req)); });
     BOOST_REQUIRE_MESSAGE(r, "fake runtime cannot bind");
     bus_->start();
   }
 
   // Guarded by hub.mu.
   std::map<std::string, wire::sandbox_status> sandboxes;  // by uid
-  std::map<std::string, errc> fail_run;                    // uid -> error for run_pod
-  std::map<std::string, int> runs;                         // uid -> run_pod requests
+  std::map<std::string, errc> fail_run;                   // uid -> error for run_pod
+  std::map<std::string, int> runs;                        // uid -> run_pod requests
   int stops = 0, removes = 0, lists = 0;
   /// Images in the store; run_pod fails like the real runtime without them.
   std::set<std::string> present;
@@ -277,8 +274,8 @@ class fake_runtime {
 
   int pulls_of(const std::string& image) {
     std::lock_guard lk(hub_.mu);
-    return static_cast<int>(std::count_if(pulls.begin(), pulls.end(),
-                                          [&](const auto& p) { return p.image == image; }));
+    return static_cast<int>(
+        std::count_if(pulls.begin(), pulls.end(), [&](const auto& p) { return p.image == image; }));
   }
 
   /// Answers the held pulls of `image` (successfully).
@@ -331,99 +328,98 @@ class fake_runtime {
     std::lock_guard lk(hub_.mu);
     const auto& env = req.env;
     switch (env.hdr.type) {
-      case wire::list_sandboxes_request::type_id: {
-        ++lists;
-        wire::list_sandboxes_reply rep;
-        for (const auto& [uid, sb] : sandboxes)
-          rep.sandboxes.push_back(sb);
-        bus_->reply(req, wire::make_envelope(rep));
+    case wire::list_sandboxes_request::type_id: {
+      ++lists;
+      wire::list_sandboxes_reply rep;
+      for (const auto& [uid, sb] : sandboxes)
+        rep.sandboxes.push_back(sb);
+      bus_->reply(req, wire::make_envelope(rep));
+      break;
+    }
+    case wire::run_pod_request::type_id: {
+      auto r = wire::decode_body<wire::run_pod_request>(env.body);
+      if (!r) {
+        bus_->reply_error(req, r.err());
         break;
       }
-      case wire::run_pod_request::type_id: {
-        auto r = wire::decode_body<wire::run_pod_request>(env.body);
-        if (!r) {
-          bus_->reply_error(req, r.err());
-          break;
-        }
-        const auto& uid = r->pod_.metadata.uid;
-        ++runs[uid];
-        hub_.log.push_back("runtime:run_pod:" + uid);
-        if (auto f = fail_run.find(uid); f != fail_run.end()) {
-          bus_->reply_error(req, error{f->second, "fake: image \"busybox:latest\" not found"});
-          break;
-        }
-        std::string missing;
-        for (const auto& c : r->pod_.spec.containers)
-          if (!present.count(c.image) && missing.empty())
-            missing = c.image;
-        if (!missing.empty()) {
-          bus_->reply_error(req, error{errc::not_found,
-                                       "image \"" + missing + "\" is not present on the node"});
-          break;
-        }
-        if (!sandboxes.count(uid))
-          sandboxes[uid] = running_sandbox(r->pod_);
-        bus_->reply(req, wire::make_envelope(wire::run_pod_reply{sandboxes[uid]}));
+      const auto& uid = r->pod_.metadata.uid;
+      ++runs[uid];
+      hub_.log.push_back("runtime:run_pod:" + uid);
+      if (auto f = fail_run.find(uid); f != fail_run.end()) {
+        bus_->reply_error(req, error{f->second, "fake: image \"busybox:latest\" not found"});
         break;
       }
-      case wire::image_pull_request::type_id: {
-        auto r = wire::decode_body<wire::image_pull_request>(env.body);
-        if (!r) {
-          bus_->reply_error(req, r.err());
-          break;
-        }
-        pulls.push_back(*r);
-        hub_.log.push_back("runtime:image_pull " + r->image);
-        if (hold_pull.count(r->image)) {
-          held_requests.push_back(std::move(req));
-          ++hub_.held;
-          break;
-        }
-        if (auto f = fail_pull.find(r->image); f != fail_pull.end()) {
-          bus_->reply_error(req, error{f->second, "fake: " + r->image + ": manifest unknown"});
-          break;
-        }
-        answer_pull(req, *r);
+      std::string missing;
+      for (const auto& c : r->pod_.spec.containers)
+        if (!present.count(c.image) && missing.empty())
+          missing = c.image;
+      if (!missing.empty()) {
+        bus_->reply_error(
+            req, error{errc::not_found, "image \"" + missing + "\" is not present on the node"});
         break;
       }
-      case wire::stop_pod_request::type_id: {
-        auto r = wire::decode_body<wire::stop_pod_request>(env.body);
-        ++stops;
-        wire::sandbox_status_reply rep;
-        if (r) {
-          hub_.log.push_back("runtime:stop_pod:" + r->uid + ":"
-                             + std::to_string(r->grace_period_seconds));
-          auto it = sandboxes.find(r->uid);
-          if (it != sandboxes.end()) {
-            it->second.state = "stopped";
-            it->second.supervisor_alive = false;
-            for (auto& c : it->second.containers) {
-              auto started = c.status.state.running.started_at;
-              c.status.state = {};
-              c.status.state.terminated.exit_code = 0;
-              c.status.state.terminated.reason = "Completed";
-              c.status.state.terminated.started_at = started;
-              c.status.state.terminated.finished_at = "2026-01-01T00:01:00Z";
-              c.status.ready = false;
-            }
-            rep.sandbox = it->second;
+      if (!sandboxes.count(uid))
+        sandboxes[uid] = running_sandbox(r->pod_);
+      bus_->reply(req, wire::make_envelope(wire::run_pod_reply{sandboxes[uid]}));
+      break;
+    }
+    case wire::image_pull_request::type_id: {
+      auto r = wire::decode_body<wire::image_pull_request>(env.body);
+      if (!r) {
+        bus_->reply_error(req, r.err());
+        break;
+      }
+      pulls.push_back(*r);
+      hub_.log.push_back("runtime:image_pull " + r->image);
+      if (hold_pull.count(r->image)) {
+        held_requests.push_back(std::move(req));
+        ++hub_.held;
+        break;
+      }
+      if (auto f = fail_pull.find(r->image); f != fail_pull.end()) {
+        bus_->reply_error(req, error{f->second, "fake: " + r->image + ": manifest unknown"});
+        break;
+      }
+      answer_pull(req, *r);
+      break;
+    }
+    case wire::stop_pod_request::type_id: {
+      auto r = wire::decode_body<wire::stop_pod_request>(env.body);
+      ++stops;
+      wire::sandbox_status_reply rep;
+      if (r) {
+        hub_.log.push_back("runtime:stop_pod:" + r->uid + ":" +
+                           std::to_string(r->grace_period_seconds));
+        auto it = sandboxes.find(r->uid);
+        if (it != sandboxes.end()) {
+          it->second.state = "stopped";
+          it->second.supervisor_alive = false;
+          for (auto& c : it->second.containers) {
+            auto started = c.status.state.running.started_at;
+            c.status.state = {};
+            c.status.state.terminated.exit_code = 0;
+            c.status.state.terminated.reason = "Completed";
+            c.status.state.terminated.started_at = started;
+            c.status.state.terminated.finished_at = "2026-01-01T00:01:00Z";
+            c.status.ready = false;
           }
+          rep.sandbox = it->second;
         }
-        bus_->reply(req, wire::make_envelope(rep));
-        break;
       }
-      case wire::remove_pod_request::type_id: {
-        auto r = wire::decode_body<wire::remove_pod_request>(env.body);
-        ++removes;
-        if (r) {
-          hub_.log.push_back("runtime:remove_pod:" + r->uid);
-          sandboxes.erase(r->uid);
-        }
-        bus_->reply(req, wire::make_envelope(wire::ack{}));
-        break;
+      bus_->reply(req, wire::make_envelope(rep));
+      break;
+    }
+    case wire::remove_pod_request::type_id: {
+      auto r = wire::decode_body<wire::remove_pod_request>(env.body);
+      ++removes;
+      if (r) {
+        hub_.log.push_back("runtime:remove_pod:" + r->uid);
+        sandboxes.erase(r->uid);
       }
-      default:
-        bus_->reply_error(req, error{errc::unsupported, "fake: unexpected request"});
+      bus_->reply(req, wire::make_envelope(wire::ack{}));
+      break;
+    }
+    default: bus_->reply_error(req, error{errc::unsupported, "fake: unexpected request"});
     }
     hub_.cv.notify_all();
   }
@@ -467,10 +463,9 @@ class kubelet_harness {
  public:
   enum class order { issue, reverse };
 
-  kubelet_harness(hub& h, fake_api& api, const std::string& api_ep,
-                  const std::string& feed_ep, const std::string& rt_ep,
-                  kubelet::kubelet_config kcfg, order ord = order::issue)
-    : hub_(h), api_(api), order_(ord) {
+  kubelet_harness(hub& h, fake_api& api, const std::string& api_ep, const std::string& feed_ep,
+                  const std::string& rt_ep, kubelet::kubelet_config kcfg, order ord = order::issue)
+      : hub_(h), api_(api), order_(ord) {
     cfg_.set("scheduler.policy", caf::atom("testing"));
     sys_ = std::make_unique<caf::actor_system>(cfg_);
     sched_ = &dynamic_cast<caf::scheduler::test_coordinator&>(sys_->scheduler());
@@ -590,20 +585,19 @@ class kubelet_harness {
       {
         std::unique_lock lk(hub_.mu);
         bool ok = hub_.cv.wait_until(lk, deadline, [&] {
-          return waiting_.size() <= hub_.held
-                 && feed_in_.size() + feed_delivered_ >= hub_.feed_expected;
+          return waiting_.size() <= hub_.held &&
+                 feed_in_.size() + feed_delivered_ >= hub_.feed_expected;
         });
         // Many rounds means the actors never go idle (a request loop).
         BOOST_REQUIRE_MESSAGE(ok && std::chrono::steady_clock::now() < deadline,
-                              "kubelet not idle after " << rounds << " delivery rounds: "
-                                    << waiting_.size() << " replies outstanding, feed "
-                                    << feed_in_.size() + feed_delivered_ << "/"
-                                    << hub_.feed_expected);
+                              "kubelet not idle after " << rounds
+                                                        << " delivery rounds: " << waiting_.size()
+                                                        << " replies outstanding, feed "
+                                                        << feed_in_.size() + feed_delivered_ << "/"
+                                                        << hub_.feed_expected);
         // Feed first, then replies; each in the order fixed by the test.
         for (auto& env : feed_in_)
-          batch.push_back([this, env] {
-            caf::anon_send(kubelet_, host::feed_atom::value, env);
-          });
+          batch.push_back([this, env] { caf::anon_send(kubelet_, host::feed_atom::value, env); });
         feed_delivered_ += feed_in_.size();
         feed_in_.clear();
         if (order_ == order::issue)
@@ -691,7 +685,8 @@ struct world {
     std::lock_guard lk(h.mu);
     std::vector<std::string> out;
     for (const auto& e : h.log)
-      if (e.find(":" + uid) != std::string::npos && e.find("pod_status_update") == std::string::npos)
+      if (e.find(":" + uid) != std::string::npos &&
+          e.find("pod_status_update") == std::string::npos)
         out.push_back(e);
     return out;
   }
@@ -720,7 +715,7 @@ const wire::container_status& first_container(const wire::pod_status_update& u) 
   return u.status.container_statuses.front();
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(kubelet_actors)
 
@@ -867,7 +862,10 @@ BOOST_FIXTURE_TEST_CASE(feed_gap_restart_and_silence_cause_relist, world) {
 // Kubernetes: an image that cannot be pulled shows as waiting/ErrImagePull and
 // is retried with an exponential back-off, never earlier.
 BOOST_FIXTURE_TEST_CASE(image_pull_failure_backs_off, world) {
-  locked([&] { rt->fail_run["u1"] = errc::not_found; return 0; });
+  locked([&] {
+    rt->fail_run["u1"] = errc::not_found;
+    return 0;
+  });
   store(make_pod("web", "u1"));
   auto& k = start_kubelet();
   BOOST_TEST(rt->runs_of("u1") == 1);
@@ -875,8 +873,8 @@ BOOST_FIXTURE_TEST_CASE(image_pull_failure_backs_off, world) {
   BOOST_REQUIRE(!updates.empty());
   BOOST_TEST(updates.back().status.phase == "Pending");
   BOOST_TEST(first_container(updates.back()).state.waiting.reason == "ErrImagePull");
-  BOOST_TEST(first_container(updates.back()).state.waiting.message.find("not found")
-             != std::string::npos);
+  BOOST_TEST(first_container(updates.back()).state.waiting.message.find("not found") !=
+             std::string::npos);
   // First back-off: 500 ms.
   k.advance(400ms);
   BOOST_TEST(rt->runs_of("u1") == 1);
@@ -955,7 +953,10 @@ BOOST_FIXTURE_TEST_CASE(identical_status_is_not_resent, world) {
 BOOST_FIXTURE_TEST_CASE(shutdown_ends_every_actor, world) {
   store(make_pod("web", "u1"));
   store(make_pod("db", "u2"));
-  locked([&] { rt->fail_run["u3"] = errc::not_found; return 0; });
+  locked([&] {
+    rt->fail_run["u3"] = errc::not_found;
+    return 0;
+  });
   store(make_pod("broken", "u3"));
   auto& k = start_kubelet();
   k.advance(200ms);
@@ -986,8 +987,8 @@ std::vector<std::string> events_of(world& w, const std::string& uid) {
     // Names end in the creation time in hex nanoseconds: creation order.
     std::sort(evs.begin(), evs.end(), [](const auto& a, const auto& b) {
       return a.metadata.name.size() != b.metadata.name.size()
-               ? a.metadata.name.size() < b.metadata.name.size()
-               : a.metadata.name < b.metadata.name;
+                 ? a.metadata.name.size() < b.metadata.name.size()
+                 : a.metadata.name < b.metadata.name;
     });
     for (const auto& e : evs)
       out.push_back(e.reason + ": " + e.message + " (x" + std::to_string(e.count) + ")");
@@ -1051,8 +1052,8 @@ BOOST_FIXTURE_TEST_CASE(never_does_not_pull_and_reports_err_image_never_pull, wo
   auto updates = api->updates_for("u1");
   BOOST_TEST(updates.back().status.phase == "Pending");
   BOOST_TEST(waiting_of(updates).reason == "ErrImageNeverPull");
-  BOOST_TEST(waiting_of(updates).message
-             == "Container image \"local/app:v1\" is not present with pull policy of Never");
+  BOOST_TEST(waiting_of(updates).message ==
+             "Container image \"local/app:v1\" is not present with pull policy of Never");
   // The image is imported by hand: the next attempt runs the pod, still
   // without a pull.
   locked([&] { return rt->present.insert("local/app:v1").second; });
@@ -1119,8 +1120,8 @@ BOOST_FIXTURE_TEST_CASE(pull_backoff_doubles_up_to_its_cap, world) {
   auto& k = start_kubelet(kubelet_harness::order::issue, cfg);
   // Failures at 0 s, then pulls at 1 s, 3 s, 7 s, 11 s, 15 s.
   std::vector<std::pair<std::chrono::milliseconds, int>> schedule = {
-    {900ms, 1}, {200ms, 2}, {1800ms, 2}, {200ms, 3}, {3800ms, 3}, {200ms, 4},
-    {3800ms, 4}, {200ms, 5}, {3800ms, 5}, {200ms, 6}};
+      {900ms, 1}, {200ms, 2},  {1800ms, 2}, {200ms, 3},  {3800ms, 3},
+      {200ms, 4}, {3800ms, 4}, {200ms, 5},  {3800ms, 5}, {200ms, 6}};
   for (auto [step, pulls] : schedule) {
     k.advance(step);
     BOOST_TEST(rt->pulls_of(img) == pulls);
@@ -1224,11 +1225,10 @@ BOOST_FIXTURE_TEST_CASE(failed_pulls_give_failed_and_backoff_events_that_aggrega
   k.advance(12s);  // two failed pulls (10 s back-off)
   auto evs = events_of(*this, "u1");
   std::vector<std::string> want = {
-    "Pulling: Pulling image \"" + img + "\" (x2)",
-    "Failed: Failed to pull image \"" + img + "\": fake: " + img + ": manifest unknown (x2)",
-    "Failed: Error: ErrImagePull (x2)",
-    "BackOff: Back-off pulling image \"" + img + "\" (x2)",
-    "Failed: Error: ImagePullBackOff (x2)"};
+      "Pulling: Pulling image \"" + img + "\" (x2)",
+      "Failed: Failed to pull image \"" + img + "\": fake: " + img + ": manifest unknown (x2)",
+      "Failed: Error: ErrImagePull (x2)", "BackOff: Back-off pulling image \"" + img + "\" (x2)",
+      "Failed: Error: ImagePullBackOff (x2)"};
   BOOST_TEST(evs == want, boost::test_tools::per_element());
 }
 
@@ -1268,8 +1268,7 @@ BOOST_FIXTURE_TEST_CASE(active_deadline_fails_and_stops_the_pod, world) {
   auto evs = events_of(*this, "u1");
   BOOST_TEST((std::find(evs.begin(), evs.end(),
                         "DeadlineExceeded: Pod was active on the node longer than the "
-                        "specified deadline (x1)")
-              != evs.end()));
+                        "specified deadline (x1)") != evs.end()));
   // Nothing more happens: no restart, no removal.
   k.advance(3s);
   BOOST_TEST(log_matching("u1") == want, boost::test_tools::per_element());

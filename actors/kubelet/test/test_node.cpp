@@ -58,7 +58,7 @@ resource_amounts alloc(int64_t cpu_milli, int64_t memory, int64_t pods = 110) {
   return a;
 }
 
-} // namespace
+}  // namespace
 
 // -- node_status: parsing, allocatable, conditions ---------------------------------
 
@@ -137,9 +137,9 @@ BOOST_AUTO_TEST_CASE(node_conditions_keep_transition_times_until_they_flip) {
   std::vector<std::string> types;
   for (const auto& c : st.conditions)
     types.push_back(c.type);
-  BOOST_TEST(types == (std::vector<std::string>{"MemoryPressure", "DiskPressure",
-                                                "PIDPressure", "Ready"}),
-             boost::test_tools::per_element());
+  BOOST_TEST(
+      types == (std::vector<std::string>{"MemoryPressure", "DiskPressure", "PIDPressure", "Ready"}),
+      boost::test_tools::per_element());
   BOOST_TEST(st.conditions[0].status == "False");
   BOOST_TEST(st.conditions[0].reason == "KubeletHasSufficientMemory");
   BOOST_TEST(st.conditions[0].message == "kubelet has sufficient memory available");
@@ -209,8 +209,8 @@ BOOST_AUTO_TEST_CASE(admission_rejects_what_does_not_fit_with_kubernetes_reasons
   auto r = admit_pod(big_cpu, active, node, {});
   BOOST_TEST(!r.admit);
   BOOST_TEST(r.reason == "OutOfcpu");
-  BOOST_TEST(r.message
-             == "Node didn't have enough resource: cpu, requested: 2000, used: 500, capacity: 1000");
+  BOOST_TEST(r.message ==
+             "Node didn't have enough resource: cpu, requested: 2000, used: 500, capacity: 1000");
   auto st = rejected_status(r);
   BOOST_TEST(st.phase == "Failed");
   BOOST_TEST(st.reason == "OutOfcpu");
@@ -231,8 +231,8 @@ BOOST_AUTO_TEST_CASE(admission_rejects_what_does_not_fit_with_kubernetes_reasons
   std::vector<const wire::pod*> full = {&running, &second, &fits};
   r = admit_pod(pod("one-more", {container("app")}), full, node, {});
   BOOST_TEST(r.reason == "OutOfpods");
-  BOOST_TEST(r.message
-             == "Node didn't have enough resource: pods, requested: 1, used: 3, capacity: 3");
+  BOOST_TEST(r.message ==
+             "Node didn't have enough resource: pods, requested: 1, used: 3, capacity: 3");
 }
 
 BOOST_AUTO_TEST_CASE(admission_under_pressure_follows_the_eviction_admit_handler) {
@@ -243,8 +243,8 @@ BOOST_AUTO_TEST_CASE(admission_under_pressure_follows_the_eviction_admit_handler
   BOOST_TEST(!r.admit);
   BOOST_TEST(r.reason == "Evicted");
   BOOST_TEST(r.message == "The node had condition: [MemoryPressure]. ");
-  BOOST_TEST(rejected_status(r).message
-             == "Pod was rejected: The node had condition: [MemoryPressure]. ");
+  BOOST_TEST(rejected_status(r).message ==
+             "Pod was rejected: The node had condition: [MemoryPressure]. ");
   BOOST_TEST(admit_pod(burstable, {}, node, {"MemoryPressure"}).admit);
   r = admit_pod(burstable, {}, node, {"DiskPressure"});
   BOOST_TEST(!r.admit);
@@ -271,8 +271,8 @@ BOOST_AUTO_TEST_CASE(memory_available_uses_the_working_set) {
 }
 
 BOOST_AUTO_TEST_CASE(thresholds_are_met_below_their_quantity_or_percentage) {
-  auto hard = *parse_eviction_thresholds(
-    "memory.available<100Mi,nodefs.available<10%,pid.available<1000");
+  auto hard =
+      *parse_eviction_thresholds("memory.available<100Mi,nodefs.available<10%,pid.available<1000");
   node_stats s;
   s.memory_capacity = 8 * Gi;
   s.memory_available = 50 * Mi;
@@ -328,22 +328,22 @@ BOOST_AUTO_TEST_CASE(pods_are_ranked_and_described_as_kubernetes_does) {
   met.available = 50 * Mi;
   met.resource = "memory";
   met.condition = "MemoryPressure";
-  BOOST_TEST(eviction_message(met, guaranteed, usage)
-             == "The node was low on resource: memory. Threshold quantity: 100Mi, available: "
-                "50Mi. ");
-  BOOST_TEST(eviction_message(met, best_effort, usage)
-             == "The node was low on resource: memory. Threshold quantity: 100Mi, available: "
-                "50Mi. Container app was using 5Mi, request is 0, has larger consumption of "
-                "memory. ");
+  BOOST_TEST(eviction_message(met, guaranteed, usage) ==
+             "The node was low on resource: memory. Threshold quantity: 100Mi, available: "
+             "50Mi. ");
+  BOOST_TEST(eviction_message(met, best_effort, usage) ==
+             "The node was low on resource: memory. Threshold quantity: 100Mi, available: "
+             "50Mi. Container app was using 5Mi, request is 0, has larger consumption of "
+             "memory. ");
 
   threshold_met disk;
   disk.threshold = parse_eviction_thresholds("nodefs.available<10%")->front();
   disk.quantity = 10 * Gi;
   disk.available = 5 * Gi;
   disk.resource = "ephemeral-storage";
-  BOOST_TEST(eviction_message(disk, best_effort, usage)
-             == "The node was low on resource: ephemeral-storage. Threshold quantity: 10Gi, "
-                "available: 5Gi. ");
+  BOOST_TEST(eviction_message(disk, best_effort, usage) ==
+             "The node was low on resource: ephemeral-storage. Threshold quantity: 10Gi, "
+             "available: 5Gi. ");
 
   wire::pod_status st;
   st.phase = "Running";
@@ -362,7 +362,7 @@ namespace {
 
 /// What the fake peers saw, shared with the actors' callbacks (test thread only).
 struct recorded {
-  std::vector<std::vector<std::string>> pressure;          // to listeners
+  std::vector<std::vector<std::string>> pressure;              // to listeners
   std::vector<std::pair<std::string, std::string>> evictions;  // uid, message
   std::vector<wire::event> events;
 };
@@ -370,14 +370,14 @@ struct recorded {
 caf::behavior sink_actor(caf::event_based_actor*, std::shared_ptr<recorded> rec,
                          std::shared_ptr<std::vector<wire::pod>> pods) {
   return {
-    [=](pods_atom) { return *pods; },
-    [=](pressure_atom, const std::vector<std::string>& p) { rec->pressure.push_back(p); },
-    [=](evict_atom, const std::string& uid, const std::string& message) {
-      rec->evictions.emplace_back(uid, message);
-      // The evicted pod leaves the active set once its worker finishes.
-      std::erase_if(*pods, [&](const wire::pod& p) { return p.metadata.uid == uid; });
-    },
-    [=](record_atom, const wire::event& ev) { rec->events.push_back(ev); },
+      [=](pods_atom) { return *pods; },
+      [=](pressure_atom, const std::vector<std::string>& p) { rec->pressure.push_back(p); },
+      [=](evict_atom, const std::string& uid, const std::string& message) {
+        rec->evictions.emplace_back(uid, message);
+        // The evicted pod leaves the active set once its worker finishes.
+        std::erase_if(*pods, [&](const wire::pod& p) { return p.metadata.uid == uid; });
+      },
+      [=](record_atom, const wire::event& ev) { rec->events.push_back(ev); },
   };
 }
 
@@ -487,7 +487,7 @@ const wire::node_condition& condition(const wire::node& n, const std::string& ty
   return none;
 }
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_CASE(node_status_is_sent_when_changed_and_the_lease_every_period,
                         actor_fixture) {
@@ -496,7 +496,7 @@ BOOST_FIXTURE_TEST_CASE(node_status_is_sent_when_changed_and_the_lease_every_per
   cfg.lease_renew_period = 10s;
   cfg.status_report_frequency = 60s;
   auto wall = std::make_shared<std::chrono::system_clock::time_point>(
-    std::chrono::system_clock::from_time_t(1714564800));  // 2024-05-01T12:00:00Z
+      std::chrono::system_clock::from_time_t(1714564800));  // 2024-05-01T12:00:00Z
   cfg.wall_clock = [wall] { return *wall; };
   node_status_sink sink{request_hook(), 3, 5s};
   auto node = spawn_node_status(*sys, sink, {"node-a", "10.0.0.5"}, cfg, {}, 10s);
@@ -555,8 +555,7 @@ BOOST_FIXTURE_TEST_CASE(node_status_is_sent_when_changed_and_the_lease_every_per
   BOOST_TEST(pending(wire::node_heartbeat::type_id) == 1u);
 }
 
-BOOST_FIXTURE_TEST_CASE(an_api_server_without_leases_gets_node_status_every_period,
-                        actor_fixture) {
+BOOST_FIXTURE_TEST_CASE(an_api_server_without_leases_gets_node_status_every_period, actor_fixture) {
   node_status_config cfg;
   cfg.capacity_override = resource_amounts{2000, 4 * Gi, 50 * Gi, 0};
   node_status_sink sink{request_hook(), 3, 5s};
@@ -564,8 +563,8 @@ BOOST_FIXTURE_TEST_CASE(an_api_server_without_leases_gets_node_status_every_peri
   sched->run();
   answer_all(wire::node_heartbeat::type_id);
   BOOST_TEST(fail_all(wire::lease_renew::type_id,
-                      error{errc::invalid, "message type 18 is not served by the API server"})
-             == 1u);
+                      error{errc::invalid, "message type 18 is not served by the API server"}) ==
+             1u);
   for (int i = 0; i < 3; ++i) {
     advance(10s);
     BOOST_TEST(answer_all(wire::node_heartbeat::type_id) == 1u);
@@ -617,7 +616,7 @@ BOOST_FIXTURE_TEST_CASE(the_eviction_manager_evicts_one_pod_per_period_best_effo
   BOOST_REQUIRE_EQUAL(pending(wire::container_stats_request::type_id), 1u);
   wire::container_stats_reply usage;
   for (const auto& [name, ws] : std::vector<std::pair<std::string, int64_t>>{
-         {"guaranteed", 10 * Mi}, {"burstable", 20 * Mi}, {"besteffort", 1 * Mi}}) {
+           {"guaranteed", 10 * Mi}, {"burstable", 20 * Mi}, {"besteffort", 1 * Mi}}) {
     wire::container_stats s;
     s.uid = "uid-" + name;
     s.container = "app";
@@ -627,10 +626,10 @@ BOOST_FIXTURE_TEST_CASE(the_eviction_manager_evicts_one_pod_per_period_best_effo
   answer_all(wire::container_stats_request::type_id, usage);
   BOOST_REQUIRE_EQUAL(rec->evictions.size(), 1u);
   BOOST_TEST(rec->evictions[0].first == "uid-besteffort");
-  BOOST_TEST(rec->evictions[0].second
-             == "The node was low on resource: memory. Threshold quantity: 100Mi, available: "
-                "50Mi. Container app was using 1Mi, request is 0, has larger consumption of "
-                "memory. ");
+  BOOST_TEST(rec->evictions[0].second ==
+             "The node was low on resource: memory. Threshold quantity: 100Mi, available: "
+             "50Mi. Container app was using 1Mi, request is 0, has larger consumption of "
+             "memory. ");
   BOOST_REQUIRE_EQUAL(rec->events.size(), 1u);
   BOOST_TEST(rec->events[0].reason == "Evicted");
   BOOST_TEST(rec->events[0].type == "Warning");
@@ -688,7 +687,7 @@ BOOST_FIXTURE_TEST_CASE(the_eviction_manager_ranks_without_stats_when_the_runtim
   fail_all(wire::container_stats_request::type_id, error{errc::unavailable, "runtime down"});
   BOOST_REQUIRE_EQUAL(rec->evictions.size(), 1u);
   BOOST_TEST(rec->evictions[0].first == "uid-besteffort");
-  BOOST_TEST(rec->evictions[0].second
-             == "The node was low on resource: ephemeral-storage. Threshold quantity: 10Gi, "
-                "available: 1Gi. ");
+  BOOST_TEST(rec->evictions[0].second ==
+             "The node was low on resource: ephemeral-storage. Threshold quantity: 10Gi, "
+             "available: 1Gi. ");
 }

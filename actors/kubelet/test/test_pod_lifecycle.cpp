@@ -93,7 +93,7 @@ wire::pod_status status_of(const wire::pod& p, std::vector<wire::container_recor
   return compute_status(p, obs, previous);
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(pod_phase_suite)
 
@@ -105,16 +105,16 @@ BOOST_AUTO_TEST_CASE(phase_table_by_restart_policy) {
     const char* phase;
   };
   std::vector<row> rows = {
-    {"Always", {running("app")}, "Running"},
-    {"Always", {exited("app", 0)}, "Running"},
-    {"Always", {exited("app", 1)}, "Running"},
-    {"Always", {backing_off("app", 1)}, "Running"},
-    {"OnFailure", {exited("app", 0)}, "Succeeded"},
-    {"OnFailure", {exited("app", 1)}, "Running"},
-    {"OnFailure", {backing_off("app", 1)}, "Running"},
-    {"Never", {exited("app", 0)}, "Succeeded"},
-    {"Never", {exited("app", 1)}, "Failed"},
-    {"Never", {running("app")}, "Running"},
+      {"Always", {running("app")}, "Running"},
+      {"Always", {exited("app", 0)}, "Running"},
+      {"Always", {exited("app", 1)}, "Running"},
+      {"Always", {backing_off("app", 1)}, "Running"},
+      {"OnFailure", {exited("app", 0)}, "Succeeded"},
+      {"OnFailure", {exited("app", 1)}, "Running"},
+      {"OnFailure", {backing_off("app", 1)}, "Running"},
+      {"Never", {exited("app", 0)}, "Succeeded"},
+      {"Never", {exited("app", 1)}, "Failed"},
+      {"Never", {running("app")}, "Running"},
   };
   for (const auto& r : rows) {
     BOOST_TEST_CONTEXT(r.policy << " " << r.records.front().status.state.terminated.exit_code) {
@@ -146,8 +146,8 @@ BOOST_AUTO_TEST_CASE(init_containers_hold_the_pod_pending) {
       BOOST_TEST(st.container_statuses.at(0).state.waiting.reason == "PodInitializing");
       BOOST_TEST(cond(st, "Initialized").status == "False");
       BOOST_TEST(cond(st, "Initialized").reason == "ContainersNotInitialized");
-      BOOST_TEST(cond(st, "Initialized").message
-                 == "containers with incomplete status: [init1 init2]");
+      BOOST_TEST(cond(st, "Initialized").message ==
+                 "containers with incomplete status: [init1 init2]");
 
       auto failed = status_of(p, {}, {exited("init1", 1)});
       BOOST_TEST(failed.phase == (std::string(policy) == "Never" ? "Failed" : "Pending"));
@@ -352,9 +352,9 @@ BOOST_AUTO_TEST_CASE(grace_period_of_a_stop) {
   p.metadata.deletion_grace_period_seconds = 10;
   BOOST_TEST(effective_grace_period(&p, -1, -1) == 10);
   BOOST_TEST(effective_grace_period(&p, 5, -1) == 5);  // never longer again
-  p.metadata.deletion_grace_period_seconds = 1;       // kubectl delete --now
+  p.metadata.deletion_grace_period_seconds = 1;        // kubectl delete --now
   BOOST_TEST(effective_grace_period(&p, 10, -1) == 2);
-  BOOST_TEST(effective_grace_period(&p, 10, 0) == 0);   // force-deleted
+  BOOST_TEST(effective_grace_period(&p, 10, 0) == 0);       // force-deleted
   BOOST_TEST(effective_grace_period(nullptr, -1, 2) == 2);  // an orphan
   BOOST_TEST(effective_grace_period(nullptr, -1, -1) == 30);
 }

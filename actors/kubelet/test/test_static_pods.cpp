@@ -60,7 +60,7 @@ std::string ann(const wire::pod& p, const char* key) {
   return it == p.metadata.annotations.end() ? "" : it->second;
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(manifests)
 
@@ -108,8 +108,7 @@ BOOST_AUTO_TEST_CASE(bad_manifests_say_what_is_wrong) {
   check("kind: Pod\n  bad: [indent\n", "yaml");
   check(std::string(web_yaml) + "---\n" + web_yaml, "exactly one Pod");
   check("apiVersion: v1\nkind: Service\nmetadata: {name: s}\n", "kind Pod");
-  check("apiVersion: v1\nkind: Pod\nspec: {containers: [{name: c, image: i}]}\n",
-        "metadata.name");
+  check("apiVersion: v1\nkind: Pod\nspec: {containers: [{name: c, image: i}]}\n", "metadata.name");
   check("apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {containers: [{name: c}]}\n",
         "spec.containers[0].image");
   check("", "exactly one Pod");
@@ -184,7 +183,7 @@ wire::pod static_pod(const std::string& content) {
   return parse_static_pod(content, "f.yaml", "node-1").value();
 }
 wire::pod observed_mirror(const wire::pod& sp) { return mirror_pod_of(sp); }
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_CASE(creates_once_and_trusts_its_own_write_over_a_lagging_feed) {
   mirror_reconciler r;

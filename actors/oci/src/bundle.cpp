@@ -25,21 +25,47 @@ using json = nlohmann::json;
 namespace fs = std::filesystem;
 
 const std::vector<std::string>& all_capabilities() {
-  static const std::vector<std::string> caps{
-      "CAP_CHOWN",           "CAP_DAC_OVERRIDE",   "CAP_DAC_READ_SEARCH",
-      "CAP_FOWNER",          "CAP_FSETID",         "CAP_KILL",
-      "CAP_SETGID",          "CAP_SETUID",         "CAP_SETPCAP",
-      "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST",
-      "CAP_NET_ADMIN",       "CAP_NET_RAW",        "CAP_IPC_LOCK",
-      "CAP_IPC_OWNER",       "CAP_SYS_MODULE",     "CAP_SYS_RAWIO",
-      "CAP_SYS_CHROOT",      "CAP_SYS_PTRACE",     "CAP_SYS_PACCT",
-      "CAP_SYS_ADMIN",       "CAP_SYS_BOOT",       "CAP_SYS_NICE",
-      "CAP_SYS_RESOURCE",    "CAP_SYS_TIME",       "CAP_SYS_TTY_CONFIG",
-      "CAP_MKNOD",           "CAP_LEASE",          "CAP_AUDIT_WRITE",
-      "CAP_AUDIT_CONTROL",   "CAP_SETFCAP",        "CAP_MAC_OVERRIDE",
-      "CAP_MAC_ADMIN",       "CAP_SYSLOG",         "CAP_WAKE_ALARM",
-      "CAP_BLOCK_SUSPEND",   "CAP_AUDIT_READ",     "CAP_PERFMON",
-      "CAP_BPF",             "CAP_CHECKPOINT_RESTORE"};
+  static const std::vector<std::string> caps{"CAP_CHOWN",
+                                             "CAP_DAC_OVERRIDE",
+                                             "CAP_DAC_READ_SEARCH",
+                                             "CAP_FOWNER",
+                                             "CAP_FSETID",
+                                             "CAP_KILL",
+                                             "CAP_SETGID",
+                                             "CAP_SETUID",
+                                             "CAP_SETPCAP",
+                                             "CAP_LINUX_IMMUTABLE",
+                                             "CAP_NET_BIND_SERVICE",
+                                             "CAP_NET_BROADCAST",
+                                             "CAP_NET_ADMIN",
+                                             "CAP_NET_RAW",
+                                             "CAP_IPC_LOCK",
+                                             "CAP_IPC_OWNER",
+                                             "CAP_SYS_MODULE",
+                                             "CAP_SYS_RAWIO",
+                                             "CAP_SYS_CHROOT",
+                                             "CAP_SYS_PTRACE",
+                                             "CAP_SYS_PACCT",
+                                             "CAP_SYS_ADMIN",
+                                             "CAP_SYS_BOOT",
+                                             "CAP_SYS_NICE",
+                                             "CAP_SYS_RESOURCE",
+                                             "CAP_SYS_TIME",
+                                             "CAP_SYS_TTY_CONFIG",
+                                             "CAP_MKNOD",
+                                             "CAP_LEASE",
+                                             "CAP_AUDIT_WRITE",
+                                             "CAP_AUDIT_CONTROL",
+                                             "CAP_SETFCAP",
+                                             "CAP_MAC_OVERRIDE",
+                                             "CAP_MAC_ADMIN",
+                                             "CAP_SYSLOG",
+                                             "CAP_WAKE_ALARM",
+                                             "CAP_BLOCK_SUSPEND",
+                                             "CAP_AUDIT_READ",
+                                             "CAP_PERFMON",
+                                             "CAP_BPF",
+                                             "CAP_CHECKPOINT_RESTORE"};
   return caps;
 }
 
@@ -60,8 +86,8 @@ bool in_bounding_set(const std::string& cap) {
   const auto& all = all_capabilities();
   auto it = std::find(all.begin(), all.end(), cap);
   // all_capabilities() is in kernel number order: the index is the number.
-  return it != all.end()
-         && ::prctl(PR_CAPBSET_READ, static_cast<unsigned long>(it - all.begin()), 0, 0, 0) == 1;
+  return it != all.end() &&
+         ::prctl(PR_CAPBSET_READ, static_cast<unsigned long>(it - all.begin()), 0, 0, 0) == 1;
 }
 
 /// Every capability of this process's bounding set: what "all" can mean here
@@ -79,7 +105,8 @@ std::vector<std::string> bounding_capabilities() {
 json host_devices() {
   json out = json::array();
   std::error_code ec;
-  auto it = fs::recursive_directory_iterator("/dev", fs::directory_options::skip_permission_denied, ec);
+  auto it =
+      fs::recursive_directory_iterator("/dev", fs::directory_options::skip_permission_denied, ec);
   for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     const auto& p = it->path();
     auto name = p.filename().string();
@@ -87,8 +114,8 @@ json host_devices() {
     if (it->is_symlink(ec2))
       continue;
     if (it->is_directory(ec2)) {
-      if (name == "pts" || name == "shm" || name == "fd" || name == "mqueue" || name == ".lxc"
-          || name == ".lxd-mounts" || name == ".udev")
+      if (name == "pts" || name == "shm" || name == "fd" || name == "mqueue" || name == ".lxc" ||
+          name == ".lxd-mounts" || name == ".udev")
         it.disable_recursion_pending();
       continue;
     }
@@ -111,7 +138,7 @@ json host_devices() {
   return out;
 }
 
-} // namespace
+}  // namespace
 
 /// Docker's TweakCapabilities: ALL in add wins over defaults; ALL in drop
 /// empties the base set before adds.
@@ -129,8 +156,8 @@ result<std::vector<std::string>> effective_capabilities(const bundle_spec& spec)
         return error{errc::invalid, "unknown capability: " + c};
   for (auto& c : add)
     if (c != "ALL" && !in_bounding_set(c))
-      return error{errc::unsupported, "capability " + c
-                                        + " is not in this host's bounding set; no "
+      return error{errc::unsupported, "capability " + c +
+                                          " is not in this host's bounding set; no "
                                           "container here can have it"};
 
   std::vector<std::string> base;
@@ -175,14 +202,14 @@ json namespace_entry(const std::string& type, const fs::path& path) {
   return ns;
 }
 
-} // namespace
+}  // namespace
 
 const std::vector<std::string>& default_capabilities() {
   static const std::vector<std::string> caps{
-      "CAP_CHOWN",  "CAP_DAC_OVERRIDE",     "CAP_FSETID",      "CAP_FOWNER",
-      "CAP_MKNOD",  "CAP_NET_RAW",          "CAP_SETGID",      "CAP_SETUID",
-      "CAP_SETFCAP", "CAP_SETPCAP",         "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
-      "CAP_KILL",   "CAP_AUDIT_WRITE"};
+      "CAP_CHOWN",   "CAP_DAC_OVERRIDE", "CAP_FSETID",           "CAP_FOWNER",
+      "CAP_MKNOD",   "CAP_NET_RAW",      "CAP_SETGID",           "CAP_SETUID",
+      "CAP_SETFCAP", "CAP_SETPCAP",      "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
+      "CAP_KILL",    "CAP_AUDIT_WRITE"};
   return caps;
 }
 
@@ -198,8 +225,8 @@ result<std::string> render_config(const bundle_spec& spec) {
   for (auto& m : spec.mounts)
     if (!m.destination.is_absolute() || m.source.empty())
       return error{errc::invalid, "bundle: bind mount needs a source and an absolute "
-                                  "destination: " + m.source.string() + " -> " +
-                                      m.destination.string()};
+                                  "destination: " +
+                                      m.source.string() + " -> " + m.destination.string()};
   auto caps = effective_capabilities(spec);
   if (!caps)
     return caps.err();
@@ -230,8 +257,7 @@ result<std::string> render_config(const bundle_spec& spec) {
       {"args", spec.args},
       {"env", std::move(env)},
       {"cwd", spec.cwd.empty() ? std::string("/") : spec.cwd},
-      {"capabilities",
-       {{"bounding", *caps}, {"effective", *caps}, {"permitted", *caps}}},
+      {"capabilities", {{"bounding", *caps}, {"effective", *caps}, {"permitted", *caps}}},
       {"rlimits", json::array({{{"type", "RLIMIT_NOFILE"}, {"hard", nofile}, {"soft", nofile}}})},
       {"noNewPrivileges", spec.no_new_privileges},
   };
@@ -299,10 +325,10 @@ result<std::string> render_config(const bundle_spec& spec) {
   if (spec.privileged) {
     linux_section["devices"] = host_devices();
   } else {
-    linux_section["maskedPaths"] = {
-        "/proc/acpi",        "/proc/asound",     "/proc/kcore",       "/proc/keys",
-        "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
-        "/sys/firmware",     "/proc/scsi"};
+    linux_section["maskedPaths"] = {"/proc/acpi",        "/proc/asound",        "/proc/kcore",
+                                    "/proc/keys",        "/proc/latency_stats", "/proc/timer_list",
+                                    "/proc/timer_stats", "/proc/sched_debug",   "/sys/firmware",
+                                    "/proc/scsi"};
     linux_section["readonlyPaths"] = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
                                       "/proc/sysrq-trigger"};
   }
@@ -358,4 +384,4 @@ result<void> write_bundle(const fs::path& dir, const bundle_spec& spec) {
   return {};
 }
 
-} // namespace deckhand::oci
+}  // namespace deckhand::oci

@@ -73,8 +73,8 @@ std::vector<hierarchy> hierarchies() {
     } else if (fstype == "cgroup") {
       hierarchy h{point, false, {}};
       for (auto& opt : split(superopts, ','))
-        if (opt != "rw" && opt != "ro" && opt.find("release_agent") != 0
-            && opt != "clone_children" && opt != "noprefix" && opt != "xattr")
+        if (opt != "rw" && opt != "ro" && opt.find("release_agent") != 0 &&
+            opt != "clone_children" && opt != "noprefix" && opt != "xattr")
           h.controllers.push_back(opt);
       out.push_back(std::move(h));
     }
@@ -97,10 +97,9 @@ bool safe_cgroup_path(const std::string& p) {
 std::optional<fs::path> dir_of(const std::vector<hierarchy>& hs, const std::string& controller,
                                const std::string& cgroup_path) {
   for (const auto& h : hs) {
-    bool match = controller.empty()
-                   ? h.v2
-                   : !h.v2 && std::find(h.controllers.begin(), h.controllers.end(), controller)
-                                != h.controllers.end();
+    bool match = controller.empty() ? h.v2
+                                    : !h.v2 && std::find(h.controllers.begin(), h.controllers.end(),
+                                                         controller) != h.controllers.end();
     if (match)
       return h.mount_point / cgroup_path.substr(1);
   }
@@ -166,8 +165,8 @@ error make_dirs(const fs::path& dir) {
 }
 
 bool valid_uid(const std::string& uid) {
-  return !uid.empty() && uid != "." && uid != ".." && uid.find('/') == std::string::npos
-         && uid.find('\0') == std::string::npos;
+  return !uid.empty() && uid != "." && uid != ".." && uid.find('/') == std::string::npos &&
+         uid.find('\0') == std::string::npos;
 }
 
 /// SIGKILLs every process still in the cgroup `dir` (not below it).
@@ -224,11 +223,9 @@ uint64_t shares_to_weight(uint64_t shares) {
   return 1 + ((shares - 2) * 9999) / 262142;
 }
 
-} // namespace
+}  // namespace
 
-std::string pod_cgroup_path(const std::string& pod_uid) {
-  return "/deckhand/pod" + pod_uid;
-}
+std::string pod_cgroup_path(const std::string& pod_uid) { return "/deckhand/pod" + pod_uid; }
 
 std::string container_cgroup_path(const std::string& pod_uid, const std::string& container) {
   return pod_cgroup_path(pod_uid) + "/" + container;
@@ -257,8 +254,9 @@ uint64_t cgroup_oom_kills(const std::string& cgroup_path) {
 
 result<cgroup_stats> read_cgroup_stats(const std::string& cgroup_path) {
   if (!safe_cgroup_path(cgroup_path))
-    return error{errc::invalid, "cgroup path \"" + cgroup_path + "\" is not absolute or "
-                                "contains . or .."};
+    return error{errc::invalid, "cgroup path \"" + cgroup_path +
+                                    "\" is not absolute or "
+                                    "contains . or .."};
   auto hs = hierarchies();
   cgroup_stats s;
   std::error_code ec;
@@ -270,7 +268,7 @@ result<cgroup_stats> read_cgroup_stats(const std::string& cgroup_path) {
     s.memory_usage_bytes = read_u64(*dir / "memory.current").value_or(0);
     auto inactive = read_key(*dir / "memory.stat", "inactive_file").value_or(0);
     s.memory_working_set_bytes =
-      s.memory_usage_bytes > inactive ? s.memory_usage_bytes - inactive : 0;
+        s.memory_usage_bytes > inactive ? s.memory_usage_bytes - inactive : 0;
     s.memory_limit_bytes = read_u64(*dir / "memory.max").value_or(0);  // "max" -> 0
     s.pids = read_u64(*dir / "pids.current").value_or(0);
     return s;
@@ -282,7 +280,7 @@ result<cgroup_stats> read_cgroup_stats(const std::string& cgroup_path) {
   // cAdvisor on v1 subtracts total_inactive_file (hierarchical).
   auto inactive = read_key(*mem / "memory.stat", "total_inactive_file").value_or(0);
   s.memory_working_set_bytes =
-    s.memory_usage_bytes > inactive ? s.memory_usage_bytes - inactive : 0;
+      s.memory_usage_bytes > inactive ? s.memory_usage_bytes - inactive : 0;
   auto limit = read_u64(*mem / "memory.limit_in_bytes").value_or(0);
   // v1 reports "unlimited" as PAGE_COUNTER_MAX pages (~2^63 rounded down).
   s.memory_limit_bytes = limit >= (uint64_t{1} << 62) ? 0 : limit;
@@ -382,4 +380,4 @@ error remove_pod_cgroups(const std::string& pod_uid) {
   return first;
 }
 
-} // namespace deckhand::oci
+}  // namespace deckhand::oci

@@ -26,8 +26,8 @@ std::optional<ipv4> ipv4::parse(const std::string& text) {
 }
 
 std::string ipv4::to_string() const {
-  return std::to_string(value >> 24) + "." + std::to_string((value >> 16) & 0xff) + "."
-         + std::to_string((value >> 8) & 0xff) + "." + std::to_string(value & 0xff);
+  return std::to_string(value >> 24) + "." + std::to_string((value >> 16) & 0xff) + "." +
+         std::to_string((value >> 8) & 0xff) + "." + std::to_string(value & 0xff);
 }
 
 result<ipv4_cidr> ipv4_cidr::parse(const std::string& text) {
@@ -41,16 +41,15 @@ result<ipv4_cidr> ipv4_cidr::parse(const std::string& text) {
   if (!addr)
     return bad("not an IPv4 address");
   auto p = text.substr(slash + 1);
-  if (p.empty() || p.size() > 2
-      || p.find_first_not_of("0123456789") != std::string::npos)
+  if (p.empty() || p.size() > 2 || p.find_first_not_of("0123456789") != std::string::npos)
     return bad("prefix length must be 0..32");
   int prefix = std::stoi(p);
   if (prefix > 32)
     return bad("prefix length must be 0..32");
   ipv4_cidr c{*addr, prefix};
   if ((addr->value & c.mask()) != addr->value)
-    return bad("host bits are set (network is " + ipv4{addr->value & c.mask()}.to_string()
-               + "/" + p + ")");
+    return bad("host bits are set (network is " + ipv4{addr->value & c.mask()}.to_string() + "/" +
+               p + ")");
   return c;
 }
 
@@ -58,4 +57,4 @@ std::string ipv4_cidr::to_string() const {
   return network.to_string() + "/" + std::to_string(prefix);
 }
 
-} // namespace deckhand::oci
+}  // namespace deckhand::oci

@@ -21,7 +21,7 @@ bool has_option_separator(const fs::path& p) {
   return s.find(':') != std::string::npos || s.find(',') != std::string::npos;
 }
 
-} // namespace
+}  // namespace
 
 bool is_mountpoint(const fs::path& path) {
 #if defined(STATX_ATTR_MOUNT_ROOT)
@@ -33,7 +33,8 @@ bool is_mountpoint(const fs::path& path) {
 #endif
   // Older kernels: a mount root sits on another device than its parent, or is
   // its own parent (/). Misses a bind mount within one filesystem.
-  struct stat self {}, parent {};
+  struct stat self {
+  }, parent{};
   if (::stat(path.c_str(), &self) != 0)
     return false;
   fs::path up = path.has_parent_path() ? path.parent_path() : fs::path("..");
@@ -67,8 +68,8 @@ result<void> mount_overlay(const std::vector<fs::path>& lower_dirs, const fs::pa
     if (ec)
       return error{errc::io, "overlay: create " + p->string() + ": " + ec.message()};
   }
-  std::string data = "lowerdir=" + lower + ",upperdir=" + upper.string() +
-                     ",workdir=" + work.string();
+  std::string data =
+      "lowerdir=" + lower + ",upperdir=" + upper.string() + ",workdir=" + work.string();
   if (data.size() > max_mount_data)
     return error{errc::too_large, "overlay: mount options exceed one page (" +
                                       std::to_string(lower_dirs.size()) + " layers)"};
@@ -97,4 +98,4 @@ result<void> unmount(const fs::path& target) {
   return error{errc::internal, "umount " + target.string() + ": still mounted"};
 }
 
-} // namespace deckhand::oci
+}  // namespace deckhand::oci

@@ -46,9 +46,7 @@ class request_builder {
     put(&a, sizeof a);
     put(data, len);
   }
-  void attr_str(std::uint16_t type, const std::string& s) {
-    attr(type, s.c_str(), s.size() + 1);
-  }
+  void attr_str(std::uint16_t type, const std::string& s) { attr(type, s.c_str(), s.size() + 1); }
   void attr_u32(std::uint16_t type, std::uint32_t v) { attr(type, &v, sizeof v); }
   void attr_ip(std::uint16_t type, ipv4 a) {
     std::uint32_t be = htonl(a.value);
@@ -66,8 +64,7 @@ class request_builder {
   }
 
   std::vector<char>& finish() {
-    reinterpret_cast<nlmsghdr*>(buf_.data())->nlmsg_len =
-      static_cast<std::uint32_t>(buf_.size());
+    reinterpret_cast<nlmsghdr*>(buf_.data())->nlmsg_len = static_cast<std::uint32_t>(buf_.size());
     return buf_;
   }
 
@@ -103,11 +100,11 @@ result<unique_fd> open_socket() {
 
 errc code_of(int e) {
   switch (e) {
-    case EEXIST: return errc::already_exists;
-    case ENODEV:
-    case ENOENT:
-    case ESRCH: return errc::not_found;
-    default: return errc::io;
+  case EEXIST: return errc::already_exists;
+  case ENODEV:
+  case ENOENT:
+  case ESRCH: return errc::not_found;
+  default: return errc::io;
   }
 }
 
@@ -139,26 +136,26 @@ link_info parse_link(const nlmsghdr* nh) {
   for (auto* a = IFLA_RTA(ifi); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
     const char* data = static_cast<const char*>(RTA_DATA(a));
     switch (a->rta_type) {
-      case IFLA_IFNAME: li.name.assign(data, strnlen(data, RTA_PAYLOAD(a))); break;
-      case IFLA_IFALIAS: li.alias.assign(data, strnlen(data, RTA_PAYLOAD(a))); break;
-      case IFLA_MASTER:
-        if (RTA_PAYLOAD(a) >= sizeof(std::uint32_t)) {
-          std::uint32_t m;
-          std::memcpy(&m, data, sizeof m);
-          li.master = static_cast<int>(m);
-        }
-        break;
-      case IFLA_LINKINFO: {
-        int nlen = static_cast<int>(RTA_PAYLOAD(a));
-        for (auto* n = static_cast<const rtattr*>(RTA_DATA(a)); RTA_OK(n, nlen);
-             n = RTA_NEXT(n, nlen))
-          if (n->rta_type == IFLA_INFO_KIND) {
-            const char* k = static_cast<const char*>(RTA_DATA(n));
-            li.kind.assign(k, strnlen(k, RTA_PAYLOAD(n)));
-          }
-        break;
+    case IFLA_IFNAME: li.name.assign(data, strnlen(data, RTA_PAYLOAD(a))); break;
+    case IFLA_IFALIAS: li.alias.assign(data, strnlen(data, RTA_PAYLOAD(a))); break;
+    case IFLA_MASTER:
+      if (RTA_PAYLOAD(a) >= sizeof(std::uint32_t)) {
+        std::uint32_t m;
+        std::memcpy(&m, data, sizeof m);
+        li.master = static_cast<int>(m);
       }
-      default: break;
+      break;
+    case IFLA_LINKINFO: {
+      int nlen = static_cast<int>(RTA_PAYLOAD(a));
+      for (auto* n = static_cast<const rtattr*>(RTA_DATA(a)); RTA_OK(n, nlen);
+           n = RTA_NEXT(n, nlen))
+        if (n->rta_type == IFLA_INFO_KIND) {
+          const char* k = static_cast<const char*>(RTA_DATA(n));
+          li.kind.assign(k, strnlen(k, RTA_PAYLOAD(n)));
+        }
+      break;
+    }
+    default: break;
     }
   }
   return li;
@@ -166,7 +163,7 @@ link_info parse_link(const nlmsghdr* nh) {
 
 constexpr std::uint16_t create_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
 
-} // namespace
+}  // namespace
 
 result<rtnl> rtnl::open() {
   auto fd = open_socket();
@@ -239,8 +236,8 @@ result<void> rtnl::transact(std::vector<char>& msg, const std::string& what, F&&
           return {};
         int code = -e->error;
         auto msg_text = ext_ack_message(nh);
-        return error{code_of(code), "rtnetlink: " + what + ": " + std::strerror(code)
-                                      + (msg_text.empty() ? "" : " (" + msg_text + ")")};
+        return error{code_of(code), "rtnetlink: " + what + ": " + std::strerror(code) +
+                                        (msg_text.empty() ? "" : " (" + msg_text + ")")};
       }
       on_reply(nh);
     }
@@ -379,10 +376,9 @@ result<void> rtnl::add_address(int index, ipv4 addr, int prefix) {
   b.attr_ip(IFA_LOCAL, addr);
   b.attr_ip(IFA_ADDRESS, addr);
   if (prefix < 31)
-    b.attr_ip(IFA_BROADCAST, ipv4_cidr{{addr.value & ipv4_cidr{{}, prefix}.mask()}, prefix}
-                               .broadcast());
-  auto r = transact(b.finish(), "add address " + addr.to_string() + "/"
-                                  + std::to_string(prefix));
+    b.attr_ip(IFA_BROADCAST,
+              ipv4_cidr{{addr.value & ipv4_cidr{{}, prefix}.mask()}, prefix}.broadcast());
+  auto r = transact(b.finish(), "add address " + addr.to_string() + "/" + std::to_string(prefix));
   if (!r && r.err().code == errc::already_exists)
     return {};
   return r;
@@ -406,4 +402,4 @@ result<void> rtnl::add_default_route(int index, ipv4 gateway) {
   return r;
 }
 
-} // namespace deckhand::oci
+}  // namespace deckhand::oci

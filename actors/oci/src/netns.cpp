@@ -37,8 +37,8 @@ struct wanted_ns {
 error set_up_and_mount(const std::vector<wanted_ns>& missing, const std::string& hostname,
                        std::vector<const fs::path*>& mounted) {
   for (const auto& w : missing) {
-    if (w.flag == CLONE_NEWUTS && !hostname.empty()
-        && ::sethostname(hostname.data(), hostname.size()) != 0)
+    if (w.flag == CLONE_NEWUTS && !hostname.empty() &&
+        ::sethostname(hostname.data(), hostname.size()) != 0)
       return error::from_errno("namespaces: sethostname " + hostname);
     if (w.flag == CLONE_NEWNET) {
       unique_fd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
@@ -61,7 +61,7 @@ error set_up_and_mount(const std::vector<wanted_ns>& missing, const std::string&
   return {};
 }
 
-} // namespace
+}  // namespace
 
 bool is_netns_mount(const fs::path& file) {
   struct statfs sfs {};
@@ -72,9 +72,9 @@ bool is_netns_mount(const fs::path& file) {
 
 result<void> create_namespaces(const namespace_files& files, const std::string& hostname) {
   std::vector<wanted_ns> missing;
-  for (const auto& w : {wanted_ns{&files.net, CLONE_NEWNET, "net"},
-                        wanted_ns{&files.uts, CLONE_NEWUTS, "uts"},
-                        wanted_ns{&files.ipc, CLONE_NEWIPC, "ipc"}})
+  for (const auto& w :
+       {wanted_ns{&files.net, CLONE_NEWNET, "net"}, wanted_ns{&files.uts, CLONE_NEWUTS, "uts"},
+        wanted_ns{&files.ipc, CLONE_NEWIPC, "ipc"}})
     if (!w.file->empty() && !is_netns_mount(*w.file))
       missing.push_back(w);
   if (missing.empty())
@@ -93,8 +93,8 @@ result<void> create_namespaces(const namespace_files& files, const std::string& 
       fs::create_directories(w.file->parent_path(), ec);
     if (ec) {
       discard_files();
-      return error{errc::io, "namespaces: create " + w.file->parent_path().string() + ": "
-                               + ec.message()};
+      return error{errc::io,
+                   "namespaces: create " + w.file->parent_path().string() + ": " + ec.message()};
     }
     auto fd = open_fd(*w.file, O_RDONLY | O_CREAT, 0444);
     if (!fd) {
@@ -129,9 +129,7 @@ result<void> create_namespaces(const namespace_files& files, const std::string& 
   return {};
 }
 
-result<void> create_netns(const fs::path& file) {
-  return create_namespaces({file, {}, {}});
-}
+result<void> create_netns(const fs::path& file) { return create_namespaces({file, {}, {}}); }
 
 result<void> remove_netns(const fs::path& file) {
   if (auto r = unmount(file); !r)
@@ -141,4 +139,4 @@ result<void> remove_netns(const fs::path& file) {
   return {};
 }
 
-} // namespace deckhand::oci
+}  // namespace deckhand::oci

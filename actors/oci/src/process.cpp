@@ -82,10 +82,10 @@ enum child_stage : int { stage_dup = 1, stage_chdir = 2, stage_exec = 3, stage_p
 
 const char* stage_name(int stage) {
   switch (stage) {
-    case stage_dup: return "dup2";
-    case stage_chdir: return "chdir";
-    case stage_exec: return "execve";
-    case stage_pgid: return "setpgid";
+  case stage_dup: return "dup2";
+  case stage_chdir: return "chdir";
+  case stage_exec: return "execve";
+  case stage_pgid: return "setpgid";
   }
   return "child setup";
 }
@@ -99,7 +99,7 @@ const char* stage_name(int stage) {
   ::_exit(127);
 }
 
-} // namespace
+}  // namespace
 
 void unique_fd::reset(int fd) {
   if (fd_ >= 0 && fd_ != fd)
@@ -171,8 +171,7 @@ result<std::string> find_program(const std::string& name) {
 }
 
 result<pid_t> spawn(const std::vector<std::string>& argv, const stdio_fds& fds,
-                    const std::optional<std::vector<std::string>>& env,
-                    const spawn_options& opts) {
+                    const std::optional<std::vector<std::string>>& env, const spawn_options& opts) {
   if (argv.empty())
     return error{errc::invalid, "spawn: empty argv"};
   auto path = find_program(argv[0]);
@@ -279,10 +278,11 @@ result<exit_status> wait_with_deadline(pid_t pid, clock::time_point deadline) {
     }
     int wait_ms = ms_until(deadline);
     if (wait_ms == 0)
-      return error{errc::unavailable,
-                   "deadline exceeded waiting for pid " + std::to_string(pid)};
+      return error{errc::unavailable, "deadline exceeded waiting for pid " + std::to_string(pid)};
     if (pidfd) {
-      struct pollfd p{pidfd.get(), POLLIN, 0};
+      struct pollfd p {
+        pidfd.get(), POLLIN, 0
+      };
       ::poll(&p, 1, wait_ms);
     } else {
       ::poll(nullptr, 0, std::min(wait_ms, 10));
@@ -305,8 +305,7 @@ void kill_and_reap(pid_t pid, bool group) {
   }
 }
 
-result<run_output> run_captured(const std::vector<std::string>& argv,
-                                const run_options& opts) {
+result<run_output> run_captured(const std::vector<std::string>& argv, const run_options& opts) {
   auto out_pipe = make_pipe();
   if (!out_pipe)
     return out_pipe.err();
@@ -316,8 +315,8 @@ result<run_output> run_captured(const std::vector<std::string>& argv,
   const auto deadline = clock::now() + opts.timeout;
   spawn_options so;
   so.new_process_group = true;
-  auto pid = spawn(argv, stdio_fds{-1, out_pipe->second.get(), err_pipe->second.get()},
-                   opts.env, so);
+  auto pid =
+      spawn(argv, stdio_fds{-1, out_pipe->second.get(), err_pipe->second.get()}, opts.env, so);
   if (!pid)
     return pid.err();
   out_pipe->second.reset();
@@ -364,8 +363,8 @@ result<run_output> run_captured(const std::vector<std::string>& argv,
     int wait_ms = ms_until(deadline);
     if (wait_ms == 0) {
       kill_and_reap(*pid, true);
-      std::string msg = argv[0] + " did not finish within " +
-                        std::to_string(opts.timeout.count()) + " ms; killed";
+      std::string msg = argv[0] + " did not finish within " + std::to_string(opts.timeout.count()) +
+                        " ms; killed";
       return error{errc::unavailable, msg};
     }
     std::array<struct pollfd, 3> pfds{};
@@ -394,4 +393,4 @@ result<void> set_child_subreaper() {
   return {};
 }
 
-} // namespace deckhand::oci
+}  // namespace deckhand::oci

@@ -41,8 +41,7 @@ namespace fs = std::filesystem;
 constexpr const char* program_name = "deckhand-process-oci";
 constexpr const char* program_version = "0.1.0";
 constexpr const char* oci_version = "1.0.2";
-constexpr const char* default_path =
-    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+constexpr const char* default_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 constexpr std::size_t max_config_bytes = 16u << 20;
 constexpr std::size_t max_message = 3000;
 /// How long delete waits for a SIGKILLed process to die (runc: 10 s).
@@ -54,9 +53,7 @@ std::string clip(std::string s) {
   return s;
 }
 
-std::string dump(const json& j) {
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 // ---------------------------------------------------------------------------
 // Logging the way runc does: --log FILE with --log-format json|text, and
@@ -155,8 +152,8 @@ result<std::string> read_text(const fs::path& p, std::size_t limit) {
       break;
     text.append(buf, static_cast<std::size_t>(n));
     if (text.size() > limit)
-      return error{errc::too_large, p.string() + " is larger than " + std::to_string(limit) +
-                                        " bytes"};
+      return error{errc::too_large,
+                   p.string() + " is larger than " + std::to_string(limit) + " bytes"};
   }
   return text;
 }
@@ -227,21 +224,19 @@ std::optional<proc_stat> read_proc_stat(pid_t pid) {
 
 const std::vector<std::pair<const char*, int>>& rlimit_names() {
   static const std::vector<std::pair<const char*, int>> names{
-      {"RLIMIT_CPU", RLIMIT_CPU},       {"RLIMIT_FSIZE", RLIMIT_FSIZE},
-      {"RLIMIT_DATA", RLIMIT_DATA},     {"RLIMIT_STACK", RLIMIT_STACK},
-      {"RLIMIT_CORE", RLIMIT_CORE},     {"RLIMIT_RSS", RLIMIT_RSS},
-      {"RLIMIT_NPROC", RLIMIT_NPROC},   {"RLIMIT_NOFILE", RLIMIT_NOFILE},
-      {"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK}, {"RLIMIT_AS", RLIMIT_AS},
-      {"RLIMIT_LOCKS", RLIMIT_LOCKS},   {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING},
+      {"RLIMIT_CPU", RLIMIT_CPU},           {"RLIMIT_FSIZE", RLIMIT_FSIZE},
+      {"RLIMIT_DATA", RLIMIT_DATA},         {"RLIMIT_STACK", RLIMIT_STACK},
+      {"RLIMIT_CORE", RLIMIT_CORE},         {"RLIMIT_RSS", RLIMIT_RSS},
+      {"RLIMIT_NPROC", RLIMIT_NPROC},       {"RLIMIT_NOFILE", RLIMIT_NOFILE},
+      {"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK},   {"RLIMIT_AS", RLIMIT_AS},
+      {"RLIMIT_LOCKS", RLIMIT_LOCKS},       {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING},
       {"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE}, {"RLIMIT_NICE", RLIMIT_NICE},
-      {"RLIMIT_RTPRIO", RLIMIT_RTPRIO}, {"RLIMIT_RTTIME", RLIMIT_RTTIME},
+      {"RLIMIT_RTPRIO", RLIMIT_RTPRIO},     {"RLIMIT_RTTIME", RLIMIT_RTTIME},
   };
   return names;
 }
 
-error bad_config(const std::string& what) {
-  return error{errc::invalid, "config.json: " + what};
-}
+error bad_config(const std::string& what) { return error{errc::invalid, "config.json: " + what}; }
 
 /// An unsigned field that must fit `max`; absent leaves `out` alone.
 template <class T>
@@ -360,8 +355,7 @@ result<host_process_spec> spec_from_json(const json& j, const fs::path& bundle) 
     spec.no_new_privileges = n->get<bool>();
   }
   if (auto o = p.find("oomScoreAdj"); o != p.end() && !o->is_null()) {
-    if (!o->is_number_integer() || o->get<std::int64_t>() < -1000 ||
-        o->get<std::int64_t>() > 1000)
+    if (!o->is_number_integer() || o->get<std::int64_t>() < -1000 || o->get<std::int64_t>() > 1000)
       return bad_config("process.oomScoreAdj is not a number from -1000 to 1000");
     spec.oom_score_adj = static_cast<int>(o->get<std::int64_t>());
   }
@@ -390,8 +384,7 @@ result<std::string> read_config(const fs::path& bundle) {
   auto text = read_text(bundle / "config.json", max_config_bytes);
   if (!text)
     return error{text.err().code == errc::too_large ? errc::too_large : errc::invalid,
-                 "bundle " + bundle.string() + ": cannot read config.json: " +
-                     text.err().message};
+                 "bundle " + bundle.string() + ": cannot read config.json: " + text.err().message};
   return text;
 }
 
@@ -477,10 +470,10 @@ enum class status { creating, created, running, stopped };
 
 const char* status_name(status s) {
   switch (s) {
-    case status::creating: return "creating";
-    case status::created: return "created";
-    case status::running: return "running";
-    case status::stopped: return "stopped";
+  case status::creating: return "creating";
+  case status::created: return "created";
+  case status::running: return "running";
+  case status::stopped: return "stopped";
   }
   return "stopped";
 }
@@ -648,7 +641,9 @@ bool wait_stopped(const container_record& rec, std::chrono::milliseconds timeout
     if (left.count() <= 0)
       return false;
     if (pidfd) {
-      struct pollfd pfd{pidfd.get(), POLLIN, 0};
+      struct pollfd pfd {
+        pidfd.get(), POLLIN, 0
+      };
       ::poll(&pfd, 1, static_cast<int>(std::min<std::int64_t>(left.count(), 1000)));
     } else {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -699,8 +694,7 @@ bool is_root() { return ::geteuid() == 0; }
 
 std::string env_value(const std::vector<std::string>& env, const std::string& key) {
   for (auto it = env.rbegin(); it != env.rend(); ++it)
-    if (it->size() > key.size() && it->compare(0, key.size(), key) == 0 &&
-        (*it)[key.size()] == '=')
+    if (it->size() > key.size() && it->compare(0, key.size(), key) == 0 && (*it)[key.size()] == '=')
       return it->substr(key.size() + 1);
   return {};
 }
@@ -725,8 +719,7 @@ void merge_env(std::vector<std::string>& env, const std::vector<std::string>& ex
   }
 }
 
-launch_plan make_plan(std::vector<std::string> args, const host_process_spec& spec,
-                      fs::path cwd) {
+launch_plan make_plan(std::vector<std::string> args, const host_process_spec& spec, fs::path cwd) {
   launch_plan plan;
   plan.args = std::move(args);
   plan.env = spec.env;
@@ -809,14 +802,17 @@ std::string setup_child(const launch_plan& plan, std::string& warnings, std::str
       ::close(fd);
   }
   for (const auto& lim : spec.rlimits) {
-    struct rlimit want {static_cast<rlim_t>(lim.soft), static_cast<rlim_t>(lim.hard)};
+    struct rlimit want {
+      static_cast<rlim_t>(lim.soft), static_cast<rlim_t>(lim.hard)
+    };
     if (::setrlimit(lim.resource, &want) == 0)
       continue;
     // Best effort: without privilege a hard limit cannot go up; keep ours.
     struct rlimit have {};
     ::getrlimit(lim.resource, &have);
-    struct rlimit lowered {std::min(want.rlim_cur, have.rlim_max),
-                           std::min(want.rlim_max, have.rlim_max)};
+    struct rlimit lowered {
+      std::min(want.rlim_cur, have.rlim_max), std::min(want.rlim_max, have.rlim_max)
+    };
     if (::setrlimit(lim.resource, &lowered) == 0)
       warnings += lim.type + " lowered to " + std::to_string(lowered.rlim_cur) + "/" +
                   std::to_string(lowered.rlim_max) + ": no privilege to raise the hard limit\n";
@@ -959,8 +955,8 @@ result<created_container> create_container(const context& ctx, const std::string
                                            const fs::path& bundle_arg, const std::string& pid_file,
                                            int preserve_fds) {
   std::error_code ec;
-  const fs::path bundle = fs::absolute(bundle_arg.empty() ? fs::current_path(ec) : bundle_arg, ec)
-                              .lexically_normal();
+  const fs::path bundle =
+      fs::absolute(bundle_arg.empty() ? fs::current_path(ec) : bundle_arg, ec).lexically_normal();
   auto text = read_config(bundle);
   if (!text)
     return text.err();
@@ -1042,8 +1038,8 @@ result<created_container> create_container(const context& ctx, const std::string
       ::_exit(1);
     }
     ::execve(resolved.c_str(), argv.data(), envp.data());
-    std::string msg = std::string(program_name) + ": exec " + resolved + ": " +
-                      std::strerror(errno) + "\n";
+    std::string msg =
+        std::string(program_name) + ": exec " + resolved + ": " + std::strerror(errno) + "\n";
     write_all(STDERR_FILENO, msg);
     ::_exit(127);
   }
@@ -1087,13 +1083,11 @@ result<created_container> create_container(const context& ctx, const std::string
 
 result<void> start_container(const container_record& rec) {
   switch (status_of(rec)) {
-    case status::created: break;
-    case status::creating:
-      return error{errc::conflict, "container " + rec.id + " is still being created"};
-    case status::running:
-      return error{errc::conflict, "cannot start an already running container"};
-    case status::stopped:
-      return error{errc::conflict, "cannot start a container that has stopped"};
+  case status::created: break;
+  case status::creating:
+    return error{errc::conflict, "container " + rec.id + " is still being created"};
+  case status::running: return error{errc::conflict, "cannot start an already running container"};
+  case status::stopped: return error{errc::conflict, "cannot start a container that has stopped"};
   }
   const fs::path fifo = fifo_path(rec.dir);
   unique_fd fd(::open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
@@ -1116,9 +1110,9 @@ result<void> start_container(const container_record& rec) {
 }
 
 const std::vector<option_def> create_options{
-    {"bundle", "b", true},        {"pid-file", "", true},       {"console-socket", "", true},
-    {"preserve-fds", "", true},   {"no-pivot", "", false},      {"no-new-keyring", "", false},
-    {"detach", "d", false},       {"keep", "", false}};
+    {"bundle", "b", true},      {"pid-file", "", true},  {"console-socket", "", true},
+    {"preserve-fds", "", true}, {"no-pivot", "", false}, {"no-new-keyring", "", false},
+    {"detach", "d", false},     {"keep", "", false}};
 
 result<int> preserve_fds_of(const parsed_options& o) {
   if (!o.has("preserve-fds"))
@@ -1189,8 +1183,8 @@ result<int> cmd_state(const context& ctx, const std::vector<std::string>& args) 
   auto rec = load_record(ctx.root, *id);
   if (!rec)
     return rec.err();
-  std::cout << state_json(*rec, status_of(*rec)).dump(2, ' ', false,
-                                                       ordered_json::error_handler_t::replace)
+  std::cout << state_json(*rec, status_of(*rec))
+                   .dump(2, ' ', false, ordered_json::error_handler_t::replace)
             << "\n";
   return 0;
 }
@@ -1255,9 +1249,8 @@ result<int> cmd_delete(const context& ctx, const std::vector<std::string>& args)
     ::kill(rec->pid, SIGKILL);
     kill_session(*rec);
     if (!wait_stopped(*rec, kill_wait))
-      return error{errc::unavailable,
-                   "container " + *id + ": process " + std::to_string(rec->pid) +
-                       " still running after SIGKILL"};
+      return error{errc::unavailable, "container " + *id + ": process " + std::to_string(rec->pid) +
+                                          " still running after SIGKILL"};
   }
   if (auto r = destroy(*rec); !r)
     return r.err();
@@ -1339,8 +1332,8 @@ result<int> cmd_exec(const context& ctx, const std::vector<std::string>& args) {
   if (o->has("tty"))
     return error{errc::unsupported, "exec --tty: the process back-end has no terminals"};
   if (o->has("process"))
-    return error{errc::unsupported, "exec --process is not supported by " +
-                                        std::string(program_name)};
+    return error{errc::unsupported,
+                 "exec --process is not supported by " + std::string(program_name)};
   if (o->positional.empty())
     return error{errc::invalid, "exec: a container id is required"};
   const std::string id = o->positional[0];
@@ -1461,7 +1454,7 @@ void print_usage() {
                "needed. process.user applies only when run as root.\n";
 }
 
-} // namespace
+}  // namespace
 
 // ---------------------------------------------------------------------------
 // Public helpers.
@@ -1508,14 +1501,14 @@ result<int> parse_signal(std::string_view text) {
   if (s.rfind("SIG", 0) == 0)
     s = s.substr(3);
   static const std::pair<const char*, int> names[] = {
-      {"HUP", SIGHUP},     {"INT", SIGINT},       {"QUIT", SIGQUIT},   {"ILL", SIGILL},
-      {"TRAP", SIGTRAP},   {"ABRT", SIGABRT},     {"IOT", SIGIOT},     {"BUS", SIGBUS},
-      {"FPE", SIGFPE},     {"KILL", SIGKILL},     {"USR1", SIGUSR1},   {"SEGV", SIGSEGV},
-      {"USR2", SIGUSR2},   {"PIPE", SIGPIPE},     {"ALRM", SIGALRM},   {"TERM", SIGTERM},
-      {"STKFLT", SIGSTKFLT}, {"CHLD", SIGCHLD},   {"CONT", SIGCONT},   {"STOP", SIGSTOP},
-      {"TSTP", SIGTSTP},   {"TTIN", SIGTTIN},     {"TTOU", SIGTTOU},   {"URG", SIGURG},
-      {"XCPU", SIGXCPU},   {"XFSZ", SIGXFSZ},     {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF},
-      {"WINCH", SIGWINCH}, {"IO", SIGIO},         {"POLL", SIGPOLL},   {"PWR", SIGPWR},
+      {"HUP", SIGHUP},       {"INT", SIGINT},   {"QUIT", SIGQUIT},     {"ILL", SIGILL},
+      {"TRAP", SIGTRAP},     {"ABRT", SIGABRT}, {"IOT", SIGIOT},       {"BUS", SIGBUS},
+      {"FPE", SIGFPE},       {"KILL", SIGKILL}, {"USR1", SIGUSR1},     {"SEGV", SIGSEGV},
+      {"USR2", SIGUSR2},     {"PIPE", SIGPIPE}, {"ALRM", SIGALRM},     {"TERM", SIGTERM},
+      {"STKFLT", SIGSTKFLT}, {"CHLD", SIGCHLD}, {"CONT", SIGCONT},     {"STOP", SIGSTOP},
+      {"TSTP", SIGTSTP},     {"TTIN", SIGTTIN}, {"TTOU", SIGTTOU},     {"URG", SIGURG},
+      {"XCPU", SIGXCPU},     {"XFSZ", SIGXFSZ}, {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF},
+      {"WINCH", SIGWINCH},   {"IO", SIGIO},     {"POLL", SIGPOLL},     {"PWR", SIGPWR},
       {"SYS", SIGSYS},
   };
   for (const auto& [name, num] : names)
@@ -1544,10 +1537,15 @@ int process_runtime_main(int argc, char** argv) {
   // A reader that went away must not kill us half-way through a state change.
   ::signal(SIGPIPE, SIG_IGN);
   std::vector<std::string> args(argv + 1, argv + argc);
-  const std::vector<option_def> globals{
-      {"root", "", true},          {"log", "", true},     {"log-format", "", true},
-      {"debug", "", false},        {"systemd-cgroup", "", false}, {"rootless", "", true},
-      {"criu", "", true},          {"version", "v", false}, {"help", "h", false}};
+  const std::vector<option_def> globals{{"root", "", true},
+                                        {"log", "", true},
+                                        {"log-format", "", true},
+                                        {"debug", "", false},
+                                        {"systemd-cgroup", "", false},
+                                        {"rootless", "", true},
+                                        {"criu", "", true},
+                                        {"version", "v", false},
+                                        {"help", "h", false}};
   auto g = parse_options(args, globals);
   if (!g) {
     log_error(g.err().message);
@@ -1600,11 +1598,11 @@ int process_runtime_main(int argc, char** argv) {
       code = cmd_list(ctx, rest);
     else if (command == "exec")
       code = cmd_exec(ctx, rest);
-    else if (command == "pause" || command == "resume" || command == "ps" ||
-             command == "events" || command == "update" || command == "checkpoint" ||
-             command == "restore" || command == "spec" || command == "features")
-      code = error{errc::unsupported,
-                   command + " is not supported by " + std::string(program_name)};
+    else if (command == "pause" || command == "resume" || command == "ps" || command == "events" ||
+             command == "update" || command == "checkpoint" || command == "restore" ||
+             command == "spec" || command == "features")
+      code =
+          error{errc::unsupported, command + " is not supported by " + std::string(program_name)};
     else
       code = error{errc::invalid, "unknown command " + quote_text(command)};
   } catch (const std::exception& e) {
@@ -1618,4 +1616,4 @@ int process_runtime_main(int argc, char** argv) {
   return *code;
 }
 
-} // namespace deckhand::oci
+}  // namespace deckhand::oci

@@ -13,8 +13,8 @@ constexpr int max_significant_digits = 20;  // < 2^67: times 2^60 still fits in 
 /// The quantity times 10^`extra_exp10`, rounded up away from zero.
 result<int64_t> scaled(const std::string& text, int extra_exp10) {
   auto bad = [&](const std::string& why) {
-    return error{errc::invalid, "quantity \"" + text + "\" is not valid (" + why
-                                  + "); expected a number with an optional suffix such as "
+    return error{errc::invalid, "quantity \"" + text + "\" is not valid (" + why +
+                                    "); expected a number with an optional suffix such as "
                                     "100m, 0.5, 2, 64Mi, 1G or 1e3"};
   };
   if (text.empty())
@@ -115,18 +115,15 @@ result<int64_t> scaled(const std::string& text, int extra_exp10) {
   if (digits.empty())
     return int64_t{0};
   if (static_cast<int>(digits.size()) > max_significant_digits)
-    return error{errc::invalid, "quantity \"" + text + "\" has more than "
-                                  + std::to_string(max_significant_digits)
-                                  + " significant digits"};
+    return error{errc::invalid, "quantity \"" + text + "\" has more than " +
+                                    std::to_string(max_significant_digits) + " significant digits"};
   i128 n = 0;
   for (char ch : digits)
     n = n * 10 + (ch - '0');
   n <<= exp2;
 
   const i128 limit = std::numeric_limits<int64_t>::max();
-  auto too_large = [&] {
-    return error{errc::too_large, "quantity \"" + text + "\" is too large"};
-  };
+  auto too_large = [&] { return error{errc::too_large, "quantity \"" + text + "\" is too large"}; };
   int e = exp10 + extra_exp10 - frac_digits;
   if (e >= 0) {
     for (int k = 0; k < e; ++k) {
@@ -151,14 +148,10 @@ result<int64_t> scaled(const std::string& text, int extra_exp10) {
   return negative ? -v : v;
 }
 
-} // namespace
+}  // namespace
 
-result<int64_t> quantity_milli_value(const std::string& text) {
-  return scaled(text, 3);
-}
+result<int64_t> quantity_milli_value(const std::string& text) { return scaled(text, 3); }
 
-result<int64_t> quantity_value(const std::string& text) {
-  return scaled(text, 0);
-}
+result<int64_t> quantity_value(const std::string& text) { return scaled(text, 0); }
 
-} // namespace deckhand::oci
+}  // namespace deckhand::oci

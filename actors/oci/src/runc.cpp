@@ -82,11 +82,16 @@ errc classify(const std::string& text) {
 }
 
 container_status parse_status(const std::string& s) {
-  if (s == "creating") return container_status::creating;
-  if (s == "created") return container_status::created;
-  if (s == "running") return container_status::running;
-  if (s == "paused") return container_status::paused;
-  if (s == "stopped") return container_status::stopped;
+  if (s == "creating")
+    return container_status::creating;
+  if (s == "created")
+    return container_status::created;
+  if (s == "running")
+    return container_status::running;
+  if (s == "paused")
+    return container_status::paused;
+  if (s == "stopped")
+    return container_status::stopped;
   return container_status::unknown;
 }
 
@@ -104,16 +109,16 @@ result<container_state> parse_state(const json& j) {
   return st;
 }
 
-} // namespace
+}  // namespace
 
 const char* to_string(container_status s) {
   switch (s) {
-    case container_status::creating: return "creating";
-    case container_status::created: return "created";
-    case container_status::running: return "running";
-    case container_status::paused: return "paused";
-    case container_status::stopped: return "stopped";
-    case container_status::unknown: return "unknown";
+  case container_status::creating: return "creating";
+  case container_status::created: return "created";
+  case container_status::running: return "running";
+  case container_status::paused: return "paused";
+  case container_status::stopped: return "stopped";
+  case container_status::unknown: return "unknown";
   }
   return "unknown";
 }
@@ -152,9 +157,8 @@ error runc::failure(const std::string& what, const run_output& out) const {
   return error{classify(text), msg};
 }
 
-result<void> runc::launch(const std::string& verb, const std::string& id,
-                          const fs::path& bundle, const stdio_fds& stdio,
-                          const fs::path& pid_file) {
+result<void> runc::launch(const std::string& verb, const std::string& id, const fs::path& bundle,
+                          const stdio_fds& stdio, const fs::path& pid_file) {
   if (auto r = ensure_root(); !r)
     return r;
   // An anonymous in-memory file that runc opens by its /proc path: nothing to
@@ -166,8 +170,8 @@ result<void> runc::launch(const std::string& verb, const std::string& id,
   const std::string log_path =
       "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(log_fd.get());
 
-  std::vector<std::string> argv{binary_,     "--root",  root_.string(), "--log",
-                                log_path,    "--log-format", "json"};
+  std::vector<std::string> argv{binary_,  "--root",       root_.string(), "--log",
+                                log_path, "--log-format", "json"};
   if (verb == "run") {
     argv.insert(argv.end(), {"run", "--detach"});
   } else {
@@ -212,8 +216,8 @@ result<void> runc::launch(const std::string& verb, const std::string& id,
   return error{classify(text), msg};
 }
 
-result<void> runc::create(const std::string& id, const fs::path& bundle,
-                          const stdio_fds& stdio, const fs::path& pid_file) {
+result<void> runc::create(const std::string& id, const fs::path& bundle, const stdio_fds& stdio,
+                          const fs::path& pid_file) {
   return launch("create", id, bundle, stdio, pid_file);
 }
 
@@ -321,7 +325,7 @@ std::string read_memfd(int fd) {
   return text;
 }
 
-} // namespace
+}  // namespace
 
 result<exec_result> runc::exec(const std::string& id, const exec_options& opts) {
   if (opts.args.empty())
@@ -332,8 +336,8 @@ result<exec_result> runc::exec(const std::string& id, const exec_options& opts) 
   if (!st)
     return st.err();
   if (st->status != container_status::running)
-    return error{errc::conflict, "container " + id + " is not running (" +
-                                     to_string(st->status) + ")"};
+    return error{errc::conflict,
+                 "container " + id + " is not running (" + to_string(st->status) + ")"};
 
   int mfd = ::memfd_create("runc-exec-log", MFD_CLOEXEC);
   if (mfd < 0)
@@ -343,8 +347,8 @@ result<exec_result> runc::exec(const std::string& id, const exec_options& opts) 
       "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(log_fd.get());
   // runc writes the pid file by rename, so it needs a real directory.
   static std::atomic<uint64_t> counter{0};
-  const fs::path pid_file = root_ / (".exec-" + std::to_string(::getpid()) + "-" +
-                                     std::to_string(++counter) + ".pid");
+  const fs::path pid_file =
+      root_ / (".exec-" + std::to_string(::getpid()) + "-" + std::to_string(++counter) + ".pid");
   struct remove_on_exit {
     fs::path p;
     ~remove_on_exit() {
@@ -353,9 +357,9 @@ result<exec_result> runc::exec(const std::string& id, const exec_options& opts) 
     }
   } cleanup{pid_file};
 
-  std::vector<std::string> argv{binary_, "--root", root_.string(), "--log", log_path,
-                                "--log-format", "json", "exec", "--pid-file",
-                                pid_file.string()};
+  std::vector<std::string> argv{binary_,      "--root",         root_.string(), "--log",
+                                log_path,     "--log-format",   "json",         "exec",
+                                "--pid-file", pid_file.string()};
   if (!opts.cwd.empty())
     argv.insert(argv.end(), {"--cwd", opts.cwd});
   for (const auto& e : opts.env)
@@ -374,10 +378,9 @@ result<exec_result> runc::exec(const std::string& id, const exec_options& opts) 
     return err_pipe.err();
   spawn_options so;
   so.new_process_group = true;
-  auto pid = spawn(argv,
-                   stdio_fds{in_pipe->first.get(), out_pipe->second.get(),
-                             err_pipe->second.get()},
-                   std::nullopt, so);
+  auto pid =
+      spawn(argv, stdio_fds{in_pipe->first.get(), out_pipe->second.get(), err_pipe->second.get()},
+            std::nullopt, so);
   if (!pid)
     return pid.err();
   in_pipe->first.reset();
@@ -401,7 +404,9 @@ result<exec_result> runc::exec(const std::string& id, const exec_options& opts) 
       sigset_t set;
       sigemptyset(&set);
       sigaddset(&set, SIGPIPE);
-      struct timespec zero{0, 0};
+      struct timespec zero {
+        0, 0
+      };
       while (sigtimedwait(&set, nullptr, &zero) == SIGPIPE) {
       }
       pthread_sigmask(SIG_SETMASK, &old, nullptr);
@@ -531,4 +536,4 @@ result<exec_result> runc::exec(const std::string& id, const exec_options& opts) 
   return res;
 }
 
-} // namespace deckhand::oci
+}  // namespace deckhand::oci

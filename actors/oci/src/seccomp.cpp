@@ -81,16 +81,17 @@ const std::set<std::string>& known_actions() {
   return a;
 }
 
-} // namespace
+}  // namespace
 
 std::string runtime_default_seccomp(const std::vector<std::string>& caps) {
   json rules = json::array();
   // Never allowed by Docker's profile, whatever the capabilities.
-  rules.push_back(deny({"add_key", "keyctl", "request_key", "kexec_load", "kexec_file_load",
-                        "create_module", "get_kernel_syms", "query_module", "nfsservctl",
-                        "pivot_root", "swapon", "swapoff", "sysfs", "_sysctl", "uselib",
-                        "userfaultfd", "ustat", "vm86", "vm86old", "afs_syscall", "tuxcall",
-                        "vserver", "getpmsg", "putpmsg", "security"}));
+  rules.push_back(
+      deny({"add_key",       "keyctl",          "request_key",  "kexec_load", "kexec_file_load",
+            "create_module", "get_kernel_syms", "query_module", "nfsservctl", "pivot_root",
+            "swapon",        "swapoff",         "sysfs",        "_sysctl",    "uselib",
+            "userfaultfd",   "ustat",           "vm86",         "vm86old",    "afs_syscall",
+            "tuxcall",       "vserver",         "getpmsg",      "putpmsg",    "security"}));
   // Allowed by Docker's profile only with a capability.
   struct gated {
     std::vector<std::string> any_of;  // capabilities that unlock the syscalls
@@ -99,9 +100,8 @@ std::string runtime_default_seccomp(const std::vector<std::string>& caps) {
   const std::vector<gated> by_cap{
       {{"CAP_SYS_ADMIN"},
        {"fanotify_init", "fsconfig", "fsmount", "fsopen", "fspick", "lookup_dcookie", "mount",
-        "mount_setattr", "move_mount", "name_to_handle_at", "open_tree", "quotactl",
-        "quotactl_fd", "setdomainname", "sethostname", "setns", "umount", "umount2",
-        "unshare"}},
+        "mount_setattr", "move_mount", "name_to_handle_at", "open_tree", "quotactl", "quotactl_fd",
+        "setdomainname", "sethostname", "setns", "umount", "umount2", "unshare"}},
       {{"CAP_SYS_ADMIN", "CAP_BPF"}, {"bpf"}},
       {{"CAP_SYS_ADMIN", "CAP_PERFMON"}, {"perf_event_open"}},
       {{"CAP_SYS_ADMIN", "CAP_SYSLOG"}, {"syslog"}},
@@ -112,11 +112,11 @@ std::string runtime_default_seccomp(const std::vector<std::string>& caps) {
       {{"CAP_SYS_PTRACE"},
        {"kcmp", "pidfd_getfd", "process_madvise", "process_vm_readv", "process_vm_writev"}},
       {{"CAP_SYS_RAWIO"}, {"iopl", "ioperm"}},
-      {{"CAP_SYS_TIME"}, {"settimeofday", "stime", "clock_settime", "clock_settime64",
-                          "clock_adjtime", "clock_adjtime64"}},
+      {{"CAP_SYS_TIME"},
+       {"settimeofday", "stime", "clock_settime", "clock_settime64", "clock_adjtime",
+        "clock_adjtime64"}},
       {{"CAP_SYS_TTY_CONFIG"}, {"vhangup"}},
-      {{"CAP_SYS_NICE"}, {"get_mempolicy", "mbind", "set_mempolicy",
-                          "set_mempolicy_home_node"}},
+      {{"CAP_SYS_NICE"}, {"get_mempolicy", "mbind", "set_mempolicy", "set_mempolicy_home_node"}},
       {{"CAP_DAC_READ_SEARCH"}, {"open_by_handle_at"}},
   };
   for (const auto& g : by_cap)
@@ -127,18 +127,20 @@ std::string runtime_default_seccomp(const std::vector<std::string>& caps) {
   if (!has(caps, "CAP_SYS_ADMIN")) {
     // Docker allows clone only without namespace flags. Each flag is its own
     // rule (rules for one syscall are OR-ed): arg0 & FLAG == FLAG -> EPERM.
-    for (uint64_t flag : {0x00020000ull /*NEWNS*/, 0x02000000ull /*NEWCGROUP*/,
-                          0x04000000ull /*NEWUTS*/, 0x08000000ull /*NEWIPC*/,
-                          0x10000000ull /*NEWUSER*/, 0x20000000ull /*NEWPID*/,
-                          0x40000000ull /*NEWNET*/}) {
+    for (uint64_t flag :
+         {0x00020000ull /*NEWNS*/, 0x02000000ull /*NEWCGROUP*/, 0x04000000ull /*NEWUTS*/,
+          0x08000000ull /*NEWIPC*/, 0x10000000ull /*NEWUSER*/, 0x20000000ull /*NEWPID*/,
+          0x40000000ull /*NEWNET*/}) {
       auto r = deny({"clone"});
 #if defined(__s390x__)
       const int flags_arg = 1;  // s390 swaps clone's first two arguments
 #else
       const int flags_arg = 0;
 #endif
-      r["args"] = json::array(
-          {{{"index", flags_arg}, {"value", flag}, {"valueTwo", flag}, {"op", "SCMP_CMP_MASKED_EQ"}}});
+      r["args"] = json::array({{{"index", flags_arg},
+                                {"value", flag},
+                                {"valueTwo", flag},
+                                {"op", "SCMP_CMP_MASKED_EQ"}}});
       rules.push_back(std::move(r));
     }
     // clone3's flags live in memory seccomp cannot read: Docker answers
@@ -166,9 +168,7 @@ std::string runtime_default_seccomp(const std::vector<std::string>& caps) {
 
 result<std::string> seccomp_from_profile(const std::string& profile_json,
                                          const std::vector<std::string>& caps) {
-  auto bad = [](const std::string& why) {
-    return error{errc::invalid, "seccomp profile: " + why};
-  };
+  auto bad = [](const std::string& why) { return error{errc::invalid, "seccomp profile: " + why}; };
   auto in = json::parse(profile_json, nullptr, false);
   if (in.is_discarded() || !in.is_object())
     return bad("not a JSON object");
@@ -243,8 +243,8 @@ result<std::string> seccomp_from_profile(const std::string& profile_json,
       if (include ? !listed : listed)
         return include ? false : true;
     }
-    if (include && f.contains("minKernel") && f["minKernel"].is_string()
-        && !f["minKernel"].get<std::string>().empty()) {
+    if (include && f.contains("minKernel") && f["minKernel"].is_string() &&
+        !f["minKernel"].get<std::string>().empty()) {
       auto want = kernel_version(f["minKernel"].get<std::string>());
       if (kernel < want)
         return false;
@@ -299,8 +299,8 @@ result<std::string> seccomp_from_profile(const std::string& profile_json,
       if (s.contains("args") && s["args"].is_array() && !s["args"].empty()) {
         json args = json::array();
         for (const auto& a : s["args"]) {
-          if (!a.is_object() || !a.contains("index") || !a["index"].is_number_unsigned()
-              || a["index"].get<unsigned>() > 5 || !a.contains("op") || !a["op"].is_string())
+          if (!a.is_object() || !a.contains("index") || !a["index"].is_number_unsigned() ||
+              a["index"].get<unsigned>() > 5 || !a.contains("op") || !a["op"].is_string())
             return bad("syscall args need an index 0..5 and an op");
           json arg{{"index", a["index"]}, {"op", a["op"]}};
           arg["value"] = a.value("value", json(0));
@@ -317,4 +317,4 @@ result<std::string> seccomp_from_profile(const std::string& profile_json,
   return out.dump();
 }
 
-} // namespace deckhand::oci
+}  // namespace deckhand::oci

@@ -46,7 +46,7 @@ std::vector<std::string> ns_types(const json& j) {
   return types;
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(bundle)
 
@@ -91,11 +91,12 @@ BOOST_AUTO_TEST_CASE(mounts_are_standard_then_binds) {
   std::vector<std::string> dests;
   for (auto& m : j["mounts"])
     dests.push_back(m["destination"]);
-  BOOST_TEST((dests == std::vector<std::string>{"/proc", "/dev", "/dev/pts", "/dev/shm",
-                                                "/dev/mqueue", "/sys", "/sys/fs/cgroup", "/data",
-                                                "/cache"}));
+  BOOST_TEST(
+      (dests == std::vector<std::string>{"/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue",
+                                         "/sys", "/sys/fs/cgroup", "/data", "/cache"}));
   auto& sys = j["mounts"][5];
-  BOOST_TEST((std::find(sys["options"].begin(), sys["options"].end(), "ro") != sys["options"].end()));
+  BOOST_TEST(
+      (std::find(sys["options"].begin(), sys["options"].end(), "ro") != sys["options"].end()));
   BOOST_TEST(j["mounts"][6]["type"] == "cgroup");
   auto& data = j["mounts"][7];
   BOOST_TEST(data["type"] == "bind");
@@ -141,7 +142,9 @@ BOOST_AUTO_TEST_CASE(capabilities_add_and_drop) {
   s.cap_drop = {"net_raw", "CAP_MKNOD"};
   s.cap_add = {"SYS_ADMIN"};
   auto caps = caps_of(render(s));
-  auto has = [&](const std::string& c) { return std::find(caps.begin(), caps.end(), c) != caps.end(); };
+  auto has = [&](const std::string& c) {
+    return std::find(caps.begin(), caps.end(), c) != caps.end();
+  };
   BOOST_TEST(has("CAP_SYS_ADMIN"));
   BOOST_TEST(!has("CAP_NET_RAW"));
   BOOST_TEST(!has("CAP_MKNOD"));

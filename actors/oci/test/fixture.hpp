@@ -29,7 +29,7 @@
 
 namespace deckhand::oci {
 inline std::ostream& operator<<(std::ostream& os, container_status s) { return os << to_string(s); }
-} // namespace deckhand::oci
+}  // namespace deckhand::oci
 
 namespace deckhand::oci::test {
 
@@ -69,8 +69,9 @@ inline std::vector<fs::path> mounts_under(const fs::path& prefix) {
     if (un == pre || un.rfind(pre + "/", 0) == 0)
       found.emplace_back(un);
   }
-  std::sort(found.begin(), found.end(),
-            [](const fs::path& a, const fs::path& b) { return a.native().size() > b.native().size(); });
+  std::sort(found.begin(), found.end(), [](const fs::path& a, const fs::path& b) {
+    return a.native().size() > b.native().size();
+  });
   return found;
 }
 
@@ -143,8 +144,8 @@ struct sandbox {
       fs::create_directories(rootfs / d);
     fs::copy_file(fs::canonical("/bin/busybox"), rootfs / "bin/busybox",
                   fs::copy_options::overwrite_existing);
-    for (auto applet : {"sh", "echo", "sleep", "true", "cat", "hostname", "ip", "ifconfig",
-                        "readlink", "ls"})
+    for (auto applet :
+         {"sh", "echo", "sleep", "true", "cat", "hostname", "ip", "ifconfig", "readlink", "ls"})
       fs::create_symlink("busybox", rootfs / "bin" / applet);
     return rootfs;
   }
@@ -182,4 +183,4 @@ inline pid_t read_pid(const fs::path& pid_file) {
   return static_cast<pid_t>(std::stol(read_file(pid_file)));
 }
 
-} // namespace deckhand::oci::test
+}  // namespace deckhand::oci::test

@@ -40,14 +40,14 @@ namespace utf = boost::unit_test;
 
 namespace deckhand::oci {
 inline std::ostream& operator<<(std::ostream& os, container_status s) { return os << to_string(s); }
-} // namespace deckhand::oci
+}  // namespace deckhand::oci
 
 namespace {
 
-#define REQUIRE_OK(expr)                                                                    \
-  do {                                                                                      \
-    auto&& r_ = (expr);                                                                     \
-    BOOST_REQUIRE_MESSAGE(r_.ok(), #expr << ": " << (r_ ? std::string() : r_.err().message)); \
+#define REQUIRE_OK(expr)                                                                           \
+  do {                                                                                             \
+    auto&& r_ = (expr);                                                                            \
+    BOOST_REQUIRE_MESSAGE(r_.ok(), #expr << ": " << (r_ ? std::string() : r_.err().message));      \
   } while (0)
 
 std::string read_file(const fs::path& p) {
@@ -186,7 +186,7 @@ boost::test_tools::assertion_result needs_root(utf::test_unit_id) {
   return res;
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(process_runtime_cli)
 
@@ -224,8 +224,7 @@ BOOST_AUTO_TEST_CASE(config_errors_name_the_field) {
   BOOST_TEST(msg("garbage").find("not valid JSON") != std::string::npos);
   BOOST_TEST(msg("[]").find("not a JSON object") != std::string::npos);
   BOOST_TEST(msg("{}").find("process is missing") != std::string::npos);
-  BOOST_TEST(msg(R"({"process":{"args":[]}})").find("args must not be empty") !=
-             std::string::npos);
+  BOOST_TEST(msg(R"({"process":{"args":[]}})").find("args must not be empty") != std::string::npos);
   BOOST_TEST(msg(R"({"process":{"args":["a",1]}})").find("args[1]") != std::string::npos);
   BOOST_TEST(msg(R"({"process":{"args":["a"],"terminal":true}})").find("terminal") !=
              std::string::npos);
@@ -561,8 +560,8 @@ BOOST_AUTO_TEST_CASE(exec_runs_with_the_containers_env_and_passes_the_exit_code)
 BOOST_AUTO_TEST_CASE(foreground_run_returns_the_exit_code_and_cleans_up) {
   shim_sandbox sb;
   auto b = sb.bundle({"sh", "-c", "exit 3"});
-  auto out = run_captured({DECKHAND_PROCESS_OCI, "--root", sb.root.string(), "run", "--bundle",
-                           b.string(), "fg"});
+  auto out = run_captured(
+      {DECKHAND_PROCESS_OCI, "--root", sb.root.string(), "run", "--bundle", b.string(), "fg"});
   REQUIRE_OK(out);
   BOOST_TEST(out->status.code() == 3);
   BOOST_TEST(!sb.listed("fg"));
@@ -638,7 +637,7 @@ std::string unprivileged_scenario(const fs::path& dir, const std::string& shim) 
   return "";
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_CASE(needs_no_privileges) {
   shim_sandbox sb;

@@ -32,13 +32,13 @@ bool listed(runc& rt, const std::string& id, container_status* status = nullptr)
   return false;
 }
 
-#define REQUIRE_OK(expr)                                                              \
-  do {                                                                                \
-    auto&& r_ = (expr);                                                               \
-    BOOST_REQUIRE_MESSAGE(r_.ok(), #expr << ": " << (r_ ? std::string() : r_.err().message)); \
+#define REQUIRE_OK(expr)                                                                           \
+  do {                                                                                             \
+    auto&& r_ = (expr);                                                                            \
+    BOOST_REQUIRE_MESSAGE(r_.ok(), #expr << ": " << (r_ ? std::string() : r_.err().message));      \
   } while (0)
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(runc_driver, *utf::precondition(needs_root_and_runc))
 
@@ -50,8 +50,7 @@ BOOST_AUTO_TEST_CASE(run_detached_exit_code_comes_back_through_subreaper) {
   REQUIRE_OK(write_bundle(bundle, sb.spec_for(rootfs, {"sh", "-c", "echo hi; exit 42"})));
   auto out = sb.open_output(sb.dir / "stdout");
   auto id = sb.new_id();
-  REQUIRE_OK(sb.rt.run_detached(id, bundle, stdio_fds{-1, out.get(), out.get()},
-                                sb.dir / "pid"));
+  REQUIRE_OK(sb.rt.run_detached(id, bundle, stdio_fds{-1, out.get(), out.get()}, sb.dir / "pid"));
   pid_t pid = read_pid(sb.dir / "pid");
   auto st = wait_with_deadline(pid, 20s);
   BOOST_REQUIRE_MESSAGE(st.ok(), (st ? "" : st.err().message));
@@ -114,12 +113,13 @@ BOOST_AUTO_TEST_CASE(kill_delivers_sigterm_and_sigkill) {
   // A pid-namespace init only receives signals it handles: trap TERM, and say
   // so only once the trap is in place.
   auto bundle = sb.dir / "bundle-term";
-  REQUIRE_OK(write_bundle(bundle, sb.spec_for(rootfs, {"sh", "-c",
-      "trap 'exit 143' TERM; echo ready; sleep 1000 & wait"})));
+  REQUIRE_OK(write_bundle(
+      bundle,
+      sb.spec_for(rootfs, {"sh", "-c", "trap 'exit 143' TERM; echo ready; sleep 1000 & wait"})));
   auto out = sb.open_output(sb.dir / "term.out");
   auto id = sb.new_id();
-  REQUIRE_OK(sb.rt.run_detached(id, bundle, stdio_fds{-1, out.get(), out.get()},
-                                sb.dir / "term.pid"));
+  REQUIRE_OK(
+      sb.rt.run_detached(id, bundle, stdio_fds{-1, out.get(), out.get()}, sb.dir / "term.pid"));
   pid_t pid = read_pid(sb.dir / "term.pid");
   BOOST_REQUIRE(eventually([&] { return read_file(sb.dir / "term.out") == "ready\n"; }));
   auto state = sb.rt.state(id);
@@ -236,8 +236,7 @@ BOOST_AUTO_TEST_CASE(host_network_shares_the_callers_namespace) {
   auto st = wait_with_deadline(read_pid(sb.dir / "pid"), 20s);
   REQUIRE_OK(st);
   BOOST_TEST(st->code() == 0);
-  BOOST_TEST(read_file(sb.dir / "stdout") ==
-             fs::read_symlink("/proc/self/ns/net").string() + "\n");
+  BOOST_TEST(read_file(sb.dir / "stdout") == fs::read_symlink("/proc/self/ns/net").string() + "\n");
 }
 
 BOOST_AUTO_TEST_CASE(overlay_writes_land_in_upper_only) {
@@ -254,8 +253,8 @@ BOOST_AUTO_TEST_CASE(overlay_writes_land_in_upper_only) {
   BOOST_REQUIRE(!again.ok());
   BOOST_TEST(again.err().code == errc::already_exists);
 
-  REQUIRE_OK(write_bundle(sb.dir / "bundle",
-                          sb.spec_for(merged, {"sh", "-c", "echo data > /written"})));
+  REQUIRE_OK(
+      write_bundle(sb.dir / "bundle", sb.spec_for(merged, {"sh", "-c", "echo data > /written"})));
   auto id = sb.new_id();
   REQUIRE_OK(sb.rt.run_detached(id, sb.dir / "bundle", {}, sb.dir / "pid"));
   auto st = wait_with_deadline(read_pid(sb.dir / "pid"), 20s);
@@ -306,8 +305,8 @@ BOOST_AUTO_TEST_CASE(hung_runtime_is_killed_after_the_deadline) {
   sandbox sb;
   // A stand-in runtime that never answers and leaves a grandchild behind.
   auto fake = sb.dir / "hung-runc";
-  write_file(fake, "#!/bin/sh\nsleep 1000 &\necho $! > " + (sb.dir / "bg.pid").string() +
-                       "\nwait\n");
+  write_file(fake,
+             "#!/bin/sh\nsleep 1000 &\necho $! > " + (sb.dir / "bg.pid").string() + "\nwait\n");
   fs::permissions(fake, fs::perms::owner_all);
   runc rt(sb.dir / "root", fake.string(), 300ms);
 

@@ -10,8 +10,8 @@
 #include <chrono>
 #include <csignal>
 #include <fstream>
-#include <thread>
 #include <map>
+#include <thread>
 
 #include <boost/test/unit_test.hpp>
 
@@ -27,18 +27,47 @@ namespace utf = boost::unit_test;
 namespace {
 
 /// Capability numbers, as the kernel defines them.
-const std::vector<std::string> cap_names{
-    "CAP_CHOWN",        "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER",
-    "CAP_FSETID",       "CAP_KILL",         "CAP_SETGID",          "CAP_SETUID",
-    "CAP_SETPCAP",      "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",    "CAP_NET_RAW",      "CAP_IPC_LOCK",        "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",   "CAP_SYS_RAWIO",    "CAP_SYS_CHROOT",      "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",    "CAP_SYS_ADMIN",    "CAP_SYS_BOOT",        "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE", "CAP_SYS_TIME",     "CAP_SYS_TTY_CONFIG",  "CAP_MKNOD",
-    "CAP_LEASE",        "CAP_AUDIT_WRITE",  "CAP_AUDIT_CONTROL",   "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN",    "CAP_SYSLOG",          "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",  "CAP_PERFMON",         "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE"};
+const std::vector<std::string> cap_names{"CAP_CHOWN",
+                                         "CAP_DAC_OVERRIDE",
+                                         "CAP_DAC_READ_SEARCH",
+                                         "CAP_FOWNER",
+                                         "CAP_FSETID",
+                                         "CAP_KILL",
+                                         "CAP_SETGID",
+                                         "CAP_SETUID",
+                                         "CAP_SETPCAP",
+                                         "CAP_LINUX_IMMUTABLE",
+                                         "CAP_NET_BIND_SERVICE",
+                                         "CAP_NET_BROADCAST",
+                                         "CAP_NET_ADMIN",
+                                         "CAP_NET_RAW",
+                                         "CAP_IPC_LOCK",
+                                         "CAP_IPC_OWNER",
+                                         "CAP_SYS_MODULE",
+                                         "CAP_SYS_RAWIO",
+                                         "CAP_SYS_CHROOT",
+                                         "CAP_SYS_PTRACE",
+                                         "CAP_SYS_PACCT",
+                                         "CAP_SYS_ADMIN",
+                                         "CAP_SYS_BOOT",
+                                         "CAP_SYS_NICE",
+                                         "CAP_SYS_RESOURCE",
+                                         "CAP_SYS_TIME",
+                                         "CAP_SYS_TTY_CONFIG",
+                                         "CAP_MKNOD",
+                                         "CAP_LEASE",
+                                         "CAP_AUDIT_WRITE",
+                                         "CAP_AUDIT_CONTROL",
+                                         "CAP_SETFCAP",
+                                         "CAP_MAC_OVERRIDE",
+                                         "CAP_MAC_ADMIN",
+                                         "CAP_SYSLOG",
+                                         "CAP_WAKE_ALARM",
+                                         "CAP_BLOCK_SUSPEND",
+                                         "CAP_AUDIT_READ",
+                                         "CAP_PERFMON",
+                                         "CAP_BPF",
+                                         "CAP_CHECKPOINT_RESTORE"};
 
 uint64_t mask_of(const std::vector<std::string>& caps) {
   uint64_t m = 0;
@@ -66,14 +95,12 @@ std::map<std::string, std::string> status_fields(const std::string& text) {
   return out;
 }
 
-uint64_t hex(const std::string& s) {
-  return std::stoull(s, nullptr, 16);
-}
+uint64_t hex(const std::string& s) { return std::stoull(s, nullptr, 16); }
 
-#define REQUIRE_OK(expr)                                                                     \
-  do {                                                                                       \
-    auto&& r_ = (expr);                                                                      \
-    BOOST_REQUIRE_MESSAGE(r_.ok(), #expr << ": " << (r_ ? std::string() : r_.err().message)); \
+#define REQUIRE_OK(expr)                                                                           \
+  do {                                                                                             \
+    auto&& r_ = (expr);                                                                            \
+    BOOST_REQUIRE_MESSAGE(r_.ok(), #expr << ": " << (r_ ? std::string() : r_.err().message));      \
   } while (0)
 
 /// Removes a test pod's cgroups however the test ends. Declared before the
@@ -89,7 +116,8 @@ struct pod_cgroups_guard {
 
 std::string test_pod_uid(const char* what) {
   static int n = 0;
-  return std::string("dhtest-") + what + "-" + std::to_string(::getpid()) + "-" + std::to_string(++n);
+  return std::string("dhtest-") + what + "-" + std::to_string(::getpid()) + "-" +
+         std::to_string(++n);
 }
 
 struct outcome {
@@ -160,7 +188,7 @@ std::string trimmed(std::string s) {
   return s;
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(container_security, *utf::precondition(needs_root_and_runc))
 
@@ -330,8 +358,8 @@ BOOST_AUTO_TEST_CASE(pod_cgroup_bounds_its_containers_and_is_removed) {
     BOOST_TEST(trimmed(read_file(cgroup_dir("", pod_path) / "memory.max")) == "50331648");
     BOOST_TEST(trimmed(read_file(cgroup_dir("", pod_path) / "cpu.max")) == "150000 100000");
   } else {
-    BOOST_TEST(trimmed(read_file(cgroup_dir("memory", pod_path) / "memory.limit_in_bytes"))
-               == "50331648");
+    BOOST_TEST(trimmed(read_file(cgroup_dir("memory", pod_path) / "memory.limit_in_bytes")) ==
+               "50331648");
     BOOST_TEST(trimmed(read_file(cgroup_dir("cpu", pod_path) / "cpu.cfs_quota_us")) == "150000");
     BOOST_TEST(trimmed(read_file(cgroup_dir("cpu", pod_path) / "cpu.shares")) == "1024");
     BOOST_TEST(trimmed(read_file(cgroup_dir("pids", pod_path) / "pids.max")) == "100");

@@ -56,7 +56,7 @@ int bounding_count() {
   return n;
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(quantity)
 
@@ -74,8 +74,8 @@ BOOST_AUTO_TEST_CASE(milli_values_follow_kubernetes) {
   BOOST_TEST(m("250m") == 250);
   BOOST_TEST(m("1e3") == 1000000);
   BOOST_TEST(m("1E-3") == 1);
-  BOOST_TEST(m("1n") == 1);      // rounds up
-  BOOST_TEST(m("1500u") == 2);   // 1.5m rounds up
+  BOOST_TEST(m("1n") == 1);     // rounds up
+  BOOST_TEST(m("1500u") == 2);  // 1.5m rounds up
   BOOST_TEST(m("0") == 0);
   BOOST_TEST(m("0.0001") == 1);
   BOOST_TEST(m("+3") == 3000);
@@ -111,8 +111,8 @@ BOOST_AUTO_TEST_CASE(values_follow_kubernetes) {
 }
 
 BOOST_AUTO_TEST_CASE(garbage_is_rejected_clearly) {
-  for (std::string bad : {"", "abc", "1.2.3", "1Qi", "--1", "1 Mi", "Mi", ".", "1e", "1e+",
-                          "1ee3", "1mi", "1KI", "0x10", "1,5", "1m5", "NaN", "inf"}) {
+  for (std::string bad : {"", "abc", "1.2.3", "1Qi", "--1", "1 Mi", "Mi", ".", "1e", "1e+", "1ee3",
+                          "1mi", "1KI", "0x10", "1,5", "1m5", "NaN", "inf"}) {
     auto r = quantity_value(bad);
     BOOST_TEST_CONTEXT("\"" << bad << "\"") {
       BOOST_REQUIRE(!r.ok());
@@ -149,7 +149,7 @@ BOOST_AUTO_TEST_CASE(default_container_has_no_seccomp_and_masked_paths) {
 BOOST_AUTO_TEST_CASE(privileged_gets_everything) {
   auto s = base();
   s.privileged = true;
-  s.cap_drop = {"ALL"};  // ignored, as containerd does for privileged
+  s.cap_drop = {"ALL"};                       // ignored, as containerd does for privileged
   s.seccomp = seccomp_mode::runtime_default;  // ignored
   auto j = render(s);
   auto caps = j["process"]["capabilities"]["bounding"];
@@ -181,8 +181,8 @@ BOOST_AUTO_TEST_CASE(privileged_gets_everything) {
 BOOST_AUTO_TEST_CASE(add_all_means_this_hosts_bounding_set) {
   auto s = base();
   s.cap_add = {"ALL"};
-  BOOST_TEST(render(s)["process"]["capabilities"]["bounding"].size()
-             == static_cast<std::size_t>(bounding_count()));
+  BOOST_TEST(render(s)["process"]["capabilities"]["bounding"].size() ==
+             static_cast<std::size_t>(bounding_count()));
   s.cap_add = {"ALL"};
   s.cap_drop = {"NET_RAW"};
   auto caps = render(s)["process"]["capabilities"]["bounding"];
@@ -195,15 +195,38 @@ BOOST_AUTO_TEST_CASE(runtime_default_seccomp_denies_what_docker_denies) {
   auto sc = render(s)["linux"]["seccomp"];
   BOOST_TEST(sc["defaultAction"] == "SCMP_ACT_ALLOW");
   BOOST_TEST(!sc["architectures"].empty());
-  for (auto name : {"keyctl", "add_key", "request_key", "mount", "umount2", "unshare", "setns",
-                    "pivot_root", "kexec_load", "init_module", "finit_module", "delete_module",
-                    "bpf", "perf_event_open", "userfaultfd", "open_by_handle_at", "swapon",
-                    "swapoff", "reboot", "acct", "clock_settime", "settimeofday", "iopl",
-                    "ioperm", "quotactl", "lookup_dcookie", "process_vm_readv", "syslog"})
+  for (auto name : {"keyctl",
+                    "add_key",
+                    "request_key",
+                    "mount",
+                    "umount2",
+                    "unshare",
+                    "setns",
+                    "pivot_root",
+                    "kexec_load",
+                    "init_module",
+                    "finit_module",
+                    "delete_module",
+                    "bpf",
+                    "perf_event_open",
+                    "userfaultfd",
+                    "open_by_handle_at",
+                    "swapon",
+                    "swapoff",
+                    "reboot",
+                    "acct",
+                    "clock_settime",
+                    "settimeofday",
+                    "iopl",
+                    "ioperm",
+                    "quotactl",
+                    "lookup_dcookie",
+                    "process_vm_readv",
+                    "syslog"})
     BOOST_TEST(denies(sc, name), name);
   for (auto& r : sc["syscalls"])
     if (r["names"][0] != "clone3")
-      BOOST_TEST(r["errnoRet"] == 1);  // EPERM
+      BOOST_TEST(r["errnoRet"] == 1);                           // EPERM
   BOOST_TEST(rules_for(sc, "clone3").at(0)["errnoRet"] == 38);  // ENOSYS: libc falls back
   // clone with any namespace flag: 7 masked rules.
   BOOST_TEST(rules_for(sc, "clone").size() == 7u);
@@ -257,9 +280,9 @@ BOOST_AUTO_TEST_CASE(docker_format_profiles_are_converted) {
   BOOST_TEST(sc["architectures"] == json({"SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"}));
 #endif
   BOOST_TEST(rules_for(sc, "read").size() == 1u);
-  BOOST_TEST(rules_for(sc, "mount").size() == 1u);   // has SYS_ADMIN
-  BOOST_TEST(rules_for(sc, "reboot").empty());       // lacks SYS_BOOT
-  BOOST_TEST(rules_for(sc, "chmod").empty());        // excluded by SYS_ADMIN
+  BOOST_TEST(rules_for(sc, "mount").size() == 1u);  // has SYS_ADMIN
+  BOOST_TEST(rules_for(sc, "reboot").empty());      // lacks SYS_BOOT
+  BOOST_TEST(rules_for(sc, "chmod").empty());       // excluded by SYS_ADMIN
   BOOST_TEST(rules_for(sc, "uname").size() == 1u);
   BOOST_TEST(rules_for(sc, "sync").empty());
   auto p = rules_for(sc, "personality").at(0);
@@ -271,10 +294,12 @@ BOOST_AUTO_TEST_CASE(docker_format_profiles_are_converted) {
 BOOST_AUTO_TEST_CASE(bad_profiles_are_invalid) {
   auto s = base();
   s.seccomp = seccomp_mode::profile;
-  for (std::string bad : {"", "not json", "[]", "{}", R"({"defaultAction": "SCMP_ACT_FOO"})",
-                          R"({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"action": "SCMP_ACT_ERRNO"}]})",
-                          R"({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["x"], "action": "nope"}]})",
-                          R"({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["x"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 9, "op": "SCMP_CMP_EQ"}]}]})"}) {
+  for (
+      std::string bad :
+      {"", "not json", "[]", "{}", R"({"defaultAction": "SCMP_ACT_FOO"})",
+       R"({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"action": "SCMP_ACT_ERRNO"}]})",
+       R"({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["x"], "action": "nope"}]})",
+       R"({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["x"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 9, "op": "SCMP_CMP_EQ"}]}]})"}) {
     s.seccomp_profile = bad;
     auto r = render_config(s);
     BOOST_TEST_CONTEXT(bad) {
@@ -331,19 +356,19 @@ BOOST_AUTO_TEST_CASE(limits_map_to_v1_and_v2_files) {
   l.cpu_period_us = 100000;
   l.pids_limit = 100;
   using v = std::vector<cgroup_file_value>;
-  BOOST_TEST((cgroup_limit_files(l, cgroup_mode::v1)
-              == v{{"memory", "memory.limit_in_bytes", "67108864"},
-                   {"cpu", "cpu.shares", "1024"},
-                   {"cpu", "cpu.cfs_period_us", "100000"},
-                   {"cpu", "cpu.cfs_quota_us", "50000"},
-                   {"pids", "pids.max", "100"}}));
-  BOOST_TEST((cgroup_limit_files(l, cgroup_mode::hybrid) == cgroup_limit_files(l, cgroup_mode::v1)));
+  BOOST_TEST(
+      (cgroup_limit_files(l, cgroup_mode::v1) == v{{"memory", "memory.limit_in_bytes", "67108864"},
+                                                   {"cpu", "cpu.shares", "1024"},
+                                                   {"cpu", "cpu.cfs_period_us", "100000"},
+                                                   {"cpu", "cpu.cfs_quota_us", "50000"},
+                                                   {"pids", "pids.max", "100"}}));
+  BOOST_TEST(
+      (cgroup_limit_files(l, cgroup_mode::hybrid) == cgroup_limit_files(l, cgroup_mode::v1)));
   // runc's conversion: 1024 shares -> weight 39; 2 -> 1; 262144 -> 10000.
-  BOOST_TEST((cgroup_limit_files(l, cgroup_mode::v2)
-              == v{{"memory", "memory.max", "67108864"},
-                   {"cpu", "cpu.weight", "39"},
-                   {"cpu", "cpu.max", "50000 100000"},
-                   {"pids", "pids.max", "100"}}));
+  BOOST_TEST((cgroup_limit_files(l, cgroup_mode::v2) == v{{"memory", "memory.max", "67108864"},
+                                                          {"cpu", "cpu.weight", "39"},
+                                                          {"cpu", "cpu.max", "50000 100000"},
+                                                          {"pids", "pids.max", "100"}}));
   resource_limits shares;
   shares.cpu_shares = 2;
   BOOST_TEST(cgroup_limit_files(shares, cgroup_mode::v2).at(0).value == "1");

@@ -34,7 +34,7 @@ bool make_pipe(fd_guard& r, fd_guard& w) {
   return true;
 }
 
-} // namespace
+}  // namespace
 
 result<command_output> run_command(const std::vector<std::string>& argv, const std::string& input,
                                    std::chrono::milliseconds deadline) {
@@ -96,8 +96,8 @@ result<command_output> run_command(const std::vector<std::string>& argv, const s
       i_err = n++;
     }
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                  end - std::chrono::steady_clock::now())
-                  .count();
+                    end - std::chrono::steady_clock::now())
+                    .count();
     if (left <= 0) {
       timed_out = true;
       break;
@@ -140,8 +140,8 @@ result<command_output> run_command(const std::vector<std::string>& argv, const s
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   if (timed_out)
-    return error{errc::unavailable, argv[0] + " did not finish within "
-                                      + std::to_string(deadline.count()) + " ms"};
+    return error{errc::unavailable,
+                 argv[0] + " did not finish within " + std::to_string(deadline.count()) + " ms"};
   if (WIFEXITED(status))
     res.exit_code = WEXITSTATUS(status);
   else if (WIFSIGNALED(status))
@@ -186,4 +186,4 @@ bool have_program(const std::string& name) {
   return false;
 }
 
-} // namespace deckhand::proxy
+}  // namespace deckhand::proxy

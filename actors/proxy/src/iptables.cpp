@@ -32,8 +32,12 @@ struct names {
   std::string postrouting() const { return p + "-POSTROUTING"; }
   std::string mark_masq() const { return p + "-MARK-MASQ"; }
   std::string external() const { return p + "-EXTERNAL"; }
-  std::string svc(const service_port_entry& e) const { return p + "-SVC-" + stable_hash(entry_id(e)); }
-  std::string ext(const service_port_entry& e) const { return p + "-EXT-" + stable_hash(entry_id(e)); }
+  std::string svc(const service_port_entry& e) const {
+    return p + "-SVC-" + stable_hash(entry_id(e));
+  }
+  std::string ext(const service_port_entry& e) const {
+    return p + "-EXT-" + stable_hash(entry_id(e));
+  }
   std::string sep(const service_port_entry& e, const backend& b) const {
     return p + "-SEP-" + stable_hash(endpoint_id(e, b));
   }
@@ -78,14 +82,10 @@ struct jump {
 std::vector<jump> jumps_of(const names& n) {
   const std::string ct = "-m conntrack --ctstate NEW ";
   return {
-    {"nat", "PREROUTING", n.services(), ""},
-    {"nat", "OUTPUT", n.services(), ""},
-    {"nat", "POSTROUTING", n.postrouting(), ""},
-    {"filter", "INPUT", n.services(), ct},
-    {"filter", "INPUT", n.external(), ct},
-    {"filter", "FORWARD", n.services(), ct},
-    {"filter", "OUTPUT", n.services(), ct},
-    {"filter", "OUTPUT", n.external(), ct},
+      {"nat", "PREROUTING", n.services(), ""},     {"nat", "OUTPUT", n.services(), ""},
+      {"nat", "POSTROUTING", n.postrouting(), ""}, {"filter", "INPUT", n.services(), ct},
+      {"filter", "INPUT", n.external(), ct},       {"filter", "FORWARD", n.services(), ct},
+      {"filter", "OUTPUT", n.services(), ct},      {"filter", "OUTPUT", n.external(), ct},
   };
 }
 
@@ -133,8 +133,8 @@ class renderer {
         chain(sep);
         rules << "-A " << sep << " -s " << b.ip << "/32 -j " << n_.mark_masq() << "\n";
         rules << "-A " << sep << " " << pm << " -m recent --name " << sep
-              << " --mask 255.255.255.255 --rsource --set -j DNAT --to-destination " << b.ip
-              << ":" << b.port << "\n";
+              << " --mask 255.255.255.255 --rsource --set -j DNAT --to-destination " << b.ip << ":"
+              << b.port << "\n";
       }
   }
 
@@ -182,7 +182,7 @@ class renderer {
   names n_;
 };
 
-} // namespace
+}  // namespace
 
 iptables_objects parse_iptables_save(const std::string& text, const std::string& prefix) {
   iptables_objects out;
@@ -280,8 +280,8 @@ std::string render_iptables(const service_map& desired, const service_map* previ
     }
     if (e.node_port) {
       if (none)
-        reject_ext << "-A " << n.external() << " -m addrtype --dst-type LOCAL " << pm
-                   << " --dport " << e.node_port << " -j REJECT\n";
+        reject_ext << "-A " << n.external() << " -m addrtype --dst-type LOCAL " << pm << " --dport "
+                   << e.node_port << " -j REJECT\n";
       else
         out << "-A " << n.nodeports() << " " << pm << " --dport " << e.node_port << " -j "
             << n.ext(e) << "\n";
@@ -292,7 +292,8 @@ std::string render_iptables(const service_map& desired, const service_map* previ
   out << nat.rules.str();
   auto jumps = jumps_of(n);
   for (const auto& j : jumps)
-    if (!previous && std::string(j.table) == "nat" && !existing.jumps.count("nat " + std::string(j.builtin) + " " + j.target))
+    if (!previous && std::string(j.table) == "nat" &&
+        !existing.jumps.count("nat " + std::string(j.builtin) + " " + j.target))
       out << "-I " << j.builtin << " " << j.match << "-m comment --comment deckhand-proxy -j "
           << j.target << "\n";
   out << nat.tail.str();
@@ -300,8 +301,8 @@ std::string render_iptables(const service_map& desired, const service_map* previ
   out << ":" << n.services() << " - [0:0]\n:" << n.external() << " - [0:0]\n";
   out << reject_svc.str() << reject_ext.str();
   for (const auto& j : jumps)
-    if (!previous && std::string(j.table) == "filter"
-        && !existing.jumps.count("filter " + std::string(j.builtin) + " " + j.target))
+    if (!previous && std::string(j.table) == "filter" &&
+        !existing.jumps.count("filter " + std::string(j.builtin) + " " + j.target))
       out << "-I " << j.builtin << " " << j.match << "-m comment --comment deckhand-proxy -j "
           << j.target << "\n";
   out << "COMMIT\n";
@@ -323,7 +324,7 @@ result<iptables_objects> read_existing(const kernel_options& o) {
   return parse_iptables_save(all, o.chain_prefix);
 }
 
-} // namespace
+}  // namespace
 
 result<void> iptables_data_plane::apply(const service_map& desired, const service_map& previous) {
   bool full = full_next_ || !applied_ || !(*applied_ == previous);
@@ -395,4 +396,4 @@ bool iptables_available() {
   return r && r->exit_code == 0;
 }
 
-} // namespace deckhand::proxy
+}  // namespace deckhand::proxy

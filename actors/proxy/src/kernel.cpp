@@ -1,6 +1,5 @@
 #include "deckhand/proxy/kernel.hpp"
 
-
 #include <fstream>
 #include <map>
 #include <set>
@@ -30,9 +29,7 @@ std::string stable_hash(const std::string& text, size_t n) {
   return out;
 }
 
-std::string entry_id(const service_port_entry& e) {
-  return e.key() + "/" + e.protocol;
-}
+std::string entry_id(const service_port_entry& e) { return e.key() + "/" + e.protocol; }
 
 std::string endpoint_id(const service_port_entry& e, const backend& b) {
   return entry_id(e) + "/" + b.ip + ":" + std::to_string(b.port);
@@ -58,12 +55,13 @@ std::vector<std::vector<std::string>> conntrack_flushes(const service_map& desir
       continue;
     auto it = now.find(entry_id(p));
     std::set<std::string> keep;
-    if (it != now.end() && it->second->cluster_ip == p.cluster_ip
-        && it->second->port == p.port && it->second->node_port == p.node_port)
+    if (it != now.end() && it->second->cluster_ip == p.cluster_ip && it->second->port == p.port &&
+        it->second->node_port == p.node_port)
       for (const auto& b : it->second->usable_backends())
         keep.insert(b.ip + ":" + std::to_string(b.port));
     for (const auto& b : p.usable_backends())
-      if (!keep.count(b.ip + ":" + std::to_string(b.port)) && seen.insert(entry_id(p) + b.ip).second)
+      if (!keep.count(b.ip + ":" + std::to_string(b.port)) &&
+          seen.insert(entry_id(p) + b.ip).second)
         by_dst(p, b.ip);
   }
   std::map<std::string, const service_port_entry*> before;
@@ -73,8 +71,8 @@ std::vector<std::vector<std::string>> conntrack_flushes(const service_map& desir
     if (e.usable_backends().empty())
       continue;
     auto it = before.find(entry_id(e));
-    bool programmed = it != before.end() && it->second->cluster_ip == e.cluster_ip
-                      && it->second->port == e.port && !it->second->usable_backends().empty();
+    bool programmed = it != before.end() && it->second->cluster_ip == e.cluster_ip &&
+                      it->second->port == e.port && !it->second->usable_backends().empty();
     if (e.protocol == "TCP") {
       // A SYN that reached the node before this ClusterIP port had its DNAT
       // (Service just created, or created while no proxy ran) left a conntrack
@@ -139,4 +137,4 @@ result<bool> enable_ip_forward() {
   return false;
 }
 
-} // namespace deckhand::proxy
+}  // namespace deckhand::proxy

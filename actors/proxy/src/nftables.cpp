@@ -66,35 +66,39 @@ constexpr const char* hairpin_set = "hairpin-ips";
 std::vector<chain_def> static_chain_defs(const kernel_options& o) {
   auto mark = hex(o.masquerade_mark);
   auto base = [](const char* type, const char* hook, const char* prio) {
-    return std::string("type ") + type + " hook " + hook + " priority " + prio
-           + "; policy accept;";
+    return std::string("type ") + type + " hook " + hook + " priority " + prio + "; policy accept;";
   };
   return {
-    {"nat-prerouting", base("nat", "prerouting", "dstnat"), {"jump services"}},
-    {"nat-output", base("nat", "output", "-100"), {"jump services"}},
-    {"nat-postrouting", base("nat", "postrouting", "srcnat"), {"jump masquerading"}},
-    {"filter-input", base("filter", "input", "-110"),
-     {"ct state new jump endpoints-check", "ct state new jump nodeport-check"}},
-    {"filter-forward", base("filter", "forward", "-110"), {"ct state new jump endpoints-check"}},
-    {"filter-output", base("filter", "output", "-110"),
-     {"ct state new jump endpoints-check", "ct state new jump nodeport-check"}},
-    {"services", "",
-     {"ip daddr . meta l4proto . th dport vmap @service-ips",
-      "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap "
-      "@service-nodeports"}},
-    {"masquerading", "",
-     {std::string("ct status dnat ip saddr . ip daddr @") + hairpin_set
-        + " masquerade fully-random",
-      "meta mark & " + mark + " == 0 return", "meta mark set meta mark ^ " + mark,
-      "masquerade fully-random"}},
-    {"mark-for-masquerade", "", {"meta mark set meta mark | " + mark}},
-    {"endpoints-check", "", {"ip daddr . meta l4proto . th dport vmap @no-endpoint-services"}},
-    {"nodeport-check", "",
-     {"fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap "
-      "@no-endpoint-nodeports"}},
-    // ICMP port unreachable for UDP, a TCP reset for TCP: a quick refusal,
-    // as on kube-proxy, never a timeout.
-    {"reject-chain", "", {"meta l4proto tcp reject with tcp reset", "reject"}},
+      {"nat-prerouting", base("nat", "prerouting", "dstnat"), {"jump services"}},
+      {"nat-output", base("nat", "output", "-100"), {"jump services"}},
+      {"nat-postrouting", base("nat", "postrouting", "srcnat"), {"jump masquerading"}},
+      {"filter-input",
+       base("filter", "input", "-110"),
+       {"ct state new jump endpoints-check", "ct state new jump nodeport-check"}},
+      {"filter-forward", base("filter", "forward", "-110"), {"ct state new jump endpoints-check"}},
+      {"filter-output",
+       base("filter", "output", "-110"),
+       {"ct state new jump endpoints-check", "ct state new jump nodeport-check"}},
+      {"services",
+       "",
+       {"ip daddr . meta l4proto . th dport vmap @service-ips",
+        "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap "
+        "@service-nodeports"}},
+      {"masquerading",
+       "",
+       {std::string("ct status dnat ip saddr . ip daddr @") + hairpin_set +
+            " masquerade fully-random",
+        "meta mark & " + mark + " == 0 return", "meta mark set meta mark ^ " + mark,
+        "masquerade fully-random"}},
+      {"mark-for-masquerade", "", {"meta mark set meta mark | " + mark}},
+      {"endpoints-check", "", {"ip daddr . meta l4proto . th dport vmap @no-endpoint-services"}},
+      {"nodeport-check",
+       "",
+       {"fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap "
+        "@no-endpoint-nodeports"}},
+      // ICMP port unreachable for UDP, a TCP reset for TCP: a quick refusal,
+      // as on kube-proxy, never a timeout.
+      {"reject-chain", "", {"meta l4proto tcp reject with tcp reset", "reject"}},
   };
 }
 
@@ -124,17 +128,17 @@ void add_pick(chain_def& c, const service_port_entry& e, const std::vector<backe
     return;
   }
   if (bs.size() == 1) {
-    c.rules.push_back("meta l4proto " + proto + " dnat to " + bs[0].ip + ":"
-                      + std::to_string(bs[0].port));
+    c.rules.push_back("meta l4proto " + proto + " dnat to " + bs[0].ip + ":" +
+                      std::to_string(bs[0].port));
     return;
   }
   // Equal probability, no chain per endpoint: numgen indexes an anonymous
   // map of address . port.
-  std::string r = "meta l4proto " + proto + " dnat ip addr . port to numgen random mod "
-                  + std::to_string(bs.size()) + " map { ";
+  std::string r = "meta l4proto " + proto + " dnat ip addr . port to numgen random mod " +
+                  std::to_string(bs.size()) + " map { ";
   for (size_t i = 0; i < bs.size(); ++i)
-    r += (i ? ", " : "") + std::to_string(i) + " : " + bs[i].ip + " . "
-         + std::to_string(bs[i].port);
+    r +=
+        (i ? ", " : "") + std::to_string(i) + " : " + bs[i].ip + " . " + std::to_string(bs[i].port);
   c.rules.push_back(r + " }");
 }
 
@@ -146,8 +150,8 @@ entry_def define_entry(const service_port_entry& e, const kernel_options& o) {
   auto proto = lower(e.protocol);
   chain_def svc{svc_chain(e), "", {}};
   if (!e.cluster_ip.empty()) {
-    std::string r = "ip daddr " + e.cluster_ip + " meta l4proto " + proto + " th dport "
-                    + std::to_string(e.port);
+    std::string r = "ip daddr " + e.cluster_ip + " meta l4proto " + proto + " th dport " +
+                    std::to_string(e.port);
     if (!o.pod_cidr.empty())
       r += " ip saddr != " + o.pod_cidr;
     svc.rules.push_back(r + " jump mark-for-masquerade");
@@ -171,12 +175,13 @@ entry_def define_entry(const service_port_entry& e, const kernel_options& o) {
   }
   if (e.affinity_client_ip) {
     for (const auto& b : usable) {
-      d.sets.push_back({aff_set(e, b), "type ipv4_addr; flags dynamic,timeout; timeout "
-                                         + std::to_string(e.affinity_timeout_seconds) + "s;"});
-      d.chains.push_back({ep_chain(e, b), "",
-                          {"update @" + aff_set(e, b) + " { ip saddr }",
-                           "meta l4proto " + proto + " dnat to " + b.ip + ":"
-                             + std::to_string(b.port)}});
+      d.sets.push_back({aff_set(e, b), "type ipv4_addr; flags dynamic,timeout; timeout " +
+                                           std::to_string(e.affinity_timeout_seconds) + "s;"});
+      d.chains.push_back(
+          {ep_chain(e, b),
+           "",
+           {"update @" + aff_set(e, b) + " { ip saddr }",
+            "meta l4proto " + proto + " dnat to " + b.ip + ":" + std::to_string(b.port)}});
     }
   }
   return d;
@@ -261,12 +266,12 @@ class renderer {
         hairpin.insert(b.ip);
       if (!e.cluster_ip.empty())
         (none ? no_ips : ips)
-          .push_back(e.cluster_ip + " . " + proto + " . " + std::to_string(e.port) + " : goto "
-                     + (none ? std::string("reject-chain") : svc_chain(e)));
+            .push_back(e.cluster_ip + " . " + proto + " . " + std::to_string(e.port) + " : goto " +
+                       (none ? std::string("reject-chain") : svc_chain(e)));
       if (e.node_port)
         (none ? no_nps : nps)
-          .push_back(proto + " . " + std::to_string(e.node_port) + " : goto "
-                     + (none ? std::string("reject-chain") : ext_chain(e)));
+            .push_back(proto + " . " + std::to_string(e.node_port) + " : goto " +
+                       (none ? std::string("reject-chain") : ext_chain(e)));
     }
     for (const char* name : static_maps)
       out << "flush map " << t_ << " " << name << "\n";
@@ -308,7 +313,7 @@ class renderer {
   std::string t_;
 };
 
-} // namespace
+}  // namespace
 
 nft_objects parse_nft_listing(const std::string& text) {
   nft_objects out;
@@ -334,8 +339,8 @@ nft_objects parse_nft_listing(const std::string& text) {
         depth += c == '{' ? 1 : c == '}' ? -1 : 0;
       if (depth < 0)
         depth = 0;
-      if (!continuation && rest.rfind("type ", 0) != 0 && rest.rfind("policy ", 0) != 0
-          && rest.rfind("comment ", 0) != 0)
+      if (!continuation && rest.rfind("type ", 0) != 0 && rest.rfind("policy ", 0) != 0 &&
+          rest.rfind("comment ", 0) != 0)
         ++out.rules[chain];
       continue;
     }
@@ -510,4 +515,4 @@ bool nftables_available() {
   return r && r->exit_code == 0;
 }
 
-} // namespace deckhand::proxy
+}  // namespace deckhand::proxy

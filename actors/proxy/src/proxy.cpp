@@ -17,9 +17,8 @@ std::vector<std::string> describe_rules(const std::map<std::string, wire::servic
       std::string line = "service=" + key + " type=" + svc.spec.type;
       line += " clusterIP=" + (svc.spec.cluster_ip.empty() ? "<none>" : svc.spec.cluster_ip);
       line += " port=" + std::to_string(port.port) + "/" + port.protocol;
-      line += " targetPort=" + (port.target_port.value.empty()
-                                  ? std::to_string(port.port)
-                                  : port.target_port.value);
+      line += " targetPort=" +
+              (port.target_port.value.empty() ? std::to_string(port.port) : port.target_port.value);
       if (port.node_port)
         line += " nodePort=" + std::to_string(port.node_port);
       if (!svc.spec.session_affinity.empty())
@@ -75,9 +74,7 @@ struct proxy_state {
 
 using proxy_actor = caf::stateful_actor<proxy_state>;
 
-std::string key_of(const wire::object_meta& m) {
-  return m.namespace_ + "/" + m.name;
-}
+std::string key_of(const wire::object_meta& m) { return m.namespace_ + "/" + m.name; }
 
 void schedule_sync(proxy_actor* self);
 
@@ -117,15 +114,15 @@ void sync_now(proxy_actor* self, bool full) {
   st.in_flight_full = full;
   auto previous = std::make_shared<const service_map>(st.applied);
   auto me = caf::actor_cast<caf::actor>(self);
-  self->spawn([plane = st.cfg.plane, want = st.in_flight, previous, full,
-               me](caf::blocking_actor* worker) {
-    if (full)
-      plane->request_full_sync();
-    auto t0 = clock_type::now();
-    auto r = plane->apply(*want, *previous);
-    double ms = std::chrono::duration<double, std::milli>(clock_type::now() - t0).count();
-    worker->send(me, applied_atom::value, r.ok(), r ? std::string{} : r.err().message, ms);
-  });
+  self->spawn(
+      [plane = st.cfg.plane, want = st.in_flight, previous, full, me](caf::blocking_actor* worker) {
+        if (full)
+          plane->request_full_sync();
+        auto t0 = clock_type::now();
+        auto r = plane->apply(*want, *previous);
+        double ms = std::chrono::duration<double, std::milli>(clock_type::now() - t0).count();
+        worker->send(me, applied_atom::value, r.ok(), r ? std::string{} : r.err().message, ms);
+      });
 }
 
 void on_applied(proxy_actor* self, bool ok, const std::string& err, double ms) {
@@ -188,11 +185,11 @@ void request_list(proxy_actor* self) {
   auto me = caf::actor_cast<caf::actor>(self);
   wire::list_request req;
   req.kind = "services";
-  host::call(*st.bus, st.api, req, st.cfg.request_deadline, me,
-             (st.list_gen << 2) | tag_services, "list");
+  host::call(*st.bus, st.api, req, st.cfg.request_deadline, me, (st.list_gen << 2) | tag_services,
+             "list");
   req.kind = "endpointslices";
-  host::call(*st.bus, st.api, req, st.cfg.request_deadline, me,
-             (st.list_gen << 2) | tag_slices, "list");
+  host::call(*st.bus, st.api, req, st.cfg.request_deadline, me, (st.list_gen << 2) | tag_slices,
+             "list");
 }
 
 void on_feed(proxy_actor* self, const wire::envelope& env);
@@ -226,8 +223,8 @@ void on_feed(proxy_actor* self, const wire::envelope& env) {
     if (!hb)
       return;
     auto a = st.follow_services.on_heartbeat(env.hdr.incarnation, hb->topic_seq("services"), now);
-    auto b = st.follow_slices.on_heartbeat(env.hdr.incarnation, hb->topic_seq("endpointslices"),
-                                           now);
+    auto b =
+        st.follow_slices.on_heartbeat(env.hdr.incarnation, hb->topic_seq("endpointslices"), now);
     if (a == verdict::resync || b == verdict::resync)
       request_list(self);
     return;
@@ -241,13 +238,13 @@ void on_feed(proxy_actor* self, const wire::envelope& env) {
   if (!follower)
     return;
   switch (follower->on_update(env.hdr.incarnation, ev->seq, now)) {
-    case verdict::apply: apply_event(self, *ev); break;
-    case verdict::ignore: break;
-    case verdict::buffer:
-      if (st.buffered.size() < 10000)
-        st.buffered.push_back(env);
-      break;
-    case verdict::resync: request_list(self); break;
+  case verdict::apply: apply_event(self, *ev); break;
+  case verdict::ignore: break;
+  case verdict::buffer:
+    if (st.buffered.size() < 10000)
+      st.buffered.push_back(env);
+    break;
+  case verdict::resync: request_list(self); break;
   }
 }
 
@@ -291,63 +288,62 @@ caf::behavior proxy_loop(proxy_actor* self, transport::bridge* bus, int api, pro
   if (cfg.sync_period.count() > 0)
     self->delayed_send(self, cfg.sync_period, host::resync_atom::value);
   return {
-    [=](host::feed_atom, const wire::envelope& env) { on_feed(self, env); },
-    [=](host::tick_atom, uint64_t) {
-      auto& s = self->state;
-      auto now = clock_type::now();
-      if (!s.follow_services.synced() || !s.follow_slices.synced()
-          || s.follow_services.silent(now) || s.follow_slices.silent(now))
-        request_list(self);
-      self->delayed_send(self, s.cfg.resync_period, host::tick_atom::value, uint64_t{0});
-    },
-    [=](host::sync_atom, uint64_t gen) {
-      auto& s = self->state;
-      if (gen != s.sync_gen)
-        return;
-      s.sync_scheduled = false;
-      sync_now(self, false);
-    },
-    [=](applied_atom, bool ok, const std::string& err, double ms) {
-      on_applied(self, ok, err, ms);
-    },
-    [=](host::resync_atom) {
-      auto& s = self->state;
-      // The periodic full resync: rewrites everything even if nothing
-      // changed, so rules deleted by hand come back.
-      sync_now(self, true);
-      self->delayed_send(self, s.cfg.sync_period, host::resync_atom::value);
-    },
-    [=](const host::rpc_reply& r) {
-      auto& s = self->state;
-      if (s.lists_pending <= 0 || (r.tag >> 2) != s.list_gen)
-        return;
-      auto kind = r.tag & 3;
-      auto rep = r.as<wire::list_reply>();
-      if (!rep) {
-        log::get()->warn("msg=\"listing failed\" kind={} error=\"{}\"",
-                         kind == tag_services ? "services" : "endpointslices",
-                         rep.err().message);
-        // Start over at the next tick; the other reply is dropped.
-        s.lists_pending = -1;
-        s.got_services.reset();
-        s.got_slices.reset();
-        return;
-      }
-      if (kind == tag_services)
-        s.got_services = std::move(*rep);
-      else
-        s.got_slices = std::move(*rep);
-      if (--s.lists_pending == 0 && s.got_services && s.got_slices)
-        finish_relist(self, r.env.hdr.incarnation);
-    },
+      [=](host::feed_atom, const wire::envelope& env) { on_feed(self, env); },
+      [=](host::tick_atom, uint64_t) {
+        auto& s = self->state;
+        auto now = clock_type::now();
+        if (!s.follow_services.synced() || !s.follow_slices.synced() ||
+            s.follow_services.silent(now) || s.follow_slices.silent(now))
+          request_list(self);
+        self->delayed_send(self, s.cfg.resync_period, host::tick_atom::value, uint64_t{0});
+      },
+      [=](host::sync_atom, uint64_t gen) {
+        auto& s = self->state;
+        if (gen != s.sync_gen)
+          return;
+        s.sync_scheduled = false;
+        sync_now(self, false);
+      },
+      [=](applied_atom, bool ok, const std::string& err, double ms) {
+        on_applied(self, ok, err, ms);
+      },
+      [=](host::resync_atom) {
+        auto& s = self->state;
+        // The periodic full resync: rewrites everything even if nothing
+        // changed, so rules deleted by hand come back.
+        sync_now(self, true);
+        self->delayed_send(self, s.cfg.sync_period, host::resync_atom::value);
+      },
+      [=](const host::rpc_reply& r) {
+        auto& s = self->state;
+        if (s.lists_pending <= 0 || (r.tag >> 2) != s.list_gen)
+          return;
+        auto kind = r.tag & 3;
+        auto rep = r.as<wire::list_reply>();
+        if (!rep) {
+          log::get()->warn("msg=\"listing failed\" kind={} error=\"{}\"",
+                           kind == tag_services ? "services" : "endpointslices", rep.err().message);
+          // Start over at the next tick; the other reply is dropped.
+          s.lists_pending = -1;
+          s.got_services.reset();
+          s.got_slices.reset();
+          return;
+        }
+        if (kind == tag_services)
+          s.got_services = std::move(*rep);
+        else
+          s.got_slices = std::move(*rep);
+        if (--s.lists_pending == 0 && s.got_services && s.got_slices)
+          finish_relist(self, r.env.hdr.incarnation);
+      },
   };
 }
 
-} // namespace
+}  // namespace
 
 caf::actor spawn_proxy(caf::actor_system& sys, transport::bridge& bus, int api_dealer,
                        proxy_config cfg) {
   return sys.spawn(proxy_loop, &bus, api_dealer, std::move(cfg));
 }
 
-} // namespace deckhand::proxy
+}  // namespace deckhand::proxy

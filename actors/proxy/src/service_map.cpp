@@ -4,9 +4,7 @@
 
 namespace deckhand::proxy {
 
-std::string service_port_entry::key() const {
-  return namespace_ + "/" + service + ":" + port_name;
-}
+std::string service_port_entry::key() const { return namespace_ + "/" + service + ":" + port_name; }
 
 std::vector<backend> service_port_entry::usable_backends() const {
   std::vector<backend> out;
@@ -29,7 +27,7 @@ bool has_cluster_ip(const wire::service_spec& s) {
   return !s.cluster_ip.empty() && s.cluster_ip != "None";
 }
 
-} // namespace
+}  // namespace
 
 service_map build_service_map(const std::map<std::string, wire::service>& services,
                               const std::map<std::string, wire::endpoint_slice>& slices) {
@@ -103,4 +101,4 @@ service_map build_service_map(const std::map<std::string, wire::service>& servic
   return out;
 }
 
-} // namespace deckhand::proxy
+}  // namespace deckhand::proxy

@@ -35,7 +35,7 @@ using clock_type = std::chrono::steady_clock;
 
 /// An owned file descriptor.
 class unique_fd {
-public:
+ public:
   unique_fd() = default;
   explicit unique_fd(int fd) : fd_(fd) {}
   unique_fd(unique_fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
@@ -55,7 +55,7 @@ public:
     fd_ = fd;
   }
 
-private:
+ private:
   int fd_ = -1;
 };
 
@@ -102,7 +102,7 @@ bool has_net_bind_service() {
     if (line.rfind("CapEff:", 0) == 0) {
       unsigned long long caps = 0;
       std::istringstream(line.substr(7)) >> std::hex >> caps;
-      return (caps >> 10) & 1; // CAP_NET_BIND_SERVICE
+      return (caps >> 10) & 1;  // CAP_NET_BIND_SERVICE
     }
   }
   return false;
@@ -139,7 +139,7 @@ struct service_state {
   std::vector<sockaddr_in> backends;
   std::size_t rr_next = 0;
   std::unordered_map<uint32_t, affinity_record> affinity;
-  uint64_t cluster_listener = 0; ///< target id, 0: none
+  uint64_t cluster_listener = 0;  ///< target id, 0: none
   uint64_t node_listener = 0;
   std::optional<sockaddr_in> cluster_addr;
   std::optional<sockaddr_in> node_addr;
@@ -154,11 +154,11 @@ struct listener : target {
   listener() : target(target_kind::listener) {}
   unique_fd fd;
   bool udp = false;
-  bool wildcard = false; ///< bound to 0.0.0.0: UDP replies name their source
+  bool wildcard = false;  ///< bound to 0.0.0.0: UDP replies name their source
   sockaddr_in addr{};
   std::string key;
   std::shared_ptr<service_state> svc;
-  bool paused = false; ///< accept hit EMFILE; resumed by housekeeping
+  bool paused = false;  ///< accept hit EMFILE; resumed by housekeeping
   /// UDP: sessions by client address.
   std::unordered_map<uint64_t, uint64_t> sessions;
 };
@@ -171,8 +171,8 @@ uint64_t client_key(const sockaddr_in& a) {
 struct direction {
   int from = -1;
   int to = -1;
-  unique_fd pipe_r, pipe_w; ///< splice mode
-  std::vector<char> buf;    ///< read/write mode
+  unique_fd pipe_r, pipe_w;  ///< splice mode
+  std::vector<char> buf;     ///< read/write mode
   std::size_t buf_off = 0;
   std::size_t pending = 0;  ///< bytes read but not yet written
   std::size_t capacity = 0;
@@ -190,7 +190,7 @@ struct tcp_conn : target {
   bool connected = false;
   int attempts = 0;
   std::vector<sockaddr_in> tried;
-  direction up, down; ///< client→backend, backend→client
+  direction up, down;  ///< client→backend, backend→client
 };
 
 struct udp_session : target {
@@ -199,16 +199,16 @@ struct udp_session : target {
   uint64_t listener_id = 0;
   sockaddr_in client{};
   sockaddr_in backend{};
-  in_addr local{}; ///< the address the client sent to (wildcard listeners)
+  in_addr local{};  ///< the address the client sent to (wildcard listeners)
   clock_type::time_point last_active;
 };
 
 enum class pump_status { open, closed, failed };
 
-} // namespace
+}  // namespace
 
 class userspace_data_plane::impl {
-public:
+ public:
   explicit impl(userspace_options opts) : opts_(std::move(opts)) {
     unprivileged_port_start_ = read_unprivileged_port_start();
     privileged_ = opts_.privileged ? *opts_.privileged : has_net_bind_service();
@@ -308,7 +308,7 @@ public:
     return out;
   }
 
-private:
+ private:
   // ---- thread plumbing -------------------------------------------------
 
   void wake() {
@@ -342,20 +342,16 @@ private:
         if (it == targets_.end())
           continue;
         switch (it->second->kind) {
-          case target_kind::listener: {
-            auto& l = static_cast<listener&>(*it->second);
-            if (l.udp)
-              on_udp_listener(l, id);
-            else
-              on_tcp_listener(l);
-            break;
-          }
-          case target_kind::tcp:
-            on_tcp(id, events[i].events, side);
-            break;
-          case target_kind::udp_session:
-            on_udp_session(id);
-            break;
+        case target_kind::listener: {
+          auto& l = static_cast<listener&>(*it->second);
+          if (l.udp)
+            on_udp_listener(l, id);
+          else
+            on_tcp_listener(l);
+          break;
+        }
+        case target_kind::tcp: on_tcp(id, events[i].events, side); break;
+        case target_kind::udp_session: on_udp_session(id); break;
         }
       }
       run_timers();
@@ -409,24 +405,22 @@ private:
     if (it == targets_.end())
       return;
     switch (it->second->kind) {
-      case target_kind::listener: {
-        auto& l = static_cast<listener&>(*it->second);
-        auto sessions = l.sessions;
-        for (auto& [_, sid] : sessions)
-          close_target(sid);
-        listen_index_.erase(l.key);
-        break;
-      }
-      case target_kind::tcp:
-        --stats_.tcp_active;
-        break;
-      case target_kind::udp_session: {
-        auto& s = static_cast<udp_session&>(*it->second);
-        if (auto lit = targets_.find(s.listener_id); lit != targets_.end())
-          static_cast<listener&>(*lit->second).sessions.erase(client_key(s.client));
-        --stats_.udp_sessions;
-        break;
-      }
+    case target_kind::listener: {
+      auto& l = static_cast<listener&>(*it->second);
+      auto sessions = l.sessions;
+      for (auto& [_, sid] : sessions)
+        close_target(sid);
+      listen_index_.erase(l.key);
+      break;
+    }
+    case target_kind::tcp: --stats_.tcp_active; break;
+    case target_kind::udp_session: {
+      auto& s = static_cast<udp_session&>(*it->second);
+      if (auto lit = targets_.find(s.listener_id); lit != targets_.end())
+        static_cast<listener&>(*lit->second).sessions.erase(client_key(s.client));
+      --stats_.udp_sessions;
+      break;
+    }
     }
     targets_.erase(id);
   }
@@ -502,7 +496,7 @@ private:
 
     // Listen addresses: an entry that already holds one keeps it; otherwise
     // the first entry in map order gets it and later ones fail.
-    std::map<std::string, std::string> owner; // listen key -> entry key
+    std::map<std::string, std::string> owner;  // listen key -> entry key
     auto current_owner = [&](const std::string& lk) -> std::string {
       auto it = listen_index_.find(lk);
       if (it == listen_index_.end())
@@ -622,7 +616,8 @@ private:
       still_failing[p.key] = p.error;
     }
     logged_errors_ = std::move(still_failing);
-    housekeeping_due_ = housekeeping_due_ ? housekeeping_due_ : clock_type::now() + std::chrono::seconds(1);
+    housekeeping_due_ =
+        housekeeping_due_ ? housekeeping_due_ : clock_type::now() + std::chrono::seconds(1);
 
     if (errors_.empty())
       return {};
@@ -690,7 +685,8 @@ private:
     l->wildcard = a.sin_addr.s_addr == htonl(INADDR_ANY);
     l->key = listen_key(l->udp, a);
     l->svc = svc;
-    l->fd.reset(::socket(AF_INET, (l->udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    l->fd.reset(
+        ::socket(AF_INET, (l->udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!l->fd)
       return error::from_errno("socket for " + l->key);
     int one = 1;
@@ -702,10 +698,11 @@ private:
       int e = errno;
       if (e == EADDRNOTAVAIL)
         return error{errc::unavailable,
-                     "cannot listen on " + l->key + ": the address is not local to this host; "
-                     "the userspace proxy only serves cluster IPs it can bind (put the service "
-                     "CIDR in 127.0.0.0/8, e.g. 127.96.0.0/16, or add the address to an "
-                     "interface)"};
+                     "cannot listen on " + l->key +
+                         ": the address is not local to this host; "
+                         "the userspace proxy only serves cluster IPs it can bind (put the service "
+                         "CIDR in 127.0.0.0/8, e.g. 127.96.0.0/16, or add the address to an "
+                         "interface)"};
       if (e == EACCES)
         return error{errc::unavailable, "cannot listen on " + l->key +
                                             ": permission denied (ports below "
@@ -741,8 +738,8 @@ private:
     if (s.entry.affinity_client_ip) {
       auto it = s.affinity.find(client_ip);
       if (it != s.affinity.end()) {
-        bool fresh = now - it->second.last_used <=
-                     std::chrono::seconds(s.entry.affinity_timeout_seconds);
+        bool fresh =
+            now - it->second.last_used <= std::chrono::seconds(s.entry.affinity_timeout_seconds);
         if (fresh && s.has_backend(it->second.backend) && !was_tried(it->second.backend)) {
           it->second.last_used = now;
           return it->second.backend;
@@ -779,8 +776,8 @@ private:
           ::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, l.fd.get(), &ev);
           l.paused = true;
           schedule_housekeeping(std::chrono::milliseconds(100));
-          log::get()->warn("msg=\"userspace proxy: accept paused\" listener={} error=\"{}\"",
-                           l.key, std::strerror(errno));
+          log::get()->warn("msg=\"userspace proxy: accept paused\" listener={} error=\"{}\"", l.key,
+                           std::strerror(errno));
         }
         return;
       }
@@ -972,9 +969,7 @@ private:
     auto& c = static_cast<tcp_conn&>(*targets_.at(id));
     auto& first = from_client ? c.up : c.down;
     auto& second = from_client ? c.down : c.up;
-    auto status = [](direction& d) {
-      return d.done() ? pump_status::closed : pump_status::open;
-    };
+    auto status = [](direction& d) { return d.done() ? pump_status::closed : pump_status::open; };
     auto a = reading ? pump_direction(first) : status(first);
     auto b = a == pump_status::failed ? a : writing ? pump_direction(second) : status(second);
     auto up = from_client ? a : b;
@@ -1009,7 +1004,7 @@ private:
       if (n < 0) {
         if (errno == EAGAIN || errno == EINTR)
           return;
-        continue; // a stray ICMP error on the listener; keep serving
+        continue;  // a stray ICMP error on the listener; keep serving
       }
       ++stats_.udp_datagrams_in;
       in_addr local = l.addr.sin_addr;
@@ -1044,8 +1039,7 @@ private:
       return 0;
     auto s = std::make_unique<udp_session>();
     s->fd.reset(::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    if (!s->fd ||
-        ::connect(s->fd.get(), reinterpret_cast<const sockaddr*>(&*b), sizeof *b) != 0)
+    if (!s->fd || ::connect(s->fd.get(), reinterpret_cast<const sockaddr*>(&*b), sizeof *b) != 0)
       return 0;
     s->listener_id = lid;
     s->client = peer;
@@ -1205,7 +1199,7 @@ private:
   bool stopping_ = false;
 
   // Everything below belongs to the I/O thread.
-  uint64_t next_id_ = 1; // 0 is the wake-up eventfd
+  uint64_t next_id_ = 1;  // 0 is the wake-up eventfd
   std::unordered_map<uint64_t, std::unique_ptr<target>> targets_;
   std::map<std::string, std::shared_ptr<service_state>> services_;
   std::map<std::string, uint64_t> listen_index_;
@@ -1227,13 +1221,9 @@ result<void> userspace_data_plane::apply(const service_map& desired, const servi
   return impl_->apply(desired);
 }
 
-result<void> userspace_data_plane::cleanup() {
-  return impl_->cleanup();
-}
+result<void> userspace_data_plane::cleanup() { return impl_->cleanup(); }
 
-userspace_stats userspace_data_plane::stats() const {
-  return impl_->stats();
-}
+userspace_stats userspace_data_plane::stats() const { return impl_->stats(); }
 
 std::vector<userspace_entry_error> userspace_data_plane::entry_errors() const {
   return impl_->entry_errors();
@@ -1243,4 +1233,4 @@ std::unique_ptr<data_plane> make_userspace_data_plane(userspace_options opts) {
   return std::make_unique<userspace_data_plane>(std::move(opts));
 }
 
-} // namespace deckhand::proxy
+}  // namespace deckhand::proxy

@@ -35,7 +35,6 @@ namespace deckhand::proxy::testing {
 
 using namespace std::chrono_literals;
 
-
 std::string sh(const std::vector<std::string>& argv) {
   auto r = run_checked(argv);
   BOOST_REQUIRE_MESSAGE(r, (r ? "" : r.err().message));
@@ -113,7 +112,8 @@ std::string read_line(int fd, std::chrono::milliseconds deadline = 3000ms) {
   auto end = std::chrono::steady_clock::now() + deadline;
   while (true) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                  end - std::chrono::steady_clock::now()).count();
+                    end - std::chrono::steady_clock::now())
+                    .count();
     pollfd p{fd, POLLIN, 0};
     if (left <= 0 || ::poll(&p, 1, static_cast<int>(left)) <= 0)
       return "timeout";
@@ -254,8 +254,8 @@ struct netfix {
     }
     add_ns("ext", "dhv" + sfx + "e", extnet + "2", extnet + "1", 24, false);
     for (int i = 0; i < 3; ++i)
-      servers.push_back(start_server(ns("pod" + std::to_string(i)), "pod" + std::to_string(i),
-                                     8080, 5353));
+      servers.push_back(
+          start_server(ns("pod" + std::to_string(i)), "pod" + std::to_string(i), 8080, 5353));
   }
 
   void add_ns(const std::string& name, const std::string& veth, const std::string& ip,
@@ -303,4 +303,4 @@ std::set<std::string> spread(const std::string& ns, const std::string& ip, int p
   return seen;
 }
 
-} // namespace deckhand::proxy::testing
+}  // namespace deckhand::proxy::testing

@@ -23,13 +23,12 @@ BOOST_AUTO_TEST_CASE(one_rule_per_service_port) {
   std::map<std::string, wire::service> m{{"default/web", s}};
   auto rules = proxy::describe_rules(m);
   BOOST_REQUIRE_EQUAL(rules.size(), 2u);
-  BOOST_TEST(rules[0] == "service=default/web type=ClusterIP clusterIP=10.96.0.10 port=80/TCP targetPort=8080");
+  BOOST_TEST(rules[0] ==
+             "service=default/web type=ClusterIP clusterIP=10.96.0.10 port=80/TCP targetPort=8080");
   BOOST_TEST(rules[1].find("targetPort=https nodePort=30443") != std::string::npos);
 }
 
-BOOST_AUTO_TEST_CASE(no_services_no_rules) {
-  BOOST_TEST(proxy::describe_rules({}).empty());
-}
+BOOST_AUTO_TEST_CASE(no_services_no_rules) { BOOST_TEST(proxy::describe_rules({}).empty()); }
 
 BOOST_AUTO_TEST_SUITE_END()
 
@@ -64,7 +63,7 @@ wire::endpoint_port eport(const std::string& name, int32_t port, const std::stri
   return p;
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_CASE(entries_per_port_with_backends_from_matching_slices) {
   wire::service s;
@@ -84,10 +83,10 @@ BOOST_AUTO_TEST_CASE(entries_per_port_with_backends_from_matching_slices) {
   std::map<std::string, wire::service> svcs{{"default/web", s}};
   // Two slices: pods with different numbers for the named port.
   std::map<std::string, wire::endpoint_slice> slices{
-    {"default/web-a", slice("web-a", "web", {{"10.88.0.6", true}, {"10.88.0.5", false}},
-                            {eport("http", 8080), eport("dns", 5353, "UDP")})},
-    {"default/web-b", slice("web-b", "web", {{"10.88.0.7", true}}, {eport("http", 9090)})},
-    {"default/other", slice("other", "other", {{"10.88.0.9", true}}, {eport("http", 1)})},
+      {"default/web-a", slice("web-a", "web", {{"10.88.0.6", true}, {"10.88.0.5", false}},
+                              {eport("http", 8080), eport("dns", 5353, "UDP")})},
+      {"default/web-b", slice("web-b", "web", {{"10.88.0.7", true}}, {eport("http", 9090)})},
+      {"default/other", slice("other", "other", {{"10.88.0.9", true}}, {eport("http", 1)})},
   };
   auto m = proxy::build_service_map(svcs, slices);
   BOOST_REQUIRE_EQUAL(m.entries.size(), 2u);

@@ -93,23 +93,22 @@ struct e2e {
     api_ep = "ipc://" + (dir / "api.sock").string();
     feed_ep = "ipc://" + (dir / "feed.sock").string();
     api = child({(bin_dir() / "deckhand-apiserver").string(), "--data-dir", (dir / "api").string(),
-                 "--bind-address", "127.0.0.1", "--port", "0", "--url-file",
-                 (dir / "url").string(), "--endpoint", api_ep, "--feed-endpoint", feed_ep,
-                 "--feed-heartbeat-ms", "200", "--service-cluster-ip-range",
-                 f.svcnet + "0/24", "--log-level", "warn"},
+                 "--bind-address", "127.0.0.1", "--port", "0", "--url-file", (dir / "url").string(),
+                 "--endpoint", api_ep, "--feed-endpoint", feed_ep, "--feed-heartbeat-ms", "200",
+                 "--service-cluster-ip-range", f.svcnet + "0/24", "--log-level", "warn"},
                 dir / "apiserver.log");
     std::string url;
     BOOST_REQUIRE(eventually(
-      [&] {
-        std::ifstream in(dir / "url");
-        return bool(in >> url) && !url.empty();
-      },
-      10s));
+        [&] {
+          std::ifstream in(dir / "url");
+          return bool(in >> url) && !url.empty();
+        },
+        10s));
     auto hp = url.substr(url.find("://") + 3);
     http = std::make_unique<httplib::Client>(hp.substr(0, hp.find(':')),
                                              std::stoi(hp.substr(hp.find(':') + 1)));
-    BOOST_REQUIRE(eventually([&] { return bool(http->Get("/api/v1/namespaces/default/pods")); },
-                             10s));
+    BOOST_REQUIRE(
+        eventually([&] { return bool(http->Get("/api/v1/namespaces/default/pods")); }, 10s));
   }
 
   ~e2e() {
@@ -120,23 +119,37 @@ struct e2e {
   }
 
   std::vector<std::string> proxy_args(const std::string& mode) {
-    return {(bin_dir() / "deckhand-proxy").string(), "--data-dir", (dir / "proxy").string(),
-            "--api-endpoint", api_ep, "--api-feed-endpoint", feed_ep, "--endpoint",
-            "ipc://" + (dir / "proxy.sock").string(), "--mode", mode, "--min-sync-period",
-            "100ms", "--cluster-cidr", f.net + "0/24", "--nft-table", f.opts.nft_table,
-            "--iptables-chain-prefix", f.opts.chain_prefix};
+    return {(bin_dir() / "deckhand-proxy").string(),
+            "--data-dir",
+            (dir / "proxy").string(),
+            "--api-endpoint",
+            api_ep,
+            "--api-feed-endpoint",
+            feed_ep,
+            "--endpoint",
+            "ipc://" + (dir / "proxy.sock").string(),
+            "--mode",
+            mode,
+            "--min-sync-period",
+            "100ms",
+            "--cluster-cidr",
+            f.net + "0/24",
+            "--nft-table",
+            f.opts.nft_table,
+            "--iptables-chain-prefix",
+            f.opts.chain_prefix};
   }
 
   void start_proxy(const std::string& mode) { proxy = child(proxy_args(mode), dir / "proxy.log"); }
 
   json call(const std::string& method, const std::string& path, const json& body = {}) {
-    httplib::Result r = method == "POST"  ? http->Post(path, body.dump(), "application/json")
-                        : method == "PUT" ? http->Put(path, body.dump(), "application/json")
+    httplib::Result r = method == "POST"     ? http->Post(path, body.dump(), "application/json")
+                        : method == "PUT"    ? http->Put(path, body.dump(), "application/json")
                         : method == "DELETE" ? http->Delete(path)
                                              : http->Get(path);
     BOOST_REQUIRE_MESSAGE(r, method << " " << path << ": no reply");
-    BOOST_REQUIRE_MESSAGE(r->status < 300, method << " " << path << ": " << r->status << " "
-                                                  << r->body);
+    BOOST_REQUIRE_MESSAGE(r->status < 300,
+                          method << " " << path << ": " << r->status << " " << r->body);
     return json::parse(r->body);
   }
 
@@ -148,8 +161,10 @@ struct e2e {
                 {"metadata", {{"name", name}, {"labels", {{"app", "web"}}}}},
                 {"spec",
                  {{"nodeName", "node-1"},
-                  {"containers", {{{"name", "c"}, {"image", "x:1"},
-                                   {"ports", {{{"name", "http"}, {"containerPort", 8080}}}}}}}}}};
+                  {"containers",
+                   {{{"name", "c"},
+                     {"image", "x:1"},
+                     {"ports", {{{"name", "http"}, {"containerPort", 8080}}}}}}}}}};
     auto created = call("POST", base, pod);
     created["status"] = {{"phase", "Running"},
                          {"podIP", f.pod_ip(i)},
@@ -159,8 +174,8 @@ struct e2e {
 
   void delete_pod(int i) {
     // No kubelet here to finish a graceful deletion: delete at once.
-    call("DELETE", "/api/v1/namespaces/default/pods/pod" + std::to_string(i)
-                     + "?gracePeriodSeconds=0");
+    call("DELETE",
+         "/api/v1/namespaces/default/pods/pod" + std::to_string(i) + "?gracePeriodSeconds=0");
   }
 
   std::string add_service() {
@@ -198,11 +213,11 @@ struct stream {
         } else {
           ++failed;
           if (errors.size() < 10)
-            errors.push_back(a + " (started at " + std::to_string(t_begin) + " s, wall "
-                             + std::to_string(std::chrono::duration<double>(
-                                  std::chrono::system_clock::now().time_since_epoch()).count())
-                             + ", #"
-                             + std::to_string(ok + failed) + ")");
+            errors.push_back(a + " (started at " + std::to_string(t_begin) + " s, wall " +
+                             std::to_string(std::chrono::duration<double>(
+                                                std::chrono::system_clock::now().time_since_epoch())
+                                                .count()) +
+                             ", #" + std::to_string(ok + failed) + ")");
         }
       }
     });
@@ -232,20 +247,19 @@ void scenario_for(const std::string& mode) {
   // Process start-up (observed ~3 s on a loaded 2-core machine) is not what
   // is timed below: wait for the proxy's first sync of the empty cluster.
   BOOST_REQUIRE(eventually(
-    [&] {
-      std::ifstream in(t.dir / "proxy.log");
-      std::string text((std::istreambuf_iterator<char>(in)), {});
-      return text.find("rules applied") != std::string::npos;
-    },
-    15s));
+      [&] {
+        std::ifstream in(t.dir / "proxy.log");
+        std::string text((std::istreambuf_iterator<char>(in)), {});
+        return text.find("rules applied") != std::string::npos;
+      },
+      15s));
   for (int i = 0; i < 3; ++i)
     t.add_pod(i);
   auto t0 = std::chrono::steady_clock::now();
   auto cip = t.add_service();
   // The endpoints controller builds the slice, the proxy programs it.
-  BOOST_REQUIRE_MESSAGE(
-    eventually([&] { return ask(client, cip, 80).rfind("pod", 0) == 0; }, 5s),
-    "Service " << cip << " never answered");
+  BOOST_REQUIRE_MESSAGE(eventually([&] { return ask(client, cip, 80).rfind("pod", 0) == 0; }, 5s),
+                        "Service " << cip << " never answered");
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   BOOST_TEST_MESSAGE(mode << ": Service answered " << secs << " s after creation");
   BOOST_TEST(secs < 5.0);
@@ -255,7 +269,10 @@ void scenario_for(const std::string& mode) {
   // Scale down: pod1 goes away, and with it its endpoint.
   t.delete_pod(1);
   BOOST_TEST(eventually(
-    [&] { return spread(client, cip, 80, 30) == std::set<std::string>{"pod0", "pod2"}; }, 5s));
+      [&] {
+        return spread(client, cip, 80, 30) == std::set<std::string>{"pod0", "pod2"};
+      },
+      5s));
 
   // SIGKILL the proxy in the middle of a stream of connections: the rules
   // stay in the kernel; a restarted proxy takes over with no gap.
@@ -273,8 +290,8 @@ void scenario_for(const std::string& mode) {
     int at_restart = s.ok;
     BOOST_REQUIRE(eventually([&] { return s.ok > at_restart + 50; }, 10s));
     s.finish();
-    BOOST_TEST_MESSAGE(mode << ": " << s.ok << " connections across kill and restart, "
-                            << s.failed << " failed");
+    BOOST_TEST_MESSAGE(mode << ": " << s.ok << " connections across kill and restart, " << s.failed
+                            << " failed");
     BOOST_TEST(s.failed == 0);
     for (const auto& e : s.errors)
       BOOST_TEST_MESSAGE("failed connection: " << e);
@@ -302,7 +319,7 @@ void scenario_for(const std::string& mode) {
   }
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(e2e_suite, *boost::unit_test::label("integration"))
 

@@ -78,7 +78,7 @@ size_t count(const std::string& hay, const std::string& needle) {
 
 bool root() { return ::geteuid() == 0; }
 
-} // namespace
+}  // namespace
 
 // -- rendering ---------------------------------------------------------------
 
@@ -96,10 +96,10 @@ BOOST_AUTO_TEST_CASE(stable_hashes_are_base32_and_fit_iptables_names) {
 
 BOOST_AUTO_TEST_CASE(nftables_full_sync_has_maps_numgen_affinity_and_reject) {
   auto m = map_of({
-    entry("web", "TCP", "10.96.0.10", 80, {be("10.88.0.5", 8080), be("10.88.0.6", 8080),
-                                            be("10.88.0.7", 8080, false)}, 30080),
-    entry("sticky", "TCP", "10.96.0.11", 80, {be("10.88.0.5", 8080)}, 0, true),
-    entry("empty", "UDP", "10.96.0.12", 53, {}, 30053),
+      entry("web", "TCP", "10.96.0.10", 80,
+            {be("10.88.0.5", 8080), be("10.88.0.6", 8080), be("10.88.0.7", 8080, false)}, 30080),
+      entry("sticky", "TCP", "10.96.0.11", 80, {be("10.88.0.5", 8080)}, 0, true),
+      entry("empty", "UDP", "10.96.0.12", 53, {}, 30053),
   });
   kernel_options o;
   auto t = render_nftables(m, nullptr, {}, o);
@@ -108,11 +108,14 @@ BOOST_AUTO_TEST_CASE(nftables_full_sync_has_maps_numgen_affinity_and_reject) {
   // every chain in one declarative block.
   BOOST_TEST(contains(t, "flush table ip deckhand-proxy\n"));
   BOOST_TEST(contains(t, "table ip deckhand-proxy {\n"));
-  BOOST_TEST(contains(t, "  map service-ips { type ipv4_addr . inet_proto . inet_service : verdict; }"));
-  BOOST_TEST(contains(t, "type nat hook prerouting priority dstnat; policy accept;\n    jump services\n"));
+  BOOST_TEST(
+      contains(t, "  map service-ips { type ipv4_addr . inet_proto . inet_service : verdict; }"));
+  BOOST_TEST(
+      contains(t, "type nat hook prerouting priority dstnat; policy accept;\n    jump services\n"));
   BOOST_TEST(!contains(t, "add rule"));
   BOOST_TEST(contains(t, "ip daddr . meta l4proto . th dport vmap @service-ips"));
-  BOOST_TEST(contains(t, "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports"));
+  BOOST_TEST(contains(t, "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport "
+                         "vmap @service-nodeports"));
   // Two ready backends of three: numgen over two, straight into DNAT; no
   // chain per endpoint (only the affinity Service has one).
   BOOST_TEST(contains(t, "meta l4proto tcp dnat ip addr . port to numgen random mod 2 map { "
@@ -168,11 +171,11 @@ BOOST_AUTO_TEST_CASE(nftables_incremental_sync_touches_only_the_changed_service)
   BOOST_TEST(contains(f, "delete set ip deckhand-proxy aff-OLD"));
   BOOST_TEST(count(f, "delete chain") == 1u);
   auto parsed = parse_nft_listing(
-    "table ip x {\n\tmap service-ips {\n\t\ttype ipv4_addr : verdict\n\t}\n"
-    "\tchain svc-A {\n\t\tip daddr 1.2.3.4 jump m\n\t\tdnat ip to numgen random mod 2 map "
-    "{ 0 : 1.1.1.1 . 80,\n\t\t\t1 : 1.1.1.2 . 80 }\n\t}\n"
-    "\tchain nat-prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n"
-    "\t\tjump services\n\t}\n\tchain empty {\n\t}\n\tset aff-B {\n\t}\n}\n");
+      "table ip x {\n\tmap service-ips {\n\t\ttype ipv4_addr : verdict\n\t}\n"
+      "\tchain svc-A {\n\t\tip daddr 1.2.3.4 jump m\n\t\tdnat ip to numgen random mod 2 map "
+      "{ 0 : 1.1.1.1 . 80,\n\t\t\t1 : 1.1.1.2 . 80 }\n\t}\n"
+      "\tchain nat-prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n"
+      "\t\tjump services\n\t}\n\tchain empty {\n\t}\n\tset aff-B {\n\t}\n}\n");
   BOOST_TEST(parsed.table);
   BOOST_TEST(parsed.chains.count("svc-A") == 1u);
   BOOST_TEST(parsed.sets.size() == 2u);
@@ -189,9 +192,9 @@ BOOST_AUTO_TEST_CASE(udp_conntrack_flushes_follow_removed_and_revived_backends) 
   u2.backends = {be("10.88.0.6", 53)};
   auto cmds = conntrack_flushes(map_of({u2}), map_of({u}));
   BOOST_REQUIRE_EQUAL(cmds.size(), 1u);
-  BOOST_TEST(cmds[0] == (std::vector<std::string>{"conntrack", "-D", "-p", "udp", "--orig-dst",
-                                                   "10.96.0.10", "--dport", "53", "--reply-src",
-                                                   "10.88.0.5"}));
+  BOOST_TEST(cmds[0] ==
+             (std::vector<std::string>{"conntrack", "-D", "-p", "udp", "--orig-dst", "10.96.0.10",
+                                       "--dport", "53", "--reply-src", "10.88.0.5"}));
   auto none = u;
   none.backends.clear();
   auto revived = conntrack_flushes(map_of({u}), map_of({none}));
@@ -203,10 +206,10 @@ BOOST_AUTO_TEST_CASE(udp_conntrack_flushes_follow_removed_and_revived_backends) 
 
 BOOST_AUTO_TEST_CASE(iptables_render_has_statistic_recent_and_reject) {
   auto m = map_of({
-    entry("web", "TCP", "10.96.0.10", 80, {be("10.88.0.5", 8080), be("10.88.0.6", 8080),
-                                            be("10.88.0.7", 8080)}, 30080, true),
-    entry("empty", "TCP", "10.96.0.12", 80, {}, 30081),
-    entry("plain", "TCP", "10.96.0.13", 80, {be("10.88.0.5", 8080), be("10.88.0.6", 8080)}),
+      entry("web", "TCP", "10.96.0.10", 80,
+            {be("10.88.0.5", 8080), be("10.88.0.6", 8080), be("10.88.0.7", 8080)}, 30080, true),
+      entry("empty", "TCP", "10.96.0.12", 80, {}, 30081),
+      entry("plain", "TCP", "10.96.0.13", 80, {be("10.88.0.5", 8080), be("10.88.0.6", 8080)}),
   });
   kernel_options o;
   auto t = render_iptables(m, nullptr, {}, o);
@@ -231,7 +234,8 @@ BOOST_AUTO_TEST_CASE(iptables_render_has_statistic_recent_and_reject) {
   iptables_objects have;
   have.jumps = {"nat PREROUTING DECKHAND-SERVICES"};
   auto t2 = render_iptables(m, nullptr, have, o);
-  BOOST_TEST(!contains(t2, "-I PREROUTING -m comment --comment deckhand-proxy -j DECKHAND-SERVICES"));
+  BOOST_TEST(
+      !contains(t2, "-I PREROUTING -m comment --comment deckhand-proxy -j DECKHAND-SERVICES"));
   // Incremental: only the changed Service's chains are declared (so
   // flushed); no jumps, no stale deletions but the removed endpoint's.
   auto m2 = m;
@@ -266,18 +270,20 @@ struct scenario {
     return out;
   }
   explicit scenario(netfix& fx)
-    : f(fx), web(fx.svcnet + "10"), dns(fx.svcnet + "11"), sticky(fx.svcnet + "12"),
-      empty(fx.svcnet + "13") {}
+      : f(fx),
+        web(fx.svcnet + "10"),
+        dns(fx.svcnet + "11"),
+        sticky(fx.svcnet + "12"),
+        empty(fx.svcnet + "13") {}
   service_map make(std::vector<int> which, int unready = -1) {
     return map_of({
-      entry("web", "TCP", web, 80, pods(8080, which, unready), f.node_port),
-      entry("dns", "UDP", dns, 53, pods(5353, which, unready)),
-      entry("sticky", "TCP", sticky, 80, pods(8080, which, unready), 0, true),
-      entry("empty", "TCP", empty, 80, {}, f.node_port + 1),
+        entry("web", "TCP", web, 80, pods(8080, which, unready), f.node_port),
+        entry("dns", "UDP", dns, 53, pods(5353, which, unready)),
+        entry("sticky", "TCP", sticky, 80, pods(8080, which, unready), 0, true),
+        entry("empty", "TCP", empty, 80, {}, f.node_port + 1),
     });
   }
 };
-
 
 void exercise(netfix& f, const std::function<std::unique_ptr<data_plane>()>& make,
               const std::function<void()>& damage) {
@@ -355,7 +361,7 @@ void exercise(netfix& f, const std::function<std::unique_ptr<data_plane>()>& mak
   BOOST_REQUIRE(plane2->cleanup());  // twice: nothing left is not an error
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(kernel, *boost::unit_test::label("integration"))
 
@@ -367,19 +373,19 @@ BOOST_AUTO_TEST_CASE(nftables_data_plane_routes_real_connections) {
   netfix f;
   nftables_data_plane* last = nullptr;
   exercise(
-    f,
-    [&] {
-      auto p = std::make_unique<nftables_data_plane>(f.opts);
-      last = p.get();
-      return p;
-    },
-    [&] {
-      // The resync just before found the table intact: maps refilled only.
-      BOOST_TEST(last->verified_resyncs() == 1u);
-      BOOST_TEST(!last->last_was_full());
-      sh({"nft", "flush", "map", "ip", f.opts.nft_table, "service-ips"});
-      sh({"nft", "flush", "chain", "ip", f.opts.nft_table, "services"});
-    });
+      f,
+      [&] {
+        auto p = std::make_unique<nftables_data_plane>(f.opts);
+        last = p.get();
+        return p;
+      },
+      [&] {
+        // The resync just before found the table intact: maps refilled only.
+        BOOST_TEST(last->verified_resyncs() == 1u);
+        BOOST_TEST(!last->last_was_full());
+        sh({"nft", "flush", "map", "ip", f.opts.nft_table, "service-ips"});
+        sh({"nft", "flush", "chain", "ip", f.opts.nft_table, "services"});
+      });
   auto rules = sh({"nft", "list", "ruleset"});
   BOOST_TEST(!contains(rules, f.opts.nft_table));
 }
@@ -391,13 +397,13 @@ BOOST_AUTO_TEST_CASE(iptables_data_plane_routes_real_connections) {
   }
   netfix f;
   exercise(
-    f, [&] { return std::make_unique<iptables_data_plane>(f.opts); },
-    [&] {
-      auto svcs = f.opts.chain_prefix + "-SERVICES";
-      sh({"iptables", "-w", "5", "-t", "nat", "-F", svcs});
-      sh({"iptables", "-w", "5", "-t", "nat", "-D", "PREROUTING", "-m", "comment", "--comment",
-          "deckhand-proxy", "-j", svcs});
-    });
+      f, [&] { return std::make_unique<iptables_data_plane>(f.opts); },
+      [&] {
+        auto svcs = f.opts.chain_prefix + "-SERVICES";
+        sh({"iptables", "-w", "5", "-t", "nat", "-F", svcs});
+        sh({"iptables", "-w", "5", "-t", "nat", "-D", "PREROUTING", "-m", "comment", "--comment",
+            "deckhand-proxy", "-j", svcs});
+      });
   auto rules = sh({"iptables-save"});
   BOOST_TEST(!contains(rules, f.opts.chain_prefix));
 }

@@ -39,7 +39,7 @@ int count_fds() {
     if (e->d_name[0] != '.')
       ++n;
   ::closedir(d);
-  return n - 1; // the directory itself
+  return n - 1;  // the directory itself
 }
 
 sockaddr_in make_addr(const std::string& ip, int port) {
@@ -56,8 +56,8 @@ std::string unique_ip() {
   static int counter = 0;
   int n = counter++;
   int pid = ::getpid();
-  return "127." + std::to_string(100 + pid % 100) + "." + std::to_string((pid / 100) % 250) +
-         "." + std::to_string(2 + n % 250);
+  return "127." + std::to_string(100 + pid % 100) + "." + std::to_string((pid / 100) % 250) + "." +
+         std::to_string(2 + n % 250);
 }
 
 /// A port that nothing listens on at `ip` (chosen by the OS).
@@ -95,16 +95,14 @@ uint64_t fnv(uint64_t h, const char* p, std::size_t n) {
 constexpr uint64_t fnv_init = 14695981039346656037ull;
 
 /// The byte at `offset` of the test stream (not a multiple of any buffer).
-char pattern(uint64_t offset) {
-  return static_cast<char>((offset * 131 + offset / 4099) & 0xff);
-}
+char pattern(uint64_t offset) { return static_cast<char>((offset * 131 + offset / 4099) & 0xff); }
 
 /// A TCP server on 127.0.0.1 (OS-chosen port) that greets with "<id>\n" and
 /// then obeys one line: "echo" (echo until EOF), "sink" (read until EOF,
 /// answer "<bytes> <fnv>"), "source N" (send N pattern bytes, close),
 /// "reset" (close with RST).
 class tcp_backend {
-public:
+ public:
   explicit tcp_backend(std::string id) : id_(std::move(id)) {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     auto a = make_addr("127.0.0.1", 0);
@@ -138,7 +136,7 @@ public:
   const std::string& id() const { return id_; }
   int accepted() const { return accepted_; }
 
-private:
+ private:
   struct conn {
     int fd = -1;
     std::thread thread;
@@ -231,7 +229,7 @@ private:
 
 /// A UDP server on 127.0.0.1 that answers "<id>:<payload>".
 class udp_backend {
-public:
+ public:
   explicit udp_backend(std::string id) : id_(std::move(id)) {
     fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     auto a = make_addr("127.0.0.1", 0);
@@ -268,7 +266,7 @@ public:
   }
   int port() const { return port_; }
 
-private:
+ private:
   std::string id_;
   int fd_ = -1, stop_ = -1, port_ = 0;
   std::thread thread_;
@@ -300,7 +298,6 @@ struct udp_client {
     return std::string(buf, static_cast<std::size_t>(n));
   }
 };
-
 
 backend to_backend(int port, bool ready = true) {
   backend b;
@@ -428,7 +425,7 @@ bool eventually(F f, std::chrono::milliseconds within = 5000ms) {
   return f();
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(userspace_tcp)
 
@@ -444,10 +441,10 @@ BOOST_AUTO_TEST_CASE(round_robin_spreads_connections_evenly) {
   auto ip = unique_ip();
   int port = free_port(ip);
   auto plane = make_plane();
-  auto r = plane->apply(make_map({make_entry("web", ip, port,
-                                             {to_backend(b0.port()), to_backend(b1.port()),
-                                              to_backend(b2.port())})}),
-                        {});
+  auto r = plane->apply(
+      make_map({make_entry("web", ip, port,
+                           {to_backend(b0.port()), to_backend(b1.port()), to_backend(b2.port())})}),
+      {});
   BOOST_REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.err().message));
   std::map<std::string, int> seen;
   std::vector<std::string> order;
@@ -461,7 +458,8 @@ BOOST_AUTO_TEST_CASE(round_robin_spreads_connections_evenly) {
     BOOST_TEST(n == 3, id << " got " << n);
   // Round robin, not random: three different backends in every window of 3.
   for (int i = 0; i + 2 < 9; ++i)
-    BOOST_TEST((order[i] != order[i + 1] && order[i] != order[i + 2] && order[i + 1] != order[i + 2]));
+    BOOST_TEST(
+        (order[i] != order[i + 1] && order[i] != order[i + 2] && order[i + 1] != order[i + 2]));
   auto s = plane->stats();
   BOOST_TEST(s.tcp_accepted == 9u);
   BOOST_TEST(s.tcp_forwarded == 9u);
@@ -496,14 +494,16 @@ BOOST_AUTO_TEST_CASE(client_ip_affinity_holds_until_timeout) {
 
 BOOST_AUTO_TEST_CASE(refused_backend_fails_over_to_the_next) {
   tcp_backend live("live");
-  int dead_port = free_port("127.0.0.1"); // nothing listens: connect is refused
+  int dead_port = free_port("127.0.0.1");  // nothing listens: connect is refused
   auto ip = unique_ip();
   int port = free_port(ip);
   auto plane = make_plane();
-  BOOST_REQUIRE(plane->apply(make_map({make_entry("web", ip, port,
-                                                  {to_backend(dead_port), to_backend(live.port())})}),
-                             {})
-                    .ok());
+  BOOST_REQUIRE(
+      plane
+          ->apply(make_map({make_entry("web", ip, port,
+                                       {to_backend(dead_port), to_backend(live.port())})}),
+                  {})
+          .ok());
   for (int i = 0; i < 4; ++i)
     BOOST_TEST(greeting_of(ip, port) == "live");
   BOOST_TEST(plane->stats().tcp_connect_failures >= 1u);
@@ -514,10 +514,11 @@ BOOST_AUTO_TEST_CASE(all_backends_refusing_resets_the_client) {
   auto ip = unique_ip();
   int port = free_port(ip);
   auto plane = make_plane();
-  BOOST_REQUIRE(plane->apply(make_map({make_entry("web", ip, port,
-                                                  {to_backend(dead1), to_backend(dead2)})}),
-                             {})
-                    .ok());
+  BOOST_REQUIRE(
+      plane
+          ->apply(make_map({make_entry("web", ip, port, {to_backend(dead1), to_backend(dead2)})}),
+                  {})
+          .ok());
   expect_refused_fast(ip, port);
 }
 
@@ -526,10 +527,11 @@ BOOST_AUTO_TEST_CASE(no_usable_backend_refuses_at_once) {
   auto ip = unique_ip();
   int empty_port = free_port(ip), unready_port = free_port(ip);
   auto plane = make_plane();
-  BOOST_REQUIRE(plane->apply(make_map({make_entry("empty", ip, empty_port, {}),
-                                       make_entry("unready", ip, unready_port,
-                                                  {to_backend(unready.port(), false)})}),
-                             {})
+  BOOST_REQUIRE(plane
+                    ->apply(make_map({make_entry("empty", ip, empty_port, {}),
+                                      make_entry("unready", ip, unready_port,
+                                                 {to_backend(unready.port(), false)})}),
+                            {})
                     .ok());
   expect_refused_fast(ip, empty_port);
   expect_refused_fast(ip, unready_port);
@@ -542,8 +544,8 @@ BOOST_AUTO_TEST_CASE(unready_backend_gets_no_new_connections) {
   auto ip = unique_ip();
   int port = free_port(ip);
   auto plane = make_plane();
-  auto entry = make_entry("web", ip, port,
-                          {to_backend(ready.port()), to_backend(unready.port(), false)});
+  auto entry =
+      make_entry("web", ip, port, {to_backend(ready.port()), to_backend(unready.port(), false)});
   BOOST_REQUIRE(plane->apply(make_map({entry}), {}).ok());
   for (int i = 0; i < 6; ++i)
     BOOST_TEST(greeting_of(ip, port) == "ready");
@@ -611,8 +613,8 @@ BOOST_AUTO_TEST_CASE(half_close_reaches_the_backend) {
   auto ip = unique_ip();
   int port = free_port(ip);
   auto plane = make_plane();
-  BOOST_REQUIRE(plane->apply(make_map({make_entry("web", ip, port, {to_backend(sink.port())})}), {})
-                    .ok());
+  BOOST_REQUIRE(
+      plane->apply(make_map({make_entry("web", ip, port, {to_backend(sink.port())})}), {}).ok());
   auto c = dial(ip, port);
   BOOST_REQUIRE(read_line(c.fd) == "sink");
   send_all(c.fd, "sink\nabc");
@@ -621,7 +623,7 @@ BOOST_AUTO_TEST_CASE(half_close_reaches_the_backend) {
   BOOST_TEST(read_line(c.fd) == "3 " + std::to_string(fnv(fnv_init, "abc", 3)));
   int err = -1;
   read_line(c.fd, &err);
-  BOOST_TEST(err == 0); // then an orderly close
+  BOOST_TEST(err == 0);  // then an orderly close
   BOOST_TEST(eventually([&] { return plane->stats().tcp_active == 0; }));
 }
 
@@ -630,8 +632,8 @@ BOOST_AUTO_TEST_CASE(backend_reset_closes_the_client) {
   auto ip = unique_ip();
   int port = free_port(ip);
   auto plane = make_plane();
-  BOOST_REQUIRE(plane->apply(make_map({make_entry("web", ip, port, {to_backend(b.port())})}), {})
-                    .ok());
+  BOOST_REQUIRE(
+      plane->apply(make_map({make_entry("web", ip, port, {to_backend(b.port())})}), {}).ok());
   auto c = dial(ip, port);
   BOOST_REQUIRE(read_line(c.fd) == "b");
   send_all(c.fd, "reset\n");
@@ -692,15 +694,15 @@ void transfer_both_ways(const std::string& ip, int port, uint64_t total) {
   }
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_CASE(large_transfer_is_intact_with_splice) {
   tcp_backend b("b");
   auto ip = unique_ip();
   int port = free_port(ip);
   auto plane = make_plane();
-  BOOST_REQUIRE(plane->apply(make_map({make_entry("bulk", ip, port, {to_backend(b.port())})}), {})
-                    .ok());
+  BOOST_REQUIRE(
+      plane->apply(make_map({make_entry("bulk", ip, port, {to_backend(b.port())})}), {}).ok());
   transfer_both_ways(ip, port, 64ull << 20);
 }
 
@@ -710,10 +712,10 @@ BOOST_AUTO_TEST_CASE(large_transfer_is_intact_with_read_write) {
   int port = free_port(ip);
   userspace_options o;
   o.use_splice = false;
-  o.buffer_bytes = 100'000; // not a power of two, to exercise partial buffers
+  o.buffer_bytes = 100'000;  // not a power of two, to exercise partial buffers
   auto plane = make_plane(o);
-  BOOST_REQUIRE(plane->apply(make_map({make_entry("bulk", ip, port, {to_backend(b.port())})}), {})
-                    .ok());
+  BOOST_REQUIRE(
+      plane->apply(make_map({make_entry("bulk", ip, port, {to_backend(b.port())})}), {}).ok());
   transfer_both_ways(ip, port, 16ull << 20);
 }
 
@@ -764,7 +766,7 @@ BOOST_AUTO_TEST_CASE(bad_entries_fail_alone) {
     errs[e.key] = e.message;
   BOOST_TEST(errs.size() == 7u);
   BOOST_TEST(errs.count("default/good:") == 0u);
-  BOOST_TEST(errs.count("default/dup-1:") == 0u); // first in map order wins
+  BOOST_TEST(errs.count("default/dup-1:") == 0u);  // first in map order wins
   BOOST_TEST(errs["default/dup-2:"].find("already used by default/dup-1:") != std::string::npos);
   BOOST_TEST(errs["default/port-zero:"].find("out of range") != std::string::npos);
   BOOST_TEST(errs["default/no-address:"].find("nothing to listen on") != std::string::npos);
@@ -795,7 +797,6 @@ BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(userspace_udp)
 
-
 BOOST_AUTO_TEST_CASE(udp_round_trips_per_client_session) {
   udp_backend u0("u0"), u1("u1");
   auto ip = unique_ip();
@@ -803,17 +804,18 @@ BOOST_AUTO_TEST_CASE(udp_round_trips_per_client_session) {
   userspace_options o;
   o.udp_idle_timeout = 100ms;
   auto plane = make_plane(o);
-  BOOST_REQUIRE(plane->apply(make_map({make_entry("dns", ip, port,
-                                                  {to_backend(u0.port()), to_backend(u1.port())},
-                                                  "UDP")}),
-                             {})
-                    .ok());
+  BOOST_REQUIRE(
+      plane
+          ->apply(make_map({make_entry("dns", ip, port,
+                                       {to_backend(u0.port()), to_backend(u1.port())}, "UDP")}),
+                  {})
+          .ok());
   udp_client a, b;
   auto ra = a.ask(ip, port, "ping");
   auto rb = b.ask(ip, port, "ping");
   BOOST_TEST((ra == "u0:ping" || ra == "u1:ping"), ra);
   BOOST_TEST((rb == "u0:ping" || rb == "u1:ping"), rb);
-  BOOST_TEST(ra != rb); // round robin across sessions
+  BOOST_TEST(ra != rb);  // round robin across sessions
   // Same client, same session, same backend.
   for (int i = 0; i < 5; ++i)
     BOOST_TEST(a.ask(ip, port, "again") == ra.substr(0, 3) + "again");
@@ -830,7 +832,7 @@ BOOST_AUTO_TEST_CASE(udp_node_port_answers_from_the_address_asked) {
   auto ip = unique_ip();
   int port = free_port(ip, true);
   int node_port = free_port("0.0.0.0", true);
-  auto plane = make_plane(); // NodePorts on 0.0.0.0
+  auto plane = make_plane();  // NodePorts on 0.0.0.0
   auto e = make_entry("dns", ip, port, {to_backend(u0.port())}, "UDP");
   e.node_port = node_port;
   BOOST_REQUIRE(plane->apply(make_map({e}), {}).ok());
@@ -859,7 +861,7 @@ BOOST_AUTO_TEST_SUITE_END()
 BOOST_AUTO_TEST_SUITE(userspace_lifecycle)
 
 BOOST_AUTO_TEST_CASE(shutdown_leaves_no_fds_and_closes_connections) {
-  log::get(); // the logger's own resources are not ours to count
+  log::get();  // the logger's own resources are not ours to count
   int before = count_fds();
   {
     tcp_backend b("b");
@@ -867,9 +869,10 @@ BOOST_AUTO_TEST_CASE(shutdown_leaves_no_fds_and_closes_connections) {
     auto ip = unique_ip();
     int tport = free_port(ip), uport = free_port(ip, true);
     auto plane = make_plane();
-    BOOST_REQUIRE(plane->apply(make_map({make_entry("t", ip, tport, {to_backend(b.port())}),
-                                         make_entry("u", ip, uport, {to_backend(u.port())}, "UDP")}),
-                               {})
+    BOOST_REQUIRE(plane
+                      ->apply(make_map({make_entry("t", ip, tport, {to_backend(b.port())}),
+                                        make_entry("u", ip, uport, {to_backend(u.port())}, "UDP")}),
+                              {})
                       .ok());
     std::vector<client> open;
     for (int i = 0; i < 5; ++i) {
@@ -895,8 +898,8 @@ BOOST_AUTO_TEST_CASE(shutdown_leaves_no_fds_and_closes_connections) {
     BOOST_TEST(dial(ip, tport).fd < 0);
 
     // Applied again and destroyed with connections open.
-    BOOST_REQUIRE(plane->apply(make_map({make_entry("t", ip, tport, {to_backend(b.port())})}), {})
-                      .ok());
+    BOOST_REQUIRE(
+        plane->apply(make_map({make_entry("t", ip, tport, {to_backend(b.port())})}), {}).ok());
     auto c = dial(ip, tport);
     BOOST_REQUIRE(read_line(c.fd) == "b");
     plane.reset();

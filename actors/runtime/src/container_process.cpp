@@ -64,10 +64,9 @@ void scan_db(const std::filesystem::path& file, Fn&& fn) {
   }
 }
 
-} // namespace
+}  // namespace
 
-std::vector<std::string> container_env(const env_list& resolved,
-                                       const image::image_config& img) {
+std::vector<std::string> container_env(const env_list& resolved, const image::image_config& img) {
   std::vector<std::string> env;
   std::map<std::string, std::size_t> index;
   auto set = [&](const std::string& key, const std::string& entry) {
@@ -87,14 +86,12 @@ std::vector<std::string> container_env(const env_list& resolved,
   return env;
 }
 
-std::vector<std::string> container_env(const wire::container& c,
-                                       const image::image_config& img) {
+std::vector<std::string> container_env(const wire::container& c, const image::image_config& img) {
   return container_env(plain_env(c), img);
 }
 
-result<std::vector<std::string>> container_args(const wire::container& c,
-                                                const image::image_config& img,
-                                                const env_list& env) {
+result<std::vector<std::string>>
+container_args(const wire::container& c, const image::image_config& img, const env_list& env) {
   std::vector<std::string> argv;
   if (!c.command.empty()) {
     argv = c.command;
@@ -115,8 +112,8 @@ result<std::vector<std::string>> container_args(const wire::container& c,
       argv[i] = expand_references(argv[i], vars);
   }
   if (argv.empty() || argv[0].empty())
-    return error{errc::invalid, "container \"" + c.name
-                                  + "\": no command specified (neither the pod nor "
+    return error{errc::invalid, "container \"" + c.name +
+                                    "\": no command specified (neither the pod nor "
                                     "the image gives one)"};
   return argv;
 }
@@ -163,8 +160,7 @@ result<std::pair<uid_t, gid_t>> resolve_user(const std::string& user,
       return false;
     });
     if (!uid)
-      return error{errc::invalid,
-                   "user \"" + u + "\" is not in the image's /etc/passwd"};
+      return error{errc::invalid, "user \"" + u + "\" is not in the image's /etc/passwd"};
   }
 
   gid_t gid = primary_gid.value_or(0);
@@ -181,8 +177,7 @@ result<std::pair<uid_t, gid_t>> resolve_user(const std::string& user,
         return false;
       });
       if (!found)
-        return error{errc::invalid,
-                     "group \"" + g + "\" is not in the image's /etc/group"};
+        return error{errc::invalid, "group \"" + g + "\" is not in the image's /etc/group"};
       gid = *found;
     }
   }
@@ -204,9 +199,9 @@ result<container_process> make_container_process(const wire::container& c,
   p.stop_signal = img.stop_signal;
   p.cwd = container_cwd(c, img);
   if (p.cwd.empty() || p.cwd[0] != '/')
-    return error{errc::invalid, "container \"" + c.name
-                                  + "\": workingDir must be an absolute path, got \""
-                                  + p.cwd + "\""};
+    return error{errc::invalid, "container \"" + c.name +
+                                    "\": workingDir must be an absolute path, got \"" + p.cwd +
+                                    "\""};
   auto user = resolve_user(img.user, rootfs);
   if (!user)
     return error{errc::invalid, "container \"" + c.name + "\": " + user.err().message};
@@ -215,7 +210,6 @@ result<container_process> make_container_process(const wire::container& c,
   p.image_user = img.user;
   return p;
 }
-
 
 namespace {
 
@@ -231,7 +225,7 @@ uint64_t milli_cpu_to_shares(int64_t milli) {
   if (milli == 0)
     return min_shares;
   return static_cast<uint64_t>(
-    std::clamp<int64_t>(milli * shares_per_cpu / 1000, min_shares, max_shares));
+      std::clamp<int64_t>(milli * shares_per_cpu / 1000, min_shares, max_shares));
 }
 
 int64_t milli_cpu_to_quota(int64_t milli, int64_t period) {
@@ -242,18 +236,17 @@ int64_t milli_cpu_to_quota(int64_t milli, int64_t period) {
 
 /// One quantity of a container's requests or limits, absent when not given.
 result<std::optional<int64_t>> quantity_of(const wire::container& c, const wire::string_map& m,
-                                           const char* which, const std::string& key,
-                                           bool milli) {
+                                           const char* which, const std::string& key, bool milli) {
   auto it = m.find(key);
   if (it == m.end())
     return std::optional<int64_t>{};
   auto v = milli ? oci::quantity_milli_value(it->second) : oci::quantity_value(it->second);
   if (!v)
-    return error{errc::invalid, "container \"" + c.name + "\": resources." + which + "."
-                                  + key + ": " + v.err().message};
+    return error{errc::invalid, "container \"" + c.name + "\": resources." + which + "." + key +
+                                    ": " + v.err().message};
   if (*v < 0)
-    return error{errc::invalid, "container \"" + c.name + "\": resources." + which + "."
-                                  + key + " must not be negative"};
+    return error{errc::invalid, "container \"" + c.name + "\": resources." + which + "." + key +
+                                    " must not be negative"};
   return std::optional<int64_t>{*v};
 }
 
@@ -287,14 +280,12 @@ result<container_quantities> quantities_of(const wire::container& c) {
 }
 
 std::string pod_ref(const wire::pod& p) {
-  return (p.metadata.namespace_.empty() ? std::string("default") : p.metadata.namespace_) + "/"
-         + p.metadata.name;
+  return (p.metadata.namespace_.empty() ? std::string("default") : p.metadata.namespace_) + "/" +
+         p.metadata.name;
 }
 
 /// Kubernetes' ID range for runAsUser, runAsGroup, fsGroup, supplementalGroups.
-bool valid_id(int64_t v) {
-  return v >= 0 && v <= 2147483647;
-}
+bool valid_id(int64_t v) { return v >= 0 && v <= 2147483647; }
 
 /// The uid part of an image's User, as the kubelet's getImageUser reads it:
 /// a number, or a name (that cannot be checked for root).
@@ -315,8 +306,7 @@ image_uid parse_image_user(const std::string& user) {
 /// Groups of the image's /etc/group that list `uid`'s user name (or
 /// `name`) as a member, except the user's own group, as containerd's
 /// WithAdditionalGIDs.
-std::vector<gid_t> member_groups(const std::filesystem::path& rootfs, uid_t uid,
-                                 std::string name) {
+std::vector<gid_t> member_groups(const std::filesystem::path& rootfs, uid_t uid, std::string name) {
   if (name.empty())
     scan_db(rootfs / "etc" / "passwd", [&](const std::vector<std::string>& f) {
       if (f.size() >= 3 && parse_id(f[2]) == uid) {
@@ -362,27 +352,26 @@ bool clean_relative(const std::string& p) {
   return true;
 }
 
-result<std::string> load_localhost_profile(const std::string& c_name,
-                                           const std::string& profile,
+result<std::string> load_localhost_profile(const std::string& c_name, const std::string& profile,
                                            const container_options& opts) {
   namespace fs = std::filesystem;
   auto prefix = "container \"" + c_name + "\": seccompProfile Localhost";
   if (!clean_relative(profile))
-    return error{errc::invalid, prefix + ": localhostProfile \"" + profile
-                                  + "\" must be a relative path without '.' or '..'"};
+    return error{errc::invalid, prefix + ": localhostProfile \"" + profile +
+                                    "\" must be a relative path without '.' or '..'"};
   if (opts.seccomp_dir.empty())
     return error{errc::invalid, prefix + ": no seccomp profile directory is configured"};
   std::error_code ec;
   auto root = fs::weakly_canonical(opts.seccomp_dir, ec);
   auto file = fs::weakly_canonical(opts.seccomp_dir / profile, ec);
   if (ec)
-    return error{errc::not_found, prefix + ": " + (opts.seccomp_dir / profile).string() + ": "
-                                    + ec.message()};
+    return error{errc::not_found,
+                 prefix + ": " + (opts.seccomp_dir / profile).string() + ": " + ec.message()};
   // A symlink inside the directory must not lead out of it.
   auto rel = file.lexically_relative(root);
   if (rel.empty() || *rel.begin() == "..")
-    return error{errc::invalid, prefix + ": " + profile + " leads out of "
-                                  + opts.seccomp_dir.string()};
+    return error{errc::invalid,
+                 prefix + ": " + profile + " leads out of " + opts.seccomp_dir.string()};
   if (!fs::is_regular_file(file, ec))
     return error{errc::not_found,
                  prefix + ": no profile file " + (opts.seccomp_dir / profile).string()};
@@ -392,7 +381,7 @@ result<std::string> load_localhost_profile(const std::string& c_name,
   return std::move(*text);
 }
 
-} // namespace
+}  // namespace
 
 result<oci::resource_limits> container_resource_limits(const wire::container& c) {
   auto q = quantities_of(c);
@@ -494,8 +483,8 @@ result<oci::bundle_spec> container_bundle_spec(const wire::pod& p, const wire::c
       if (img.uid && *img.uid == 0)
         return fail("container has runAsNonRoot and image will run as root" + where);
       if (!img.uid)
-        return fail("container has runAsNonRoot and image has non-numeric user (" + img.name
-                    + "), cannot verify user is non-root" + where);
+        return fail("container has runAsNonRoot and image has non-numeric user (" + img.name +
+                    "), cannot verify user is non-root" + where);
     }
   }
 
@@ -577,8 +566,8 @@ result<oci::bundle_spec> container_bundle_spec(const wire::pod& p, const wire::c
       spec.seccomp_profile = std::move(*text);
     }
   } else {
-    return fail("seccompProfile type \"" + prof.type
-                + "\" is not one of RuntimeDefault, Unconfined, Localhost");
+    return fail("seccompProfile type \"" + prof.type +
+                "\" is not one of RuntimeDefault, Unconfined, Localhost");
   }
 
   // -- resources ---------------------------------------------------------------
@@ -618,12 +607,12 @@ std::vector<wire::container_stats> collect_container_stats(const runtime_options
       w.memory_limit_bytes = s->memory_limit_bytes;
       w.pids = s->pids;
       w.timestamp_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                         std::chrono::system_clock::now().time_since_epoch())
-                         .count();
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count();
       out.push_back(std::move(w));
     }
   }
   return out;
 }
 
-} // namespace deckhand::runtime
+}  // namespace deckhand::runtime

@@ -53,8 +53,8 @@ result<std::pair<wire::pod, fs::path>> find_pod(const runtime_options& opts,
   std::error_code ec;
   for (const auto& de : fs::directory_iterator(paths::pods_state_dir(opts.data_dir), ec)) {
     auto p = load_pod(de.path());
-    if (!p || p->metadata.name != req.name
-        || (p->metadata.namespace_.empty() ? "default" : p->metadata.namespace_) != ns)
+    if (!p || p->metadata.name != req.name ||
+        (p->metadata.namespace_.empty() ? "default" : p->metadata.namespace_) != ns)
       continue;
     bool stopping = fs::exists(pod_dir::stopping_marker(de.path()), ec);
     auto t = fs::last_write_time(pod_dir::pod_json(de.path()), ec);
@@ -71,7 +71,7 @@ result<std::pair<wire::pod, fs::path>> find_pod(const runtime_options& opts,
   return std::move(*best);
 }
 
-} // namespace
+}  // namespace
 
 result<wire::exec_reply> exec_in_container(const runtime_options& opts,
                                            const wire::exec_request& req) {
@@ -84,8 +84,7 @@ result<wire::exec_reply> exec_in_container(const runtime_options& opts,
   const std::string pod_ref = pod.metadata.namespace_ + "/" + pod.metadata.name;
   if (pod.spec.containers.empty())
     return error{errc::not_found, "pod \"" + pod_ref + "\" has no containers"};
-  std::string container = req.container.empty() ? pod.spec.containers.front().name
-                                                : req.container;
+  std::string container = req.container.empty() ? pod.spec.containers.front().name : req.container;
   if (std::none_of(pod.spec.containers.begin(), pod.spec.containers.end(),
                    [&](const wire::container& c) { return c.name == container; }))
     return error{errc::not_found,
@@ -96,8 +95,8 @@ result<wire::exec_reply> exec_in_container(const runtime_options& opts,
   auto st = rt.state(id);
   if (!st || st->status != oci::container_status::running) {
     if (st || st.err().code == errc::not_found)
-      return error{errc::conflict, "container \"" + container + "\" in pod \"" + pod_ref
-                                     + "\" is not running"};
+      return error{errc::conflict,
+                   "container \"" + container + "\" in pod \"" + pod_ref + "\" is not running"};
     return st.err();
   }
 
@@ -106,14 +105,14 @@ result<wire::exec_reply> exec_in_container(const runtime_options& opts,
   eo.stdin_data = req.stdin_data;
   eo.timeout = std::chrono::milliseconds(std::max<int64_t>(req.timeout_ms, 0));
   eo.output_limit = static_cast<std::size_t>(
-    std::clamp<int64_t>(req.output_limit, 0, static_cast<int64_t>(max_exec_output)));
+      std::clamp<int64_t>(req.output_limit, 0, static_cast<int64_t>(max_exec_output)));
   log::get()->info("msg=\"exec\" pod={} uid={} container={} command=\"{}\"", pod_ref,
                    pod.metadata.uid, container, req.command.front());
   auto r = rt.exec(id, eo);
   if (!r) {
     if (r.err().code == errc::conflict)
-      return error{errc::conflict, "container \"" + container + "\" in pod \"" + pod_ref
-                                     + "\" is not running"};
+      return error{errc::conflict,
+                   "container \"" + container + "\" in pod \"" + pod_ref + "\" is not running"};
     return r.err();
   }
   wire::exec_reply rep;
@@ -125,4 +124,4 @@ result<wire::exec_reply> exec_in_container(const runtime_options& opts,
   return rep;
 }
 
-} // namespace deckhand::runtime
+}  // namespace deckhand::runtime

@@ -144,9 +144,9 @@ void remove(const image_context& ctx, const inbound_request& req) {
     std::string pods;
     for (const auto& p : it->second)
       pods += (pods.empty() ? "" : ", ") + p;
-    ctx.bus->reply_error(req, {errc::conflict, "image \"" + m->image + "\" (" + short_id(rec->id)
-                                                 + ") is in use by pod " + pods
-                                                 + "; delete the pod first"});
+    ctx.bus->reply_error(req, {errc::conflict, "image \"" + m->image + "\" (" + short_id(rec->id) +
+                                                   ") is in use by pod " + pods +
+                                                   "; delete the pod first"});
     return;
   }
   auto before = blob_bytes(*ctx.store, rec->blobs);
@@ -159,7 +159,8 @@ void remove(const image_context& ctx, const inbound_request& req) {
   // Removing one of several names only untags the image.
   if (!ctx.store->find(rec->id)) {
     rep.removed.push_back(rec->id);
-    rep.freed_bytes = static_cast<int64_t>(before - std::min(before, blob_bytes(*ctx.store, rec->blobs)));
+    rep.freed_bytes =
+        static_cast<int64_t>(before - std::min(before, blob_bytes(*ctx.store, rec->blobs)));
   }
   log::get()->info("msg=\"image removed\" ref={} id={} deleted={} freed={}", m->image, rec->id,
                    !rep.removed.empty(), rep.freed_bytes);
@@ -199,22 +200,22 @@ caf::behavior image_gc(caf::stateful_actor<gc_state>* self, std::shared_ptr<imag
     return {[](host::tick_atom, uint64_t) {}};
   self->delayed_send(self, period, host::tick_atom::value, uint64_t{0});
   return {
-    [=](host::tick_atom, uint64_t) {
-      if (!self->state.running) {
-        self->state.running = true;
-        auto me = caf::actor_cast<caf::actor>(self);
-        self->system().spawn([ctx, me](caf::blocking_actor*) {
-          collect(*ctx);
-          caf::anon_send(me, gc_done_atom::value);
-        });
-      }
-      self->delayed_send(self, period, host::tick_atom::value, uint64_t{0});
-    },
-    [=](gc_done_atom) { self->state.running = false; },
+      [=](host::tick_atom, uint64_t) {
+        if (!self->state.running) {
+          self->state.running = true;
+          auto me = caf::actor_cast<caf::actor>(self);
+          self->system().spawn([ctx, me](caf::blocking_actor*) {
+            collect(*ctx);
+            caf::anon_send(me, gc_done_atom::value);
+          });
+        }
+        self->delayed_send(self, period, host::tick_atom::value, uint64_t{0});
+      },
+      [=](gc_done_atom) { self->state.running = false; },
   };
 }
 
-} // namespace
+}  // namespace
 
 bool progress_throttle::admit(const std::string& phase, clock::time_point now) {
   if (!any_ || phase != phase_ || now - last_ >= interval_) {
@@ -303,9 +304,9 @@ std::map<std::string, std::set<std::string>> images_in_use(const runtime_options
     auto p = read_pod_json(dir);
     if (!p)
       continue;
-    auto label = (p->metadata.namespace_.empty() ? std::string("default")
-                                                 : p->metadata.namespace_)
-                 + "/" + p->metadata.name;
+    auto label =
+        (p->metadata.namespace_.empty() ? std::string("default") : p->metadata.namespace_) + "/" +
+        p->metadata.name;
     pod_names[uid] = label;
     for (const auto& c : p->spec.containers)
       if (auto rec = store.find(c.image))
@@ -321,8 +322,7 @@ std::map<std::string, std::set<std::string>> images_in_use(const runtime_options
     if (at == std::string::npos)
       continue;
     auto hex = line.substr(at + rootfs_prefix.size(), 64);
-    if (hex.size() != 64
-        || hex.find_first_not_of("0123456789abcdef") != std::string::npos)
+    if (hex.size() != 64 || hex.find_first_not_of("0123456789abcdef") != std::string::npos)
       continue;
     std::string label = "(unknown)";
     auto mp = line.find(" " + pods_prefix);
@@ -344,4 +344,4 @@ void touch_images(image::image_store& store, const wire::pod& p) {
                         r.err().message);
 }
 
-} // namespace deckhand::runtime
+}  // namespace deckhand::runtime

@@ -74,17 +74,17 @@ std::vector<std::pair<ipv4, std::string>> scan(const fs::path& dir, const oci::i
   return out;
 }
 
-} // namespace
+}  // namespace
 
 fs::path ipam_dir(const fs::path& data_dir, const oci::ipv4_cidr& cidr) {
-  return paths::runtime_dir(data_dir) / "ipam"
-         / (cidr.network.to_string() + "_" + std::to_string(cidr.prefix));
+  return paths::runtime_dir(data_dir) / "ipam" /
+         (cidr.network.to_string() + "_" + std::to_string(cidr.prefix));
 }
 
 result<ip_allocator> ip_allocator::open(const fs::path& dir, const oci::ipv4_cidr& cidr) {
   if (cidr.prefix > 30)
-    return error{errc::invalid, "pod CIDR " + cidr.to_string()
-                                  + " has no room for pods (at most /30)"};
+    return error{errc::invalid,
+                 "pod CIDR " + cidr.to_string() + " has no room for pods (at most /30)"};
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec)
@@ -166,4 +166,4 @@ std::vector<std::pair<ipv4, std::string>> ip_allocator::allocations() const {
   return scan(dir_, cidr_);
 }
 
-} // namespace deckhand::runtime
+}  // namespace deckhand::runtime

@@ -33,7 +33,7 @@ error write_sysctl(const fs::path& file, const std::string& value) {
   return {};
 }
 
-} // namespace
+}  // namespace
 
 std::string host_veth_name(ipv4 ip) {
   char buf[16];
@@ -82,10 +82,10 @@ result<pod_network> pod_network::open(const runtime_options& opts) {
   auto cidr = oci::ipv4_cidr::parse(opts.pod_cidr);
   if (!cidr)
     return std::move(cidr).err();
-  if (opts.bridge_name.empty() || opts.bridge_name.size() >= IFNAMSIZ
-      || opts.bridge_name.find('/') != std::string::npos)
-    return error{errc::invalid, "bridge name \"" + opts.bridge_name
-                                  + "\" is not a usable interface name (1-15 characters)"};
+  if (opts.bridge_name.empty() || opts.bridge_name.size() >= IFNAMSIZ ||
+      opts.bridge_name.find('/') != std::string::npos)
+    return error{errc::invalid, "bridge name \"" + opts.bridge_name +
+                                    "\" is not a usable interface name (1-15 characters)"};
   auto alloc = ip_allocator::open(ipam_dir(opts.data_dir, *cidr), *cidr);
   if (!alloc)
     return std::move(alloc).err();
@@ -124,10 +124,9 @@ result<int> pod_network::ensure_bridge() {
   }
   const auto& link = **br;
   if (link.kind != "bridge")
-    return error{errc::invalid, "interface " + bridge_ + " exists but is a "
-                                  + (link.kind.empty() ? std::string("plain device")
-                                                       : link.kind)
-                                  + ", not a bridge"};
+    return error{errc::invalid, "interface " + bridge_ + " exists but is a " +
+                                    (link.kind.empty() ? std::string("plain device") : link.kind) +
+                                    ", not a bridge"};
   if (!(link.flags & IFF_UP))
     if (auto r = nl->set_up(link.index); !r)
       return std::move(r).err();
@@ -171,10 +170,9 @@ result<pod_attachment> pod_network::attach(const std::string& uid, const fs::pat
     // unless another runtime on this host uses the same CIDR.
     auto old = host->find_link(out.host_veth);
     if (old && *old && !ours_or_unmarked((*old)->alias))
-      return undo(error{errc::conflict, "interface " + out.host_veth + " belongs to \""
-                                          + (*old)->alias
-                                          + "\": another runtime uses pod CIDR "
-                                          + alloc_.cidr().to_string() + " on this host"});
+      return undo(error{errc::conflict, "interface " + out.host_veth + " belongs to \"" +
+                                            (*old)->alias + "\": another runtime uses pod CIDR " +
+                                            alloc_.cidr().to_string() + " on this host"});
     (void)host->delete_link(out.host_veth);
     made = host->add_veth(out.host_veth, *br, pod_ifname, nsfd->get());
   }
@@ -189,8 +187,7 @@ result<pod_attachment> pod_network::attach(const std::string& uid, const fs::pat
     auto path = "/sys/class/net/" + out.host_veth + "/brport/hairpin_mode";
     int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
     if (fd < 0 || ::write(fd, "1", 1) != 1)
-      log::get()->warn("msg=\"cannot enable hairpin mode\" veth={} errno={}", out.host_veth,
-                       errno);
+      log::get()->warn("msg=\"cannot enable hairpin mode\" veth={} errno={}", out.host_veth, errno);
     if (fd >= 0)
       ::close(fd);
   }
@@ -236,8 +233,8 @@ network_sweep_report pod_network::sweep(const std::set<std::string>& live) {
       continue;
     }
     if (auto err = detach(uid)) {
-      lg->warn("msg=\"orphan address not released\" uid={} ip={} error=\"{}\"", uid,
-               ip.to_string(), err.message);
+      lg->warn("msg=\"orphan address not released\" uid={} ip={} error=\"{}\"", uid, ip.to_string(),
+               err.message);
       continue;
     }
     lg->info("msg=\"released orphan address\" uid={} ip={}", uid, ip.to_string());
@@ -251,12 +248,11 @@ network_sweep_report pod_network::sweep(const std::set<std::string>& live) {
     return rep;
   for (const auto& l : *links) {
     auto ip = parse_host_veth_name(l.name);
-    if (!ip || !alloc_.cidr().contains(*ip) || keep.count(l.name) || l.alias.empty()
-        || !ours_or_unmarked(l.alias))
+    if (!ip || !alloc_.cidr().contains(*ip) || keep.count(l.name) || l.alias.empty() ||
+        !ours_or_unmarked(l.alias))
       continue;
     if (auto r = nl->delete_link(l.name); !r) {
-      lg->warn("msg=\"orphan veth not deleted\" veth={} error=\"{}\"", l.name,
-               r.err().message);
+      lg->warn("msg=\"orphan veth not deleted\" veth={} error=\"{}\"", l.name, r.err().message);
       continue;
     }
     lg->info("msg=\"deleted orphan veth\" veth={}", l.name);
@@ -265,4 +261,4 @@ network_sweep_report pod_network::sweep(const std::set<std::string>& live) {
   return rep;
 }
 
-} // namespace deckhand::runtime
+}  // namespace deckhand::runtime

@@ -37,9 +37,7 @@ read_result try_read_variable_name(const std::string& in, std::size_t pos) {
   return {std::string("$") + ch, false, 1};
 }
 
-bool alnum(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) != 0;
-}
+bool alnum(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; }
 
 /// validation.IsQualifiedName: [prefix/]name, name at most 63 of
 /// [A-Za-z0-9-_.] starting and ending alphanumeric, prefix a DNS subdomain.
@@ -51,8 +49,8 @@ bool is_qualified_name(const std::string& s) {
     if (prefix.empty() || prefix.size() > 253)
       return false;
     for (char c : prefix)
-      if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c))
-            || c == '-' || c == '.'))
+      if (!(std::islower(static_cast<unsigned char>(c)) ||
+            std::isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '.'))
         return false;
     if (!alnum(prefix.front()) || !alnum(prefix.back()))
       return false;
@@ -67,8 +65,8 @@ bool is_qualified_name(const std::string& s) {
 /// ("metadata.labels", "k").
 bool split_subscript(const std::string& path, std::string& base, std::string& key) {
   const std::string close = "']";
-  if (path.size() < close.size()
-      || path.compare(path.size() - close.size(), close.size(), close) != 0)
+  if (path.size() < close.size() ||
+      path.compare(path.size() - close.size(), close.size(), close) != 0)
     return false;
   auto s = path.substr(0, path.size() - close.size());
   auto open = s.find("['");
@@ -110,23 +108,23 @@ std::string go_quote(const std::string& s) {
       continue;
     }
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\a': out += "\\a"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\v': out += "\\v"; break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          out += "\\x";
-          out.push_back(hex[c >> 4]);
-          out.push_back(hex[c & 15]);
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
+    case '"': out += "\\\""; break;
+    case '\\': out += "\\\\"; break;
+    case '\a': out += "\\a"; break;
+    case '\b': out += "\\b"; break;
+    case '\f': out += "\\f"; break;
+    case '\n': out += "\\n"; break;
+    case '\r': out += "\\r"; break;
+    case '\t': out += "\\t"; break;
+    case '\v': out += "\\v"; break;
+    default:
+      if (c < 0x20 || c == 0x7f) {
+        out += "\\x";
+        out.push_back(hex[c >> 4]);
+        out.push_back(hex[c & 15]);
+      } else {
+        out.push_back(static_cast<char>(c));
+      }
     }
   }
   out += "\"";
@@ -147,11 +145,9 @@ int64_t ceil_div(int64_t a, int64_t b) {
   return q;
 }
 
-std::string config_error(const std::string& what) {
-  return create_container_config_error + what;
-}
+std::string config_error(const std::string& what) { return create_container_config_error + what; }
 
-} // namespace
+}  // namespace
 
 std::string expand_references(const std::string& in,
                               const std::map<std::string, std::string>& vars) {
@@ -189,15 +185,14 @@ std::string format_map(const std::map<std::string, std::string>& m) {
   return out;
 }
 
-result<std::string> pod_metadata_field_value(const wire::pod& p,
-                                             const std::string& field_path) {
+result<std::string> pod_metadata_field_value(const wire::pod& p, const std::string& field_path) {
   std::string base, key;
   if (split_subscript(field_path, base, key)) {
     if (base != "metadata.annotations" && base != "metadata.labels")
       return error{errc::invalid, "fieldPath \"" + base + "\" does not support subscript"};
     if (!is_qualified_name(lower(key)))
-      return error{errc::invalid, "invalid key subscript in " + field_path
-                                    + ": not a qualified name"};
+      return error{errc::invalid,
+                   "invalid key subscript in " + field_path + ": not a qualified name"};
     const auto& m = base == "metadata.labels" ? p.metadata.labels : p.metadata.annotations;
     auto it = m.find(key);
     return it == m.end() ? std::string() : it->second;
@@ -243,8 +238,8 @@ result<std::string> container_resource_value(const wire::resource_field_selector
   auto dot = res.find('.');
   std::string kind = dot == std::string::npos ? res : res.substr(0, dot);
   std::string name = dot == std::string::npos ? std::string() : res.substr(dot + 1);
-  if ((kind != "limits" && kind != "requests")
-      || (name != "cpu" && name != "memory" && name != "ephemeral-storage"))
+  if ((kind != "limits" && kind != "requests") ||
+      (name != "cpu" && name != "memory" && name != "ephemeral-storage"))
     return error{errc::invalid, "unsupported container resource : " + res};
   const bool cpu = name == "cpu";
 
@@ -255,12 +250,12 @@ result<std::string> container_resource_value(const wire::resource_field_selector
   if (!sel.divisor.value.empty()) {
     auto d = parse(sel.divisor.value);
     if (!d)
-      return error{errc::invalid, "resourceFieldRef " + res + ": divisor \""
-                                    + sel.divisor.value + "\": " + d.err().message};
+      return error{errc::invalid, "resourceFieldRef " + res + ": divisor \"" + sel.divisor.value +
+                                      "\": " + d.err().message};
     // A zero divisor is Kubernetes' "unset": 1.
     if (*d < 0)
-      return error{errc::invalid, "resourceFieldRef " + res + ": divisor \""
-                                    + sel.divisor.value + "\" must be positive"};
+      return error{errc::invalid, "resourceFieldRef " + res + ": divisor \"" + sel.divisor.value +
+                                      "\" must be positive"};
     if (*d > 0)
       divisor = *d;
   }
@@ -271,8 +266,8 @@ result<std::string> container_resource_value(const wire::resource_field_selector
       return std::optional<int64_t>{};
     auto v = parse(it->second);
     if (!v)
-      return error{errc::invalid, "container \"" + c.name + "\": resources." + kind + "."
-                                    + name + ": " + v.err().message};
+      return error{errc::invalid, "container \"" + c.name + "\": resources." + kind + "." + name +
+                                      ": " + v.err().message};
     return std::optional<int64_t>{*v};
   };
   auto limit = lookup(c.resources.limits);
@@ -283,7 +278,7 @@ result<std::string> container_resource_value(const wire::resource_field_selector
     if (*limit) {
       value = **limit;
     } else {
-      value = cpu ? node.cpu_milli
+      value = cpu                ? node.cpu_milli
               : name == "memory" ? node.memory_bytes
                                  : node.ephemeral_storage_bytes;
     }
@@ -302,8 +297,7 @@ result<env_list> resolve_env(const wire::pod& p, const wire::container& c,
   std::map<std::string, std::string> vars;
   auto set = [&](const std::string& name, std::string value) {
     vars[name] = value;
-    auto it = std::find_if(out.begin(), out.end(),
-                           [&](const auto& e) { return e.first == name; });
+    auto it = std::find_if(out.begin(), out.end(), [&](const auto& e) { return e.first == name; });
     if (it != out.end())
       it->second = std::move(value);
     else
@@ -342,8 +336,8 @@ result<env_list> resolve_env(const wire::pod& p, const wire::container& c,
       // and then the variable is not set at all (as for a missing key).
       if (ref.optional.value_or(false))
         continue;
-      return error{errc::invalid, config_error(std::string(secret ? "secret" : "configmap")
-                                                 + " \"" + ref.name + "\" not found")};
+      return error{errc::invalid, config_error(std::string(secret ? "secret" : "configmap") +
+                                               " \"" + ref.name + "\" not found")};
     } else {
       set(e.name, std::string());
     }
@@ -359,8 +353,8 @@ env_list plain_env(const wire::container& c) {
       continue;
     auto value = expand_references(e.value, vars);
     vars[e.name] = value;
-    auto it = std::find_if(out.begin(), out.end(),
-                           [&](const auto& x) { return x.first == e.name; });
+    auto it =
+        std::find_if(out.begin(), out.end(), [&](const auto& x) { return x.first == e.name; });
     if (it != out.end())
       it->second = value;
     else
@@ -387,4 +381,4 @@ node_allocatable read_node_allocatable(const std::filesystem::path& data_dir) {
   return n;
 }
 
-} // namespace deckhand::runtime
+}  // namespace deckhand::runtime

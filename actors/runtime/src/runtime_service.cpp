@@ -53,30 +53,26 @@ wire::image_summary summarize(const image::image_record& rec) {
 
 // -- front ---------------------------------------------------------------------
 
-caf::behavior front_actor(caf::event_based_actor*, transport::bridge* bus,
-                          caf::actor images, caf::actor sandboxes) {
+caf::behavior front_actor(caf::event_based_actor*, transport::bridge* bus, caf::actor images,
+                          caf::actor sandboxes) {
   return {
-    [=](inbound_request& req) {
-      switch (req.env.hdr.type) {
+      [=](inbound_request& req) {
+        switch (req.env.hdr.type) {
         case wire::image_import_request::type_id:
         case wire::image_list_request::type_id:
         case wire::image_pull_request::type_id:
-        case wire::image_remove_request::type_id:
-          caf::anon_send(images, std::move(req));
-          break;
+        case wire::image_remove_request::type_id: caf::anon_send(images, std::move(req)); break;
         case wire::run_pod_request::type_id:
         case wire::stop_pod_request::type_id:
         case wire::remove_pod_request::type_id:
         case wire::list_sandboxes_request::type_id:
         case wire::container_stats_request::type_id:
-        case wire::exec_request::type_id:
-          caf::anon_send(sandboxes, std::move(req));
-          break;
+        case wire::exec_request::type_id: caf::anon_send(sandboxes, std::move(req)); break;
         default:
-          bus->reply_error(req, {errc::invalid, "the runtime does not serve message type "
-                                                  + std::to_string(req.env.hdr.type)});
-      }
-    },
+          bus->reply_error(req, {errc::invalid, "the runtime does not serve message type " +
+                                                    std::to_string(req.env.hdr.type)});
+        }
+      },
   };
 }
 
@@ -87,45 +83,45 @@ caf::behavior image_service(caf::event_based_actor* self, transport::bridge* bus
                             std::shared_ptr<image_context> pulls) {
   self->link_to(spawn_image_gc(self->system(), pulls));
   return {
-    [=](inbound_request& req) {
-      if (req.env.hdr.type == wire::image_pull_request::type_id
-          || req.env.hdr.type == wire::image_remove_request::type_id) {
-        serve_image_request(self->system(), pulls, std::move(req));
-      } else if (req.env.hdr.type == wire::image_import_request::type_id) {
-        auto msg = wire::decode_body<wire::image_import_request>(req.env.body);
-        if (!msg) {
-          bus->reply_error(req, msg.err());
-          return;
+      [=](inbound_request& req) {
+        if (req.env.hdr.type == wire::image_pull_request::type_id ||
+            req.env.hdr.type == wire::image_remove_request::type_id) {
+          serve_image_request(self->system(), pulls, std::move(req));
+        } else if (req.env.hdr.type == wire::image_import_request::type_id) {
+          auto msg = wire::decode_body<wire::image_import_request>(req.env.body);
+          if (!msg) {
+            bus->reply_error(req, msg.err());
+            return;
+          }
+          run_blocking(&self->system(), [=, m = std::move(*msg)] {
+            if (m.path.empty()) {
+              bus->reply_error(req, {errc::invalid, "image import needs a path"});
+              return;
+            }
+            std::optional<std::string> name;
+            if (!m.name.empty())
+              name = m.name;
+            auto rec = store->import(m.path, name);
+            if (!rec) {
+              log::get()->warn("msg=\"image import failed\" path={} error=\"{}\"", m.path,
+                               rec.err().message);
+              bus->reply_error(req, rec.err());
+              return;
+            }
+            log::get()->info("msg=\"image imported\" id={} path={}", rec->id, m.path);
+            wire::image_import_reply rep;
+            rep.image = summarize(*rec);
+            bus->reply(req, wire::make_envelope(rep));
+          });
+        } else {
+          run_blocking(&self->system(), [=] {
+            wire::image_list_reply rep;
+            for (const auto& rec : store->list())
+              rep.images.push_back(summarize(rec));
+            bus->reply(req, wire::make_envelope(rep));
+          });
         }
-        run_blocking(&self->system(), [=, m = std::move(*msg)] {
-          if (m.path.empty()) {
-            bus->reply_error(req, {errc::invalid, "image import needs a path"});
-            return;
-          }
-          std::optional<std::string> name;
-          if (!m.name.empty())
-            name = m.name;
-          auto rec = store->import(m.path, name);
-          if (!rec) {
-            log::get()->warn("msg=\"image import failed\" path={} error=\"{}\"", m.path,
-                             rec.err().message);
-            bus->reply_error(req, rec.err());
-            return;
-          }
-          log::get()->info("msg=\"image imported\" id={} path={}", rec->id, m.path);
-          wire::image_import_reply rep;
-          rep.image = summarize(*rec);
-          bus->reply(req, wire::make_envelope(rep));
-        });
-      } else {
-        run_blocking(&self->system(), [=] {
-          wire::image_list_reply rep;
-          for (const auto& rec : store->list())
-            rep.images.push_back(summarize(rec));
-          bus->reply(req, wire::make_envelope(rep));
-        });
-      }
-    },
+      },
   };
 }
 
@@ -152,8 +148,7 @@ constexpr auto backoff_max = std::chrono::milliseconds(10s);
 /// A supervisor that ran this long without dying earns a fresh back-off.
 constexpr auto backoff_reset_after = std::chrono::milliseconds(10s);
 
-caf::behavior supervisor_manager(caf::stateful_actor<manager_state>* self,
-                                 runtime_options opts) {
+caf::behavior supervisor_manager(caf::stateful_actor<manager_state>* self, runtime_options opts) {
   auto schedule = [self](std::chrono::milliseconds delay) {
     auto gen = ++self->state.generation;
     self->delayed_send(self, delay, host::tick_atom::value, gen);
@@ -202,7 +197,7 @@ caf::behavior supervisor_manager(caf::stateful_actor<manager_state>* self,
         }
         if (t.pid == 0)
           next = std::min(next, std::max(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                           t.next_start - now),
+                                             t.next_start - now),
                                          std::chrono::milliseconds(20)));
       }
       ++it;
@@ -211,27 +206,27 @@ caf::behavior supervisor_manager(caf::stateful_actor<manager_state>* self,
   };
   schedule(0ms);
   return {
-    [=](adopt_atom, const std::string& uid, int64_t pid) {
-      auto& t = self->state.pods[uid];
-      t = tracked_supervisor{};
-      t.pid = static_cast<pid_t>(pid);
-      t.started = std::chrono::steady_clock::now();
-      if (pid == 0)
-        schedule(0ms);
-    },
-    [=](release_atom, const std::string& uid) -> int64_t {
-      auto it = self->state.pods.find(uid);
-      if (it == self->state.pods.end())
-        return 0;
-      int64_t pid = it->second.pid;
-      self->state.pods.erase(it);
-      return pid;
-    },
-    [=](host::tick_atom, uint64_t gen) {
-      if (gen != self->state.generation)
-        return;
-      schedule(check());
-    },
+      [=](adopt_atom, const std::string& uid, int64_t pid) {
+        auto& t = self->state.pods[uid];
+        t = tracked_supervisor{};
+        t.pid = static_cast<pid_t>(pid);
+        t.started = std::chrono::steady_clock::now();
+        if (pid == 0)
+          schedule(0ms);
+      },
+      [=](release_atom, const std::string& uid) -> int64_t {
+        auto it = self->state.pods.find(uid);
+        if (it == self->state.pods.end())
+          return 0;
+        int64_t pid = it->second.pid;
+        self->state.pods.erase(it);
+        return pid;
+      },
+      [=](host::tick_atom, uint64_t gen) {
+        if (gen != self->state.generation)
+          return;
+        schedule(check());
+      },
   };
 }
 
@@ -255,30 +250,30 @@ struct sandbox_service_state {
 
 std::string request_uid(const inbound_request& req, error& err) {
   switch (req.env.hdr.type) {
-    case wire::run_pod_request::type_id: {
-      auto m = wire::decode_body<wire::run_pod_request>(req.env.body);
-      if (!m) {
-        err = m.err();
-        return {};
-      }
-      return m->pod_.metadata.uid;
+  case wire::run_pod_request::type_id: {
+    auto m = wire::decode_body<wire::run_pod_request>(req.env.body);
+    if (!m) {
+      err = m.err();
+      return {};
     }
-    case wire::stop_pod_request::type_id: {
-      auto m = wire::decode_body<wire::stop_pod_request>(req.env.body);
-      if (!m) {
-        err = m.err();
-        return {};
-      }
-      return m->uid;
+    return m->pod_.metadata.uid;
+  }
+  case wire::stop_pod_request::type_id: {
+    auto m = wire::decode_body<wire::stop_pod_request>(req.env.body);
+    if (!m) {
+      err = m.err();
+      return {};
     }
-    default: {
-      auto m = wire::decode_body<wire::remove_pod_request>(req.env.body);
-      if (!m) {
-        err = m.err();
-        return {};
-      }
-      return m->uid;
+    return m->uid;
+  }
+  default: {
+    auto m = wire::decode_body<wire::remove_pod_request>(req.env.body);
+    if (!m) {
+      err = m.err();
+      return {};
     }
+    return m->uid;
+  }
   }
 }
 
@@ -291,8 +286,7 @@ wire::sandbox_status unknown_pod_stopped_status(const std::string& uid) {
 
 caf::behavior sandbox_service(caf::stateful_actor<sandbox_service_state>* self,
                               transport::bridge* bus, runtime_options opts,
-                              std::shared_ptr<image::image_store> store,
-                              caf::actor manager) {
+                              std::shared_ptr<image::image_store> store, caf::actor manager) {
   auto* sys = &self->system();
   caf::actor me = caf::actor_cast<caf::actor>(self);
   auto reply_status = [bus](const inbound_request& req, wire::sandbox_status st) {
@@ -302,7 +296,7 @@ caf::behavior sandbox_service(caf::stateful_actor<sandbox_service_state>* self,
   };
   // Stops the containers without the supervisor, replies, finishes the op.
   auto stop_fallback = [sys, me, opts, reply_status](inbound_request req, std::string uid,
-                                                      int64_t grace, pid_t unresponsive) {
+                                                     int64_t grace, pid_t unresponsive) {
     run_blocking(sys, [=] {
       if (unresponsive > 0) {
         log::get()->warn("msg=\"pod supervisor did not stop the pod, stopping it "
@@ -344,13 +338,13 @@ caf::behavior sandbox_service(caf::stateful_actor<sandbox_service_state>* self,
           log::get()->error("msg=\"cannot start pod supervisor\" uid={} error=\"{}\"", uid,
                             pid.err().message);
           remove_sandbox(opts, uid);
-          bus->reply_error(req, {pid.err().code,
-                                 "cannot start the pod supervisor: " + pid.err().message});
+          bus->reply_error(
+              req, {pid.err().code, "cannot start the pod supervisor: " + pid.err().message});
           return finish();
         }
         caf::anon_send(manager, adopt_atom::value, uid, static_cast<int64_t>(*pid));
-        log::get()->info("msg=\"pod started\" pod={}/{} uid={} supervisor_pid={}",
-                         st->namespace_, st->name, uid, *pid);
+        log::get()->info("msg=\"pod started\" pod={}/{} uid={} supervisor_pid={}", st->namespace_,
+                         st->name, uid, *pid);
         rep.sandbox = std::move(*st);
         rep.sandbox.supervisor_pid = *pid;
         rep.sandbox.supervisor_alive = true;
@@ -379,143 +373,141 @@ caf::behavior sandbox_service(caf::stateful_actor<sandbox_service_state>* self,
         // for the deadline would only delay the stop.
         auto endpoint = pod_dir::supervisor_endpoint(opts.data_dir, uid);
         std::error_code ec;
-        bool listening = endpoint.rfind("ipc://", 0) != 0
-                         || fs::exists(endpoint.substr(6), ec);
+        bool listening = endpoint.rfind("ipc://", 0) != 0 || fs::exists(endpoint.substr(6), ec);
         if (alive && listening)
           caf::anon_send(me, forward_atom::value, uid, grace, static_cast<int64_t>(*pid));
         else
           stop_fallback(req, uid, grace, alive ? *pid : 0);
       });
     } else {
-      self->request(manager, caf::infinite, release_atom::value, uid)
-        .then([=](int64_t pid) {
-          run_blocking(sys, [=] {
-            if (auto err = remove_sandbox(opts, uid, static_cast<pid_t>(pid)))
-              bus->reply_error(req, err);
-            else
-              bus->reply(req, wire::make_envelope(wire::ack{}));
-            caf::anon_send(me, done_atom::value, uid);
-          });
+      self->request(manager, caf::infinite, release_atom::value, uid).then([=](int64_t pid) {
+        run_blocking(sys, [=] {
+          if (auto err = remove_sandbox(opts, uid, static_cast<pid_t>(pid)))
+            bus->reply_error(req, err);
+          else
+            bus->reply(req, wire::make_envelope(wire::ack{}));
+          caf::anon_send(me, done_atom::value, uid);
         });
+      });
     }
   };
 
   return {
-    [=](inbound_request& req) {
-      if (req.env.hdr.type == wire::exec_request::type_id) {
-        // The command may run for long: a worker thread of its own.
-        run_blocking(sys, [=] {
-          auto m = wire::decode_body<wire::exec_request>(req.env.body);
-          auto rep = m ? exec_in_container(opts, *m) : result<wire::exec_reply>(m.err());
-          if (rep)
-            bus->reply(req, wire::make_envelope(*rep));
-          else
-            bus->reply_error(req, rep.err());
-        });
-        return;
-      }
-      if (req.env.hdr.type == wire::container_stats_request::type_id) {
-        run_blocking(sys, [=] {  // cgroup file reads
-          auto m = wire::decode_body<wire::container_stats_request>(req.env.body);
-          if (!m)
-            return bus->reply_error(req, m.err());
-          wire::container_stats_reply rep;
-          rep.stats = collect_container_stats(opts, m->uid);
-          bus->reply(req, wire::make_envelope(rep));
-        });
-        return;
-      }
-      if (req.env.hdr.type == wire::list_sandboxes_request::type_id) {
-        run_blocking(sys, [=] {
-          wire::list_sandboxes_reply rep;
-          rep.sandboxes = list_sandboxes(opts);
-          bus->reply(req, wire::make_envelope(rep));
-        });
-        return;
-      }
-      error err;
-      auto uid = request_uid(req, err);
-      if (err) {
-        bus->reply_error(req, err);
-        return;
-      }
-      if (req.env.hdr.type == wire::run_pod_request::type_id) {
-        auto m = wire::decode_body<wire::run_pod_request>(req.env.body);
-        if (auto verr = validate_pod(m->pod_)) {
-          bus->reply_error(req, verr);
+      [=](inbound_request& req) {
+        if (req.env.hdr.type == wire::exec_request::type_id) {
+          // The command may run for long: a worker thread of its own.
+          run_blocking(sys, [=] {
+            auto m = wire::decode_body<wire::exec_request>(req.env.body);
+            auto rep = m ? exec_in_container(opts, *m) : result<wire::exec_reply>(m.err());
+            if (rep)
+              bus->reply(req, wire::make_envelope(*rep));
+            else
+              bus->reply_error(req, rep.err());
+          });
           return;
         }
-      } else if (uid.empty()) {
-        if (req.env.hdr.type == wire::stop_pod_request::type_id)
-          reply_status(req, unknown_pod_stopped_status(uid));
-        else
-          bus->reply_error(req, {errc::invalid, "remove_pod_request needs a uid"});
-        return;
-      }
-      auto& q = self->state.queues[uid];
-      q.push_back(std::move(req));
-      if (q.size() == 1)
-        start_op(uid);
-    },
-    [=](done_atom, const std::string& uid) {
-      auto it = self->state.queues.find(uid);
-      if (it == self->state.queues.end())
-        return;
-      it->second.pop_front();
-      if (it->second.empty())
-        self->state.queues.erase(it);
-      else
-        start_op(uid);
-    },
-    [=](forward_atom, const std::string& uid, int64_t grace, int64_t pid) {
-      auto qit = self->state.queues.find(uid);
-      if (qit == self->state.queues.end() || qit->second.empty())
-        return;
-      auto& req = qit->second.front();
-      auto dealer = bus->connect_dealer(pod_dir::supervisor_endpoint(opts.data_dir, uid));
-      if (!dealer) {
-        stop_fallback(req, uid, grace, static_cast<pid_t>(pid));
-        return;
-      }
-      auto tag = self->state.next_tag++;
-      self->state.stops[tag] = pending_stop{uid, req, *dealer, grace, static_cast<pid_t>(pid)};
-      wire::supervisor_stop_request stop;
-      stop.grace_period_seconds = grace;
-      host::call(*bus, *dealer, stop, std::chrono::seconds(grace + 10), me, tag, "stop");
-    },
-    [=](host::rpc_reply& rep) {
-      auto it = self->state.stops.find(rep.tag);
-      if (it == self->state.stops.end())
-        return;
-      auto ps = std::move(it->second);
-      self->state.stops.erase(it);
-      bus->close(ps.dealer);
-      auto reply = rep.as<wire::sandbox_status_reply>();
-      if (!reply) {
-        log::get()->warn("msg=\"stop through the pod supervisor failed\" uid={} error=\"{}\"",
-                         ps.uid, reply.err().message);
-        stop_fallback(ps.req, ps.uid, ps.grace, ps.pid);
-        return;
-      }
-      run_blocking(sys, [=, sup = std::move(reply->sandbox)]() mutable {
-        mark_stopped(opts, ps.uid);
-        auto st = read_sandbox(opts, ps.uid);
-        if (st) {
-          // The supervisor's answer is the freshest view of the containers.
-          if (!sup.containers.empty())
-            st->containers = std::move(sup.containers);
-          reply_status(ps.req, std::move(*st));
-        } else {
-          sup.state = "stopped";
-          reply_status(ps.req, std::move(sup));
+        if (req.env.hdr.type == wire::container_stats_request::type_id) {
+          run_blocking(sys, [=] {  // cgroup file reads
+            auto m = wire::decode_body<wire::container_stats_request>(req.env.body);
+            if (!m)
+              return bus->reply_error(req, m.err());
+            wire::container_stats_reply rep;
+            rep.stats = collect_container_stats(opts, m->uid);
+            bus->reply(req, wire::make_envelope(rep));
+          });
+          return;
         }
-        caf::anon_send(me, done_atom::value, ps.uid);
-      });
-    },
+        if (req.env.hdr.type == wire::list_sandboxes_request::type_id) {
+          run_blocking(sys, [=] {
+            wire::list_sandboxes_reply rep;
+            rep.sandboxes = list_sandboxes(opts);
+            bus->reply(req, wire::make_envelope(rep));
+          });
+          return;
+        }
+        error err;
+        auto uid = request_uid(req, err);
+        if (err) {
+          bus->reply_error(req, err);
+          return;
+        }
+        if (req.env.hdr.type == wire::run_pod_request::type_id) {
+          auto m = wire::decode_body<wire::run_pod_request>(req.env.body);
+          if (auto verr = validate_pod(m->pod_)) {
+            bus->reply_error(req, verr);
+            return;
+          }
+        } else if (uid.empty()) {
+          if (req.env.hdr.type == wire::stop_pod_request::type_id)
+            reply_status(req, unknown_pod_stopped_status(uid));
+          else
+            bus->reply_error(req, {errc::invalid, "remove_pod_request needs a uid"});
+          return;
+        }
+        auto& q = self->state.queues[uid];
+        q.push_back(std::move(req));
+        if (q.size() == 1)
+          start_op(uid);
+      },
+      [=](done_atom, const std::string& uid) {
+        auto it = self->state.queues.find(uid);
+        if (it == self->state.queues.end())
+          return;
+        it->second.pop_front();
+        if (it->second.empty())
+          self->state.queues.erase(it);
+        else
+          start_op(uid);
+      },
+      [=](forward_atom, const std::string& uid, int64_t grace, int64_t pid) {
+        auto qit = self->state.queues.find(uid);
+        if (qit == self->state.queues.end() || qit->second.empty())
+          return;
+        auto& req = qit->second.front();
+        auto dealer = bus->connect_dealer(pod_dir::supervisor_endpoint(opts.data_dir, uid));
+        if (!dealer) {
+          stop_fallback(req, uid, grace, static_cast<pid_t>(pid));
+          return;
+        }
+        auto tag = self->state.next_tag++;
+        self->state.stops[tag] = pending_stop{uid, req, *dealer, grace, static_cast<pid_t>(pid)};
+        wire::supervisor_stop_request stop;
+        stop.grace_period_seconds = grace;
+        host::call(*bus, *dealer, stop, std::chrono::seconds(grace + 10), me, tag, "stop");
+      },
+      [=](host::rpc_reply& rep) {
+        auto it = self->state.stops.find(rep.tag);
+        if (it == self->state.stops.end())
+          return;
+        auto ps = std::move(it->second);
+        self->state.stops.erase(it);
+        bus->close(ps.dealer);
+        auto reply = rep.as<wire::sandbox_status_reply>();
+        if (!reply) {
+          log::get()->warn("msg=\"stop through the pod supervisor failed\" uid={} error=\"{}\"",
+                           ps.uid, reply.err().message);
+          stop_fallback(ps.req, ps.uid, ps.grace, ps.pid);
+          return;
+        }
+        run_blocking(sys, [=, sup = std::move(reply->sandbox)]() mutable {
+          mark_stopped(opts, ps.uid);
+          auto st = read_sandbox(opts, ps.uid);
+          if (st) {
+            // The supervisor's answer is the freshest view of the containers.
+            if (!sup.containers.empty())
+              st->containers = std::move(sup.containers);
+            reply_status(ps.req, std::move(*st));
+          } else {
+            sup.state = "stopped";
+            reply_status(ps.req, std::move(sup));
+          }
+          caf::anon_send(me, done_atom::value, ps.uid);
+        });
+      },
   };
 }
 
-} // namespace
+}  // namespace
 
 runtime_actors spawn_runtime(caf::actor_system& sys, transport::bridge& bus,
                              const runtime_options& opts,
@@ -573,9 +565,8 @@ int run_runtime(const runtime_options& given, const host::common_options& common
     // installed next to this executable.
     std::error_code exe_ec;
     auto self = fs::read_symlink("/proc/self/exe", exe_ec);
-    opts.oci_runtime =
-      exe_ec ? std::string("deckhand-process-oci")
-             : (self.parent_path() / "deckhand-process-oci").string();
+    opts.oci_runtime = exe_ec ? std::string("deckhand-process-oci")
+                              : (self.parent_path() / "deckhand-process-oci").string();
   }
   if (cleanup_all_and_exit) {
     int failures = cleanup_all(opts);
@@ -628,8 +619,8 @@ int run_runtime(const runtime_options& given, const host::common_options& common
   auto router = comp.bus().bind_router(endpoint, host::forward_to(actors.front));
   int rc = 0;
   if (!router) {
-    std::cerr << "deckhand-runtime: cannot bind " << endpoint << ": "
-              << router.err().message << "\n";
+    std::cerr << "deckhand-runtime: cannot bind " << endpoint << ": " << router.err().message
+              << "\n";
     rc = 1;
   } else {
     comp.bus().start();
@@ -650,4 +641,4 @@ int run_runtime(const runtime_options& given, const host::common_options& common
   return rc;
 }
 
-} // namespace deckhand::runtime
+}  // namespace deckhand::runtime

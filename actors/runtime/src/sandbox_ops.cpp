@@ -37,8 +37,7 @@ bool valid_uid(const std::string& uid) {
   if (uid.empty() || uid.size() > 128 || uid[0] == '.' || uid[0] == '-')
     return false;
   return std::all_of(uid.begin(), uid.end(), [](char ch) {
-    return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_'
-           || ch == '.';
+    return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.';
   });
 }
 
@@ -51,9 +50,7 @@ bool valid_container_name(const std::string& n) {
   });
 }
 
-std::string pod_namespace(const std::string& ns) {
-  return ns.empty() ? "default" : ns;
-}
+std::string pod_namespace(const std::string& ns) { return ns.empty() ? "default" : ns; }
 
 template <class T>
 result<T> read_json_file(const fs::path& file) {
@@ -108,8 +105,8 @@ std::string unescape_mountinfo(const std::string& s) {
   for (std::size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '\\' && i + 3 < s.size()) {
       auto oct = s.substr(i + 1, 3);
-      if (oct.size() == 3 && std::all_of(oct.begin(), oct.end(),
-                                         [](char c) { return c >= '0' && c <= '7'; })) {
+      if (oct.size() == 3 &&
+          std::all_of(oct.begin(), oct.end(), [](char c) { return c >= '0' && c <= '7'; })) {
         out.push_back(static_cast<char>(std::stoi(oct, nullptr, 8)));
         i += 3;
         continue;
@@ -196,7 +193,7 @@ result<pod_shared> set_up_pod_shared(const runtime_options& opts, const wire::po
     if (!att)
       return std::move(att).err();
     sh.network_setup = std::chrono::duration_cast<std::chrono::microseconds>(
-      std::chrono::steady_clock::now() - began);
+        std::chrono::steady_clock::now() - began);
     sh.pod_ip = att->ip.to_string();
   }
 
@@ -205,10 +202,9 @@ result<pod_shared> set_up_pod_shared(const runtime_options& opts, const wire::po
   fs::create_directories(shm, ec);
   if (ec)
     return error{errc::io, "create " + shm.string() + ": " + ec.message()};
-  if (!oci::is_mountpoint(shm)
-      && ::mount("shm", shm.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                 "mode=1777,size=67108864")
-           != 0)
+  if (!oci::is_mountpoint(shm) &&
+      ::mount("shm", shm.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              "mode=1777,size=67108864") != 0)
     return error::from_errno("mount tmpfs on " + shm.string());
 
   auto etc = sandbox_files::etc(dir);
@@ -233,13 +229,12 @@ result<pod_shared> set_up_pod_shared(const runtime_options& opts, const wire::po
 void release_pod_network(const runtime_options& opts, const std::string& uid) {
   auto net = pod_network::open(opts);
   if (!net) {
-    log::get()->warn("msg=\"pod network unusable, address not released\" uid={} error=\"{}\"",
-                     uid, net.err().message);
+    log::get()->warn("msg=\"pod network unusable, address not released\" uid={} error=\"{}\"", uid,
+                     net.err().message);
     return;
   }
   if (auto err = net->detach(uid))
-    log::get()->warn("msg=\"pod network teardown failed\" uid={} error=\"{}\"", uid,
-                     err.message);
+    log::get()->warn("msg=\"pod network teardown failed\" uid={} error=\"{}\"", uid, err.message);
 }
 
 /// Makes a container spec join what its pod shares.
@@ -252,7 +247,7 @@ void join_pod_shared(oci::bundle_spec& spec, const pod_shared& sh) {
   spec.mounts.insert(spec.mounts.end(), sh.mounts.begin(), sh.mounts.end());
 }
 
-} // namespace
+}  // namespace
 
 std::vector<fs::path> mounts_under(const fs::path& dir) {
   std::error_code ec;
@@ -271,8 +266,8 @@ std::vector<fs::path> mounts_under(const fs::path& dir) {
     if (!(fields >> id >> parent >> devno >> root >> point))
       continue;
     auto mp = unescape_mountinfo(point);
-    if (mp == prefix || (mp.size() > prefix.size() && mp.compare(0, prefix.size(), prefix) == 0
-                         && mp[prefix.size()] == '/'))
+    if (mp == prefix || (mp.size() > prefix.size() && mp.compare(0, prefix.size(), prefix) == 0 &&
+                         mp[prefix.size()] == '/'))
       out.emplace_back(mp);
   }
   std::sort(out.begin(), out.end(), [](const fs::path& a, const fs::path& b) {
@@ -284,8 +279,8 @@ std::vector<fs::path> mounts_under(const fs::path& dir) {
 
 error validate_pod(const wire::pod& p) {
   if (!valid_uid(p.metadata.uid))
-    return {errc::invalid, "pod uid \"" + p.metadata.uid
-                             + "\" is empty or not usable as a name (letters, digits, "
+    return {errc::invalid, "pod uid \"" + p.metadata.uid +
+                               "\" is empty or not usable as a name (letters, digits, "
                                "'-', '_', '.'; at most 128)"};
   if (p.metadata.name.empty())
     return {errc::invalid, "pod " + p.metadata.uid + " has no name"};
@@ -300,8 +295,8 @@ error validate_pod(const wire::pod& p) {
   for (const auto* cp : all) {
     const auto& c = *cp;
     if (!valid_container_name(c.name))
-      return {errc::invalid, "container name \"" + c.name
-                               + "\" is not a DNS label (lower-case letters, digits, "
+      return {errc::invalid, "container name \"" + c.name +
+                                 "\" is not a DNS label (lower-case letters, digits, "
                                  "'-'; at most 63)"};
     if (!seen.insert(c.name).second)
       return {errc::invalid, "container name \"" + c.name + "\" is used twice"};
@@ -312,8 +307,7 @@ error validate_pod(const wire::pod& p) {
 }
 
 result<wire::sandbox_status> create_sandbox(const runtime_options& opts,
-                                            const image::image_store& images,
-                                            const wire::pod& p) {
+                                            const image::image_store& images, const wire::pod& p) {
   if (auto err = validate_pod(p))
     return err;
   const auto& uid = p.metadata.uid;
@@ -347,15 +341,14 @@ result<wire::sandbox_status> create_sandbox(const runtime_options& opts,
     if (host_processes && !c.volume_mounts.empty())
       return error{errc::unsupported,
                    "volumes are not supported by the process backend (no mount namespace): "
-                   "container \"" + c.name + "\" mounts volume \"" + c.volume_mounts.front().name
-                     + "\""};
+                   "container \"" +
+                       c.name + "\" mounts volume \"" + c.volume_mounts.front().name + "\""};
     auto rec = images.find(c.image);
     if (!rec) {
       if (rec.err().code == errc::not_found)
-        return error{errc::not_found,
-                     "image \"" + c.image
-                       + "\" is not present on the node; import it with: deckhand "
-                         "image import PATH"};
+        return error{errc::not_found, "image \"" + c.image +
+                                          "\" is not present on the node; import it with: deckhand "
+                                          "image import PATH"};
       return error{rec.err().code, "image \"" + c.image + "\": " + rec.err().message};
     }
     // After the image, as the kubelet's generateContainerConfig runs after
@@ -470,8 +463,7 @@ result<wire::sandbox_status> create_sandbox(const runtime_options& opts,
   return st;
 }
 
-result<wire::sandbox_status> read_sandbox(const runtime_options& opts,
-                                          const std::string& uid) {
+result<wire::sandbox_status> read_sandbox(const runtime_options& opts, const std::string& uid) {
   if (!valid_uid(uid))
     return error{errc::not_found, "no sandbox " + uid};
   auto dir = pod_dir::root(opts.data_dir, uid);
@@ -537,15 +529,14 @@ std::vector<wire::sandbox_status> list_sandboxes(const runtime_options& opts) {
   return out;
 }
 
-error mark_stopping(const runtime_options& opts, const std::string& uid,
-                    int64_t grace_seconds) {
+error mark_stopping(const runtime_options& opts, const std::string& uid, int64_t grace_seconds) {
   auto dir = pod_dir::root(opts.data_dir, uid);
   std::error_code ec;
   if (fs::exists(pod_dir::stopping_marker(dir), ec))
     return {};
   auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                  std::chrono::system_clock::now().time_since_epoch())
-                  .count();
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
   nlohmann::json marker{{"gracePeriodSeconds", grace_seconds},
                         {"deadlineMs", now_ms + grace_seconds * 1000}};
   return fsutil::write_file_atomic(pod_dir::stopping_marker(dir), marker.dump() + "\n");
@@ -562,8 +553,7 @@ error mark_stopped(const runtime_options& opts, const std::string& uid) {
   return write_record(dir, *rec);
 }
 
-result<wire::sandbox_status> stop_containers(const runtime_options& opts,
-                                             const std::string& uid,
+result<wire::sandbox_status> stop_containers(const runtime_options& opts, const std::string& uid,
                                              std::chrono::milliseconds grace) {
   auto dir = pod_dir::root(opts.data_dir, uid);
   auto grace_s = std::chrono::duration_cast<std::chrono::seconds>(grace).count();
@@ -600,8 +590,8 @@ result<wire::sandbox_status> stop_containers(const runtime_options& opts,
   for (const auto& n : names) {
     auto id = pod_dir::runtime_id(uid, n);
     if (auto r = rc.remove(id); !r) {
-      lg->warn("msg=\"runc delete failed, forcing\" uid={} container={} error=\"{}\"", uid,
-               n, r.err().message);
+      lg->warn("msg=\"runc delete failed, forcing\" uid={} container={} error=\"{}\"", uid, n,
+               r.err().message);
       rc.remove(id, true);
     }
   }
@@ -626,13 +616,11 @@ result<wire::sandbox_status> stop_containers(const runtime_options& opts,
     s.terminated.finished_at = now_rfc3339();
     c.status.ready = false;
   }
-  lg->info("msg=\"containers stopped without supervisor\" uid={} signalled={}", uid,
-           killed.size());
+  lg->info("msg=\"containers stopped without supervisor\" uid={} signalled={}", uid, killed.size());
   return st;
 }
 
-error remove_sandbox(const runtime_options& opts, const std::string& uid,
-                     pid_t supervisor_pid) {
+error remove_sandbox(const runtime_options& opts, const std::string& uid, pid_t supervisor_pid) {
   if (!valid_uid(uid))
     return {errc::invalid, "invalid pod uid \"" + uid + "\""};
   auto dir = pod_dir::root(opts.data_dir, uid);
@@ -656,8 +644,8 @@ error remove_sandbox(const runtime_options& opts, const std::string& uid,
     auto rc = make_runc(opts);
     for (const auto& n : container_names(dir))
       if (auto r = rc.remove(pod_dir::runtime_id(uid, n), true); !r)
-        lg->warn("msg=\"runc delete --force failed\" uid={} container={} error=\"{}\"",
-                 uid, n, r.err().message);
+        lg->warn("msg=\"runc delete --force failed\" uid={} container={} error=\"{}\"", uid, n,
+                 r.err().message);
     if (auto err = oci::remove_pod_cgroups(uid))
       lg->warn("msg=\"pod cgroup removal failed\" uid={} error=\"{}\"", uid, err.message);
 
@@ -675,8 +663,8 @@ error remove_sandbox(const runtime_options& opts, const std::string& uid,
       lg->warn("msg=\"netns removal failed\" uid={} error=\"{}\"", uid, r.err().message);
     // Never delete through a mount: that would reach into whatever is mounted.
     if (auto left = mounts_under(dir); !left.empty())
-      return {errc::io, "pod " + uid + ": " + left.front().string()
-                          + " is still mounted; not removing the directory"};
+      return {errc::io, "pod " + uid + ": " + left.front().string() +
+                            " is still mounted; not removing the directory"};
     fs::remove_all(dir, ec);
     if (ec)
       return error::from_errno("remove " + dir.string(), ec.value());
@@ -691,8 +679,8 @@ error remove_sandbox(const runtime_options& opts, const std::string& uid,
   for (auto it = fs::directory_iterator(paths::pod_logs_root(opts.data_dir), ec);
        !ec && it != fs::directory_iterator(); it.increment(ec)) {
     auto fname = it->path().filename().string();
-    if (fname.size() > suffix.size()
-        && fname.compare(fname.size() - suffix.size(), suffix.size(), suffix) == 0) {
+    if (fname.size() > suffix.size() &&
+        fname.compare(fname.size() - suffix.size(), suffix.size(), suffix) == 0) {
       std::error_code ec2;
       fs::remove_all(it->path(), ec2);
     }
@@ -702,10 +690,10 @@ error remove_sandbox(const runtime_options& opts, const std::string& uid,
 
 const char* to_string(startup_action a) {
   switch (a) {
-    case startup_action::sweep: return "sweep";
-    case startup_action::adopt: return "adopt";
-    case startup_action::start_supervisor: return "start_supervisor";
-    case startup_action::leave_stopped: return "leave_stopped";
+  case startup_action::sweep: return "sweep";
+  case startup_action::adopt: return "adopt";
+  case startup_action::start_supervisor: return "start_supervisor";
+  case startup_action::leave_stopped: return "leave_stopped";
   }
   return "unknown";
 }
@@ -747,8 +735,8 @@ std::vector<recovered_pod> recover_sandboxes(const runtime_options& opts) {
     bool alive = pid && is_supervisor_of(*pid, uid);
     bool stopping = fs::exists(pod_dir::stopping_marker(dir), ec);
     auto action = decide_startup(has_pod, rec, alive, stopping);
-    lg->info("msg=\"found sandbox\" uid={} action={} supervisor_pid={}", uid,
-             to_string(action), alive ? *pid : 0);
+    lg->info("msg=\"found sandbox\" uid={} action={} supervisor_pid={}", uid, to_string(action),
+             alive ? *pid : 0);
     if (action == startup_action::sweep) {
       if (auto err = remove_sandbox(opts, uid))
         lg->error("msg=\"sweep failed\" uid={} error=\"{}\"", uid, err.message);
@@ -784,8 +772,7 @@ void sweep_orphans(const runtime_options& opts, const std::set<std::string>& liv
     if (!first.empty() && first != ".." && live.count(first))
       continue;
     if (auto r = oci::unmount(m); !r)
-      lg->warn("msg=\"stray mount not removed\" path={} error=\"{}\"", m.string(),
-               r.err().message);
+      lg->warn("msg=\"stray mount not removed\" path={} error=\"{}\"", m.string(), r.err().message);
     else
       lg->info("msg=\"stray mount removed\" path={}", m.string());
   }
@@ -822,8 +809,7 @@ std::string render_resolv_conf(const runtime_options& opts, bool host_network) {
         continue;
       // The node's loopback resolver (systemd-resolved, dnsmasq) is out of
       // reach from a pod's own network namespace.
-      if (key == "nameserver" && !host_network
-          && (value.rfind("127.", 0) == 0 || value == "::1"))
+      if (key == "nameserver" && !host_network && (value.rfind("127.", 0) == 0 || value == "::1"))
         continue;
       out += line + "\n";
     }
@@ -837,4 +823,4 @@ std::string render_resolv_conf(const runtime_options& opts, bool host_network) {
   return out;
 }
 
-} // namespace deckhand::runtime
+}  // namespace deckhand::runtime

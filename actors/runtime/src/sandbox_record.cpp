@@ -26,4 +26,4 @@ std::string now_rfc3339() {
   return buf;
 }
 
-} // namespace deckhand::runtime
+}  // namespace deckhand::runtime

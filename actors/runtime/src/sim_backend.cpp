@@ -11,14 +11,14 @@
 #include "deckhand/common/paths.hpp"
 #include "deckhand/host/caf_glue.hpp"
 #include "deckhand/host/config.hpp"
+#include "deckhand/host/pod_dir.hpp"
 #include "deckhand/messages/bridge.hpp"
 #include "deckhand/messages/codec.hpp"
-#include "deckhand/supervisor/service.hpp"
-#include "deckhand/host/pod_dir.hpp"
 #include "deckhand/messages/json.hpp"
 #include "deckhand/oci/ipv4.hpp"
 #include "deckhand/runtime/sandbox_ops.hpp"
 #include "deckhand/runtime/sandbox_record.hpp"
+#include "deckhand/supervisor/service.hpp"
 
 namespace deckhand::runtime {
 
@@ -44,7 +44,7 @@ int64_t annotation_int(const wire::pod& p, const char* key, int64_t fallback) {
   return v;
 }
 
-} // namespace
+}  // namespace
 
 /// One simulated pod: the supervisor's state machine plus the pending
 /// simulated exits of its containers.
@@ -172,10 +172,10 @@ result<wire::sandbox_status> sim_node::run(const wire::pod& p, time_point now) {
   for (const auto& c : p.spec.containers)
     rec.containers.push_back(c.name);
   error err = fsutil::write_file_atomic(pod_dir::pod_json(dir), wire::to_json(p).dump(),
-                                 fsutil::durability::process_crash);
+                                        fsutil::durability::process_crash);
   if (!err)
     err = fsutil::write_file_atomic(pod_dir::sandbox_json(dir), encode_sandbox_record(rec),
-                                 fsutil::durability::process_crash);
+                                    fsutil::durability::process_crash);
   if (err) {
     ips_.erase(sp->ip);
     fs::remove_all(dir, ec);
@@ -192,14 +192,13 @@ result<wire::sandbox_status> sim_node::run(const wire::pod& p, time_point now) {
   auto& ref = *sp;
   pods_[uid] = std::move(sp);
   drain(ref, now);
-  log::get()->info("msg=\"simulated pod started\" pod={}/{} uid={} ip={}", rec.namespace_,
-                   rec.name, uid, ref.ip);
+  log::get()->info("msg=\"simulated pod started\" pod={}/{} uid={} ip={}", rec.namespace_, rec.name,
+                   uid, ref.ip);
   return *status(uid);
 }
 
-std::optional<wire::sandbox_status> sim_node::stop(const std::string& uid,
-                                                   int64_t grace_seconds, uint64_t token,
-                                                   time_point now) {
+std::optional<wire::sandbox_status> sim_node::stop(const std::string& uid, int64_t grace_seconds,
+                                                   uint64_t token, time_point now) {
   auto it = pods_.find(uid);
   if (it == pods_.end()) {
     wire::sandbox_status st;
@@ -347,13 +346,13 @@ void sim_node::drain(sim_pod& sp, time_point now) {
         auto doc = sp.core->document();
         doc.sandbox.pod_ip_ = sp.ip;
         if (auto err = fsutil::write_file_atomic(pod_dir::status_json(dir), encode_status(doc),
-                                 fsutil::durability::process_crash))
+                                                 fsutil::durability::process_crash))
           log::get()->warn("msg=\"writing simulated status failed\" uid={} error=\"{}\"", uid,
                            err.message);
       } else if (auto* m = std::get_if<action::write_stop_marker>(&a)) {
         if (auto err = fsutil::write_file_atomic(pod_dir::stopping_marker(dir),
                                                  encode_stop_marker(m->marker),
-                                 fsutil::durability::process_crash))
+                                                 fsutil::durability::process_crash))
           log::get()->warn("msg=\"writing stopping marker failed\" uid={} error=\"{}\"", uid,
                            err.message);
       } else if (auto* pr = std::get_if<action::run_probe>(&a)) {
@@ -385,7 +384,7 @@ void sim_node::drain(sim_pod& sp, time_point now) {
         ++it;
       }
     }
-    (void) due;
+    (void)due;
   }
   log::get()->error("msg=\"simulated pod did not settle\" uid={}", uid);
 }
@@ -405,8 +404,8 @@ result<supervisor::backoff_config> backoff_from_args(const std::vector<std::stri
   } catch (const CLI::ParseError& e) {
     return error{errc::invalid, std::string("supervisor arguments: ") + e.what()};
   }
-  if (so.backoff_initial_ms <= 0 || so.backoff_max_ms < so.backoff_initial_ms
-      || so.backoff_reset_ms <= 0)
+  if (so.backoff_initial_ms <= 0 || so.backoff_max_ms < so.backoff_initial_ms ||
+      so.backoff_reset_ms <= 0)
     return error{errc::invalid, "invalid back-off settings"};
   return so.backoff();
 }
@@ -435,8 +434,8 @@ void settle(sim_actor* self, transport::bridge* bus) {
   auto wake = st.node->next_wakeup();
   if (wake && (!st.timer_at || *wake < *st.timer_at)) {
     st.timer_at = wake;
-    auto delay = std::chrono::duration_cast<millis>(*wake - supervisor::wall_clock::now())
-                 + millis(1);
+    auto delay =
+        std::chrono::duration_cast<millis>(*wake - supervisor::wall_clock::now()) + millis(1);
     if (delay < millis(1))
       delay = millis(1);
     self->delayed_send(self, delay, host::tick_atom::value, ++st.timer_gen);
@@ -450,10 +449,10 @@ caf::behavior sim_service(sim_actor* self, transport::bridge* bus, runtime_optio
   self->state.node->recover(supervisor::wall_clock::now());
   settle(self, bus);
   return {
-    [=](transport::inbound_request& req) {
-      auto& st = self->state;
-      auto now = supervisor::wall_clock::now();
-      switch (req.env.hdr.type) {
+      [=](transport::inbound_request& req) {
+        auto& st = self->state;
+        auto now = supervisor::wall_clock::now();
+        switch (req.env.hdr.type) {
         case wire::run_pod_request::type_id: {
           auto m = wire::decode_as<wire::run_pod_request>(req.env);
           if (!m) {
@@ -500,34 +499,33 @@ caf::behavior sim_service(sim_actor* self, transport::bridge* bus, runtime_optio
           break;
         }
         default:
-          bus->reply_error(req, {errc::invalid, "the sim back-end does not serve message type "
-                                                  + std::to_string(req.env.hdr.type)});
-      }
-      settle(self, bus);
-    },
-    [=](host::tick_atom, uint64_t gen) {
-      auto& st = self->state;
-      if (gen != st.timer_gen)
-        return;
-      st.timer_at.reset();
-      st.node->tick(supervisor::wall_clock::now());
-      settle(self, bus);
-    },
+          bus->reply_error(req, {errc::invalid, "the sim back-end does not serve message type " +
+                                                    std::to_string(req.env.hdr.type)});
+        }
+        settle(self, bus);
+      },
+      [=](host::tick_atom, uint64_t gen) {
+        auto& st = self->state;
+        if (gen != st.timer_gen)
+          return;
+        st.timer_at.reset();
+        st.node->tick(supervisor::wall_clock::now());
+        settle(self, bus);
+      },
   };
 }
 
-} // namespace
+}  // namespace
 
 caf::actor spawn_sim_service(caf::actor_system& sys, transport::bridge& bus,
                              const runtime_options& opts,
                              std::shared_ptr<image::image_store> images) {
   auto backoff = backoff_from_args(opts.supervisor_args);
   if (!backoff) {
-    log::get()->warn("msg=\"sim back-end: {}; using Kubernetes' defaults\"",
-                     backoff.err().message);
+    log::get()->warn("msg=\"sim back-end: {}; using Kubernetes' defaults\"", backoff.err().message);
     backoff = supervisor::backoff_config{};
   }
   return sys.spawn<caf::detached>(sim_service, &bus, opts, std::move(images), *backoff);
 }
 
-} // namespace deckhand::runtime
+}  // namespace deckhand::runtime

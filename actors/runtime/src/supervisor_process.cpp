@@ -35,24 +35,23 @@ result<pid_t> start_supervisor(const runtime_options& opts, const std::string& u
   auto dir = pod_dir::root(opts.data_dir, uid);
   auto bin = supervisor_binary(opts);
 
-  std::vector<std::string> args{bin.string(),      "--data-dir",  opts.data_dir.string(),
-                                "--pod-uid",       uid,           "--oci-runtime",
-                                opts.oci_runtime};
+  std::vector<std::string> args{bin.string(), "--data-dir",    opts.data_dir.string(), "--pod-uid",
+                                uid,          "--oci-runtime", opts.oci_runtime};
   args.insert(args.end(), opts.supervisor_args.begin(), opts.supervisor_args.end());
   if (!opts.supervisor_zygote.empty()) {
     auto pid = host::zygote_spawn(opts.supervisor_zygote, pod_dir::supervisor_log(dir), args);
     if (pid) {
-      if (auto err = fsutil::write_file_atomic(pod_dir::supervisor_pid(dir),
-                                               std::to_string(*pid) + "\n",
-                                 fsutil::durability::process_crash))
+      if (auto err =
+              fsutil::write_file_atomic(pod_dir::supervisor_pid(dir), std::to_string(*pid) + "\n",
+                                        fsutil::durability::process_crash))
         log::get()->warn("msg=\"cannot record supervisor pid\" uid={} error=\"{}\"", uid,
                          err.message);
       return *pid;
     }
     if (pid.err().code != errc::unavailable)
       return std::move(pid).err();
-    log::get()->warn("msg=\"supervisor zygote unavailable, exec'ing\" uid={} error=\"{}\"",
-                     uid, pid.err().message);
+    log::get()->warn("msg=\"supervisor zygote unavailable, exec'ing\" uid={} error=\"{}\"", uid,
+                     pid.err().message);
   }
   // Everything the child touches is prepared before fork(): after it, only
   // async-signal-safe calls until execve().
@@ -61,8 +60,8 @@ result<pid_t> start_supervisor(const runtime_options& opts, const std::string& u
     argv.push_back(a.data());
   argv.push_back(nullptr);
 
-  int log_fd = ::open(pod_dir::supervisor_log(dir).c_str(),
-                      O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  int log_fd =
+      ::open(pod_dir::supervisor_log(dir).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log_fd < 0)
     return error::from_errno("open " + pod_dir::supervisor_log(dir).string());
   int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -122,11 +121,9 @@ result<pid_t> start_supervisor(const runtime_options& opts, const std::string& u
     ::waitpid(pid, &st, 0);
     return error::from_errno("exec " + bin.string(), child_errno);
   }
-  if (auto err = fsutil::write_file_atomic(pod_dir::supervisor_pid(dir),
-                                           std::to_string(pid) + "\n",
-                                 fsutil::durability::process_crash))
-    log::get()->warn("msg=\"cannot record supervisor pid\" uid={} error=\"{}\"", uid,
-                     err.message);
+  if (auto err = fsutil::write_file_atomic(pod_dir::supervisor_pid(dir), std::to_string(pid) + "\n",
+                                           fsutil::durability::process_crash))
+    log::get()->warn("msg=\"cannot record supervisor pid\" uid={} error=\"{}\"", uid, err.message);
   return pid;
 }
 
@@ -180,8 +177,7 @@ bool reap_if_exited(pid_t pid) {
   return !process_alive(pid);
 }
 
-void terminate_supervisor(pid_t pid, const std::string& uid,
-                          std::chrono::milliseconds grace) {
+void terminate_supervisor(pid_t pid, const std::string& uid, std::chrono::milliseconds grace) {
   if (pid <= 0)
     return;
   if (!is_supervisor_of(pid, uid)) {
@@ -201,11 +197,10 @@ void terminate_supervisor(pid_t pid, const std::string& uid,
   if (wait_gone(grace))
     return;
   if (is_supervisor_of(pid, uid)) {
-    log::get()->warn("msg=\"supervisor ignored SIGTERM, killing it\" uid={} pid={}", uid,
-                     pid);
+    log::get()->warn("msg=\"supervisor ignored SIGTERM, killing it\" uid={} pid={}", uid, pid);
     ::kill(pid, SIGKILL);
   }
   wait_gone(std::chrono::seconds(5));
 }
 
-} // namespace deckhand::runtime
+}  // namespace deckhand::runtime

@@ -31,13 +31,9 @@ std::string clean_mount_path(const std::string& p) {
   return out;
 }
 
-error invalid(const std::string& what) {
-  return {errc::invalid, what};
-}
+error invalid(const std::string& what) { return {errc::invalid, what}; }
 
-std::string quoted(const std::string& s) {
-  return "\"" + s + "\"";
-}
+std::string quoted(const std::string& s) { return "\"" + s + "\""; }
 
 /// A relative path with no ".." element (validatePathNoBacksteps plus
 /// "must not be absolute").
@@ -52,8 +48,8 @@ bool relative_no_backsteps(const std::string& p) {
 
 /// Sources set on `v`.
 int source_count(const wire::volume& v) {
-  return int(v.empty_dir.has_value()) + int(v.host_path.has_value())
-         + int(v.downward_api.has_value());
+  return int(v.empty_dir.has_value()) + int(v.host_path.has_value()) +
+         int(v.downward_api.has_value());
 }
 
 error mount_error(const std::string& volume, const std::string& reason) {
@@ -67,11 +63,12 @@ result<int64_t> size_limit(const wire::volume& v) {
     return int64_t{0};
   auto n = oci::quantity_value(text);
   if (!n)
-    return error{errc::invalid, "volume " + quoted(v.name) + ": emptyDir.sizeLimit "
-                                  + quoted(text) + ": " + n.err().message};
+    return error{errc::invalid, "volume " + quoted(v.name) + ": emptyDir.sizeLimit " +
+                                    quoted(text) + ": " + n.err().message};
   if (*n < 0)
-    return error{errc::invalid, "volume " + quoted(v.name) + ": emptyDir.sizeLimit must not "
-                                  "be negative"};
+    return error{errc::invalid, "volume " + quoted(v.name) +
+                                    ": emptyDir.sizeLimit must not "
+                                    "be negative"};
   return *n;
 }
 
@@ -85,8 +82,8 @@ error validate_downward(const wire::pod& p, const wire::volume& v) {
     const auto& item = src.items[i];
     auto at = where + ".items[" + std::to_string(i) + "]";
     if (!relative_no_backsteps(item.path) || item.path.rfind("..", 0) == 0)
-      return invalid(at + ".path " + quoted(item.path)
-                     + " must be a relative path without '..' and must not start with '..'");
+      return invalid(at + ".path " + quoted(item.path) +
+                     " must be a relative path without '..' and must not start with '..'");
     if (!seen.insert(fs::path(item.path).lexically_normal().string()).second)
       return invalid(at + ".path " + quoted(item.path) + " is used twice");
     if (item.mode && (*item.mode < 0 || *item.mode > 0777))
@@ -102,8 +99,7 @@ error validate_downward(const wire::pod& p, const wire::volume& v) {
         return invalid(at + ".resourceFieldRef.containerName: Required value");
       const auto* c = find_container(p, sel.container_name);
       if (!c)
-        return invalid(at + ".resourceFieldRef: container " + sel.container_name
-                       + " not found");
+        return invalid(at + ".resourceFieldRef: container " + sel.container_name + " not found");
       if (auto r = container_resource_value(sel, *c, node_allocatable{}); !r)
         return invalid(at + ".resourceFieldRef: " + r.err().message);
     }
@@ -117,15 +113,15 @@ error validate_mounts(const wire::container& c, const std::set<std::string>& vol
     const auto& m = c.volume_mounts[i];
     auto at = "container " + quoted(c.name) + ": volumeMounts[" + std::to_string(i) + "]";
     if (!volumes.count(m.name))
-      return invalid(at + ".name: Not found: " + quoted(m.name)
-                     + " (no volume of that name in spec.volumes)");
+      return invalid(at + ".name: Not found: " + quoted(m.name) +
+                     " (no volume of that name in spec.volumes)");
     if (m.mount_path.empty() || m.mount_path.front() != '/')
       return invalid(at + ".mountPath " + quoted(m.mount_path) + " must be an absolute path");
     if (!paths.insert(clean_mount_path(m.mount_path)).second)
       return invalid(at + ".mountPath " + quoted(m.mount_path) + " must be unique");
     if (!m.sub_path.empty() && !relative_no_backsteps(m.sub_path))
-      return invalid(at + ".subPath " + quoted(m.sub_path)
-                     + " must be a relative path without '..'");
+      return invalid(at + ".subPath " + quoted(m.sub_path) +
+                     " must be a relative path without '..'");
   }
   return {};
 }
@@ -144,8 +140,8 @@ bool exists(const std::string& path) {
 fs::path fresh_data_dir(const fs::path& dir) {
   auto now = std::chrono::system_clock::now();
   auto t = std::chrono::system_clock::to_time_t(now);
-  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count()
-            % 1000000000;
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count() %
+            1000000000;
   std::tm tm{};
   ::gmtime_r(&t, &tm);
   char buf[64];
@@ -178,7 +174,7 @@ error write_file_mode(const fs::path& file, const std::string& content, int mode
   return {};
 }
 
-} // namespace
+}  // namespace
 
 fs::path volume_path(const fs::path& pod_dir, const wire::volume& v) {
   if (v.host_path)
@@ -198,32 +194,32 @@ error validate_volumes(const wire::pod& p) {
     auto n = source_count(v);
     if (n == 0)
       return {errc::unsupported,
-              "volume " + quoted(v.name)
-                + ": unsupported volume type (deckhand supports emptyDir, hostPath and "
+              "volume " + quoted(v.name) +
+                  ": unsupported volume type (deckhand supports emptyDir, hostPath and "
                   "downwardAPI)"};
     if (n > 1)
       return invalid("volume " + quoted(v.name) + ": may not specify more than 1 volume type");
     if (v.empty_dir) {
       const auto& medium = v.empty_dir->medium;
       if (!medium.empty() && medium != "Memory")
-        return {errc::unsupported, "volume " + quoted(v.name) + ": emptyDir medium "
-                                     + quoted(medium) + " is not supported (\"\" or Memory)"};
+        return {errc::unsupported, "volume " + quoted(v.name) + ": emptyDir medium " +
+                                       quoted(medium) + " is not supported (\"\" or Memory)"};
       if (auto s = size_limit(v); !s)
         return s.err();
     } else if (v.host_path) {
       const auto& hp = *v.host_path;
       if (hp.path.empty() || hp.path.front() != '/')
-        return invalid("volume " + quoted(v.name) + ": hostPath.path " + quoted(hp.path)
-                       + " must be an absolute path");
+        return invalid("volume " + quoted(v.name) + ": hostPath.path " + quoted(hp.path) +
+                       " must be an absolute path");
       for (const auto& part : fs::path(hp.path))
         if (part == "..")
           return invalid("volume " + quoted(v.name) + ": hostPath.path must not contain '..'");
-      static const std::set<std::string> types{"",     "DirectoryOrCreate", "Directory",
-                                               "FileOrCreate", "File",      "Socket",
-                                               "CharDevice",   "BlockDevice"};
+      static const std::set<std::string> types{
+          "",       "DirectoryOrCreate", "Directory",  "FileOrCreate", "File",
+          "Socket", "CharDevice",        "BlockDevice"};
       if (!types.count(hp.type))
-        return invalid("volume " + quoted(v.name) + ": hostPath.type: Unsupported value: "
-                       + quoted(hp.type));
+        return invalid("volume " + quoted(v.name) +
+                       ": hostPath.type: Unsupported value: " + quoted(hp.type));
     } else if (auto err = validate_downward(p, v)) {
       return err;
     }
@@ -308,8 +304,8 @@ result<std::vector<downward_file>> downward_api_files(const wire::pod& p,
         return v.err();
       f.content = std::move(*v);
     } else {
-      return error{errc::invalid, "downwardAPI item " + quoted(item.path)
-                                    + " has neither fieldRef nor resourceFieldRef"};
+      return error{errc::invalid, "downwardAPI item " + quoted(item.path) +
+                                      " has neither fieldRef nor resourceFieldRef"};
     }
     out.push_back(std::move(f));
   }
@@ -379,8 +375,7 @@ result<volume_paths> set_up_volumes(const wire::pod& p, const fs::path& pod_dir,
         if (*limit > 0)
           options = "size=" + std::to_string(*limit);
         if (::mount("tmpfs", path.c_str(), "tmpfs", 0,
-                    options.empty() ? nullptr : options.c_str())
-            != 0)
+                    options.empty() ? nullptr : options.c_str()) != 0)
           return mount_error(v.name, error::from_errno("mount tmpfs on " + path.string()).message);
       }
       // The kubelet's emptyDir is world-writable, so that any container user
@@ -410,20 +405,20 @@ result<std::vector<oci::bind_mount>> container_volume_mounts(const wire::contain
   for (const auto& m : c.volume_mounts) {
     auto it = paths.find(m.name);
     if (it == paths.end())
-      return error{errc::invalid, "container " + quoted(c.name) + ": volumeMount "
-                                    + quoted(m.name) + " refers to an undefined volume"};
+      return error{errc::invalid, "container " + quoted(c.name) + ": volumeMount " +
+                                      quoted(m.name) + " refers to an undefined volume"};
     fs::path source = it->second;
     if (!m.sub_path.empty()) {
       if (!relative_no_backsteps(m.sub_path))
-        return error{errc::invalid, "container " + quoted(c.name) + ": subPath "
-                                      + quoted(m.sub_path) + " must be relative without '..'"};
+        return error{errc::invalid, "container " + quoted(c.name) + ": subPath " +
+                                        quoted(m.sub_path) + " must be relative without '..'"};
       source = it->second / m.sub_path;
       std::error_code ec;
       if (!fs::exists(fs::symlink_status(source, ec))) {
         fs::create_directories(source, ec);
         if (ec)
-          return error{errc::io, "container " + quoted(c.name) + ": create subPath "
-                                   + source.string() + ": " + ec.message()};
+          return error{errc::io, "container " + quoted(c.name) + ": create subPath " +
+                                     source.string() + ": " + ec.message()};
         ::chmod(source.c_str(), 0755);
       }
       // A symlink inside the volume must not lead the mount out of it.
@@ -431,9 +426,9 @@ result<std::vector<oci::bind_mount>> container_volume_mounts(const wire::contain
       auto real = fs::weakly_canonical(source, ec);
       auto rel = real.lexically_relative(root);
       if (ec || rel.empty() || *rel.begin() == "..")
-        return error{errc::invalid, "container " + quoted(c.name) + ": subPath "
-                                      + quoted(m.sub_path) + " leads out of volume "
-                                      + quoted(m.name)};
+        return error{errc::invalid, "container " + quoted(c.name) + ": subPath " +
+                                        quoted(m.sub_path) + " leads out of volume " +
+                                        quoted(m.name)};
       source = real;
     }
     out.push_back({source, clean_mount_path(m.mount_path), m.read_only});
@@ -441,10 +436,9 @@ result<std::vector<oci::bind_mount>> container_volume_mounts(const wire::contain
   auto depth = [](const oci::bind_mount& b) {
     return std::distance(b.destination.begin(), b.destination.end());
   };
-  std::stable_sort(out.begin(), out.end(), [&](const auto& a, const auto& b) {
-    return depth(a) < depth(b);
-  });
+  std::stable_sort(out.begin(), out.end(),
+                   [&](const auto& a, const auto& b) { return depth(a) < depth(b); });
   return out;
 }
 
-} // namespace deckhand::runtime
+}  // namespace deckhand::runtime

@@ -47,7 +47,7 @@ struct rootfs_fixture {
   ~rootfs_fixture() { std::filesystem::remove_all(dir); }
 };
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(container_process_suite)
 
@@ -97,8 +97,8 @@ BOOST_AUTO_TEST_CASE(env_is_image_then_container_with_overrides_in_place) {
   auto c = make_container({}, {});
   c.env = {{"NGINX_VERSION", "custom"}, {"EXTRA", "1"}};
   auto env = container_env(c, nginx_like());
-  BOOST_TEST(env == (strings{"PATH=/usr/local/bin:/usr/bin:/bin", "NGINX_VERSION=custom",
-                             "EXTRA=1"}),
+  BOOST_TEST(env ==
+                 (strings{"PATH=/usr/local/bin:/usr/bin:/bin", "NGINX_VERSION=custom", "EXTRA=1"}),
              boost::test_tools::per_element());
 }
 
@@ -124,8 +124,8 @@ BOOST_AUTO_TEST_CASE(user_resolution) {
     }
   };
   check("", 0, 0);
-  check("1000", 1000, 1001);    // primary group from passwd
-  check("4242", 4242, 0);       // not listed: group 0
+  check("1000", 1000, 1001);  // primary group from passwd
+  check("4242", 4242, 0);     // not listed: group 0
   check("1000:7", 1000, 7);
   check("app", 1000, 1001);
   check("nobody", 65534, 65534);
@@ -152,8 +152,7 @@ BOOST_AUTO_TEST_CASE(full_process) {
   c.env = {{"A", "b"}};
   auto p = make_container_process(c, img, fx.dir);
   BOOST_REQUIRE(p);
-  BOOST_TEST(p->args == (strings{"/docker-entrypoint.sh", "-v"}),
-             boost::test_tools::per_element());
+  BOOST_TEST(p->args == (strings{"/docker-entrypoint.sh", "-v"}), boost::test_tools::per_element());
   BOOST_TEST(p->env.back() == "A=b");
   BOOST_TEST(p->cwd == "/srv");
   BOOST_TEST(p->uid == 1000u);
@@ -171,7 +170,7 @@ namespace deckhand::oci {
 inline std::ostream& operator<<(std::ostream& os, seccomp_mode m) {
   return os << static_cast<int>(m);
 }
-} // namespace deckhand::oci
+}  // namespace deckhand::oci
 
 namespace {
 
@@ -181,7 +180,7 @@ struct security_fixture : rootfs_fixture {
   security_fixture() {
     // "app" is also a member of staff through /etc/group.
     std::ofstream(dir / "etc" / "group", std::ios::trunc)
-      << "root:x:0:\nstaff:x:50:app,other\napp:x:1001:app\nwheel:x:10:root\n";
+        << "root:x:0:\nstaff:x:50:app,other\napp:x:1001:app\nwheel:x:10:root\n";
     pod.metadata.name = "web-0";
     pod.metadata.namespace_ = "prod";
     pod.metadata.uid = "u-1";
@@ -210,7 +209,7 @@ struct security_fixture : rootfs_fixture {
   }
 };
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(security_context_suite)
 
@@ -277,8 +276,9 @@ BOOST_AUTO_TEST_CASE(run_as_non_root_is_enforced_like_the_kubelet) {
   fx.proc.uid = 0;
   auto e = fx.err();
   BOOST_TEST(e.code == errc::invalid);
-  BOOST_TEST(e.message.find("container has runAsNonRoot and image will run as root")
-             != std::string::npos, e.message);
+  BOOST_TEST(e.message.find("container has runAsNonRoot and image will run as root") !=
+                 std::string::npos,
+             e.message);
   BOOST_TEST(e.message.find("prod/web-0") != std::string::npos);
 
   fx.proc.image_user = "0:0";
@@ -349,8 +349,8 @@ BOOST_AUTO_TEST_CASE(seccomp_profiles) {
   auto s = fx.ok(opts);
   BOOST_TEST(s.seccomp == oci::seccomp_mode::profile);
   BOOST_TEST(s.seccomp_profile == R"({"defaultAction":"SCMP_ACT_LOG"})");
-  for (std::string bad : {"../outside.json", "/etc/passwd", "profiles/../../outside.json",
-                          "escape.json", ""}) {
+  for (std::string bad :
+       {"../outside.json", "/etc/passwd", "profiles/../../outside.json", "escape.json", ""}) {
     prof.localhost_profile = bad;
     BOOST_TEST_CONTEXT(bad) { BOOST_TEST(fx.err(opts).code == errc::invalid); }
   }

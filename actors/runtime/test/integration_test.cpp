@@ -22,8 +22,8 @@
 #include "deckhand/image/builder.hpp"
 #include "deckhand/messages/bridge.hpp"
 #include "deckhand/messages/codec.hpp"
-#include "deckhand/oci/process.hpp"
 #include "deckhand/oci/netlink.hpp"
+#include "deckhand/oci/process.hpp"
 #include "deckhand/oci/runc.hpp"
 #include "deckhand/runtime/ipam.hpp"
 #include "deckhand/runtime/network.hpp"
@@ -167,7 +167,7 @@ struct runtime_fixture {
   /// A bridge and pod CIDR of this test process only, removed at the end.
   const std::string bridge = "dhit" + std::to_string(::getpid());
   const oci::ipv4_cidr cidr =
-    *oci::ipv4_cidr::parse("10.202." + std::to_string(::getpid() % 250) + ".0/24");
+      *oci::ipv4_cidr::parse("10.202." + std::to_string(::getpid() % 250) + ".0/24");
 
   /// Host veths of pods of this test's CIDR.
   std::vector<std::string> veths() const {
@@ -189,9 +189,12 @@ struct runtime_fixture {
   }
 
   std::vector<std::string> runtime_argv(bool cleanup) const {
-    std::vector<std::string> argv{(bin_dir() / "deckhand-runtime").string(), "--data-dir",
-                                  data.string(), "--supervisor-arg=--backoff-initial-ms=100",
-                                  "--bridge=" + bridge, "--pod-cidr=" + cidr.to_string()};
+    std::vector<std::string> argv{(bin_dir() / "deckhand-runtime").string(),
+                                  "--data-dir",
+                                  data.string(),
+                                  "--supervisor-arg=--backoff-initial-ms=100",
+                                  "--bridge=" + bridge,
+                                  "--pod-cidr=" + cidr.to_string()};
     if (!supervisor_bin.empty())
       argv.push_back("--supervisor-bin=" + supervisor_bin.string());
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
@@ -339,7 +342,7 @@ struct runtime_fixture {
   }
 };
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(runtime_integration, *boost::unit_test::precondition(can_run()))
 
@@ -351,8 +354,8 @@ BOOST_FIXTURE_TEST_CASE(missing_image_is_not_found, runtime_fixture) {
   auto rep = call<wire::run_pod_reply>(req);
   BOOST_REQUIRE(!rep);
   BOOST_TEST(static_cast<int>(rep.err().code) == static_cast<int>(errc::not_found));
-  BOOST_TEST(rep.err().message.find("image \"nothere:1.0\" is not present on the node")
-             != std::string::npos);
+  BOOST_TEST(rep.err().message.find("image \"nothere:1.0\" is not present on the node") !=
+             std::string::npos);
   BOOST_TEST(!fs::exists(pod_dir::root(data, "uid-missing")));
 
   // Undecodable and unknown requests get errc::invalid.
@@ -530,7 +533,7 @@ std::string in_container(pid_t pid, const std::string& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_CASE(pods_get_addresses_and_share_namespaces, runtime_fixture) {
   start_runtime();
@@ -542,8 +545,8 @@ BOOST_FIXTURE_TEST_CASE(pods_get_addresses_and_share_namespaces, runtime_fixture
   one.pod_ = sleeper("uid-net-1");
   auto side = one.pod_.spec.containers[0];
   side.name = "side";
-  one.pod_.spec.containers[0].command = {
-    "sh", "-c", "trap 'exit 0' TERM; nc -l -p 8080 > /tmp/got & " + loop};
+  one.pod_.spec.containers[0].command = {"sh", "-c",
+                                         "trap 'exit 0' TERM; nc -l -p 8080 > /tmp/got & " + loop};
   one.pod_.spec.containers.push_back(side);
   auto r1 = call<wire::run_pod_reply>(one, 60s);
   BOOST_REQUIRE_MESSAGE(r1.ok(), (r1.ok() ? std::string() : r1.err().message));
@@ -559,8 +562,8 @@ BOOST_FIXTURE_TEST_CASE(pods_get_addresses_and_share_namespaces, runtime_fixture
   ::stat((pod_dir::root(data, "uid-net-1") / "utsns").c_str(), &uts);
   BOOST_TEST(uts.st_ino == ns_inode(main1, "uts"));
   BOOST_TEST(in_container(main1, "/etc/hostname") == "sleeper\n");
-  BOOST_TEST(in_container(side1, "/etc/hosts").find("\n" + ip1->to_string() + "\tsleeper\n")
-             != std::string::npos);
+  BOOST_TEST(in_container(side1, "/etc/hosts").find("\n" + ip1->to_string() + "\tsleeper\n") !=
+             std::string::npos);
   BOOST_TEST(fs::exists("/proc/" + std::to_string(main1) + "/root/etc/resolv.conf"));
   // One /dev/shm for the whole pod.
   { std::ofstream(("/proc/" + std::to_string(main1) + "/root/dev/shm/marker")) << "x"; }
@@ -570,9 +573,9 @@ BOOST_FIXTURE_TEST_CASE(pods_get_addresses_and_share_namespaces, runtime_fixture
   wire::run_pod_request two;
   two.pod_ = sleeper("uid-net-2");
   two.pod_.spec.containers[0].command = {
-    "sh", "-c",
-    "trap 'exit 0' TERM; for i in $(seq 1 100); do echo hello-from-two | nc -w 1 "
-      + ip1->to_string() + " 8080 && break; sleep 0.1; done; " + loop};
+      "sh", "-c",
+      "trap 'exit 0' TERM; for i in $(seq 1 100); do echo hello-from-two | nc -w 1 " +
+          ip1->to_string() + " 8080 && break; sleep 0.1; done; " + loop};
   auto r2 = call<wire::run_pod_reply>(two, 60s);
   BOOST_REQUIRE_MESSAGE(r2.ok(), (r2.ok() ? std::string() : r2.err().message));
   BOOST_TEST(r2->sandbox.pod_ip_ != r1->sandbox.pod_ip_);
@@ -665,8 +668,8 @@ BOOST_FIXTURE_TEST_CASE(process_backend_runs_host_processes, runtime_fixture) {
   start_runtime();
   import_busybox();
   auto p = sleeper("uid-proc");
-  p.spec.containers[0].command = {"/bin/sh", "-c",
-                                  "echo started; trap 'exit 0' TERM; while true; do sleep 0.1; done"};
+  p.spec.containers[0].command = {
+      "/bin/sh", "-c", "echo started; trap 'exit 0' TERM; while true; do sleep 0.1; done"};
   wire::run_pod_request req;
   req.pod_ = p;
   auto rep = call<wire::run_pod_reply>(req, 60s);
@@ -707,8 +710,8 @@ BOOST_FIXTURE_TEST_CASE(sim_backend_survives_a_runtime_kill, runtime_fixture) {
   auto after = wait_listed_running("uid-sim");
   BOOST_TEST(after.pod_ip_ == before.pod_ip_);
   BOOST_TEST(after.containers[0].status.restart_count == 0);
-  BOOST_TEST(after.containers[0].status.state.running.started_at
-             == before.containers[0].status.state.running.started_at);
+  BOOST_TEST(after.containers[0].status.state.running.started_at ==
+             before.containers[0].status.state.running.started_at);
   wire::stop_pod_request stop;
   stop.uid = "uid-sim";
   auto st = call<wire::sandbox_status_reply>(stop, 30s);

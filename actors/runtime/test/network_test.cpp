@@ -87,8 +87,8 @@ listener listen_on(ipv4 addr) {
   sockaddr_in sa{};
   sa.sin_family = AF_INET;
   sa.sin_addr.s_addr = htonl(addr.value);
-  if (::bind(l.fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0
-      || ::listen(l.fd.get(), 4) != 0) {
+  if (::bind(l.fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 ||
+      ::listen(l.fd.get(), 4) != 0) {
     l.fd.reset();
     return l;
   }
@@ -197,15 +197,15 @@ struct net_fixture {
   }
 };
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(addresses)
 
 BOOST_AUTO_TEST_CASE(parse_and_print) {
   BOOST_TEST(ip("10.88.0.5").value == 0x0a580005u);
   BOOST_TEST(ip("255.255.255.255").to_string() == "255.255.255.255");
-  for (auto bad : {"", "10.88.0", "10.88.0.256", "10.88.0.05", "10.88.0.5.1", "a.b.c.d",
-                   "10.88.0.5 "})
+  for (auto bad :
+       {"", "10.88.0", "10.88.0.256", "10.88.0.05", "10.88.0.5.1", "a.b.c.d", "10.88.0.5 "})
     BOOST_TEST(!ipv4::parse(bad), bad);
   auto c = ipv4_cidr::parse("10.88.0.0/16");
   BOOST_REQUIRE(c);
@@ -238,12 +238,12 @@ BOOST_AUTO_TEST_CASE(pod_files) {
   BOOST_TEST(pod.find("nameserver 192.0.2.53\n") != std::string::npos);
   BOOST_TEST(pod.find("search example.org\n") != std::string::npos);
   BOOST_TEST(pod.find("options edns0\n") != std::string::npos);
-  BOOST_TEST(render_resolv_conf(fx.opts, true).find("nameserver 127.0.0.53\n")
-             != std::string::npos);
+  BOOST_TEST(render_resolv_conf(fx.opts, true).find("nameserver 127.0.0.53\n") !=
+             std::string::npos);
   fx.opts.dns_nameservers = {"10.96.0.10"};
   fx.opts.dns_searches = {"default.svc.cluster.local", "svc.cluster.local"};
-  BOOST_TEST(render_resolv_conf(fx.opts, false)
-             == "nameserver 10.96.0.10\nsearch default.svc.cluster.local svc.cluster.local\n");
+  BOOST_TEST(render_resolv_conf(fx.opts, false) ==
+             "nameserver 10.96.0.10\nsearch default.svc.cluster.local svc.cluster.local\n");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
@@ -267,8 +267,8 @@ BOOST_AUTO_TEST_CASE(skips_reserved_and_is_idempotent_and_durable) {
     BOOST_REQUIRE(!full);
     BOOST_TEST((full.err().code == errc::unavailable));
   }
-  BOOST_TEST((got == std::set<std::string>{"10.9.0.2", "10.9.0.3", "10.9.0.4", "10.9.0.5",
-                                           "10.9.0.6"}));
+  BOOST_TEST(
+      (got == std::set<std::string>{"10.9.0.2", "10.9.0.3", "10.9.0.4", "10.9.0.5", "10.9.0.6"}));
 
   // A new allocator on the same directory (a restarted runtime) sees it all.
   auto b = fx.open_allocator("10.9.0.0/29");
@@ -345,7 +345,8 @@ BOOST_AUTO_TEST_CASE(shared_namespaces_have_the_hostname) {
   BOOST_REQUIRE_MESSAGE(r.ok(), (r.ok() ? std::string() : r.err().message));
   for (const auto& f : {files.net, files.uts, files.ipc})
     BOOST_TEST(oci::is_netns_mount(f));
-  struct stat self{}, pod{};
+  struct stat self {
+  }, pod{};
   ::stat("/proc/self/ns/uts", &self);
   ::stat(files.uts.c_str(), &pod);
   BOOST_TEST(self.st_ino != pod.st_ino);  // the caller stayed where it was
@@ -362,7 +363,7 @@ BOOST_AUTO_TEST_CASE(shared_namespaces_have_the_hostname) {
   BOOST_TEST(name == "web-0");
   // Idempotent: the same namespaces are kept.
   BOOST_TEST(oci::create_namespaces(files, "other").ok());
-  struct stat again{};
+  struct stat again {};
   ::stat(files.uts.c_str(), &again);
   BOOST_TEST(again.st_ino == pod.st_ino);
   for (const auto& f : {files.net, files.uts, files.ipc}) {
@@ -491,10 +492,10 @@ BOOST_AUTO_TEST_CASE(per_pod_setup_cost) {
     return v[v.size() / 2];
   };
   auto worst = [](const std::vector<long>& v) { return *std::max_element(v.begin(), v.end()); };
-  BOOST_TEST_MESSAGE("per pod, median/max over " << pods << ": namespaces " << median(ns_us)
-                     << "/" << worst(ns_us) << " us, attach " << median(attach_us) << "/"
-                     << worst(attach_us) << " us, detach " << median(detach_us) << "/"
-                     << worst(detach_us) << " us");
+  BOOST_TEST_MESSAGE("per pod, median/max over "
+                     << pods << ": namespaces " << median(ns_us) << "/" << worst(ns_us)
+                     << " us, attach " << median(attach_us) << "/" << worst(attach_us)
+                     << " us, detach " << median(detach_us) << "/" << worst(detach_us) << " us");
   BOOST_TEST(veths_of(fx.cidr).empty());
 }
 
@@ -572,7 +573,7 @@ BOOST_AUTO_TEST_CASE(recovery_removes_half_created_sandbox) {
   rec.state = "creating";
   fsutil::write_file_atomic(pod_dir::sandbox_json(dir), encode_sandbox_record(rec));
   auto ns = oci::create_namespaces(
-    {pod_dir::netns(dir), sandbox_files::uts_ns(dir), sandbox_files::ipc_ns(dir)}, "half");
+      {pod_dir::netns(dir), sandbox_files::uts_ns(dir), sandbox_files::ipc_ns(dir)}, "half");
   BOOST_REQUIRE(ns);
   auto net = fx.open_network();
   auto att = net.attach(uid, pod_dir::netns(dir));

@@ -95,61 +95,58 @@ std::string value_of(const env_list& env, const std::string& name) {
   return "<unset>";
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(expansion_suite)
 
 // Kubernetes' own cases: third_party/forked/golang/expansion/expand_test.go.
 BOOST_AUTO_TEST_CASE(kubernetes_expansion_cases) {
-  std::map<std::string, std::string> vars{{"VAR_A", "A"},
-                                          {"VAR_B", "B"},
-                                          {"VAR_C", "C"},
-                                          {"VAR_REF", "$(VAR_A)"},
-                                          {"VAR_EMPTY", ""}};
+  std::map<std::string, std::string> vars{
+      {"VAR_A", "A"}, {"VAR_B", "B"}, {"VAR_C", "C"}, {"VAR_REF", "$(VAR_A)"}, {"VAR_EMPTY", ""}};
   const std::vector<std::pair<std::string, std::string>> cases{
-    {"$(VAR_A)", "A"},
-    {"$(VAR_A)-$(VAR_A)", "A-A"},
-    {"$(VAR_A)-1", "A-1"},
-    {"___$(VAR_B)___", "___B___"},
-    {"___$(VAR_C)", "___C"},
-    {"$(VAR_A)_$(VAR_B)_$(VAR_C)", "A_B_C"},
-    {"$$(VAR_B)_$(VAR_A)", "$(VAR_B)_A"},
-    {"$$(VAR_A)_$$(VAR_B)", "$(VAR_A)_$(VAR_B)"},
-    {"f000-$$VAR_A", "f000-$VAR_A"},
-    {"foo\\$(VAR_C)bar", "foo\\Cbar"},
-    {"foo\\\\$(VAR_C)bar", "foo\\\\Cbar"},
-    {"foo\\\\\\\\$(VAR_A)bar", "foo\\\\\\\\Abar"},
-    {"$(VAR_A$(VAR_B))", "$(VAR_A$(VAR_B))"},
-    {"$(VAR_A$(VAR_B)", "$(VAR_A$(VAR_B)"},
-    {"$(VAR_REF)", "$(VAR_A)"},
-    {"%%$(VAR_REF)--$(VAR_REF)%%", "%%$(VAR_A)--$(VAR_A)%%"},
-    {"foo$(VAR_EMPTY)bar", "foobar"},
-    {"foo$(VAR_Awhoops!", "foo$(VAR_Awhoops!"},
-    {"f00__(VAR_A)__", "f00__(VAR_A)__"},
-    {"$?_boo_$!", "$?_boo_$!"},
-    {"$VAR_A", "$VAR_A"},
-    {"$(VAR_DNE)", "$(VAR_DNE)"},
-    {"$$$$$$(BIG_MONEY)", "$$$(BIG_MONEY)"},
-    {"$$$$$$(VAR_A)", "$$$(VAR_A)"},
-    {"$$$$$$$(GOOD_ODDS)", "$$$$(GOOD_ODDS)"},
-    {"$$$$$$$(VAR_A)", "$$$A"},
-    {"$VAR_A)", "$VAR_A)"},
-    {"${VAR_A}", "${VAR_A}"},
-    {"$(VAR_B)_______$(A", "B_______$(A"},
-    {"$(VAR_C)_______$(", "C_______$("},
-    {"$(VAR_A)foobarzab$", "Afoobarzab$"},
-    {"foo-\\$(VAR_A", "foo-\\$(VAR_A"},
-    {"--$($($($($--", "--$($($($($--"},
-    {"$($($($($--foo$(", "$($($($($--foo$("},
-    {"foo0--$($($($(", "foo0--$($($($("},
-    {"$(foo$$var)", "$(foo$$var)"},
-    {"\n", "\n"},
-    // Beyond Kubernetes' table: an unterminated reference does not swallow
-    // the escapes after it.
-    {"$(x$$", "$(x$"},
-    {"$()", "$()"},
-    {"", ""},
-    {"$", "$"},
+      {"$(VAR_A)", "A"},
+      {"$(VAR_A)-$(VAR_A)", "A-A"},
+      {"$(VAR_A)-1", "A-1"},
+      {"___$(VAR_B)___", "___B___"},
+      {"___$(VAR_C)", "___C"},
+      {"$(VAR_A)_$(VAR_B)_$(VAR_C)", "A_B_C"},
+      {"$$(VAR_B)_$(VAR_A)", "$(VAR_B)_A"},
+      {"$$(VAR_A)_$$(VAR_B)", "$(VAR_A)_$(VAR_B)"},
+      {"f000-$$VAR_A", "f000-$VAR_A"},
+      {"foo\\$(VAR_C)bar", "foo\\Cbar"},
+      {"foo\\\\$(VAR_C)bar", "foo\\\\Cbar"},
+      {"foo\\\\\\\\$(VAR_A)bar", "foo\\\\\\\\Abar"},
+      {"$(VAR_A$(VAR_B))", "$(VAR_A$(VAR_B))"},
+      {"$(VAR_A$(VAR_B)", "$(VAR_A$(VAR_B)"},
+      {"$(VAR_REF)", "$(VAR_A)"},
+      {"%%$(VAR_REF)--$(VAR_REF)%%", "%%$(VAR_A)--$(VAR_A)%%"},
+      {"foo$(VAR_EMPTY)bar", "foobar"},
+      {"foo$(VAR_Awhoops!", "foo$(VAR_Awhoops!"},
+      {"f00__(VAR_A)__", "f00__(VAR_A)__"},
+      {"$?_boo_$!", "$?_boo_$!"},
+      {"$VAR_A", "$VAR_A"},
+      {"$(VAR_DNE)", "$(VAR_DNE)"},
+      {"$$$$$$(BIG_MONEY)", "$$$(BIG_MONEY)"},
+      {"$$$$$$(VAR_A)", "$$$(VAR_A)"},
+      {"$$$$$$$(GOOD_ODDS)", "$$$$(GOOD_ODDS)"},
+      {"$$$$$$$(VAR_A)", "$$$A"},
+      {"$VAR_A)", "$VAR_A)"},
+      {"${VAR_A}", "${VAR_A}"},
+      {"$(VAR_B)_______$(A", "B_______$(A"},
+      {"$(VAR_C)_______$(", "C_______$("},
+      {"$(VAR_A)foobarzab$", "Afoobarzab$"},
+      {"foo-\\$(VAR_A", "foo-\\$(VAR_A"},
+      {"--$($($($($--", "--$($($($($--"},
+      {"$($($($($--foo$(", "$($($($($--foo$("},
+      {"foo0--$($($($(", "foo0--$($($($("},
+      {"$(foo$$var)", "$(foo$$var)"},
+      {"\n", "\n"},
+      // Beyond Kubernetes' table: an unterminated reference does not swallow
+      // the escapes after it.
+      {"$(x$$", "$(x$"},
+      {"$()", "$()"},
+      {"", ""},
+      {"$", "$"},
   };
   for (const auto& [in, want] : cases)
     BOOST_TEST(expand_references(in, vars) == want, "input: " << in);
@@ -172,9 +169,8 @@ BOOST_AUTO_TEST_CASE(valuefrom_values_are_not_expanded_but_usable) {
   auto p = sample_pod();
   p.metadata.labels["weird"] = "$(FOO)";
   auto& c = p.spec.containers[0];
-  c.env = {plain("FOO", "bar"), field("L", "metadata.labels['weird']"),
-           plain("NAME", "pod-$(POD)"), field("POD", "metadata.name"),
-           plain("AGAIN", "$(POD)")};
+  c.env = {plain("FOO", "bar"), field("L", "metadata.labels['weird']"), plain("NAME", "pod-$(POD)"),
+           field("POD", "metadata.name"), plain("AGAIN", "$(POD)")};
   auto env = resolve_env(p, c, sample_ctx());
   BOOST_REQUIRE(env);
   BOOST_TEST(value_of(*env, "L") == "$(FOO)");
@@ -259,7 +255,7 @@ BOOST_AUTO_TEST_CASE(unsupported_paths_are_errors) {
 
 BOOST_AUTO_TEST_CASE(format_map_quotes_like_go) {
   std::map<std::string, std::string> m{
-    {"b", "two\nlines"}, {"a", "tab\there"}, {"c", "back\\slash"}, {"d", "\x01"}, {"e", "é"}};
+      {"b", "two\nlines"}, {"a", "tab\there"}, {"c", "back\\slash"}, {"d", "\x01"}, {"e", "é"}};
   BOOST_TEST(format_map(m) == "a=\"tab\\there\"\nb=\"two\\nlines\"\nc=\"back\\\\slash\"\n"
                               "d=\"\\x01\"\ne=\"é\"");
   BOOST_TEST(format_map({}) == "");
@@ -284,8 +280,7 @@ BOOST_AUTO_TEST_CASE(bad_field_ref_is_create_container_config_error) {
   c.env = {field("X", "spec.bogus")};
   auto env = resolve_env(p, c, sample_ctx());
   BOOST_REQUIRE(!env);
-  BOOST_TEST(env.err().message
-             == "CreateContainerConfigError: unsupported fieldPath: spec.bogus");
+  BOOST_TEST(env.err().message == "CreateContainerConfigError: unsupported fieldPath: spec.bogus");
 }
 
 BOOST_AUTO_TEST_CASE(secrets_and_configmaps_do_not_exist) {

@@ -55,7 +55,7 @@ struct data_dir_fixture {
   }
 };
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(sandbox_suite)
 
@@ -125,8 +125,7 @@ BOOST_AUTO_TEST_CASE(recovery_sweeps_half_created_and_keeps_complete) {
   BOOST_TEST((found[1].action == startup_action::leave_stopped));
   BOOST_TEST(!fs::exists(half));
   BOOST_TEST(!fs::exists(creating));
-  BOOST_TEST(!fs::exists(
-    paths::pod_log_dir(fx.opts.data_dir, "default", "web", "creating-uid")));
+  BOOST_TEST(!fs::exists(paths::pod_log_dir(fx.opts.data_dir, "default", "web", "creating-uid")));
   BOOST_TEST(fs::exists(complete));
 }
 

@@ -51,7 +51,7 @@ struct sim_fixture {
   }
 };
 
-} // namespace
+}  // namespace
 
 BOOST_FIXTURE_TEST_SUITE(sim_backend, sim_fixture)
 

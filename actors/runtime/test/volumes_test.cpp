@@ -78,8 +78,8 @@ wire::downward_api_volume_file field_item(const std::string& path, const std::st
   return f;
 }
 
-wire::volume_mount mount(const std::string& name, const std::string& path,
-                         bool ro = false, const std::string& sub = {}) {
+wire::volume_mount mount(const std::string& name, const std::string& path, bool ro = false,
+                         const std::string& sub = {}) {
   wire::volume_mount m;
   m.name = name;
   m.mount_path = path;
@@ -108,7 +108,7 @@ std::string validation_error(const wire::pod& p) {
   return err ? err.message : std::string();
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(host_path_suite)
 
@@ -129,19 +129,19 @@ BOOST_AUTO_TEST_CASE(type_checks_with_kubernetes_wording) {
   std::ofstream(file) << "x";
   auto missing = (t.dir / "missing").string();
   auto msg = [](const error& e) { return e ? e.message : std::string("<ok>"); };
-  BOOST_TEST(msg(check_host_path(missing, "Directory"))
-             == "hostPath type check failed: " + missing + " is not a directory");
-  BOOST_TEST(msg(check_host_path(file, "Directory"))
-             == "hostPath type check failed: " + file + " is not a directory");
-  BOOST_TEST(msg(check_host_path(t.dir.string(), "File"))
-             == "hostPath type check failed: " + t.dir.string() + " is not a file");
+  BOOST_TEST(msg(check_host_path(missing, "Directory")) ==
+             "hostPath type check failed: " + missing + " is not a directory");
+  BOOST_TEST(msg(check_host_path(file, "Directory")) ==
+             "hostPath type check failed: " + file + " is not a directory");
+  BOOST_TEST(msg(check_host_path(t.dir.string(), "File")) ==
+             "hostPath type check failed: " + t.dir.string() + " is not a file");
   BOOST_TEST(msg(check_host_path(file, "File")) == "<ok>");
-  BOOST_TEST(msg(check_host_path(file, "Socket"))
-             == "hostPath type check failed: " + file + " is not a socket file");
-  BOOST_TEST(msg(check_host_path(file, "CharDevice"))
-             == "hostPath type check failed: " + file + " is not a character device");
-  BOOST_TEST(msg(check_host_path(file, "BlockDevice"))
-             == "hostPath type check failed: " + file + " is not a block device");
+  BOOST_TEST(msg(check_host_path(file, "Socket")) ==
+             "hostPath type check failed: " + file + " is not a socket file");
+  BOOST_TEST(msg(check_host_path(file, "CharDevice")) ==
+             "hostPath type check failed: " + file + " is not a character device");
+  BOOST_TEST(msg(check_host_path(file, "BlockDevice")) ==
+             "hostPath type check failed: " + file + " is not a block device");
   BOOST_TEST(msg(check_host_path("/dev/null", "CharDevice")) == "<ok>");
   BOOST_TEST(msg(check_host_path(file, "Bogus")) == "Bogus is an invalid volume type");
 
@@ -200,8 +200,8 @@ BOOST_AUTO_TEST_CASE(mount_errors) {
   p.spec.volumes = {empty_dir("cache")};
   auto& c = p.spec.containers[0];
   c.volume_mounts = {mount("nope", "/x")};
-  BOOST_TEST(validation_error(p).find("volumeMounts[0].name: Not found: \"nope\"")
-             != std::string::npos);
+  BOOST_TEST(validation_error(p).find("volumeMounts[0].name: Not found: \"nope\"") !=
+             std::string::npos);
   c.volume_mounts = {mount("cache", "relative")};
   BOOST_TEST(validation_error(p).find("must be an absolute path") != std::string::npos);
   c.volume_mounts = {mount("cache", "/x", false, "../up")};
@@ -270,8 +270,10 @@ BOOST_AUTO_TEST_CASE(file_contents_and_modes) {
   mem.resource_field_ref = wire::resource_field_selector{"main", "limits.memory", {"1Mi"}};
   src.items = {field_item("labels", "metadata.labels"),
                field_item("annotations", "metadata.annotations", 0644),
-               field_item("name", "metadata.name"), field_item("ns", "metadata.namespace"),
-               field_item("uid", "metadata.uid"), mem};
+               field_item("name", "metadata.name"),
+               field_item("ns", "metadata.namespace"),
+               field_item("uid", "metadata.uid"),
+               mem};
   auto files = downward_api_files(p, src, node_allocatable{});
   BOOST_REQUIRE(files);
   BOOST_REQUIRE(files->size() == 6u);
@@ -320,9 +322,8 @@ BOOST_AUTO_TEST_CASE(set_up_and_bundle_mounts) {
   d.downward_api = src;
   p.spec.volumes = {empty_dir("cache"), host_path("logs", host.string(), "DirectoryOrCreate"), d};
   auto& c = p.spec.containers[0];
-  c.volume_mounts = {mount("cache", "/data/cache/inner", false, "part"),
-                     mount("cache", "/data"), mount("logs", "/var/log/app", true),
-                     mount("info", "/etc/podinfo", true)};
+  c.volume_mounts = {mount("cache", "/data/cache/inner", false, "part"), mount("cache", "/data"),
+                     mount("logs", "/var/log/app", true), mount("info", "/etc/podinfo", true)};
   BOOST_REQUIRE(!validate_volumes(p));
   auto pod_dir = t.dir / "pod";
   auto paths = set_up_volumes(p, pod_dir, node_allocatable{});
@@ -331,8 +332,8 @@ BOOST_AUTO_TEST_CASE(set_up_and_bundle_mounts) {
   BOOST_TEST((*paths)["cache"] == cache);
   BOOST_TEST(mode_of(cache) == 0777);
   BOOST_TEST(fs::is_directory(host));
-  BOOST_TEST(slurp(pod_dir / "volumes" / "kubernetes.io~downward-api" / "info" / "labels")
-             == "a=\"1\"\nb=\"2\"");
+  BOOST_TEST(slurp(pod_dir / "volumes" / "kubernetes.io~downward-api" / "info" / "labels") ==
+             "a=\"1\"\nb=\"2\"");
 
   auto mounts = container_volume_mounts(c, *paths);
   BOOST_REQUIRE(mounts);
@@ -371,8 +372,8 @@ BOOST_AUTO_TEST_CASE(set_up_and_bundle_mounts) {
   opts = data["options"].get<std::vector<std::string>>();
   BOOST_TEST((std::find(opts.begin(), opts.end(), "rw") != opts.end()));
   BOOST_TEST(by_dest["/data/cache/inner"]["source"] == (cache / "part").string());
-  BOOST_TEST(by_dest["/etc/podinfo"]["source"]
-             == (pod_dir / "volumes" / "kubernetes.io~downward-api" / "info").string());
+  BOOST_TEST(by_dest["/etc/podinfo"]["source"] ==
+             (pod_dir / "volumes" / "kubernetes.io~downward-api" / "info").string());
 }
 
 BOOST_AUTO_TEST_CASE(sub_path_symlink_out_of_volume_is_refused) {
@@ -395,9 +396,9 @@ BOOST_AUTO_TEST_CASE(failed_host_path_is_a_mount_error) {
   p.spec.volumes = {host_path("h", missing, "Directory")};
   auto paths = set_up_volumes(p, t.dir / "pod", node_allocatable{});
   BOOST_REQUIRE(!paths);
-  BOOST_TEST(paths.err().message
-             == "MountVolume.SetUp failed for volume \"h\" : hostPath type check failed: "
-                  + missing + " is not a directory");
+  BOOST_TEST(paths.err().message ==
+             "MountVolume.SetUp failed for volume \"h\" : hostPath type check failed: " + missing +
+                 " is not a directory");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -61,4 +61,4 @@ std::string go_duration(millis d) {
   return out + secs + "s";
 }
 
-} // namespace deckhand::supervisor
+}  // namespace deckhand::supervisor

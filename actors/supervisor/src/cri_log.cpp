@@ -53,7 +53,7 @@ bool parse_log_name(const std::string& name, int64_t& instance, std::string& sta
   return true;
 }
 
-} // namespace
+}  // namespace
 
 std::string cri_timestamp(time_point t) {
   auto p = split(t);
@@ -83,8 +83,8 @@ result<uint64_t> parse_log_size(const std::string& text) {
   if (i == 0)
     return error{errc::invalid, "not a size: \"" + text + "\""};
   static const std::map<std::string, uint64_t> units = {
-    {"", 1},           {"Ki", 1ull << 10}, {"Mi", 1ull << 20}, {"Gi", 1ull << 30},
-    {"K", 1000},       {"k", 1000},        {"M", 1'000'000},   {"G", 1'000'000'000}};
+      {"", 1},     {"Ki", 1ull << 10}, {"Mi", 1ull << 20}, {"Gi", 1ull << 30},
+      {"K", 1000}, {"k", 1000},        {"M", 1'000'000},   {"G", 1'000'000'000}};
   auto it = units.find(text.substr(i));
   if (it == units.end())
     return error{errc::invalid, "unknown size unit in \"" + text + "\""};
@@ -96,8 +96,7 @@ result<uint64_t> parse_log_size(const std::string& text) {
 // -- framing ----------------------------------------------------------------------
 
 cri_framer::cri_framer(std::string stream, std::size_t max_line)
-  : stream_(std::move(stream)), max_line_(max_line == 0 ? 1 : max_line) {
-}
+    : stream_(std::move(stream)), max_line_(max_line == 0 ? 1 : max_line) {}
 
 void cri_framer::emit(std::string_view text, char tag, const std::string& stamp,
                       std::vector<std::string>& out) const {
@@ -158,7 +157,7 @@ result<void> rotating_log::open(const fs::path& file, int64_t instance) {
   auto fd = oci::open_fd(file, O_WRONLY | O_CREAT | O_APPEND, 0640);
   if (!fd)
     return fd.err();
-  struct stat st{};
+  struct stat st {};
   if (::fstat(fd->get(), &st) != 0)
     return error::from_errno("fstat " + file.string());
   fd_ = std::move(*fd);
@@ -279,4 +278,4 @@ void prune_container_logs(const fs::path& dir, int64_t current, int max_files) {
   }
 }
 
-} // namespace deckhand::supervisor
+}  // namespace deckhand::supervisor

@@ -59,9 +59,7 @@ std::string go_quote(const std::string& s) {
   return out + "\"";
 }
 
-void set_nonblocking(int fd) {
-  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-}
+void set_nonblocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
 // -- TLS, loaded on first use --------------------------------------------------------
 //
@@ -100,11 +98,11 @@ struct tls_lib {
       fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(::dlsym(h, name));
       return fn != nullptr;
     };
-    bool ok = sym(l.client_method, "TLS_client_method") && sym(l.ctx_new, "SSL_CTX_new")
-              && sym(l.ssl_new, "SSL_new") && sym(l.ssl_free, "SSL_free")
-              && sym(l.set_fd, "SSL_set_fd") && sym(l.ctrl, "SSL_ctrl")
-              && sym(l.connect, "SSL_connect") && sym(l.write, "SSL_write")
-              && sym(l.read, "SSL_read") && sym(l.get_error, "SSL_get_error");
+    bool ok = sym(l.client_method, "TLS_client_method") && sym(l.ctx_new, "SSL_CTX_new") &&
+              sym(l.ssl_new, "SSL_new") && sym(l.ssl_free, "SSL_free") &&
+              sym(l.set_fd, "SSL_set_fd") && sym(l.ctrl, "SSL_ctrl") &&
+              sym(l.connect, "SSL_connect") && sym(l.write, "SSL_write") &&
+              sym(l.read, "SSL_read") && sym(l.get_error, "SSL_get_error");
     if (ok)
       l.ctx = l.ctx_new(l.client_method());
     if (!ok || !l.ctx)
@@ -283,7 +281,7 @@ result<std::pair<pid_t, oci::unique_fd>> spawn_clone_child(const std::vector<std
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    struct sigaction dfl{};
+    struct sigaction dfl {};
     dfl.sa_handler = SIG_DFL;
     for (int s = 1; s < NSIG; ++s)
       ::sigaction(s, &dfl, nullptr);
@@ -308,7 +306,7 @@ result<std::pair<pid_t, oci::unique_fd>> spawn_clone_child(const std::vector<std
   return std::make_pair(static_cast<pid_t>(pid), oci::unique_fd(pidfd));
 }
 
-} // namespace
+}  // namespace
 
 handler_action handler_action::of(const wire::probe& p) {
   handler_action a;
@@ -348,7 +346,7 @@ struct handler_executor::impl {
   std::map<handler_id, std::unique_ptr<op>> incoming;  ///< guarded by mu
   std::vector<handler_id> cancels;                     ///< guarded by mu
   handler_id next_id = 1;                              ///< guarded by mu
-  handler_id calling = 0;  ///< whose completion runs now; guarded by mu
+  handler_id calling = 0;                              ///< whose completion runs now; guarded by mu
   std::atomic<std::size_t> count{0};
   bool stop = false;
   oci::unique_fd wake;
@@ -428,9 +426,7 @@ void handler_executor::cancel(handler_id id) {
   impl_->notify();
 }
 
-std::size_t handler_executor::in_flight() const {
-  return impl_->count.load();
-}
+std::size_t handler_executor::in_flight() const { return impl_->count.load(); }
 
 void handler_executor::impl::finish(std::unique_ptr<op> o, handler_result r) {
   {
@@ -469,7 +465,7 @@ void handler_executor::impl::begin_socket(op& o, const wire::int_or_string& port
   auto p = resolve_port(port, o.target.ports);
   if (!p)
     return;  // reported by loop() as unknown (no socket, no pid)
-  std::string host = !host_spec.empty() ? host_spec
+  std::string host = !host_spec.empty()         ? host_spec
                      : !o.target.pod_ip.empty() ? o.target.pod_ip
                                                 : std::string("127.0.0.1");
   auto ep = resolve_endpoint(host, *p);
@@ -488,8 +484,8 @@ void handler_executor::impl::begin_socket(op& o, const wire::int_or_string& port
     bool has_host = false, has_agent = false, has_accept = false;
     std::string headers;
     for (const auto& hd : h.http_headers) {
-      if (hd.name.empty() || hd.name.find_first_of("\r\n:") != std::string::npos
-          || hd.value.find_first_of("\r\n") != std::string::npos)
+      if (hd.name.empty() || hd.name.find_first_of("\r\n:") != std::string::npos ||
+          hd.value.find_first_of("\r\n") != std::string::npos)
         continue;
       std::string lower = hd.name;
       std::transform(lower.begin(), lower.end(), lower.begin(),
@@ -551,8 +547,9 @@ void handler_executor::impl::drain_output(op& o) {
   while (o.out) {
     ssize_t n = ::read(o.out.get(), buf, sizeof buf);
     if (n > 0) {
-      o.output.append(buf, std::min<std::size_t>(static_cast<std::size_t>(n),
-                                                 max_output - std::min(max_output, o.output.size())));
+      o.output.append(buf,
+                      std::min<std::size_t>(static_cast<std::size_t>(n),
+                                            max_output - std::min(max_output, o.output.size())));
       continue;
     }
     if (n < 0 && errno == EINTR)
@@ -628,10 +625,10 @@ bool handler_executor::impl::advance(op& o, short revents, handler_result& r) {
       tls->set_fd(o.ssl, o.sock.get());
       const auto& host = o.what.http_get->host;
       in6_addr dummy;
-      if (!host.empty() && ::inet_pton(AF_INET, host.c_str(), &dummy) != 1
-          && ::inet_pton(AF_INET6, host.c_str(), &dummy) != 1)
+      if (!host.empty() && ::inet_pton(AF_INET, host.c_str(), &dummy) != 1 &&
+          ::inet_pton(AF_INET6, host.c_str(), &dummy) != 1)
         tls->ctrl(o.ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
-                 const_cast<char*>(host.c_str()));
+                  const_cast<char*>(host.c_str()));
       o.at = step::handshaking;
     } else {
       o.at = step::writing;
@@ -665,7 +662,7 @@ bool handler_executor::impl::advance(op& o, short revents, handler_result& r) {
       ssize_t n;
       if (o.ssl) {
         int rc = tls->write(o.ssl, o.request.data() + o.sent,
-                           static_cast<int>(o.request.size() - o.sent));
+                            static_cast<int>(o.request.size() - o.sent));
         if (rc <= 0) {
           if (tls_wait(rc) == 0)
             return false;
@@ -753,8 +750,8 @@ handler_result handler_executor::impl::timed_out(op& o) {
     r.output = o.output;
     r.exit_code = 137;
   } else if (o.what.http_get) {
-    r.message = "Get " + go_quote(o.url)
-                + ": context deadline exceeded (Client.Timeout exceeded while awaiting headers)";
+    r.message = "Get " + go_quote(o.url) +
+                ": context deadline exceeded (Client.Timeout exceeded while awaiting headers)";
   } else {
     r.message = "dial tcp " + o.addr_text + ": i/o timeout";
   }
@@ -796,18 +793,18 @@ void handler_executor::impl::loop() {
       const bool sockety = o->what.http_get || o->what.tcp_socket;
       if (o->what.exec && o->at != step::exec_running) {
         done.emplace_back(id, o->what.exec->command.empty()
-                                ? unknown("exec probe without a command")
-                                : unknown("cannot run the exec action: " + o->output));
+                                  ? unknown("exec probe without a command")
+                                  : unknown("cannot run the exec action: " + o->output));
         continue;
       }
       if (sockety && !o->sock) {
         if (!o->output.empty()) {
           // dial failed at once (connection refused on loopback, no route)
           std::string msg = o->output.rfind("dial tcp", 0) == 0 || o->output.rfind("socket", 0) == 0
-                              ? o->output
-                              : "dial tcp " + o->addr_text + ": " + o->output;
-          done.emplace_back(id, failure(o->what.http_get ? "Get " + go_quote(o->url) + ": " + msg
-                                                         : msg));
+                                ? o->output
+                                : "dial tcp " + o->addr_text + ": " + o->output;
+          done.emplace_back(
+              id, failure(o->what.http_get ? "Get " + go_quote(o->url) + ": " + msg : msg));
         } else {
           auto port = o->what.http_get ? o->what.http_get->port : o->what.tcp_socket->port;
           done.emplace_back(id, unknown(resolve_port(port, o->target.ports).err().message));
@@ -852,7 +849,8 @@ void handler_executor::impl::loop() {
       continue;
 
     auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count() + 1;
-    int n = ::poll(fds.data(), fds.size(), static_cast<int>(std::clamp<int64_t>(wait_ms, 0, 60000)));
+    int n =
+        ::poll(fds.data(), fds.size(), static_cast<int>(std::clamp<int64_t>(wait_ms, 0, 60000)));
     if (n < 0 && errno != EINTR)
       n = 0;
     uint64_t drained;
@@ -866,7 +864,8 @@ void handler_executor::impl::loop() {
         continue;  // finished through an earlier descriptor of the same action
       auto& o = *it->second;
       handler_result r;
-      bool finished = o.at == step::exec_running ? advance_exec(o, r) : advance(o, fds[i].revents, r);
+      bool finished =
+          o.at == step::exec_running ? advance_exec(o, r) : advance(o, fds[i].revents, r);
       if (!finished)
         continue;
       auto owned = std::move(it->second);
@@ -877,4 +876,4 @@ void handler_executor::impl::loop() {
   }
 }
 
-} // namespace deckhand::supervisor
+}  // namespace deckhand::supervisor

@@ -34,7 +34,7 @@ result<oci::unique_fd> open_reader(const fs::path& fifo) {
   return oci::open_fd(fifo, O_RDWR | O_NONBLOCK);
 }
 
-} // namespace
+}  // namespace
 
 result<void> ensure_fifo(const fs::path& path) {
   std::error_code ec;
@@ -45,7 +45,7 @@ result<void> ensure_fifo(const fs::path& path) {
     return {};
   if (errno != EEXIST)
     return error::from_errno("mkfifo " + path.string());
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) != 0)
     return error::from_errno("stat " + path.string());
   if (!S_ISFIFO(st.st_mode))
@@ -66,12 +66,9 @@ result<oci::unique_fd> open_container_stream(const fs::path& fifo) {
 }
 
 log_pump::log_pump(log_limits limits, std::string log_fields, clock_fn clock)
-  : limits_(limits), log_fields_(std::move(log_fields)), clock_(std::move(clock)) {
-}
+    : limits_(limits), log_fields_(std::move(log_fields)), clock_(std::move(clock)) {}
 
-log_pump::~log_pump() {
-  stop();
-}
+log_pump::~log_pump() { stop(); }
 
 void log_pump::start() {
   wake_.reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
@@ -136,8 +133,8 @@ void log_pump::attach(const std::string& name, const fs::path& stdout_fifo,
     auto fd = open_reader(fifo);
     if (fd)
       return std::make_shared<oci::unique_fd>(std::move(*fd));
-    log::get()->error("{} container={} msg=\"cannot open {} pipe\" error=\"{}\"", log_fields_,
-                      name, what, fd.err().message);
+    log::get()->error("{} container={} msg=\"cannot open {} pipe\" error=\"{}\"", log_fields_, name,
+                      what, fd.err().message);
     return std::make_shared<oci::unique_fd>();
   };
   auto out_fd = open(stdout_fifo, "stdout");
@@ -156,8 +153,8 @@ void log_pump::attach(const std::string& name, const fs::path& stdout_fifo,
       c->err.fd = std::move(*err_fd);
     if (!c->file.is_open() || c->file.path() != log_file) {
       if (auto r = c->file.open(log_file, instance); !r)
-        log::get()->error("{} container={} msg=\"cannot open log file\" error=\"{}\"",
-                          log_fields_, name, r.err().message);
+        log::get()->error("{} container={} msg=\"cannot open log file\" error=\"{}\"", log_fields_,
+                          name, r.err().message);
       prune_container_logs(log_file.parent_path(), instance, limits_.max_files);
     }
   });

@@ -25,7 +25,7 @@ wire::container_state waiting(std::string reason, std::string message = {}) {
   return s;
 }
 
-} // namespace
+}  // namespace
 
 pod_state::pod_state(pod_context ctx) : ctx_(std::move(ctx)) {
   // Init containers first: the table's order is the start order.
@@ -70,20 +70,18 @@ const wire::container_status* pod_state::status_of(const std::string& name) cons
   return nullptr;
 }
 
-std::string pod_state::container_id(const entry& e) const {
-  return "deckhand://" + e.runtime_id;
-}
+std::string pod_state::container_id(const entry& e) const { return "deckhand://" + e.runtime_id; }
 
 std::string pod_state::backoff_message(const entry& e, millis delay) const {
   const auto& meta = ctx_.pod.metadata;
-  return "back-off " + go_duration(delay) + " restarting failed container=" + e.spec.name
-         + " pod=" + meta.name + "_" + meta.namespace_ + "(" + meta.uid + ")";
+  return "back-off " + go_duration(delay) + " restarting failed container=" + e.spec.name +
+         " pod=" + meta.name + "_" + meta.namespace_ + "(" + meta.uid + ")";
 }
 
 std::filesystem::path pod_state::log_file(const entry& e) const {
   const auto& meta = ctx_.pod.metadata;
-  return paths::pod_log_dir(ctx_.data_dir, meta.namespace_, meta.name, meta.uid) / e.spec.name
-         / (std::to_string(e.status.restart_count) + ".log");
+  return paths::pod_log_dir(ctx_.data_dir, meta.namespace_, meta.name, meta.uid) / e.spec.name /
+         (std::to_string(e.status.restart_count) + ".log");
 }
 
 action::log_target pod_state::log_target(const entry& e) const {
@@ -99,8 +97,8 @@ void pod_state::begin(const std::optional<status_document>& previous,
                       const std::optional<stop_marker>& marker, time_point now) {
   if (previous) {
     for (auto& e : entries_) {
-      const auto& records = e.init ? previous->sandbox.init_containers
-                                   : previous->sandbox.containers;
+      const auto& records =
+          e.init ? previous->sandbox.init_containers : previous->sandbox.containers;
       for (const auto& rec : records) {
         if (rec.name != e.spec.name)
           continue;
@@ -133,8 +131,9 @@ void pod_state::begin(const std::optional<status_document>& previous,
         continue;
       if (i + 1 < launched_upto)
         e.init_done = true;
-      if (!e.sidecar && e.status.state.is_terminated() && e.status.state.terminated.exit_code == 0
-          && e.status.state.terminated.reason == "Completed")
+      if (!e.sidecar && e.status.state.is_terminated() &&
+          e.status.state.terminated.exit_code == 0 &&
+          e.status.state.terminated.reason == "Completed")
         e.init_done = true;
     }
   }
@@ -246,13 +245,13 @@ void pod_state::on_exited(const std::string& name, const exit_info& info, time_p
 }
 
 void pod_state::handle_exit(entry& e, const exit_info& info, time_point now) {
-  auto term = terminated_state(info, e.status.state.running.started_at, rfc3339(now),
-                               container_id(e));
+  auto term =
+      terminated_state(info, e.status.state.running.started_at, rfc3339(now), container_id(e));
   e.status.ready = false;
   e.status.started = false;
   e.probes.on_stopped();
-  const bool completed_init = e.init && !e.sidecar && info.known && term.exit_code == 0
-                              && term.reason == "Completed";
+  const bool completed_init =
+      e.init && !e.sidecar && info.known && term.exit_code == 0 && term.reason == "Completed";
   bool restart;
   if (ending() || completed_init)
     restart = false;
@@ -410,8 +409,9 @@ bool pod_state::should_wind_down() const {
 void pod_state::advance(time_point now) {
   if (!ending() && should_wind_down()) {
     winding_down_ = true;
-    stop_deadline_ = now + std::chrono::seconds(
-                             std::max<int64_t>(0, ctx_.pod.spec.termination_grace_period_seconds));
+    stop_deadline_ =
+        now +
+        std::chrono::seconds(std::max<int64_t>(0, ctx_.pod.spec.termination_grace_period_seconds));
   }
   if (ending()) {
     advance_stop(now);
@@ -442,18 +442,15 @@ void pod_state::advance_stop(time_point now) {
     if (e.sidecar)
       continue;
     switch (e.ph) {
-      case phase::running:
-        terminate(e, now, stop_deadline_);
-        first_done = false;
-        break;
-      case phase::pending:
-      case phase::backoff:
-        finish_without_running(e);
-        break;
-      case phase::terminated:
-        break;
-      default:  // probing, launching: wait for the answer
-        first_done = false;
+    case phase::running:
+      terminate(e, now, stop_deadline_);
+      first_done = false;
+      break;
+    case phase::pending:
+    case phase::backoff: finish_without_running(e); break;
+    case phase::terminated: break;
+    default:  // probing, launching: wait for the answer
+      first_done = false;
     }
   }
   if (!first_done)
@@ -502,7 +499,7 @@ void pod_state::on_stop_request(uint64_t token, int64_t grace_period_seconds, ti
     // The marker goes first: a supervisor restarted from here on must not
     // start anything.
     actions_.push_back(
-      action::write_stop_marker{{grace_period_seconds, to_epoch_ms(stop_deadline_)}});
+        action::write_stop_marker{{grace_period_seconds, to_epoch_ms(stop_deadline_)}});
     persist();
   } else if (deadline < stop_deadline_) {
     // A later request may shorten the grace period, never lengthen it.
@@ -510,7 +507,8 @@ void pod_state::on_stop_request(uint64_t token, int64_t grace_period_seconds, ti
     actions_.push_back(action::write_stop_marker{{grace_period_seconds, to_epoch_ms(deadline)}});
   }
   for (auto& e : entries_)
-    if (e.term != term_step::none && e.term != term_step::killed && e.term_deadline > stop_deadline_)
+    if (e.term != term_step::none && e.term != term_step::killed &&
+        e.term_deadline > stop_deadline_)
       e.term_deadline = stop_deadline_;
   on_tick(now);
   check_stop_done();
@@ -583,7 +581,7 @@ wire::sandbox_status pod_state::snapshot() const {
   s.supervisor_incarnation = ctx_.incarnation;
   for (const auto& e : entries_)
     (e.init ? s.init_containers : s.containers)
-      .push_back(wire::container_record{e.spec.name, e.runtime_id, e.status, e.notes});
+        .push_back(wire::container_record{e.spec.name, e.runtime_id, e.status, e.notes});
   return s;
 }
 
@@ -640,8 +638,8 @@ void pod_state::on_probe_result(const std::string& name, probe_kind kind, uint64
   if (instance == e->probes.instance() && r.outcome == handler_outcome::unknown) {
     // The kubelet reports a probe that could not run and does not count it.
     note(*e, "Warning", "Unhealthy",
-         std::string(probe_title(kind)) + " probe errored and resulted in unknown state: "
-           + r.message,
+         std::string(probe_title(kind)) +
+             " probe errored and resulted in unknown state: " + r.message,
          now);
     persist();
   }
@@ -658,8 +656,8 @@ void pod_state::on_probe_result(const std::string& name, probe_kind kind, uint64
   if (v.kill) {
     const auto* spec = e->probes.spec(kind);
     int64_t grace = spec && spec->termination_grace_period_seconds
-                      ? *spec->termination_grace_period_seconds
-                      : ctx_.pod.spec.termination_grace_period_seconds;
+                        ? *spec->termination_grace_period_seconds
+                        : ctx_.pod.spec.termination_grace_period_seconds;
     std::string message = "Container " + e->spec.name + " failed " + probe_word(kind) + " probe";
     if (ctx_.pod.spec.restart_policy != "Never")
       message += ", will be restarted";
@@ -672,4 +670,4 @@ void pod_state::on_probe_result(const std::string& name, probe_kind kind, uint64
     advance(now);
 }
 
-} // namespace deckhand::supervisor
+}  // namespace deckhand::supervisor

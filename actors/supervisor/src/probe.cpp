@@ -11,36 +11,28 @@ constexpr std::array<probe_kind, 3> all_kinds{probe_kind::startup, probe_kind::l
 
 /// Kubernetes' validation rejects values below 1; a bad value from an
 /// untrusted manifest gets the default instead of a busy loop.
-int32_t at_least_one(int32_t v, int32_t fallback) {
-  return v >= 1 ? v : fallback;
-}
+int32_t at_least_one(int32_t v, int32_t fallback) { return v >= 1 ? v : fallback; }
 
 millis period_of(const wire::probe& p) {
   return std::chrono::seconds(at_least_one(p.period_seconds, 10));
 }
 
-} // namespace
+}  // namespace
 
 const char* probe_title(probe_kind k) {
   switch (k) {
-    case probe_kind::startup:
-      return "Startup";
-    case probe_kind::liveness:
-      return "Liveness";
-    case probe_kind::readiness:
-      return "Readiness";
+  case probe_kind::startup: return "Startup";
+  case probe_kind::liveness: return "Liveness";
+  case probe_kind::readiness: return "Readiness";
   }
   return "Unknown";
 }
 
 const char* probe_word(probe_kind k) {
   switch (k) {
-    case probe_kind::startup:
-      return "startup";
-    case probe_kind::liveness:
-      return "liveness";
-    case probe_kind::readiness:
-      return "readiness";
+  case probe_kind::startup: return "startup";
+  case probe_kind::liveness: return "liveness";
+  case probe_kind::readiness: return "readiness";
   }
   return "unknown";
 }
@@ -55,7 +47,8 @@ container_probes::container_probes(const wire::container& spec) {
 }
 
 bool container_probes::any() const {
-  return std::any_of(probes_.begin(), probes_.end(), [](const one& p) { return p.spec.has_value(); });
+  return std::any_of(probes_.begin(), probes_.end(),
+                     [](const one& p) { return p.spec.has_value(); });
 }
 
 const wire::probe* container_probes::spec(probe_kind k) const {
@@ -89,7 +82,8 @@ void container_probes::on_running(time_point started_at, time_point now, bool re
     p.failures = 0;
     p.passing = k == probe_kind::liveness;
     if (p.spec) {
-      auto first = started_at + std::chrono::seconds(std::max<int32_t>(p.spec->initial_delay_seconds, 0));
+      auto first =
+          started_at + std::chrono::seconds(std::max<int32_t>(p.spec->initial_delay_seconds, 0));
       p.next_at = std::max(first, now);
     }
   }
@@ -109,9 +103,7 @@ void container_probes::on_stopped() {
     p.in_flight = false;
 }
 
-void container_probes::halt() {
-  halted_ = true;
-}
+void container_probes::halt() { halted_ = true; }
 
 std::vector<probe_request> container_probes::due(time_point now) {
   std::vector<probe_request> out;
@@ -128,8 +120,8 @@ std::vector<probe_request> container_probes::due(time_point now) {
   return out;
 }
 
-probe_verdict container_probes::on_result(probe_kind k, uint64_t instance,
-                                          handler_outcome outcome, time_point now) {
+probe_verdict container_probes::on_result(probe_kind k, uint64_t instance, handler_outcome outcome,
+                                          time_point now) {
   probe_verdict v;
   if (instance != instance_ || !running_)
     return v;
@@ -188,4 +180,4 @@ std::optional<time_point> container_probes::next_wakeup() const {
   return next;
 }
 
-} // namespace deckhand::supervisor
+}  // namespace deckhand::supervisor

@@ -43,7 +43,9 @@ int open_pidfd(pid_t pid) {
 }
 
 bool readable_now(int fd) {
-  struct pollfd p{fd, POLLIN, 0};
+  struct pollfd p {
+    fd, POLLIN, 0
+  };
   return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR));
 }
 
@@ -55,7 +57,7 @@ pid_t read_pid_file(const fs::path& p) {
   return 0;
 }
 
-} // namespace
+}  // namespace
 
 void block_sigchld() {
   sigset_t set;
@@ -66,8 +68,11 @@ void block_sigchld() {
 
 runner::runner(oci::runc rt, fs::path pid_dir, std::string log_fields, std::string pod_uid,
                log_pump* logs)
-  : rt_(std::move(rt)), pid_dir_(std::move(pid_dir)), log_fields_(std::move(log_fields)),
-    pod_uid_(std::move(pod_uid)), logs_(logs) {
+    : rt_(std::move(rt)),
+      pid_dir_(std::move(pid_dir)),
+      log_fields_(std::move(log_fields)),
+      pod_uid_(std::move(pod_uid)),
+      logs_(logs) {
   // Opened here, not in start(): work posted before the loop runs must wake it.
   open_fds();
 }
@@ -77,8 +82,8 @@ std::string runner::cgroup_of(const fs::path& bundle, const std::string& name) c
     auto j = nlohmann::json::parse(*text, nullptr, false);
     if (j.is_object() && j.contains("linux") && j["linux"].is_object()) {
       const auto& l = j["linux"];
-      if (auto it = l.find("cgroupsPath"); it != l.end() && it->is_string()
-                                            && !it->get<std::string>().empty())
+      if (auto it = l.find("cgroupsPath");
+          it != l.end() && it->is_string() && !it->get<std::string>().empty())
         return it->get<std::string>();
     }
   }
@@ -89,13 +94,10 @@ void runner::finish_log(const std::string& name) {
   if (!logs_)
     return;
   if (logs_->finish(name).wait_for(log_drain_timeout) != std::future_status::ready)
-    log::get()->warn("{} container={} msg=\"log pump did not drain in time\"", log_fields_,
-                     name);
+    log::get()->warn("{} container={} msg=\"log pump did not drain in time\"", log_fields_, name);
 }
 
-runner::~runner() {
-  stop();
-}
+runner::~runner() { stop(); }
 
 void runner::open_fds() {
   wake_.reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
@@ -147,11 +149,12 @@ void runner::probe(const std::string& name, const std::string& runtime_id,
     // runtime invocation (~15 ms) on every pod start.
     std::error_code ec;
     auto st = fs::exists(rt_.root() / runtime_id, ec)
-                ? rt_.state(runtime_id)
-                : result<oci::container_state>(error{errc::not_found, "no state"});
-    if (st && (st->status == oci::container_status::running
-               || st->status == oci::container_status::paused)
-        && st->pid > 0) {
+                  ? rt_.state(runtime_id)
+                  : result<oci::container_state>(error{errc::not_found, "no state"});
+    if (st &&
+        (st->status == oci::container_status::running ||
+         st->status == oci::container_status::paused) &&
+        st->pid > 0) {
       int fd = open_pidfd(st->pid);
       if (fd >= 0) {
         log::get()->info("{} container={} msg=\"adopted running container\" pid={}", log_fields_,
@@ -162,14 +165,14 @@ void runner::probe(const std::string& name, const std::string& runtime_id,
       }
     }
     if (st) {
-      log::get()->info("{} container={} msg=\"found container not running\" state={}",
-                       log_fields_, name, oci::to_string(st->status));
+      log::get()->info("{} container={} msg=\"found container not running\" state={}", log_fields_,
+                       name, oci::to_string(st->status));
       if (auto r = rt_.remove(runtime_id, true); !r)
         log::get()->warn("{} container={} msg=\"runc delete failed\" error=\"{}\"", log_fields_,
                          name, r.err().message);
     } else if (st.err().code != errc::not_found) {
-      log::get()->warn("{} container={} msg=\"runc state failed\" error=\"{}\"", log_fields_,
-                       name, st.err().message);
+      log::get()->warn("{} container={} msg=\"runc state failed\" error=\"{}\"", log_fields_, name,
+                       st.err().message);
     }
     // What a dead instance left in its pipes belongs to its own file.
     finish_log(name);
@@ -177,8 +180,8 @@ void runner::probe(const std::string& name, const std::string& runtime_id,
   });
 }
 
-void runner::launch(const std::string& name, const std::string& runtime_id,
-                    const fs::path& bundle, const action::log_target& target) {
+void runner::launch(const std::string& name, const std::string& runtime_id, const fs::path& bundle,
+                    const action::log_target& target) {
   post([this, name, runtime_id, bundle, target] {
     // Container output goes through FIFOs that outlive this process (see
     // pod_dir.hpp), never through pipes that die with it.
@@ -231,8 +234,7 @@ void runner::launch(const std::string& name, const std::string& runtime_id,
   });
 }
 
-void runner::kill(const std::string& name, const std::string& runtime_id, int signal,
-                  bool all) {
+void runner::kill(const std::string& name, const std::string& runtime_id, int signal, bool all) {
   post([this, name, runtime_id, signal, all] {
     log::get()->info("{} container={} msg=\"signalling\" signal={} all={}", log_fields_, name,
                      signal, all);
@@ -267,8 +269,8 @@ void runner::on_exit(pid_t pid, exit_info e) {
   finish_log(w.name);
   events_.exited(w.name, e);
   if (auto r = rt_.remove(w.runtime_id, true); !r)
-    log::get()->warn("{} container={} msg=\"runc delete failed\" error=\"{}\"", log_fields_,
-                     w.name, r.err().message);
+    log::get()->warn("{} container={} msg=\"runc delete failed\" error=\"{}\"", log_fields_, w.name,
+                     r.err().message);
 }
 
 void runner::reap() {
@@ -367,8 +369,11 @@ void runner::loop(int stop_fd) {
 }
 
 void runner::add_source(int fd, std::function<int()> run) {
-  add_source([fd](std::vector<struct pollfd>& fds) { fds.push_back({fd, POLLIN, 0}); },
-             std::move(run));
+  add_source(
+      [fd](std::vector<struct pollfd>& fds) {
+        fds.push_back({fd, POLLIN, 0});
+      },
+      std::move(run));
 }
 
 void runner::add_source(std::function<void(std::vector<struct pollfd>&)> fill,
@@ -376,4 +381,4 @@ void runner::add_source(std::function<void(std::vector<struct pollfd>&)> fill,
   sources_.push_back({std::move(fill), std::move(run)});
 }
 
-} // namespace deckhand::supervisor
+}  // namespace deckhand::supervisor

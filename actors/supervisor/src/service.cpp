@@ -22,10 +22,10 @@
 #include "deckhand/messages/json.hpp"
 #include "deckhand/messages/wire.hpp"
 #include "deckhand/oci/process.hpp"
-#include "deckhand/supervisor/pod_state.hpp"
-#include "deckhand/supervisor/log_pump.hpp"
-#include "deckhand/supervisor/runner.hpp"
 #include "deckhand/supervisor/handlers.hpp"
+#include "deckhand/supervisor/log_pump.hpp"
+#include "deckhand/supervisor/pod_state.hpp"
+#include "deckhand/supervisor/runner.hpp"
 
 namespace deckhand::supervisor {
 
@@ -79,9 +79,7 @@ struct pod_actor_state {
 
 using pod_actor_t = caf::stateful_actor<pod_actor_state>;
 
-time_point now() {
-  return wall_clock::now();
-}
+time_point now() { return wall_clock::now(); }
 
 /// Runs a preStop hook's exec/httpGet/tcpSocket action; its end comes back
 /// as hook_done_atom.
@@ -101,11 +99,10 @@ void start_hook(pod_actor_t* self, wiring* w, const action::run_hook& h) {
     for (const auto& c : *list)
       if (c.name == h.name)
         target.ports = c.ports;
-  w->handlers->run(handler_action::of(h.handler), std::move(target), h.timeout,
-                   [done](handler_result r) {
-                     done(r.outcome == handler_outcome::success,
-                          !r.message.empty() ? r.message : r.output);
-                   });
+  w->handlers->run(
+      handler_action::of(h.handler), std::move(target), h.timeout, [done](handler_result r) {
+        done(r.outcome == handler_outcome::success, !r.message.empty() ? r.message : r.output);
+      });
 }
 
 /// Runs one probe; its result comes back as probe_done_atom.
@@ -140,8 +137,8 @@ void drain(pod_actor_t* self, wiring* w) {
       if (w->kubelet < 0) {
         auto dealer = w->bus->connect_dealer(w->kubelet_endpoint);
         if (!dealer) {
-          log::get()->warn("{} msg=\"cannot connect to the kubelet\" error=\"{}\"",
-                           w->log_fields, dealer.err().message);
+          log::get()->warn("{} msg=\"cannot connect to the kubelet\" error=\"{}\"", w->log_fields,
+                           dealer.err().message);
           return;
         }
         w->kubelet = *dealer;
@@ -163,8 +160,8 @@ void drain(pod_actor_t* self, wiring* w) {
       auto path = pod_dir::stopping_marker(w->ctx.pod_dir);
       w->run->post([w, text, path] {
         if (auto err = fsutil::write_file_atomic(path, text, fsutil::durability::process_crash))
-          log::get()->error("{} msg=\"writing stopping marker failed\" error=\"{}\"",
-                            w->log_fields, err.message);
+          log::get()->error("{} msg=\"writing stopping marker failed\" error=\"{}\"", w->log_fields,
+                            err.message);
       });
     } else if (auto* pr = std::get_if<action::run_probe>(&a)) {
       start_probe(self, w, *pr);
@@ -201,104 +198,105 @@ void drain(pod_actor_t* self, wiring* w) {
 void handle_request(pod_actor_t* self, wiring* w, transport::inbound_request req) {
   auto& st = self->state;
   switch (req.env.hdr.type) {
-    case wire::supervisor_status_request::type_id:
-      w->bus->reply(req, wire::make_envelope(wire::sandbox_status_reply{st.core->snapshot()}));
-      return;
-    case wire::supervisor_stop_request::type_id: {
-      auto stop = wire::decode_as<wire::supervisor_stop_request>(req.env);
-      if (!stop) {
-        w->bus->reply_error(req, stop.err());
-        return;
-      }
-      log::get()->info("{} msg=\"stop requested\" grace={}s", w->log_fields,
-                       stop->grace_period_seconds);
-      auto token = st.next_token++;
-      st.pending_stops.emplace(token, std::move(req));
-      st.core->on_stop_request(token, stop->grace_period_seconds, now());
-      drain(self, w);
+  case wire::supervisor_status_request::type_id:
+    w->bus->reply(req, wire::make_envelope(wire::sandbox_status_reply{st.core->snapshot()}));
+    return;
+  case wire::supervisor_stop_request::type_id: {
+    auto stop = wire::decode_as<wire::supervisor_stop_request>(req.env);
+    if (!stop) {
+      w->bus->reply_error(req, stop.err());
       return;
     }
-    default:
-      w->bus->reply_error(req, error{errc::invalid, "pod supervisor: unexpected message type "
-                                                      + std::to_string(req.env.hdr.type)});
+    log::get()->info("{} msg=\"stop requested\" grace={}s", w->log_fields,
+                     stop->grace_period_seconds);
+    auto token = st.next_token++;
+    st.pending_stops.emplace(token, std::move(req));
+    st.core->on_stop_request(token, stop->grace_period_seconds, now());
+    drain(self, w);
+    return;
+  }
+  default:
+    w->bus->reply_error(req, error{errc::invalid, "pod supervisor: unexpected message type " +
+                                                      std::to_string(req.env.hdr.type)});
   }
 }
 
 caf::behavior pod_actor(pod_actor_t* self, wiring* w) {
   self->state.core = std::make_unique<pod_state>(w->ctx);
   return {
-    [=](host::sync_atom) {
-      self->state.core->begin(w->previous, w->marker, now());
-      drain(self, w);
-    },
-    [=](request_atom, int32_t socket, const std::string& peer, const wire::envelope& env) {
-      transport::inbound_request req;
-      req.socket = socket;
-      req.peer = peer;
-      req.env = env;
-      handle_request(self, w, std::move(req));
-    },
-    [=](probed_atom, const std::string& name, bool running) {
-      self->state.core->on_probed(name, running, now());
-      drain(self, w);
-    },
-    [=](started_atom, const std::string& name) {
-      self->state.core->on_started(name, now());
-      drain(self, w);
-    },
-    [=](failed_atom, const std::string& name, const std::string& message) {
-      self->state.core->on_start_failed(name, message, now());
-      drain(self, w);
-    },
-    [=](exited_atom, const std::string& name, bool known, int32_t code, int32_t signal,
-        const std::string& reason) {
-      exit_info e = known ? exit_info{} : exit_info::unknown();
-      if (known) {
-        e.code = code;
-        e.signal = signal;
-        e.reason = reason;
-      }
-      self->state.core->on_exited(name, e, now());
-      drain(self, w);
-    },
-    [=](idle_atom) {
-      w->run->post([w] {
-        if (w->kubelet >= 0 && std::chrono::steady_clock::now() - w->kubelet_used >= kubelet_idle) {
-          w->bus->close(w->kubelet);
-          w->kubelet = -1;
+      [=](host::sync_atom) {
+        self->state.core->begin(w->previous, w->marker, now());
+        drain(self, w);
+      },
+      [=](request_atom, int32_t socket, const std::string& peer, const wire::envelope& env) {
+        transport::inbound_request req;
+        req.socket = socket;
+        req.peer = peer;
+        req.env = env;
+        handle_request(self, w, std::move(req));
+      },
+      [=](probed_atom, const std::string& name, bool running) {
+        self->state.core->on_probed(name, running, now());
+        drain(self, w);
+      },
+      [=](started_atom, const std::string& name) {
+        self->state.core->on_started(name, now());
+        drain(self, w);
+      },
+      [=](failed_atom, const std::string& name, const std::string& message) {
+        self->state.core->on_start_failed(name, message, now());
+        drain(self, w);
+      },
+      [=](exited_atom, const std::string& name, bool known, int32_t code, int32_t signal,
+          const std::string& reason) {
+        exit_info e = known ? exit_info{} : exit_info::unknown();
+        if (known) {
+          e.code = code;
+          e.signal = signal;
+          e.reason = reason;
         }
-      });
-      // Once the connection's buffers are freed (ZeroMQ does that on its own
-      // threads), give the pages of what the last burst of work freed back.
-      self->delayed_send(self, std::chrono::seconds(1), trim_atom::value);
-    },
-    [=](trim_atom) { w->run->post([] { ::malloc_trim(0); }); },
-    [=](probe_done_atom, const std::string& name, int32_t kind, uint64_t instance,
-        int32_t outcome, const std::string& message) {
-      if (kind < 0 || kind > 2 || outcome < 0 || outcome > 2)
-        return;
-      handler_result r;
-      r.outcome = static_cast<handler_outcome>(outcome);
-      r.message = message;
-      self->state.core->on_probe_result(name, static_cast<probe_kind>(kind), instance, r, now());
-      drain(self, w);
-    },
-    [=](hook_done_atom, const std::string& name, uint64_t gen, bool ok,
-        const std::string& message) {
-      if (!ok)
-        log::get()->warn("{} container={} msg=\"preStop hook failed\" error=\"{}\"",
-                         w->log_fields, name, message);
-      self->state.core->on_hook_done(name, gen, ok, message, now());
-      drain(self, w);
-    },
-    [=](host::tick_atom, uint64_t gen) {
-      auto& st = self->state;
-      if (gen != st.timer_gen)
-        return;
-      st.timer_at.reset();
-      st.core->on_tick(now());
-      drain(self, w);
-    },
+        self->state.core->on_exited(name, e, now());
+        drain(self, w);
+      },
+      [=](idle_atom) {
+        w->run->post([w] {
+          if (w->kubelet >= 0 &&
+              std::chrono::steady_clock::now() - w->kubelet_used >= kubelet_idle) {
+            w->bus->close(w->kubelet);
+            w->kubelet = -1;
+          }
+        });
+        // Once the connection's buffers are freed (ZeroMQ does that on its own
+        // threads), give the pages of what the last burst of work freed back.
+        self->delayed_send(self, std::chrono::seconds(1), trim_atom::value);
+      },
+      [=](trim_atom) { w->run->post([] { ::malloc_trim(0); }); },
+      [=](probe_done_atom, const std::string& name, int32_t kind, uint64_t instance,
+          int32_t outcome, const std::string& message) {
+        if (kind < 0 || kind > 2 || outcome < 0 || outcome > 2)
+          return;
+        handler_result r;
+        r.outcome = static_cast<handler_outcome>(outcome);
+        r.message = message;
+        self->state.core->on_probe_result(name, static_cast<probe_kind>(kind), instance, r, now());
+        drain(self, w);
+      },
+      [=](hook_done_atom, const std::string& name, uint64_t gen, bool ok,
+          const std::string& message) {
+        if (!ok)
+          log::get()->warn("{} container={} msg=\"preStop hook failed\" error=\"{}\"",
+                           w->log_fields, name, message);
+        self->state.core->on_hook_done(name, gen, ok, message, now());
+        drain(self, w);
+      },
+      [=](host::tick_atom, uint64_t gen) {
+        auto& st = self->state;
+        if (gen != st.timer_gen)
+          return;
+        st.timer_at.reset();
+        st.core->on_tick(now());
+        drain(self, w);
+      },
   };
 }
 
@@ -316,7 +314,7 @@ result<T> load_json(const fs::path& p) {
   return v;
 }
 
-} // namespace
+}  // namespace
 
 result<supervisor::log_limits> service_options::container_log_limits() const {
   auto size = parse_log_size(container_log_max_size);
@@ -353,11 +351,11 @@ int run(const host::common_options& common, const service_options& opts) {
     log::get()->error("uid={} msg=\"cannot start\" error=\"{}\"", opts.pod_uid, what);
     return 1;
   };
-  if (opts.pod_uid.empty() || opts.pod_uid.find('/') != std::string::npos
-      || opts.pod_uid == "." || opts.pod_uid == "..")
+  if (opts.pod_uid.empty() || opts.pod_uid.find('/') != std::string::npos || opts.pod_uid == "." ||
+      opts.pod_uid == "..")
     return fail("invalid --pod-uid");
-  if (opts.backoff_initial_ms <= 0 || opts.backoff_max_ms < opts.backoff_initial_ms
-      || opts.backoff_reset_ms <= 0)
+  if (opts.backoff_initial_ms <= 0 || opts.backoff_max_ms < opts.backoff_initial_ms ||
+      opts.backoff_reset_ms <= 0)
     return fail("invalid back-off settings");
   auto limits = opts.container_log_limits();
   if (!limits)
@@ -395,7 +393,8 @@ int run(const host::common_options& common, const service_options& opts) {
   }
 
   if (auto err = fsutil::write_file_atomic(pod_dir::supervisor_pid(w.ctx.pod_dir),
-                                           std::to_string(::getpid()) + "\n", fsutil::durability::process_crash))
+                                           std::to_string(::getpid()) + "\n",
+                                           fsutil::durability::process_crash))
     return fail(err.message);
 
   const auto status_path = pod_dir::status_json(w.ctx.pod_dir);
@@ -434,18 +433,17 @@ int run(const host::common_options& common, const service_options& opts) {
                     [&comp] { return comp.bus().run_once(); });
   w.run = &worker;
   // Its thread starts with the first probe or hook.
-  auto handlers = std::make_unique<handler_executor>(handler_executor::options{
-    paths::runc_root(common.data_dir), opts.oci_runtime, w.log_fields});
+  auto handlers = std::make_unique<handler_executor>(
+      handler_executor::options{paths::runc_root(common.data_dir), opts.oci_runtime, w.log_fields});
   w.handlers = handlers.get();
 
   auto actor = comp.system().spawn(pod_actor, &w);
 
-  auto router = comp.bus().bind_router(
-    pod_dir::supervisor_endpoint(common.data_dir, opts.pod_uid),
-    [actor](transport::inbound_request req) {
-      caf::anon_send(actor, request_atom::value, req.socket, std::move(req.peer),
-                     std::move(req.env));
-    });
+  auto router = comp.bus().bind_router(pod_dir::supervisor_endpoint(common.data_dir, opts.pod_uid),
+                                       [actor](transport::inbound_request req) {
+                                         caf::anon_send(actor, request_atom::value, req.socket,
+                                                        std::move(req.peer), std::move(req.env));
+                                       });
   if (!router) {
     caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
     return fail(router.err().message);
@@ -483,8 +481,7 @@ int run(const host::common_options& common, const service_options& opts) {
   // thread less per pod, for density); run_here() drives it.
   comp.bus().start_on_caller();
   log::get()->info("{} msg=\"supervising\" containers={} restarted={} stopping={}", w.log_fields,
-                   w.ctx.pod.spec.containers.size(), w.previous.has_value(),
-                   w.marker.has_value());
+                   w.ctx.pod.spec.containers.size(), w.previous.has_value(), w.marker.has_value());
   caf::anon_send(actor, host::sync_atom::value);
 
   worker.run_here(std::move(ev), stop_fd.get());
@@ -503,4 +500,4 @@ int run(const host::common_options& common, const service_options& opts) {
   return 0;
 }
 
-} // namespace deckhand::supervisor
+}  // namespace deckhand::supervisor

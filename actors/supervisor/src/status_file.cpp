@@ -18,7 +18,7 @@ struct supervisor_extra {
   }
 };
 
-} // namespace
+}  // namespace
 
 const backoff_record* status_document::find_backoff(const std::string& name) const {
   for (const auto& b : backoff)
@@ -52,9 +52,7 @@ result<status_document> decode_status(const std::string& text) {
   return doc;
 }
 
-std::string encode_stop_marker(const stop_marker& m) {
-  return wire::to_json(m).dump() + "\n";
-}
+std::string encode_stop_marker(const stop_marker& m) { return wire::to_json(m).dump() + "\n"; }
 
 stop_marker decode_stop_marker(const std::string& text) {
   auto j = nlohmann::json::parse(text, nullptr, false);
@@ -73,4 +71,4 @@ time_point from_epoch_ms(int64_t ms) {
   return time_point{std::chrono::duration_cast<time_point::duration>(millis(ms))};
 }
 
-} // namespace deckhand::supervisor
+}  // namespace deckhand::supervisor

@@ -3,11 +3,11 @@
 #include <sys/wait.h>
 
 #include <algorithm>
-#include <csignal>
 #include <cctype>
+#include <csignal>
 #include <cstdio>
-#include <fstream>
 #include <ctime>
+#include <fstream>
 
 #include <nlohmann/json.hpp>
 
@@ -43,8 +43,7 @@ exit_info exit_info::start_error(std::string message) {
   return e;
 }
 
-wire::container_state_terminated terminated_state(const exit_info& e,
-                                                  const std::string& started_at,
+wire::container_state_terminated terminated_state(const exit_info& e, const std::string& started_at,
                                                   const std::string& finished_at,
                                                   const std::string& container_id) {
   wire::container_state_terminated t;
@@ -67,14 +66,14 @@ wire::container_state_terminated terminated_state(const exit_info& e,
 
 int parse_signal(const std::string& s) {
   static const std::pair<const char*, int> names[] = {
-    {"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"ILL", SIGILL},
-    {"TRAP", SIGTRAP}, {"ABRT", SIGABRT}, {"BUS", SIGBUS},   {"FPE", SIGFPE},
-    {"KILL", SIGKILL}, {"USR1", SIGUSR1}, {"SEGV", SIGSEGV}, {"USR2", SIGUSR2},
-    {"PIPE", SIGPIPE}, {"ALRM", SIGALRM}, {"TERM", SIGTERM}, {"STKFLT", SIGSTKFLT},
-    {"CHLD", SIGCHLD}, {"CONT", SIGCONT}, {"STOP", SIGSTOP}, {"TSTP", SIGTSTP},
-    {"TTIN", SIGTTIN}, {"TTOU", SIGTTOU}, {"URG", SIGURG},   {"XCPU", SIGXCPU},
-    {"XFSZ", SIGXFSZ}, {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH},
-    {"IO", SIGIO},     {"PWR", SIGPWR},   {"SYS", SIGSYS}};
+      {"HUP", SIGHUP},   {"INT", SIGINT},       {"QUIT", SIGQUIT}, {"ILL", SIGILL},
+      {"TRAP", SIGTRAP}, {"ABRT", SIGABRT},     {"BUS", SIGBUS},   {"FPE", SIGFPE},
+      {"KILL", SIGKILL}, {"USR1", SIGUSR1},     {"SEGV", SIGSEGV}, {"USR2", SIGUSR2},
+      {"PIPE", SIGPIPE}, {"ALRM", SIGALRM},     {"TERM", SIGTERM}, {"STKFLT", SIGSTKFLT},
+      {"CHLD", SIGCHLD}, {"CONT", SIGCONT},     {"STOP", SIGSTOP}, {"TSTP", SIGTSTP},
+      {"TTIN", SIGTTIN}, {"TTOU", SIGTTOU},     {"URG", SIGURG},   {"XCPU", SIGXCPU},
+      {"XFSZ", SIGXFSZ}, {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH},
+      {"IO", SIGIO},     {"PWR", SIGPWR},       {"SYS", SIGSYS}};
   if (s.empty() || s.size() > 16)
     return 0;
   if (std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
@@ -121,10 +120,9 @@ std::string rfc3339(time_point t) {
 std::optional<time_point> parse_rfc3339(const std::string& s) {
   std::tm tm{};
   int consumed = 0;
-  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon,
-                  &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed)
-        != 6
-      || consumed != 19)
+  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6 ||
+      consumed != 19)
     return std::nullopt;
   std::size_t i = 19;
   if (i < s.size() && s[i] == '.') {
@@ -154,4 +152,4 @@ std::optional<time_point> parse_rfc3339(const std::string& s) {
   return wall_clock::from_time_t(secs - offset);
 }
 
-} // namespace deckhand::supervisor
+}  // namespace deckhand::supervisor

@@ -62,7 +62,7 @@ std::vector<std::string> lines_of(const std::string& text) {
   return out;
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(cri_log)
 
@@ -109,10 +109,10 @@ BOOST_AUTO_TEST_CASE(long_lines_are_cut_into_partial_chunks) {
   f.feed("0123456789", t0, out);
   f.feed("ab\n", t0, out);
   std::vector<std::string> want{
-    "2023-11-14T22:13:20Z stdout F abcd\n", "2023-11-14T22:13:20Z stdout P 0123\n",
-    "2023-11-14T22:13:20Z stdout P 4567\n",
-    // Exactly the limit when the newline comes: a full line, as containerd.
-    "2023-11-14T22:13:20Z stdout F 89ab\n"};
+      "2023-11-14T22:13:20Z stdout F abcd\n", "2023-11-14T22:13:20Z stdout P 0123\n",
+      "2023-11-14T22:13:20Z stdout P 4567\n",
+      // Exactly the limit when the newline comes: a full line, as containerd.
+      "2023-11-14T22:13:20Z stdout F 89ab\n"};
   BOOST_TEST(out == want, boost::test_tools::per_element());
 }
 
@@ -126,8 +126,8 @@ BOOST_AUTO_TEST_CASE(default_line_limit_is_16_kib) {
   BOOST_TEST(out[0].size() == std::string("2023-11-14T22:13:20Z stdout P \n").size() + 16384);
   BOOST_TEST(out[1].find(" stdout P ") != std::string::npos);
   BOOST_TEST(out[2].find(" stdout F ") != std::string::npos);
-  BOOST_TEST(out[2].size()
-             == std::string("2023-11-14T22:13:20Z stdout F \n").size() + 40000 - 2 * 16384);
+  BOOST_TEST(out[2].size() ==
+             std::string("2023-11-14T22:13:20Z stdout F \n").size() + 40000 - 2 * 16384);
 }
 
 BOOST_AUTO_TEST_CASE(sizes_parse_like_kubelet_quantities) {
@@ -221,9 +221,9 @@ BOOST_AUTO_TEST_CASE(rotations_within_one_instant_do_not_collide) {
 BOOST_AUTO_TEST_CASE(pruning_keeps_the_previous_instance_only) {
   temp_dir tmp;
   auto dir = tmp.path;
-  for (auto n : {"0.log", "1.log", "1.log.20231114-221320.000000", "2.log",
-                 "2.log.20231114-221320.000000", "2.log.20231114-221321.000000",
-                 "3.log", "notes.txt"})
+  for (auto n :
+       {"0.log", "1.log", "1.log.20231114-221320.000000", "2.log", "2.log.20231114-221320.000000",
+        "2.log.20231114-221321.000000", "3.log", "notes.txt"})
     std::ofstream(dir / n) << "x\n";
   prune_container_logs(dir, 3, 3);
   std::set<std::string> want{"2.log", "2.log.20231114-221321.000000", "3.log", "notes.txt"};
@@ -268,8 +268,8 @@ BOOST_AUTO_TEST_CASE(pump_copies_both_streams_and_drains_on_finish) {
   pump.attach("app", out_fifo, err_fifo, tmp.path / "logs" / "app" / "1.log", 1);
   BOOST_REQUIRE(::write(again->get(), "second\n", 7) == 7);
   BOOST_REQUIRE(pump.finish("app").wait_for(10s) == std::future_status::ready);
-  BOOST_TEST(read_text(tmp.path / "logs" / "app" / "1.log")
-             == "2023-11-14T22:13:25Z stdout F second\n");
+  BOOST_TEST(read_text(tmp.path / "logs" / "app" / "1.log") ==
+             "2023-11-14T22:13:25Z stdout F second\n");
   BOOST_TEST(lines_of(read_text(tmp.path / "logs" / "app" / "0.log")).size() == 3u);
   pump.stop();
 }
@@ -320,8 +320,8 @@ BOOST_AUTO_TEST_CASE(shared_thread_pump_runs_in_the_callers_poll_loop) {
   BOOST_TEST((done.wait_for(0s) == std::future_status::timeout));
   turn();
   BOOST_REQUIRE(done.wait_for(0s) == std::future_status::ready);
-  BOOST_TEST(lines_of(read_text(log_dir / "0.log")).back()
-             == "2023-11-14T22:13:20Z stdout P no newline");
+  BOOST_TEST(lines_of(read_text(log_dir / "0.log")).back() ==
+             "2023-11-14T22:13:20Z stdout P no newline");
 
   // On the pump's own thread finish() drains at once: a caller waiting on
   // its future (the runner after an exit) cannot deadlock.

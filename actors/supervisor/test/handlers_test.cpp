@@ -1,8 +1,8 @@
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -148,7 +148,7 @@ handler_action exec(std::vector<std::string> cmd) {
   return a;
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(handler_executor_suite)
 
@@ -168,8 +168,8 @@ BOOST_AUTO_TEST_CASE(tcp_socket) {
   ex.run(tcp(port), local_target(), 1s, w2.callback());
   auto r = w2.wait();
   BOOST_TEST((r.outcome == handler_outcome::failure));
-  BOOST_TEST(r.message
-             == "dial tcp 127.0.0.1:" + std::to_string(port) + ": connect: connection refused");
+  BOOST_TEST(r.message ==
+             "dial tcp 127.0.0.1:" + std::to_string(port) + ": connect: connection refused");
 }
 
 // Kubernetes: httpGet: 200-399 is success, anything else a failure
@@ -309,8 +309,8 @@ BOOST_AUTO_TEST_CASE(exec_status_survives_a_waitpid_any_reaper) {
   // Opening the FIFO succeeds once the command (exec'd by now) reads it.
   int fd = -1;
   auto deadline = std::chrono::steady_clock::now() + 10s;
-  while ((fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC)) < 0
-         && errno == ENXIO && std::chrono::steady_clock::now() < deadline)
+  while ((fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC)) < 0 && errno == ENXIO &&
+         std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(10ms);
   BOOST_REQUIRE(fd >= 0);
   (void)!::write(fd, "\n", 1);
@@ -337,7 +337,9 @@ BOOST_AUTO_TEST_CASE(https_without_verification) {
   fake_runtime tmp;
   auto key = (tmp.dir / "k.pem").string(), cert = (tmp.dir / "c.pem").string();
   BOOST_REQUIRE(::system(("openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=probe -days 1 "
-                          "-keyout " + key + " -out " + cert + " >/dev/null 2>&1").c_str()) == 0);
+                          "-keyout " +
+                          key + " -out " + cert + " >/dev/null 2>&1")
+                             .c_str()) == 0);
   listener pick;
   int port = pick.port;
   pick.close();

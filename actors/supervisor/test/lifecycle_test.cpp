@@ -97,7 +97,7 @@ pod_state running_pod(const std::string& policy, std::vector<std::string> init,
   return p;
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(pod_lifecycle)
 
@@ -117,7 +117,8 @@ BOOST_AUTO_TEST_CASE(init_containers_run_one_at_a_time_before_the_apps) {
   a = p.take_actions();
   BOOST_TEST(launched(a) == strings{"init1"});
   BOOST_TEST(only<action::launch>(a)[0].bundle == "/data/runtime/pods/uid-1/containers/init1");
-  BOOST_TEST(only<action::launch>(a)[0].log_file == "/data/logs/pods/default_web_uid-1/init1/0.log");
+  BOOST_TEST(only<action::launch>(a)[0].log_file ==
+             "/data/logs/pods/default_web_uid-1/init1/0.log");
   BOOST_TEST(p.status_of("init1")->state.waiting.reason == "ContainerCreating");
 
   p.on_started("init1", t0 + 1s);
@@ -466,11 +467,12 @@ BOOST_AUTO_TEST_CASE(stop_signal_names_and_bundle_annotation) {
   BOOST_TEST(bundle_stop_signal(dir) == SIGTERM);  // no config.json
   {
     std::ofstream(dir / "config.json")
-      << R"({"ociVersion":"1.0.2","annotations":{"org.opencontainers.image.stopSignal":"SIGUSR1"}})";
+        << R"({"ociVersion":"1.0.2","annotations":{"org.opencontainers.image.stopSignal":"SIGUSR1"}})";
   }
   BOOST_TEST(bundle_stop_signal(dir) == SIGUSR1);
   {
-    std::ofstream(dir / "config.json") << R"({"annotations":{"org.opencontainers.image.stopSignal":"bogus"}})";
+    std::ofstream(dir / "config.json")
+        << R"({"annotations":{"org.opencontainers.image.stopSignal":"bogus"}})";
   }
   BOOST_TEST(bundle_stop_signal(dir) == SIGTERM);
   std::filesystem::remove_all(dir);

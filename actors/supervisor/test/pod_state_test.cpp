@@ -50,7 +50,7 @@ bool has(const std::vector<action_t>& actions) {
 struct running_pod {
   pod_state p;
   explicit running_pod(const std::string& policy, std::vector<std::string> names = {"app"})
-    : p(make_ctx(policy, names)) {
+      : p(make_ctx(policy, names)) {
     p.begin(std::nullopt, std::nullopt, t0);
     (void)p.take_actions();
     for (const auto& n : names) {
@@ -61,7 +61,7 @@ struct running_pod {
   }
 };
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(pod_state_logic)
 
@@ -140,8 +140,8 @@ BOOST_AUTO_TEST_CASE(first_restart_is_immediate_then_back_off) {
   s = p.status_of("app");
   BOOST_TEST((p.phase_of("app") == phase::backoff));
   BOOST_TEST(s->state.waiting.reason == "CrashLoopBackOff");
-  BOOST_TEST(s->state.waiting.message
-             == "back-off 10s restarting failed container=app pod=web_default(uid-1)");
+  BOOST_TEST(s->state.waiting.message ==
+             "back-off 10s restarting failed container=app pod=web_default(uid-1)");
   BOOST_TEST(s->restart_count == 1);
   BOOST_REQUIRE(p.next_wakeup().has_value());
   BOOST_TEST((*p.next_wakeup() == t0 + 13s));
@@ -192,8 +192,8 @@ BOOST_AUTO_TEST_CASE(back_off_doubles_caps_and_resets) {
     auto exited = t + 1s;
     p.on_exited("app", exit_info{true, 1, 0, {}, {}}, exited);
     auto wake = p.next_wakeup().value_or(exited);
-    delays.push_back(static_cast<long>(
-      std::chrono::duration_cast<std::chrono::seconds>(wake - exited).count()));
+    delays.push_back(
+        static_cast<long>(std::chrono::duration_cast<std::chrono::seconds>(wake - exited).count()));
     p.on_tick(wake);
     BOOST_TEST((p.phase_of("app") == phase::launching));
     p.on_started("app", wake);
@@ -291,8 +291,8 @@ BOOST_AUTO_TEST_CASE(container_gone_while_supervisor_was_down_is_unknown_exit) {
   BOOST_TEST((p.phase_of("app") == phase::launching));
   BOOST_TEST(s->last_state.terminated.exit_code == 137);
   BOOST_TEST(s->last_state.terminated.reason == "ContainerStatusUnknown");
-  BOOST_TEST(s->last_state.terminated.message
-             == "the container exited while its supervisor was down; exit code unknown");
+  BOOST_TEST(s->last_state.terminated.message ==
+             "the container exited while its supervisor was down; exit code unknown");
   BOOST_TEST(s->restart_count == 1);
 
   // An adopted container that exits later is reported the same way.
@@ -366,8 +366,7 @@ BOOST_AUTO_TEST_CASE(stop_terms_then_kills_at_the_deadline) {
   // The marker before any signal.
   BOOST_REQUIRE(!a.empty());
   BOOST_TEST(std::holds_alternative<action::write_stop_marker>(a.front()));
-  BOOST_TEST(only<action::write_stop_marker>(a)[0].marker.deadline_ms
-             == to_epoch_ms(t0 + 40s));
+  BOOST_TEST(only<action::write_stop_marker>(a)[0].marker.deadline_ms == to_epoch_ms(t0 + 40s));
   auto kills = only<action::kill>(a);
   BOOST_REQUIRE(kills.size() == 2u);
   BOOST_TEST(kills[0].signal == SIGTERM);

@@ -37,7 +37,7 @@ bool has_kind(const std::vector<probe_request>& v, probe_kind k) {
 const auto ok = handler_outcome::success;
 const auto bad = handler_outcome::failure;
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(probe_state_machine)
 
@@ -291,7 +291,7 @@ std::vector<action_t> start(pod_state& p, const std::string& name = "app", time_
   return p.take_actions();
 }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(pod_state_probes)
 
@@ -370,8 +370,8 @@ BOOST_AUTO_TEST_CASE(liveness_failure_under_never) {
   BOOST_REQUIRE_EQUAL(probes.size(), 1u);
   p.on_probe_result("app", probes[0].kind, probes[0].instance, result_of(bad, "x"), t0);
   (void)p.take_actions();
-  BOOST_TEST(p.snapshot().containers.at(0).notes.back().message
-             == "Container app failed liveness probe");
+  BOOST_TEST(p.snapshot().containers.at(0).notes.back().message ==
+             "Container app failed liveness probe");
   exit_info e;
   e.code = 143;
   e.signal = SIGTERM;
@@ -401,8 +401,8 @@ BOOST_AUTO_TEST_CASE(readiness_toggles_ready) {
   acts = p.take_actions();
   BOOST_TEST(!p.status_of("app")->ready);
   BOOST_TEST(only<action::kill>(acts).empty());
-  BOOST_TEST(p.snapshot().containers.at(0).notes.back().message
-             == "Readiness probe failed: HTTP probe failed with statuscode: 404");
+  BOOST_TEST(p.snapshot().containers.at(0).notes.back().message ==
+             "Readiness probe failed: HTTP probe failed with statuscode: 404");
 
   pod_state plain(probe_ctx("Always", app()));
   BOOST_TEST(only<action::run_probe>(start(plain)).empty());
@@ -451,8 +451,7 @@ BOOST_AUTO_TEST_CASE(notes_survive_supervisor_restart) {
   probes = only<action::run_probe>(q.take_actions());
   BOOST_TEST(q.status_of("app")->ready);
   BOOST_REQUIRE_EQUAL(probes.size(), 1u);
-  q.on_probe_result("app", probes[0].kind, probes[0].instance, result_of(bad, "second"),
-                    t0 + 10s);
+  q.on_probe_result("app", probes[0].kind, probes[0].instance, result_of(bad, "second"), t0 + 10s);
   const auto notes = q.snapshot().containers.at(0).notes;
   BOOST_REQUIRE_EQUAL(notes.size(), 2u);
   BOOST_TEST(notes[0].message == "Readiness probe failed: first");

@@ -25,7 +25,8 @@ BOOST_AUTO_TEST_CASE(round_trip) {
   rec.status.image = "busybox";
   rec.status.restart_count = 3;
   rec.status.state.waiting.reason = "CrashLoopBackOff";
-  rec.status.state.waiting.message = "back-off 40s restarting failed container=app pod=web_default(u-1)";
+  rec.status.state.waiting.message =
+      "back-off 40s restarting failed container=app pod=web_default(u-1)";
   rec.status.last_state.terminated.exit_code = 1;
   rec.status.last_state.terminated.reason = "Error";
   rec.status.last_state.terminated.finished_at = "2023-11-14T22:13:20Z";

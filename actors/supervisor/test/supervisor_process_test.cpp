@@ -21,6 +21,7 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include "deckhand/cli/commands.hpp"
 #include "deckhand/common/fsutil.hpp"
 #include "deckhand/common/paths.hpp"
 #include "deckhand/host/pod_dir.hpp"
@@ -28,7 +29,6 @@
 #include "deckhand/messages/codec.hpp"
 #include "deckhand/messages/json.hpp"
 #include "deckhand/messages/wire.hpp"
-#include "deckhand/cli/commands.hpp"
 #include "deckhand/oci/bundle.hpp"
 #include "deckhand/oci/cgroups.hpp"
 #include "deckhand/oci/process.hpp"
@@ -78,8 +78,8 @@ std::string log_text(const fs::path& p) {
   return cli::decode_log_chunk(read_text(p), partial, true);
 }
 
-const std::regex cri_line(
-  R"(^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z (stdout|stderr) [PF] .*$)");
+const std::regex
+    cri_line(R"(^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z (stdout|stderr) [PF] .*$)");
 
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> out;
@@ -185,8 +185,13 @@ struct pod_fixture {
   }
 
   void start_supervisor(const std::vector<std::string>& extra = {"--backoff-initial-ms", "50"}) {
-    std::vector<std::string> argv{supervisor_binary().string(), "--data-dir", data.string(),
-                                  "--pod-uid", uid, "--log-level", "debug"};
+    std::vector<std::string> argv{supervisor_binary().string(),
+                                  "--data-dir",
+                                  data.string(),
+                                  "--pod-uid",
+                                  uid,
+                                  "--log-level",
+                                  "debug"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     auto log = oci::open_fd(pod_dir::supervisor_log(dir()), O_WRONLY | O_CREAT | O_APPEND);
     BOOST_REQUIRE(log.ok());
@@ -227,10 +232,12 @@ struct pod_fixture {
   bool wait_for(const std::string& name,
                 const std::function<bool(const wire::container_status&)>& pred,
                 std::chrono::milliseconds timeout = 15s) {
-    return eventually([&] {
-      auto c = container(name);
-      return c && pred(*c);
-    }, timeout);
+    return eventually(
+        [&] {
+          auto c = container(name);
+          return c && pred(*c);
+        },
+        timeout);
   }
 
   pid_t runc_pid(const std::string& name) {
@@ -266,7 +273,7 @@ struct client {
 
 bool running(const wire::container_status& c) { return c.state.is_running(); }
 
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(supervisor_process, *boost::unit_test::precondition(needs_root_and_runc))
 
@@ -292,8 +299,8 @@ BOOST_AUTO_TEST_CASE(on_failure_restarts_with_back_off_and_logs_land_in_files) {
   BOOST_TEST(log0.find(" stderr F err-line\n") != std::string::npos);
   for (const auto& line : lines_of(log0))
     BOOST_TEST(std::regex_match(line, cri_line), line);
-  BOOST_TEST(eventually([&] { return read_text(f.log_file("app", 1)).find("out-line")
-                                     != std::string::npos; }, 15s));
+  BOOST_TEST(eventually(
+      [&] { return read_text(f.log_file("app", 1)).find("out-line") != std::string::npos; }, 15s));
 
   auto doc = f.status();
   BOOST_REQUIRE(doc);
@@ -311,7 +318,8 @@ BOOST_AUTO_TEST_CASE(never_leaves_the_container_terminated) {
   f.start_supervisor();
 
   BOOST_REQUIRE_MESSAGE(f.wait_for("app", [](const auto& c) { return c.state.is_terminated(); }),
-                        "not terminated; supervisor log:\n" << f.supervisor_log());
+                        "not terminated; supervisor log:\n"
+                            << f.supervisor_log());
   client cl(f);
   auto rep = cl.call(wire::supervisor_status_request{}, 5s);
   BOOST_REQUIRE_MESSAGE(rep.ok(), (rep.ok() ? "" : rep.err().message));
@@ -356,9 +364,9 @@ BOOST_AUTO_TEST_CASE(killed_supervisor_leaves_container_running_and_readopts_it)
     return doc && doc->sandbox.supervisor_pid == second;
   }));
   // Give the new supervisor its probe; the container must be the same one.
-  BOOST_REQUIRE(eventually([&] {
-    return f.supervisor_log().find("adopted running container") != std::string::npos;
-  }, 10s));
+  BOOST_REQUIRE(eventually(
+      [&] { return f.supervisor_log().find("adopted running container") != std::string::npos; },
+      10s));
   auto c = *f.container("app");
   BOOST_TEST(c.state.is_running());
   BOOST_TEST(c.restart_count == 0);
@@ -368,9 +376,12 @@ BOOST_AUTO_TEST_CASE(killed_supervisor_leaves_container_running_and_readopts_it)
   // The adopted container dies: its exit code cannot be known, and the
   // policy still applies.
   BOOST_REQUIRE(f.rt.kill(f.runtime_id("app"), SIGKILL).ok());
-  BOOST_REQUIRE_MESSAGE(f.wait_for("app", [](const auto& s) {
-    return s.restart_count == 1 && s.state.is_running();
-  }), "not restarted; log:\n" << f.supervisor_log());
+  BOOST_REQUIRE_MESSAGE(f.wait_for("app",
+                                   [](const auto& s) {
+                                     return s.restart_count == 1 && s.state.is_running();
+                                   }),
+                        "not restarted; log:\n"
+                            << f.supervisor_log());
   c = *f.container("app");
   BOOST_TEST(c.last_state.terminated.reason == "ContainerStatusUnknown");
   BOOST_TEST(c.last_state.terminated.exit_code == 137);
@@ -386,7 +397,8 @@ wire::sandbox_status stop_pod(pod_fixture& f) {
   auto t0 = std::chrono::steady_clock::now();
   auto rep = cl.call(stop, 20s);
   auto took = std::chrono::steady_clock::now() - t0;
-  BOOST_REQUIRE_MESSAGE(rep.ok(), (rep.ok() ? "" : rep.err().message) << "\n" << f.supervisor_log());
+  BOOST_REQUIRE_MESSAGE(rep.ok(), (rep.ok() ? "" : rep.err().message) << "\n"
+                                                                      << f.supervisor_log());
   auto reply = wire::decode_as<wire::sandbox_status_reply>(*rep);
   BOOST_REQUIRE(reply.ok());
   BOOST_TEST(reply->sandbox.state == "stopped");
@@ -400,12 +412,14 @@ wire::sandbox_status stop_pod(pod_fixture& f) {
   }
   BOOST_TEST(fs::exists(pod_dir::stopping_marker(f.dir())));
   // Never restarted; removed from runc.
-  BOOST_TEST(eventually([&] {
-    for (const auto& c : f.pod.spec.containers)
-      if (f.rt.state(f.runtime_id(c.name)).ok())
-        return false;
-    return true;
-  }, 5s));
+  BOOST_TEST(eventually(
+      [&] {
+        for (const auto& c : f.pod.spec.containers)
+          if (f.rt.state(f.runtime_id(c.name)).ok())
+            return false;
+        return true;
+      },
+      5s));
   return reply->sandbox;
 }
 
@@ -417,7 +431,8 @@ BOOST_AUTO_TEST_CASE(stop_request_kills_at_the_deadline) {
   f.write_pod();
   f.start_supervisor();
   BOOST_REQUIRE_MESSAGE(f.wait_for("stubborn", running) && f.wait_for("polite", running),
-                        "not running; log:\n" << f.supervisor_log());
+                        "not running; log:\n"
+                            << f.supervisor_log());
 
   stop_pod(f);
   auto stubborn = *f.container("stubborn");
@@ -448,7 +463,8 @@ BOOST_AUTO_TEST_CASE(sigterm_to_supervisor_leaves_containers_running) {
   f.add_container("stubborn", "trap '' TERM; sleep 1000");
   f.write_pod();
   f.start_supervisor();
-  BOOST_REQUIRE_MESSAGE(f.wait_for("stubborn", running), "not running; log:\n" << f.supervisor_log());
+  BOOST_REQUIRE_MESSAGE(f.wait_for("stubborn", running), "not running; log:\n"
+                                                             << f.supervisor_log());
   pid_t pid = f.runc_pid("stubborn");
 
   ::kill(f.supervisor, SIGTERM);
@@ -462,9 +478,9 @@ BOOST_AUTO_TEST_CASE(sigterm_to_supervisor_leaves_containers_running) {
   // The next supervisor adopts it, and can still stop it: it is not the
   // parent, so the exit status is unknown.
   f.start_supervisor();
-  BOOST_REQUIRE(eventually([&] {
-    return f.supervisor_log().find("adopted running container") != std::string::npos;
-  }, 10s));
+  BOOST_REQUIRE(eventually(
+      [&] { return f.supervisor_log().find("adopted running container") != std::string::npos; },
+      10s));
   BOOST_TEST(f.runc_pid("stubborn") == pid);
   auto s = stop_pod(f);
   BOOST_REQUIRE(s.containers.size() == 1u);
@@ -475,10 +491,9 @@ BOOST_AUTO_TEST_CASE(sigterm_to_supervisor_leaves_containers_running) {
 BOOST_AUTO_TEST_CASE(logs_rotate_by_size_and_keep_max_files) {
   pod_fixture f;
   f.pod.spec.restart_policy = "Always";
-  f.add_container("app",
-                  "i=0; while [ $i -lt 300 ]; do echo \"out $i\"; echo \"err $i\" >&2; "
-                  "i=$((i+1)); done; usleep 300000; echo done >&2; "
-                  "echo -n tail-without-newline; exec sleep 1000");
+  f.add_container("app", "i=0; while [ $i -lt 300 ]; do echo \"out $i\"; echo \"err $i\" >&2; "
+                         "i=$((i+1)); done; usleep 300000; echo done >&2; "
+                         "echo -n tail-without-newline; exec sleep 1000");
   f.write_pod();
   f.start_supervisor({"--container-log-max-size", "2Ki", "--container-log-max-files", "3"});
   // The streams are read independently and either may be rotated out
@@ -490,10 +505,14 @@ BOOST_AUTO_TEST_CASE(logs_rotate_by_size_and_keep_max_files) {
       all += read_text(e.path());
     return all;
   };
-  BOOST_REQUIRE_MESSAGE(eventually([&] {
-    auto all = everything();
-    return all.find(" stderr F done\n") != std::string::npos;
-  }, 15s), "no output; log:\n" << f.supervisor_log());
+  BOOST_REQUIRE_MESSAGE(eventually(
+                            [&] {
+                              auto all = everything();
+                              return all.find(" stderr F done\n") != std::string::npos;
+                            },
+                            15s),
+                        "no output; log:\n"
+                            << f.supervisor_log());
 
   // Rotated files sort by age; the live one comes last.
   std::vector<std::string> names;
@@ -543,34 +562,40 @@ BOOST_AUTO_TEST_CASE(logs_rotate_by_size_and_keep_max_files) {
   // An unterminated last line is written when the instance ends, as P.
   BOOST_REQUIRE(f.rt.kill(f.runtime_id("app"), SIGKILL).ok());
   BOOST_REQUIRE(f.wait_for("app", [](const auto& c) { return c.restart_count == 1; }));
-  BOOST_TEST(eventually([&] {
-    return read_text(f.log_file("app", 0)).find(" stdout P tail-without-newline\n")
-           != std::string::npos;
-  }, 10s));
+  BOOST_TEST(eventually(
+      [&] {
+        return read_text(f.log_file("app", 0)).find(" stdout P tail-without-newline\n") !=
+               std::string::npos;
+      },
+      10s));
 }
 
 BOOST_AUTO_TEST_CASE(previous_instance_log_is_kept_after_a_restart) {
   pod_fixture f;
   f.pod.spec.restart_policy = "Always";
-  f.add_container("app",
-                  "n=$(cat /count 2>/dev/null || echo 0); echo $((n+1)) > /count; "
-                  "echo \"instance $n\"; echo \"instance $n err\" >&2; "
-                  "[ $n -ge 1 ] && exec sleep 1000; exit 1");
+  f.add_container("app", "n=$(cat /count 2>/dev/null || echo 0); echo $((n+1)) > /count; "
+                         "echo \"instance $n\"; echo \"instance $n err\" >&2; "
+                         "[ $n -ge 1 ] && exec sleep 1000; exit 1");
   f.write_pod();
   // Default back-off: the first restart must not wait for it.
   auto t0 = std::chrono::steady_clock::now();
   f.start_supervisor({});
-  BOOST_REQUIRE_MESSAGE(f.wait_for("app", [](const auto& c) {
-    return c.restart_count == 1 && c.state.is_running();
-  }), "not restarted; log:\n" << f.supervisor_log());
+  BOOST_REQUIRE_MESSAGE(f.wait_for("app",
+                                   [](const auto& c) {
+                                     return c.restart_count == 1 && c.state.is_running();
+                                   }),
+                        "not restarted; log:\n"
+                            << f.supervisor_log());
   BOOST_TEST((std::chrono::steady_clock::now() - t0 < 8s));
   BOOST_TEST(f.container("app")->last_state.terminated.exit_code == 1);
-  BOOST_TEST(eventually([&] { return log_text(f.log_file("app", 1)).find("instance 1\n")
-                                     != std::string::npos; }, 10s));
+  BOOST_TEST(eventually(
+      [&] { return log_text(f.log_file("app", 1)).find("instance 1\n") != std::string::npos; },
+      10s));
   // What `deckhand logs --previous` prints: the previous restartCount's file.
   auto previous = log_text(f.log_file("app", 0));
-  BOOST_TEST((previous == "instance 0\ninstance 0 err\n" || previous == "instance 0 err\ninstance 0\n"),
-             previous);
+  BOOST_TEST(
+      (previous == "instance 0\ninstance 0 err\n" || previous == "instance 0 err\ninstance 0\n"),
+      previous);
   BOOST_TEST(log_text(f.log_file("app", 1)).find("instance 0") == std::string::npos);
 }
 
@@ -580,9 +605,14 @@ BOOST_AUTO_TEST_CASE(killed_supervisor_loses_no_line_and_keeps_the_container) {
   f.add_container("app", "i=0; while true; do echo \"line $i\"; i=$((i+1)); usleep 5000; done");
   f.write_pod();
   f.start_supervisor();
-  BOOST_REQUIRE_MESSAGE(eventually([&] {
-    return read_text(f.log_file("app", 0)).find(" F line 20\n") != std::string::npos;
-  }, 15s), "no output; log:\n" << f.supervisor_log());
+  BOOST_REQUIRE_MESSAGE(eventually(
+                            [&] {
+                              return read_text(f.log_file("app", 0)).find(" F line 20\n") !=
+                                     std::string::npos;
+                            },
+                            15s),
+                        "no output; log:\n"
+                            << f.supervisor_log());
   pid_t pid = f.runc_pid("app");
   BOOST_REQUIRE(pid > 0);
 
@@ -606,13 +636,15 @@ BOOST_AUTO_TEST_CASE(killed_supervisor_loses_no_line_and_keeps_the_container) {
   int last_before = before.back();
 
   f.start_supervisor();
-  BOOST_REQUIRE(eventually([&] {
-    return f.supervisor_log().find("adopted running container") != std::string::npos;
-  }, 10s));
-  BOOST_REQUIRE(eventually([&] {
-    auto n = numbers();
-    return !n.empty() && n.back() > last_before + 100;
-  }, 15s));
+  BOOST_REQUIRE(eventually(
+      [&] { return f.supervisor_log().find("adopted running container") != std::string::npos; },
+      10s));
+  BOOST_REQUIRE(eventually(
+      [&] {
+        auto n = numbers();
+        return !n.empty() && n.back() > last_before + 100;
+      },
+      15s));
   auto after = numbers();
   // Everything from the last line the killed supervisor wrote on is there,
   // in order, including what waited in the pipe while no supervisor ran.
@@ -631,13 +663,13 @@ BOOST_AUTO_TEST_CASE(oom_kill_is_reported_as_oom_killed) {
   pod_fixture f;
   f.pod.spec.restart_policy = "Never";
   // Doubles a shell string until the 32 MiB limit is hit.
-  f.add_container("hog", "x=0123456789abcdef; while true; do x=\"$x$x\"; done",
-                  32ll << 20);
+  f.add_container("hog", "x=0123456789abcdef; while true; do x=\"$x$x\"; done", 32ll << 20);
   f.write_pod();
   f.start_supervisor();
-  BOOST_REQUIRE_MESSAGE(f.wait_for("hog", [](const auto& c) { return c.state.is_terminated(); },
-                                   30s),
-                        "not terminated; log:\n" << f.supervisor_log());
+  BOOST_REQUIRE_MESSAGE(f.wait_for(
+                            "hog", [](const auto& c) { return c.state.is_terminated(); }, 30s),
+                        "not terminated; log:\n"
+                            << f.supervisor_log());
   auto c = *f.container("hog");
   BOOST_TEST(c.state.terminated.exit_code == 137);
   BOOST_TEST(c.state.terminated.reason == "OOMKilled");
@@ -650,9 +682,11 @@ BOOST_AUTO_TEST_CASE(exec_passes_output_and_exit_code_through) {
   f.add_container("done", "exit 0");
   f.write_pod();
   f.start_supervisor();
-  BOOST_REQUIRE_MESSAGE(f.wait_for("app", running) && f.wait_for("done", [](const auto& c) {
-    return c.state.is_terminated();
-  }), "not running; log:\n" << f.supervisor_log());
+  BOOST_REQUIRE_MESSAGE(f.wait_for("app", running) &&
+                            f.wait_for("done",
+                                       [](const auto& c) { return c.state.is_terminated(); }),
+                        "not running; log:\n"
+                            << f.supervisor_log());
 
   // The OCI layer.
   oci::exec_options eo;

@@ -10,7 +10,7 @@ namespace {
 // waitpid() status words, built the way the kernel encodes them.
 int exited_with(int code) { return (code & 0xff) << 8; }
 int killed_by(int sig) { return sig & 0x7f; }
-} // namespace
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(termination)
 

@@ -62,7 +62,7 @@ struct bridge_config {
 struct bridge_stats {
   uint64_t frames_in = 0;
   uint64_t frames_out = 0;
-  uint64_t dropped = 0;        ///< malformed, unroutable or late frames
+  uint64_t dropped = 0;  ///< malformed, unroutable or late frames
   uint64_t deadline_expired = 0;
 };
 
@@ -77,8 +77,8 @@ class bridge {
   result<int> bind_router(const std::string& endpoint, request_handler handler);
   result<int> connect_dealer(const std::string& endpoint);
   result<int> bind_pub(const std::string& endpoint);
-  result<int> connect_sub(const std::string& endpoint,
-                          std::vector<std::string> topics, sub_handler handler);
+  result<int> connect_sub(const std::string& endpoint, std::vector<std::string> topics,
+                          sub_handler handler);
   /// Closes a socket; pending requests on it fail with `unavailable`.
   void close(int socket);
 
@@ -121,4 +121,4 @@ class bridge {
   std::unique_ptr<impl> impl_;
 };
 
-} // namespace deckhand::transport
+}  // namespace deckhand::transport

@@ -127,8 +127,7 @@ error unpack_value(const msgpack::object& o, T& x, const std::string& path) {
     x.clear();
     x.resize(o.via.array.size);
     for (uint32_t i = 0; i < o.via.array.size; ++i)
-      if (auto err = unpack_value(o.via.array.ptr[i], x[i],
-                                  path + "[" + std::to_string(i) + "]"))
+      if (auto err = unpack_value(o.via.array.ptr[i], x[i], path + "[" + std::to_string(i) + "]"))
         return err;
   } else if constexpr (is_string_map<T>::value) {
     if (o.type != object_type::MAP)
@@ -172,7 +171,7 @@ error type_mismatch(const char* expected, uint16_t got);
 result<msgpack::object_handle> unpack_limited(const std::string& bytes,
                                               const decode_limits& limits);
 
-} // namespace detail
+}  // namespace detail
 
 /// Encodes `x` as a msgpack map.
 template <class T>
@@ -204,8 +203,8 @@ result<T> decode_as(const envelope& env, const decode_limits& limits = {}) {
     if (!er)
       return std::move(er).err();
     auto code = er->code > 0 && er->code <= static_cast<int32_t>(errc::unsupported)
-                  ? static_cast<errc>(er->code)
-                  : errc::internal;
+                    ? static_cast<errc>(er->code)
+                    : errc::internal;
     return error{code, er->message};
   }
   if (env.hdr.type != T::type_id)
@@ -215,8 +214,7 @@ result<T> decode_as(const envelope& env, const decode_limits& limits = {}) {
 
 /// Builds an envelope for `x`.
 template <class T>
-envelope make_envelope(const T& x, uint64_t correlation_id = 0,
-                       uint16_t flags = 0) {
+envelope make_envelope(const T& x, uint64_t correlation_id = 0, uint16_t flags = 0) {
   envelope env;
   env.hdr.type = T::type_id;
   env.hdr.flags = flags;
@@ -225,7 +223,7 @@ envelope make_envelope(const T& x, uint64_t correlation_id = 0,
   return env;
 }
 
-} // namespace deckhand::wire
+}  // namespace deckhand::wire
 
 namespace deckhand::wire {
 
@@ -237,4 +235,4 @@ inline envelope make_error_envelope(const error& err, uint64_t correlation_id) {
   return make_envelope(er, correlation_id, flag_reply | flag_error);
 }
 
-} // namespace deckhand::wire
+}  // namespace deckhand::wire

@@ -22,10 +22,8 @@ class feed_follower {
     resync,  ///< gap, restart or silence: take a new snapshot
   };
 
-  explicit feed_follower(std::chrono::milliseconds silence_timeout
-                         = std::chrono::seconds(3))
-    : timeout_(silence_timeout) {
-  }
+  explicit feed_follower(std::chrono::milliseconds silence_timeout = std::chrono::seconds(3))
+      : timeout_(silence_timeout) {}
 
   /// A snapshot taken at feed position `seq` of publisher `incarnation`.
   void reset(uint64_t incarnation, uint64_t seq, time_point now) {
@@ -63,9 +61,7 @@ class feed_follower {
   }
 
   /// True when nothing was heard for longer than the silence timeout.
-  bool silent(time_point now) const {
-    return synced_ && now - last_heard_ > timeout_;
-  }
+  bool silent(time_point now) const { return synced_ && now - last_heard_ > timeout_; }
 
   bool synced() const { return synced_; }
   uint64_t position() const { return seq_; }
@@ -84,4 +80,4 @@ class feed_follower {
   time_point last_heard_{};
 };
 
-} // namespace deckhand::wire
+}  // namespace deckhand::wire

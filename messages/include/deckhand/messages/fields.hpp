@@ -29,8 +29,8 @@
 
 #include <caf/error.hpp>
 #include <caf/meta/load_callback.hpp>
-#include <caf/none.hpp>
 #include <caf/meta/type_name.hpp>
+#include <caf/none.hpp>
 
 namespace deckhand::wire {
 
@@ -52,8 +52,7 @@ constexpr field_desc<Class, Member> field(const char* name, Member Class::*ptr) 
 
 /// A field that JSON always renders, even as 0/false/"" (e.g. restartCount).
 template <class Class, class Member>
-constexpr field_desc<Class, Member> field_always(const char* name,
-                                                 Member Class::*ptr) {
+constexpr field_desc<Class, Member> field_always(const char* name, Member Class::*ptr) {
   return {name, ptr, json_mode::always};
 }
 
@@ -103,8 +102,7 @@ template <class Inspector, class T>
 typename Inspector::result_type inspect(Inspector& f, opt<T>& x) {
   bool has = x.has_value();
   T value = x.value_or(T{});
-  return f(caf::meta::type_name("opt"), has, value,
-           caf::meta::load_callback([&]() -> caf::error {
+  return f(caf::meta::type_name("opt"), has, value, caf::meta::load_callback([&]() -> caf::error {
              if (has)
                x = value;
              else
@@ -135,11 +133,8 @@ constexpr void for_each_field(Fn&& fn) {
 template <class Inspector, has_fields T>
 typename Inspector::result_type inspect(Inspector& f, T& x) {
   return std::apply(
-    [&](auto... desc) {
-      return f(caf::meta::type_name(T::type_name),
-               x.*(desc.ptr)...);
-    },
-    T::fields());
+      [&](auto... desc) { return f(caf::meta::type_name(T::type_name), x.*(desc.ptr)...); },
+      T::fields());
 }
 
-} // namespace deckhand::wire
+}  // namespace deckhand::wire

@@ -38,10 +38,8 @@ struct header {
   uint64_t correlation_id = 0;
   uint64_t incarnation = 0;
   static constexpr auto fields() {
-    return std::make_tuple(field("major", &header::major),
-                           field("minor", &header::minor),
-                           field("type", &header::type),
-                           field("flags", &header::flags),
+    return std::make_tuple(field("major", &header::major), field("minor", &header::minor),
+                           field("type", &header::type), field("flags", &header::flags),
                            field("correlationId", &header::correlation_id),
                            field("incarnation", &header::incarnation));
   }
@@ -58,8 +56,7 @@ struct envelope {
   header hdr;
   std::string body;
   static constexpr auto fields() {
-    return std::make_tuple(field("hdr", &envelope::hdr),
-                           field("body", &envelope::body));
+    return std::make_tuple(field("hdr", &envelope::hdr), field("body", &envelope::body));
   }
 };
 
@@ -73,11 +70,10 @@ struct decode_limits {
 
 /// The single entry point for inbound bytes: checks the header and the body
 /// size. The body itself is decoded by `decode_body<T>` (codec.hpp).
-result<envelope> decode_frames(const void* hdr, std::size_t hdr_size,
-                               const void* body, std::size_t body_size,
-                               const decode_limits& limits = {});
+result<envelope> decode_frames(const void* hdr, std::size_t hdr_size, const void* body,
+                               std::size_t body_size, const decode_limits& limits = {});
 
 /// A random 64-bit value, new for every process start (never 0).
 uint64_t new_incarnation();
 
-} // namespace deckhand::wire
+}  // namespace deckhand::wire

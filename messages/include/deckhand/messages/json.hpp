@@ -29,8 +29,8 @@ bool is_empty(const T& x) {
     return x == 0;
   } else if constexpr (std::is_same_v<T, int_or_string>) {
     return x.value.empty();
-  } else if constexpr (std::is_same_v<T, std::string> || detail::is_vector<T>::value
-                       || detail::is_string_map<T>::value) {
+  } else if constexpr (std::is_same_v<T, std::string> || detail::is_vector<T>::value ||
+                       detail::is_string_map<T>::value) {
     return x.empty();
   } else {
     bool empty = true;
@@ -104,8 +104,8 @@ error from_json_value(const nlohmann::json& j, T& x, const std::string& path) {
       if constexpr (std::is_unsigned_v<T>) {
         if (v < 0)
           return json_type_error(path, "non-negative integer");
-      } else if (v < static_cast<int64_t>(std::numeric_limits<T>::min())
-                 || v > static_cast<int64_t>(std::numeric_limits<T>::max())) {
+      } else if (v < static_cast<int64_t>(std::numeric_limits<T>::min()) ||
+                 v > static_cast<int64_t>(std::numeric_limits<T>::max())) {
         return json_type_error(path, "integer in range");
       }
       x = static_cast<T>(v);
@@ -151,15 +151,14 @@ error from_json_value(const nlohmann::json& j, T& x, const std::string& path) {
       auto it = j.find(desc.name);
       if (it != j.end())
         err = from_json_value(*it, x.*(desc.ptr),
-                              path.empty() ? std::string(desc.name)
-                                           : path + "." + desc.name);
+                              path.empty() ? std::string(desc.name) : path + "." + desc.name);
     });
     return err;
   }
   return {};
 }
 
-} // namespace jdetail
+}  // namespace jdetail
 
 /// `x` as Kubernetes-shaped JSON.
 template <class T>
@@ -176,4 +175,4 @@ result<T> from_json(const nlohmann::json& j) {
   return x;
 }
 
-} // namespace deckhand::wire
+}  // namespace deckhand::wire

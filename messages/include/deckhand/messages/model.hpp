@@ -30,17 +30,13 @@ struct object_meta {
   string_map annotations;
   static constexpr auto fields() {
     return std::make_tuple(
-      field("name", &object_meta::name),
-      field("namespace", &object_meta::namespace_),
-      field("uid", &object_meta::uid),
-      field("resourceVersion", &object_meta::resource_version),
-      field("generation", &object_meta::generation),
-      field("creationTimestamp", &object_meta::creation_timestamp),
-      field("deletionTimestamp", &object_meta::deletion_timestamp),
-      field("deletionGracePeriodSeconds",
-            &object_meta::deletion_grace_period_seconds),
-      field("labels", &object_meta::labels),
-      field("annotations", &object_meta::annotations));
+        field("name", &object_meta::name), field("namespace", &object_meta::namespace_),
+        field("uid", &object_meta::uid), field("resourceVersion", &object_meta::resource_version),
+        field("generation", &object_meta::generation),
+        field("creationTimestamp", &object_meta::creation_timestamp),
+        field("deletionTimestamp", &object_meta::deletion_timestamp),
+        field("deletionGracePeriodSeconds", &object_meta::deletion_grace_period_seconds),
+        field("labels", &object_meta::labels), field("annotations", &object_meta::annotations));
   }
 };
 
@@ -51,11 +47,10 @@ struct container_port {
   std::string protocol;
   int32_t host_port = 0;
   static constexpr auto fields() {
-    return std::make_tuple(
-      field("name", &container_port::name),
-      field_always("containerPort", &container_port::container_port),
-      field("protocol", &container_port::protocol),
-      field("hostPort", &container_port::host_port));
+    return std::make_tuple(field("name", &container_port::name),
+                           field_always("containerPort", &container_port::container_port),
+                           field("protocol", &container_port::protocol),
+                           field("hostPort", &container_port::host_port));
   }
 };
 
@@ -79,10 +74,9 @@ struct resource_field_selector {
   std::string resource;
   int_or_string divisor;  ///< a quantity: "1m", "1Mi", 1
   static constexpr auto fields() {
-    return std::make_tuple(
-      field("containerName", &resource_field_selector::container_name),
-      field("resource", &resource_field_selector::resource),
-      field("divisor", &resource_field_selector::divisor));
+    return std::make_tuple(field("containerName", &resource_field_selector::container_name),
+                           field("resource", &resource_field_selector::resource),
+                           field("divisor", &resource_field_selector::divisor));
   }
 };
 
@@ -95,8 +89,7 @@ struct key_selector {
   std::string key;
   opt<bool> optional;
   static constexpr auto fields() {
-    return std::make_tuple(field("name", &key_selector::name),
-                           field("key", &key_selector::key),
+    return std::make_tuple(field("name", &key_selector::name), field("key", &key_selector::key),
                            field("optional", &key_selector::optional));
   }
 };
@@ -108,11 +101,10 @@ struct env_var_source {
   opt<key_selector> config_map_key_ref;
   opt<key_selector> secret_key_ref;
   static constexpr auto fields() {
-    return std::make_tuple(
-      field("fieldRef", &env_var_source::field_ref),
-      field("resourceFieldRef", &env_var_source::resource_field_ref),
-      field("configMapKeyRef", &env_var_source::config_map_key_ref),
-      field("secretKeyRef", &env_var_source::secret_key_ref));
+    return std::make_tuple(field("fieldRef", &env_var_source::field_ref),
+                           field("resourceFieldRef", &env_var_source::resource_field_ref),
+                           field("configMapKeyRef", &env_var_source::config_map_key_ref),
+                           field("secretKeyRef", &env_var_source::secret_key_ref));
   }
 };
 
@@ -122,8 +114,7 @@ struct env_var {
   std::string value;
   opt<env_var_source> value_from;
   static constexpr auto fields() {
-    return std::make_tuple(field("name", &env_var::name),
-                           field("value", &env_var::value),
+    return std::make_tuple(field("name", &env_var::name), field("value", &env_var::value),
                            field("valueFrom", &env_var::value_from));
   }
 };
@@ -143,8 +134,7 @@ struct http_header {
   std::string name;
   std::string value;
   static constexpr auto fields() {
-    return std::make_tuple(field("name", &http_header::name),
-                           field("value", &http_header::value));
+    return std::make_tuple(field("name", &http_header::name), field("value", &http_header::value));
   }
 };
 
@@ -158,11 +148,10 @@ struct http_get_action {
   std::string scheme;
   std::vector<http_header> http_headers;
   static constexpr auto fields() {
-    return std::make_tuple(field("path", &http_get_action::path),
-                           field("port", &http_get_action::port),
-                           field("host", &http_get_action::host),
-                           field("scheme", &http_get_action::scheme),
-                           field("httpHeaders", &http_get_action::http_headers));
+    return std::make_tuple(
+        field("path", &http_get_action::path), field("port", &http_get_action::port),
+        field("host", &http_get_action::host), field("scheme", &http_get_action::scheme),
+        field("httpHeaders", &http_get_action::http_headers));
   }
 };
 
@@ -198,14 +187,14 @@ struct probe {
   opt<int64_t> termination_grace_period_seconds;
   static constexpr auto fields() {
     return std::make_tuple(
-      field("exec", &probe::exec), field("httpGet", &probe::http_get),
-      field("tcpSocket", &probe::tcp_socket),
-      field("initialDelaySeconds", &probe::initial_delay_seconds),
-      field("timeoutSeconds", &probe::timeout_seconds),
-      field("periodSeconds", &probe::period_seconds),
-      field("successThreshold", &probe::success_threshold),
-      field("failureThreshold", &probe::failure_threshold),
-      field("terminationGracePeriodSeconds", &probe::termination_grace_period_seconds));
+        field("exec", &probe::exec), field("httpGet", &probe::http_get),
+        field("tcpSocket", &probe::tcp_socket),
+        field("initialDelaySeconds", &probe::initial_delay_seconds),
+        field("timeoutSeconds", &probe::timeout_seconds),
+        field("periodSeconds", &probe::period_seconds),
+        field("successThreshold", &probe::success_threshold),
+        field("failureThreshold", &probe::failure_threshold),
+        field("terminationGracePeriodSeconds", &probe::termination_grace_period_seconds));
   }
 };
 
@@ -243,17 +232,16 @@ struct volume_mount {
   bool read_only = false;
   std::string sub_path;
   static constexpr auto fields() {
-    return std::make_tuple(field("name", &volume_mount::name),
-                           field("mountPath", &volume_mount::mount_path),
-                           field("readOnly", &volume_mount::read_only),
-                           field("subPath", &volume_mount::sub_path));
+    return std::make_tuple(
+        field("name", &volume_mount::name), field("mountPath", &volume_mount::mount_path),
+        field("readOnly", &volume_mount::read_only), field("subPath", &volume_mount::sub_path));
   }
 };
 
 struct empty_dir_volume_source {
   static constexpr const char* type_name = "empty_dir_volume_source";
-  std::string medium;       ///< "" (node disk) or "Memory" (tmpfs)
-  int_or_string size_limit; ///< a quantity, e.g. "64Mi"
+  std::string medium;        ///< "" (node disk) or "Memory" (tmpfs)
+  int_or_string size_limit;  ///< a quantity, e.g. "64Mi"
   static constexpr auto fields() {
     return std::make_tuple(field("medium", &empty_dir_volume_source::medium),
                            field("sizeLimit", &empty_dir_volume_source::size_limit));
@@ -263,7 +251,8 @@ struct empty_dir_volume_source {
 struct host_path_volume_source {
   static constexpr const char* type_name = "host_path_volume_source";
   std::string path;
-  std::string type;  ///< "", DirectoryOrCreate, Directory, FileOrCreate, File, Socket, CharDevice, BlockDevice
+  std::string type;  ///< "", DirectoryOrCreate, Directory, FileOrCreate, File, Socket, CharDevice,
+                     ///< BlockDevice
   static constexpr auto fields() {
     return std::make_tuple(field("path", &host_path_volume_source::path),
                            field("type", &host_path_volume_source::type));
@@ -277,11 +266,10 @@ struct downward_api_volume_file {
   opt<resource_field_selector> resource_field_ref;
   opt<int32_t> mode;
   static constexpr auto fields() {
-    return std::make_tuple(
-      field("path", &downward_api_volume_file::path),
-      field("fieldRef", &downward_api_volume_file::field_ref),
-      field("resourceFieldRef", &downward_api_volume_file::resource_field_ref),
-      field("mode", &downward_api_volume_file::mode));
+    return std::make_tuple(field("path", &downward_api_volume_file::path),
+                           field("fieldRef", &downward_api_volume_file::field_ref),
+                           field("resourceFieldRef", &downward_api_volume_file::resource_field_ref),
+                           field("mode", &downward_api_volume_file::mode));
   }
 };
 
@@ -305,8 +293,7 @@ struct volume {
   opt<host_path_volume_source> host_path;
   opt<downward_api_volume_source> downward_api;
   static constexpr auto fields() {
-    return std::make_tuple(field("name", &volume::name),
-                           field("emptyDir", &volume::empty_dir),
+    return std::make_tuple(field("name", &volume::name), field("emptyDir", &volume::empty_dir),
                            field("hostPath", &volume::host_path),
                            field("downwardAPI", &volume::downward_api));
   }
@@ -327,8 +314,7 @@ struct capabilities {
   std::vector<std::string> add;
   std::vector<std::string> drop;
   static constexpr auto fields() {
-    return std::make_tuple(field("add", &capabilities::add),
-                           field("drop", &capabilities::drop));
+    return std::make_tuple(field("add", &capabilities::add), field("drop", &capabilities::drop));
   }
 };
 
@@ -357,14 +343,14 @@ struct security_context {
   seccomp_profile seccomp_profile_;
   static constexpr auto fields() {
     return std::make_tuple(
-      field("runAsUser", &security_context::run_as_user),
-      field("runAsGroup", &security_context::run_as_group),
-      field("runAsNonRoot", &security_context::run_as_non_root),
-      field("readOnlyRootFilesystem", &security_context::read_only_root_filesystem),
-      field("allowPrivilegeEscalation", &security_context::allow_privilege_escalation),
-      field("privileged", &security_context::privileged),
-      field("capabilities", &security_context::capabilities_),
-      field("seccompProfile", &security_context::seccomp_profile_));
+        field("runAsUser", &security_context::run_as_user),
+        field("runAsGroup", &security_context::run_as_group),
+        field("runAsNonRoot", &security_context::run_as_non_root),
+        field("readOnlyRootFilesystem", &security_context::read_only_root_filesystem),
+        field("allowPrivilegeEscalation", &security_context::allow_privilege_escalation),
+        field("privileged", &security_context::privileged),
+        field("capabilities", &security_context::capabilities_),
+        field("seccompProfile", &security_context::seccomp_profile_));
   }
 };
 
@@ -378,13 +364,12 @@ struct pod_security_context {
   std::vector<int64_t> supplemental_groups;
   seccomp_profile seccomp_profile_;
   static constexpr auto fields() {
-    return std::make_tuple(
-      field("runAsUser", &pod_security_context::run_as_user),
-      field("runAsGroup", &pod_security_context::run_as_group),
-      field("runAsNonRoot", &pod_security_context::run_as_non_root),
-      field("fsGroup", &pod_security_context::fs_group),
-      field("supplementalGroups", &pod_security_context::supplemental_groups),
-      field("seccompProfile", &pod_security_context::seccomp_profile_));
+    return std::make_tuple(field("runAsUser", &pod_security_context::run_as_user),
+                           field("runAsGroup", &pod_security_context::run_as_group),
+                           field("runAsNonRoot", &pod_security_context::run_as_non_root),
+                           field("fsGroup", &pod_security_context::fs_group),
+                           field("supplementalGroups", &pod_security_context::supplemental_groups),
+                           field("seccompProfile", &pod_security_context::seccomp_profile_));
   }
 };
 
@@ -417,20 +402,19 @@ struct container {
   /// Only on init containers: "Always" makes it a sidecar.
   std::string restart_policy;
   static constexpr auto fields() {
-    return std::make_tuple(
-      field("name", &container::name), field("image", &container::image),
-      field("command", &container::command), field("args", &container::args),
-      field("workingDir", &container::working_dir),
-      field("env", &container::env), field("ports", &container::ports),
-      field("resources", &container::resources),
-      field("imagePullPolicy", &container::image_pull_policy),
-      field("securityContext", &container::security_context_),
-      field("volumeMounts", &container::volume_mounts),
-      field("livenessProbe", &container::liveness_probe),
-      field("readinessProbe", &container::readiness_probe),
-      field("startupProbe", &container::startup_probe),
-      field("lifecycle", &container::lifecycle_),
-      field("restartPolicy", &container::restart_policy));
+    return std::make_tuple(field("name", &container::name), field("image", &container::image),
+                           field("command", &container::command), field("args", &container::args),
+                           field("workingDir", &container::working_dir),
+                           field("env", &container::env), field("ports", &container::ports),
+                           field("resources", &container::resources),
+                           field("imagePullPolicy", &container::image_pull_policy),
+                           field("securityContext", &container::security_context_),
+                           field("volumeMounts", &container::volume_mounts),
+                           field("livenessProbe", &container::liveness_probe),
+                           field("readinessProbe", &container::readiness_probe),
+                           field("startupProbe", &container::startup_probe),
+                           field("lifecycle", &container::lifecycle_),
+                           field("restartPolicy", &container::restart_policy));
   }
   /// An init container with `restartPolicy: Always` (Kubernetes 1.29+).
   bool is_sidecar() const { return restart_policy == "Always"; }
@@ -452,19 +436,15 @@ struct pod_spec {
   std::vector<local_object_reference> image_pull_secrets;
   static constexpr auto fields() {
     return std::make_tuple(
-      field("nodeName", &pod_spec::node_name),
-      field("restartPolicy", &pod_spec::restart_policy),
-      field("hostNetwork", &pod_spec::host_network),
-      field_always("terminationGracePeriodSeconds",
-                   &pod_spec::termination_grace_period_seconds),
-      field("activeDeadlineSeconds", &pod_spec::active_deadline_seconds),
-      field("initContainers", &pod_spec::init_containers),
-      field("containers", &pod_spec::containers),
-      field("volumes", &pod_spec::volumes),
-      field("hostname", &pod_spec::hostname),
-      field("nodeSelector", &pod_spec::node_selector),
-      field("securityContext", &pod_spec::security_context_),
-      field("imagePullSecrets", &pod_spec::image_pull_secrets));
+        field("nodeName", &pod_spec::node_name), field("restartPolicy", &pod_spec::restart_policy),
+        field("hostNetwork", &pod_spec::host_network),
+        field_always("terminationGracePeriodSeconds", &pod_spec::termination_grace_period_seconds),
+        field("activeDeadlineSeconds", &pod_spec::active_deadline_seconds),
+        field("initContainers", &pod_spec::init_containers),
+        field("containers", &pod_spec::containers), field("volumes", &pod_spec::volumes),
+        field("hostname", &pod_spec::hostname), field("nodeSelector", &pod_spec::node_selector),
+        field("securityContext", &pod_spec::security_context_),
+        field("imagePullSecrets", &pod_spec::image_pull_secrets));
   }
 };
 
@@ -496,14 +476,13 @@ struct container_state_terminated {
   std::string finished_at;
   std::string container_id;
   static constexpr auto fields() {
-    return std::make_tuple(
-      field_always("exitCode", &container_state_terminated::exit_code),
-      field("signal", &container_state_terminated::signal),
-      field("reason", &container_state_terminated::reason),
-      field("message", &container_state_terminated::message),
-      field("startedAt", &container_state_terminated::started_at),
-      field("finishedAt", &container_state_terminated::finished_at),
-      field("containerID", &container_state_terminated::container_id));
+    return std::make_tuple(field_always("exitCode", &container_state_terminated::exit_code),
+                           field("signal", &container_state_terminated::signal),
+                           field("reason", &container_state_terminated::reason),
+                           field("message", &container_state_terminated::message),
+                           field("startedAt", &container_state_terminated::started_at),
+                           field("finishedAt", &container_state_terminated::finished_at),
+                           field("containerID", &container_state_terminated::container_id));
   }
 };
 
@@ -535,16 +514,15 @@ struct container_status {
   std::string container_id;
   bool started = false;
   static constexpr auto fields() {
-    return std::make_tuple(
-      field("name", &container_status::name),
-      field_always("state", &container_status::state),
-      field_always("lastState", &container_status::last_state),
-      field_always("ready", &container_status::ready),
-      field_always("restartCount", &container_status::restart_count),
-      field_always("image", &container_status::image),
-      field_always("imageID", &container_status::image_id),
-      field("containerID", &container_status::container_id),
-      field_always("started", &container_status::started));
+    return std::make_tuple(field("name", &container_status::name),
+                           field_always("state", &container_status::state),
+                           field_always("lastState", &container_status::last_state),
+                           field_always("ready", &container_status::ready),
+                           field_always("restartCount", &container_status::restart_count),
+                           field_always("image", &container_status::image),
+                           field_always("imageID", &container_status::image_id),
+                           field("containerID", &container_status::container_id),
+                           field_always("started", &container_status::started));
   }
 };
 
@@ -558,11 +536,10 @@ struct pod_condition {
   std::string message;
   static constexpr auto fields() {
     return std::make_tuple(
-      field("type", &pod_condition::type), field("status", &pod_condition::status),
-      field("lastProbeTime", &pod_condition::last_probe_time),
-      field("lastTransitionTime", &pod_condition::last_transition_time),
-      field("reason", &pod_condition::reason),
-      field("message", &pod_condition::message));
+        field("type", &pod_condition::type), field("status", &pod_condition::status),
+        field("lastProbeTime", &pod_condition::last_probe_time),
+        field("lastTransitionTime", &pod_condition::last_transition_time),
+        field("reason", &pod_condition::reason), field("message", &pod_condition::message));
   }
 };
 
@@ -588,16 +565,14 @@ struct pod_status {
   std::string qos_class;
   static constexpr auto fields() {
     return std::make_tuple(
-      field("phase", &pod_status::phase),
-      field("conditions", &pod_status::conditions),
-      field("message", &pod_status::message), field("reason", &pod_status::reason),
-      field("hostIP", &pod_status::host_ip), field("podIP", &pod_status::pod_ip_),
-      field("podIPs", &pod_status::pod_ips),
-      field("hostIPs", &pod_status::host_ips),
-      field("startTime", &pod_status::start_time),
-      field("initContainerStatuses", &pod_status::init_container_statuses),
-      field("containerStatuses", &pod_status::container_statuses),
-      field("qosClass", &pod_status::qos_class));
+        field("phase", &pod_status::phase), field("conditions", &pod_status::conditions),
+        field("message", &pod_status::message), field("reason", &pod_status::reason),
+        field("hostIP", &pod_status::host_ip), field("podIP", &pod_status::pod_ip_),
+        field("podIPs", &pod_status::pod_ips), field("hostIPs", &pod_status::host_ips),
+        field("startTime", &pod_status::start_time),
+        field("initContainerStatuses", &pod_status::init_container_statuses),
+        field("containerStatuses", &pod_status::container_statuses),
+        field("qosClass", &pod_status::qos_class));
   }
 };
 
@@ -609,10 +584,9 @@ struct pod {
   pod_spec spec;
   pod_status status;
   static constexpr auto fields() {
-    return std::make_tuple(field("apiVersion", &pod::api_version),
-                           field("kind", &pod::kind),
-                           field("metadata", &pod::metadata),
-                           field("spec", &pod::spec), field("status", &pod::status));
+    return std::make_tuple(field("apiVersion", &pod::api_version), field("kind", &pod::kind),
+                           field("metadata", &pod::metadata), field("spec", &pod::spec),
+                           field("status", &pod::status));
   }
 };
 
@@ -625,11 +599,10 @@ struct service_port {
   int_or_string target_port;
   int32_t node_port = 0;
   static constexpr auto fields() {
-    return std::make_tuple(field("name", &service_port::name),
-                           field("protocol", &service_port::protocol),
-                           field_always("port", &service_port::port),
-                           field("targetPort", &service_port::target_port),
-                           field("nodePort", &service_port::node_port));
+    return std::make_tuple(
+        field("name", &service_port::name), field("protocol", &service_port::protocol),
+        field_always("port", &service_port::port), field("targetPort", &service_port::target_port),
+        field("nodePort", &service_port::node_port));
   }
 };
 
@@ -662,16 +635,13 @@ struct service_spec {
   /// Cluster (default) or Local; Local keeps NodePort traffic on this node's endpoints.
   std::string external_traffic_policy;
   static constexpr auto fields() {
-    return std::make_tuple(field("type", &service_spec::type),
-                           field("clusterIP", &service_spec::cluster_ip),
-                           field("clusterIPs", &service_spec::cluster_ips),
-                           field("selector", &service_spec::selector),
-                           field("ports", &service_spec::ports),
-                           field("sessionAffinity", &service_spec::session_affinity),
-                           field("sessionAffinityConfig",
-                                 &service_spec::session_affinity_config_),
-                           field("externalTrafficPolicy",
-                                 &service_spec::external_traffic_policy));
+    return std::make_tuple(
+        field("type", &service_spec::type), field("clusterIP", &service_spec::cluster_ip),
+        field("clusterIPs", &service_spec::cluster_ips), field("selector", &service_spec::selector),
+        field("ports", &service_spec::ports),
+        field("sessionAffinity", &service_spec::session_affinity),
+        field("sessionAffinityConfig", &service_spec::session_affinity_config_),
+        field("externalTrafficPolicy", &service_spec::external_traffic_policy));
   }
 };
 
@@ -683,8 +653,7 @@ struct service {
   service_spec spec;
   static constexpr auto fields() {
     return std::make_tuple(field("apiVersion", &service::api_version),
-                           field("kind", &service::kind),
-                           field("metadata", &service::metadata),
+                           field("kind", &service::kind), field("metadata", &service::metadata),
                            field("spec", &service::spec));
   }
 };
@@ -711,10 +680,9 @@ struct object_reference {
   std::string name;
   std::string uid;
   static constexpr auto fields() {
-    return std::make_tuple(field("kind", &object_reference::kind),
-                           field("namespace", &object_reference::namespace_),
-                           field("name", &object_reference::name),
-                           field("uid", &object_reference::uid));
+    return std::make_tuple(
+        field("kind", &object_reference::kind), field("namespace", &object_reference::namespace_),
+        field("name", &object_reference::name), field("uid", &object_reference::uid));
   }
 };
 
@@ -726,11 +694,10 @@ struct endpoint {
   std::string node_name;
   opt<object_reference> target_ref;
   static constexpr auto fields() {
-    return std::make_tuple(field("addresses", &endpoint::addresses),
-                           field_always("conditions", &endpoint::conditions),
-                           field("hostname", &endpoint::hostname),
-                           field("nodeName", &endpoint::node_name),
-                           field("targetRef", &endpoint::target_ref));
+    return std::make_tuple(
+        field("addresses", &endpoint::addresses), field_always("conditions", &endpoint::conditions),
+        field("hostname", &endpoint::hostname), field("nodeName", &endpoint::node_name),
+        field("targetRef", &endpoint::target_ref));
   }
 };
 
@@ -757,12 +724,11 @@ struct endpoint_slice {
   std::vector<endpoint> endpoints;
   std::vector<endpoint_port> ports;
   static constexpr auto fields() {
-    return std::make_tuple(field("apiVersion", &endpoint_slice::api_version),
-                           field("kind", &endpoint_slice::kind),
-                           field("metadata", &endpoint_slice::metadata),
-                           field_always("addressType", &endpoint_slice::address_type),
-                           field("endpoints", &endpoint_slice::endpoints),
-                           field("ports", &endpoint_slice::ports));
+    return std::make_tuple(
+        field("apiVersion", &endpoint_slice::api_version), field("kind", &endpoint_slice::kind),
+        field("metadata", &endpoint_slice::metadata),
+        field_always("addressType", &endpoint_slice::address_type),
+        field("endpoints", &endpoint_slice::endpoints), field("ports", &endpoint_slice::ports));
   }
 };
 
@@ -776,11 +742,10 @@ struct node_condition {
   std::string message;
   static constexpr auto fields() {
     return std::make_tuple(
-      field("type", &node_condition::type), field("status", &node_condition::status),
-      field("lastHeartbeatTime", &node_condition::last_heartbeat_time),
-      field("lastTransitionTime", &node_condition::last_transition_time),
-      field("reason", &node_condition::reason),
-      field("message", &node_condition::message));
+        field("type", &node_condition::type), field("status", &node_condition::status),
+        field("lastHeartbeatTime", &node_condition::last_heartbeat_time),
+        field("lastTransitionTime", &node_condition::last_transition_time),
+        field("reason", &node_condition::reason), field("message", &node_condition::message));
   }
 };
 
@@ -805,13 +770,13 @@ struct node_system_info {
   std::string architecture;
   static constexpr auto fields() {
     return std::make_tuple(
-      field("machineID", &node_system_info::machine_id),
-      field("kernelVersion", &node_system_info::kernel_version),
-      field("osImage", &node_system_info::os_image),
-      field("containerRuntimeVersion", &node_system_info::container_runtime_version),
-      field("kubeletVersion", &node_system_info::kubelet_version),
-      field("operatingSystem", &node_system_info::operating_system),
-      field("architecture", &node_system_info::architecture));
+        field("machineID", &node_system_info::machine_id),
+        field("kernelVersion", &node_system_info::kernel_version),
+        field("osImage", &node_system_info::os_image),
+        field("containerRuntimeVersion", &node_system_info::container_runtime_version),
+        field("kubeletVersion", &node_system_info::kubelet_version),
+        field("operatingSystem", &node_system_info::operating_system),
+        field("architecture", &node_system_info::architecture));
   }
 };
 
@@ -823,11 +788,10 @@ struct node_status {
   std::vector<node_address> addresses;
   node_system_info node_info;
   static constexpr auto fields() {
-    return std::make_tuple(field("capacity", &node_status::capacity),
-                           field("allocatable", &node_status::allocatable),
-                           field("conditions", &node_status::conditions),
-                           field("addresses", &node_status::addresses),
-                           field("nodeInfo", &node_status::node_info));
+    return std::make_tuple(
+        field("capacity", &node_status::capacity), field("allocatable", &node_status::allocatable),
+        field("conditions", &node_status::conditions), field("addresses", &node_status::addresses),
+        field("nodeInfo", &node_status::node_info));
   }
 };
 
@@ -849,10 +813,9 @@ struct node {
   node_spec spec;
   node_status status;
   static constexpr auto fields() {
-    return std::make_tuple(field("apiVersion", &node::api_version),
-                           field("kind", &node::kind),
-                           field("metadata", &node::metadata),
-                           field("spec", &node::spec), field("status", &node::status));
+    return std::make_tuple(field("apiVersion", &node::api_version), field("kind", &node::kind),
+                           field("metadata", &node::metadata), field("spec", &node::spec),
+                           field("status", &node::status));
   }
 };
 
@@ -906,20 +869,16 @@ struct event {
   std::string reporting_component;
   std::string reporting_instance;
   static constexpr auto fields() {
-    return std::make_tuple(field("apiVersion", &event::api_version),
-                           field("kind", &event::kind),
-                           field("metadata", &event::metadata),
-                           field_always("involvedObject", &event::involved_object),
-                           field("reason", &event::reason),
-                           field("message", &event::message),
-                           field("type", &event::type),
-                           field("source", &event::source),
-                           field("firstTimestamp", &event::first_timestamp),
-                           field("lastTimestamp", &event::last_timestamp),
-                           field("count", &event::count),
-                           field("reportingComponent", &event::reporting_component),
-                           field("reportingInstance", &event::reporting_instance));
+    return std::make_tuple(
+        field("apiVersion", &event::api_version), field("kind", &event::kind),
+        field("metadata", &event::metadata),
+        field_always("involvedObject", &event::involved_object), field("reason", &event::reason),
+        field("message", &event::message), field("type", &event::type),
+        field("source", &event::source), field("firstTimestamp", &event::first_timestamp),
+        field("lastTimestamp", &event::last_timestamp), field("count", &event::count),
+        field("reportingComponent", &event::reporting_component),
+        field("reportingInstance", &event::reporting_instance));
   }
 };
 
-} // namespace deckhand::wire
+}  // namespace deckhand::wire

@@ -49,11 +49,10 @@ struct pong {
   uint64_t frames_out = 0;
   uint64_t dropped = 0;
   static constexpr auto fields() {
-    return std::make_tuple(
-      field("component", &pong::component), field("incarnation", &pong::incarnation),
-      field("pid", &pong::pid), field("uptimeMs", &pong::uptime_ms),
-      field("framesIn", &pong::frames_in), field("framesOut", &pong::frames_out),
-      field("dropped", &pong::dropped));
+    return std::make_tuple(field("component", &pong::component),
+                           field("incarnation", &pong::incarnation), field("pid", &pong::pid),
+                           field("uptimeMs", &pong::uptime_ms), field("framesIn", &pong::frames_in),
+                           field("framesOut", &pong::frames_out), field("dropped", &pong::dropped));
   }
 };
 
@@ -63,9 +62,7 @@ struct ack {
   static constexpr uint16_t type_id = 4;
   static constexpr const char* type_name = "ack";
   uint64_t revision = 0;
-  static constexpr auto fields() {
-    return std::make_tuple(field("revision", &ack::revision));
-  }
+  static constexpr auto fields() { return std::make_tuple(field("revision", &ack::revision)); }
 };
 
 // -- API server <-> kubelet, proxy ---------------------------------------------
@@ -96,12 +93,11 @@ struct list_reply {
   std::vector<service> services;
   std::vector<endpoint_slice> endpoint_slices;
   static constexpr auto fields() {
-    return std::make_tuple(field("kind", &list_reply::kind),
-                           field("revision", &list_reply::revision),
-                           field("feedSeq", &list_reply::feed_seq),
-                           field("pods", &list_reply::pods),
-                           field("services", &list_reply::services),
-                           field("endpointSlices", &list_reply::endpoint_slices));
+    return std::make_tuple(
+        field("kind", &list_reply::kind), field("revision", &list_reply::revision),
+        field("feedSeq", &list_reply::feed_seq), field("pods", &list_reply::pods),
+        field("services", &list_reply::services),
+        field("endpointSlices", &list_reply::endpoint_slices));
   }
 };
 
@@ -119,13 +115,11 @@ struct watch_event {
   service service_;
   endpoint_slice endpoint_slice_;
   static constexpr auto fields() {
-    return std::make_tuple(field("seq", &watch_event::seq),
-                           field("type", &watch_event::type),
-                           field("kind", &watch_event::kind),
-                           field("revision", &watch_event::revision),
-                           field("pod", &watch_event::pod_),
-                           field("service", &watch_event::service_),
-                           field("endpointSlice", &watch_event::endpoint_slice_));
+    return std::make_tuple(
+        field("seq", &watch_event::seq), field("type", &watch_event::type),
+        field("kind", &watch_event::kind), field("revision", &watch_event::revision),
+        field("pod", &watch_event::pod_), field("service", &watch_event::service_),
+        field("endpointSlice", &watch_event::endpoint_slice_));
   }
 };
 
@@ -160,10 +154,9 @@ struct pod_status_update {
   std::string uid;
   pod_status status;
   static constexpr auto fields() {
-    return std::make_tuple(field("namespace", &pod_status_update::namespace_),
-                           field("name", &pod_status_update::name),
-                           field("uid", &pod_status_update::uid),
-                           field("status", &pod_status_update::status));
+    return std::make_tuple(
+        field("namespace", &pod_status_update::namespace_), field("name", &pod_status_update::name),
+        field("uid", &pod_status_update::uid), field("status", &pod_status_update::status));
   }
 };
 
@@ -177,8 +170,7 @@ struct pod_finalize {
   std::string uid;
   static constexpr auto fields() {
     return std::make_tuple(field("namespace", &pod_finalize::namespace_),
-                           field("name", &pod_finalize::name),
-                           field("uid", &pod_finalize::uid));
+                           field("name", &pod_finalize::name), field("uid", &pod_finalize::uid));
   }
 };
 
@@ -188,9 +180,7 @@ struct node_heartbeat {
   static constexpr uint16_t type_id = 16;
   static constexpr const char* type_name = "node_heartbeat";
   node node_;
-  static constexpr auto fields() {
-    return std::make_tuple(field("node", &node_heartbeat::node_));
-  }
+  static constexpr auto fields() { return std::make_tuple(field("node", &node_heartbeat::node_)); }
 };
 
 /// kubelet (or another node component) -> apiserver: a batch of events. Each
@@ -200,9 +190,7 @@ struct event_report {
   static constexpr uint16_t type_id = 17;
   static constexpr const char* type_name = "event_report";
   std::vector<event> events;
-  static constexpr auto fields() {
-    return std::make_tuple(field("events", &event_report::events));
-  }
+  static constexpr auto fields() { return std::make_tuple(field("events", &event_report::events)); }
 };
 
 /// kubelet -> apiserver, every lease-renew interval (10 s by default): renews
@@ -216,10 +204,10 @@ struct lease_renew {
   std::string holder_identity;
   int32_t lease_duration_seconds = 40;
   static constexpr auto fields() {
-    return std::make_tuple(field("nodeName", &lease_renew::node_name),
-                           field("holderIdentity", &lease_renew::holder_identity),
-                           field_always("leaseDurationSeconds",
-                                        &lease_renew::lease_duration_seconds));
+    return std::make_tuple(
+        field("nodeName", &lease_renew::node_name),
+        field("holderIdentity", &lease_renew::holder_identity),
+        field_always("leaseDurationSeconds", &lease_renew::lease_duration_seconds));
   }
 };
 
@@ -252,13 +240,12 @@ struct supervisor_note {
   std::string type = "Normal";  ///< Normal or Warning
   std::string reason;
   std::string message;
-  std::string timestamp;        ///< RFC 3339
+  std::string timestamp;  ///< RFC 3339
   static constexpr auto fields() {
-    return std::make_tuple(field("seq", &supervisor_note::seq),
-                           field("type", &supervisor_note::type),
-                           field("reason", &supervisor_note::reason),
-                           field("message", &supervisor_note::message),
-                           field("timestamp", &supervisor_note::timestamp));
+    return std::make_tuple(
+        field("seq", &supervisor_note::seq), field("type", &supervisor_note::type),
+        field("reason", &supervisor_note::reason), field("message", &supervisor_note::message),
+        field("timestamp", &supervisor_note::timestamp));
   }
 };
 
@@ -270,10 +257,9 @@ struct container_record {
   container_status status;
   std::vector<supervisor_note> notes;  ///< the most recent, oldest first
   static constexpr auto fields() {
-    return std::make_tuple(field("name", &container_record::name),
-                           field("runtimeId", &container_record::runtime_id),
-                           field("status", &container_record::status),
-                           field("notes", &container_record::notes));
+    return std::make_tuple(
+        field("name", &container_record::name), field("runtimeId", &container_record::runtime_id),
+        field("status", &container_record::status), field("notes", &container_record::notes));
   }
 };
 
@@ -293,16 +279,15 @@ struct sandbox_status {
   std::vector<container_record> containers;
   static constexpr auto fields() {
     return std::make_tuple(
-      field("uid", &sandbox_status::uid),
-      field("namespace", &sandbox_status::namespace_),
-      field("name", &sandbox_status::name), field("state", &sandbox_status::state),
-      field("podIP", &sandbox_status::pod_ip_),
-      field("supervisorPid", &sandbox_status::supervisor_pid),
-      field("supervisorAlive", &sandbox_status::supervisor_alive),
-      field("supervisorIncarnation", &sandbox_status::supervisor_incarnation),
-      field("createdAt", &sandbox_status::created_at),
-      field("initContainers", &sandbox_status::init_containers),
-      field("containers", &sandbox_status::containers));
+        field("uid", &sandbox_status::uid), field("namespace", &sandbox_status::namespace_),
+        field("name", &sandbox_status::name), field("state", &sandbox_status::state),
+        field("podIP", &sandbox_status::pod_ip_),
+        field("supervisorPid", &sandbox_status::supervisor_pid),
+        field("supervisorAlive", &sandbox_status::supervisor_alive),
+        field("supervisorIncarnation", &sandbox_status::supervisor_incarnation),
+        field("createdAt", &sandbox_status::created_at),
+        field("initContainers", &sandbox_status::init_containers),
+        field("containers", &sandbox_status::containers));
   }
 };
 
@@ -313,9 +298,7 @@ struct run_pod_request {
   static constexpr uint16_t type_id = 30;
   static constexpr const char* type_name = "run_pod_request";
   pod pod_;
-  static constexpr auto fields() {
-    return std::make_tuple(field("pod", &run_pod_request::pod_));
-  }
+  static constexpr auto fields() { return std::make_tuple(field("pod", &run_pod_request::pod_)); }
 };
 
 struct run_pod_reply {
@@ -336,8 +319,7 @@ struct stop_pod_request {
   int64_t grace_period_seconds = 30;
   static constexpr auto fields() {
     return std::make_tuple(field("uid", &stop_pod_request::uid),
-                           field("gracePeriodSeconds",
-                                 &stop_pod_request::grace_period_seconds));
+                           field("gracePeriodSeconds", &stop_pod_request::grace_period_seconds));
   }
 };
 
@@ -347,9 +329,7 @@ struct remove_pod_request {
   static constexpr uint16_t type_id = 33;
   static constexpr const char* type_name = "remove_pod_request";
   std::string uid;
-  static constexpr auto fields() {
-    return std::make_tuple(field("uid", &remove_pod_request::uid));
-  }
+  static constexpr auto fields() { return std::make_tuple(field("uid", &remove_pod_request::uid)); }
 };
 
 /// kubelet/CLI -> runtime: every sandbox on the node. Reply: `list_sandboxes_reply`.
@@ -396,8 +376,7 @@ struct image_summary {
   std::vector<std::string> names;
   int64_t size = 0;
   static constexpr auto fields() {
-    return std::make_tuple(field("id", &image_summary::id),
-                           field("names", &image_summary::names),
+    return std::make_tuple(field("id", &image_summary::id), field("names", &image_summary::names),
                            field("size", &image_summary::size));
   }
 };
@@ -489,14 +468,13 @@ struct image_pull_progress {
   std::string phase;  ///< "resolving", "downloading", "unpacking", "done", "failed"
   std::string message;
   static constexpr auto fields() {
-    return std::make_tuple(field("image", &image_pull_progress::image),
-                           field("blob", &image_pull_progress::blob),
-                           field("blobDone", &image_pull_progress::blob_done),
-                           field("blobTotal", &image_pull_progress::blob_total),
-                           field("done", &image_pull_progress::done),
-                           field("total", &image_pull_progress::total),
-                           field("phase", &image_pull_progress::phase),
-                           field("message", &image_pull_progress::message));
+    return std::make_tuple(
+        field("image", &image_pull_progress::image), field("blob", &image_pull_progress::blob),
+        field("blobDone", &image_pull_progress::blob_done),
+        field("blobTotal", &image_pull_progress::blob_total),
+        field("done", &image_pull_progress::done), field("total", &image_pull_progress::total),
+        field("phase", &image_pull_progress::phase),
+        field("message", &image_pull_progress::message));
   }
 };
 
@@ -506,7 +484,7 @@ struct image_pull_progress {
 struct exec_request {
   static constexpr uint16_t type_id = 37;
   static constexpr const char* type_name = "exec_request";
-  std::string uid;        ///< pod uid (or empty with namespace+name)
+  std::string uid;  ///< pod uid (or empty with namespace+name)
   std::string namespace_;
   std::string name;
   std::string container;  ///< empty: the pod's first container
@@ -515,14 +493,12 @@ struct exec_request {
   std::string stdin_data;
   int64_t output_limit = 1 << 20;
   static constexpr auto fields() {
-    return std::make_tuple(field("uid", &exec_request::uid),
-                           field("namespace", &exec_request::namespace_),
-                           field("name", &exec_request::name),
-                           field("container", &exec_request::container),
-                           field("command", &exec_request::command),
-                           field("timeoutMs", &exec_request::timeout_ms),
-                           field("stdin", &exec_request::stdin_data),
-                           field("outputLimit", &exec_request::output_limit));
+    return std::make_tuple(
+        field("uid", &exec_request::uid), field("namespace", &exec_request::namespace_),
+        field("name", &exec_request::name), field("container", &exec_request::container),
+        field("command", &exec_request::command), field("timeoutMs", &exec_request::timeout_ms),
+        field("stdin", &exec_request::stdin_data),
+        field("outputLimit", &exec_request::output_limit));
   }
 };
 
@@ -535,11 +511,10 @@ struct exec_reply {
   bool timed_out = false;
   bool truncated = false;
   static constexpr auto fields() {
-    return std::make_tuple(field_always("exitCode", &exec_reply::exit_code),
-                           field("stdout", &exec_reply::stdout_data),
-                           field("stderr", &exec_reply::stderr_data),
-                           field("timedOut", &exec_reply::timed_out),
-                           field("truncated", &exec_reply::truncated));
+    return std::make_tuple(
+        field_always("exitCode", &exec_reply::exit_code), field("stdout", &exec_reply::stdout_data),
+        field("stderr", &exec_reply::stderr_data), field("timedOut", &exec_reply::timed_out),
+        field("truncated", &exec_reply::truncated));
   }
 };
 
@@ -549,23 +524,22 @@ struct container_stats {
   std::string uid;
   std::string pod;  ///< namespace/name
   std::string container;
-  uint64_t cpu_usage_ns = 0;       ///< cumulative
+  uint64_t cpu_usage_ns = 0;  ///< cumulative
   uint64_t memory_usage_bytes = 0;
   uint64_t memory_working_set_bytes = 0;
   uint64_t memory_limit_bytes = 0;  ///< 0: unlimited
   uint64_t pids = 0;
   int64_t timestamp_ms = 0;
   static constexpr auto fields() {
-    return std::make_tuple(field("uid", &container_stats::uid),
-                           field("pod", &container_stats::pod),
-                           field("container", &container_stats::container),
-                           field("cpuUsageNanoSeconds", &container_stats::cpu_usage_ns),
-                           field("memoryUsageBytes", &container_stats::memory_usage_bytes),
-                           field("memoryWorkingSetBytes",
-                                 &container_stats::memory_working_set_bytes),
-                           field("memoryLimitBytes", &container_stats::memory_limit_bytes),
-                           field("pids", &container_stats::pids),
-                           field("timestampMs", &container_stats::timestamp_ms));
+    return std::make_tuple(
+        field("uid", &container_stats::uid), field("pod", &container_stats::pod),
+        field("container", &container_stats::container),
+        field("cpuUsageNanoSeconds", &container_stats::cpu_usage_ns),
+        field("memoryUsageBytes", &container_stats::memory_usage_bytes),
+        field("memoryWorkingSetBytes", &container_stats::memory_working_set_bytes),
+        field("memoryLimitBytes", &container_stats::memory_limit_bytes),
+        field("pids", &container_stats::pids),
+        field("timestampMs", &container_stats::timestamp_ms));
   }
 };
 
@@ -607,8 +581,8 @@ struct supervisor_stop_request {
   static constexpr const char* type_name = "supervisor_stop_request";
   int64_t grace_period_seconds = 30;
   static constexpr auto fields() {
-    return std::make_tuple(field("gracePeriodSeconds",
-                                 &supervisor_stop_request::grace_period_seconds));
+    return std::make_tuple(
+        field("gracePeriodSeconds", &supervisor_stop_request::grace_period_seconds));
   }
 };
 
@@ -623,4 +597,4 @@ struct pod_status_notify {
   }
 };
 
-} // namespace deckhand::wire
+}  // namespace deckhand::wire

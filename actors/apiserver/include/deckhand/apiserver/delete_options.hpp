@@ -27,4 +27,4 @@ struct delete_request {
 result<delete_request> parse_delete_options(std::string_view body, const std::string& grace_query,
                                             const std::string& dry_run_query = {});
 
-} // namespace deckhand::apiserver
+}  // namespace deckhand::apiserver

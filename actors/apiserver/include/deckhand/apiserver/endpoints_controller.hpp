@@ -117,4 +117,4 @@ class endpoints_controller {
   std::thread worker_;
 };
 
-} // namespace deckhand::apiserver
+}  // namespace deckhand::apiserver

@@ -71,4 +71,4 @@ std::chrono::system_clock::time_point event_last_seen(const nlohmann::json& even
 /// optionally with a fraction); errc::invalid otherwise.
 result<std::chrono::system_clock::time_point> parse_rfc3339(const std::string& text);
 
-} // namespace deckhand::apiserver
+}  // namespace deckhand::apiserver

@@ -58,4 +58,4 @@ class http_api {
   std::unique_ptr<impl> impl_;
 };
 
-} // namespace deckhand::apiserver
+}  // namespace deckhand::apiserver

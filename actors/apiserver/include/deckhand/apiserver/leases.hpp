@@ -49,4 +49,4 @@ std::optional<std::chrono::system_clock::time_point> lease_expiry(const nlohmann
 bool node_lease_fresh(const registry& reg, const std::string& node_name,
                       std::chrono::system_clock::time_point now);
 
-} // namespace deckhand::apiserver
+}  // namespace deckhand::apiserver

@@ -35,4 +35,4 @@ result<std::uint64_t> apply_mirror_pod_update(registry& reg, const wire::mirror_
 /// uid mismatch is accepted where the pod is the mirror of that hash.
 result<nlohmann::json> update_pod_status(registry& reg, const wire::pod_status_update& u);
 
-} // namespace deckhand::apiserver
+}  // namespace deckhand::apiserver

@@ -33,8 +33,7 @@ struct node_service_options {
 
 /// Spawns the service; it subscribes to `reg` and publishes on `pub_socket`.
 /// Requests must be forwarded to the returned actor (host::forward_to).
-caf::actor spawn_node_service(caf::actor_system& sys, registry& reg,
-                              transport::bridge& bus, int pub_socket,
-                              node_service_options opts = {});
+caf::actor spawn_node_service(caf::actor_system& sys, registry& reg, transport::bridge& bus,
+                              int pub_socket, node_service_options opts = {});
 
-} // namespace deckhand::apiserver
+}  // namespace deckhand::apiserver

@@ -62,8 +62,8 @@ using watch_listener = std::function<void(const watch_event&)>;
 /// What the registry knows about one kind: its REST names (for discovery and
 /// URLs) and its strategy (defaulting/validation on create and update).
 struct kind_info {
-  std::string kind;      ///< "Pod"
-  std::string group;     ///< "" for the core group, "discovery.k8s.io", ...
+  std::string kind;   ///< "Pod"
+  std::string group;  ///< "" for the core group, "discovery.k8s.io", ...
   std::string version = "v1";
   std::string resource;  ///< "pods" (URL path segment, store key prefix)
   std::string singular;  ///< "pod"
@@ -220,4 +220,4 @@ class registry {
 /// The RFC 3339 UTC form ("2024-05-01T12:00:00Z") of `t`, to the second.
 std::string format_rfc3339(std::chrono::system_clock::time_point t);
 
-} // namespace deckhand::apiserver
+}  // namespace deckhand::apiserver

@@ -63,4 +63,4 @@ result<field_selector> parse_field_selector(const std::string& text,
 /// booleans in their JSON spelling).
 std::string field_value(const nlohmann::json& object, const std::string& path);
 
-} // namespace deckhand::apiserver
+}  // namespace deckhand::apiserver

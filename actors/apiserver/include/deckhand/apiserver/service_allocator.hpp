@@ -109,4 +109,4 @@ class service_allocator {
   std::mt19937_64 rng_;
 };
 
-} // namespace deckhand::apiserver
+}  // namespace deckhand::apiserver

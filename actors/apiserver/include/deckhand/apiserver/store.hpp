@@ -130,4 +130,4 @@ class store {
 /// CRC-32C (Castagnoli) of `n` bytes, continuing from `crc` (0 to start).
 std::uint32_t crc32c(const void* data, std::size_t n, std::uint32_t crc = 0);
 
-} // namespace deckhand::apiserver
+}  // namespace deckhand::apiserver

@@ -26,4 +26,4 @@ nlohmann::json make_table(const std::string& kind, const std::vector<nlohmann::j
 /// Kubernetes' HumanDuration (`5s`, `3m2s`, `15m`, `4h`, `2d5h`, `1y30d`).
 std::string human_duration(std::chrono::seconds d);
 
-} // namespace deckhand::apiserver
+}  // namespace deckhand::apiserver

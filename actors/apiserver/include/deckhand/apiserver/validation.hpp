@@ -91,4 +91,4 @@ field_errors validate_endpoint_slice_update(const nlohmann::json& old_slice,
 /// Validates a Node (cluster-scoped, name a DNS-1123 subdomain).
 field_errors default_and_validate_node(nlohmann::json& node);
 
-} // namespace deckhand::apiserver
+}  // namespace deckhand::apiserver

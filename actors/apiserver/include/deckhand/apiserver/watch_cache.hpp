@@ -51,4 +51,4 @@ class watch_cache {
   bool shutdown_ = false;
 };
 
-} // namespace deckhand::apiserver
+}  // namespace deckhand::apiserver

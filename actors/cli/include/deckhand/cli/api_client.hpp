@@ -63,4 +63,4 @@ std::string status_reason(const http_response& resp);
 std::string collection_path(const std::string& ns, const std::string& collection,
                             const std::string& name = {});
 
-} // namespace deckhand::cli
+}  // namespace deckhand::cli

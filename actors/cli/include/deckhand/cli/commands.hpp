@@ -47,8 +47,7 @@ int apply_objects(const api_client& api, const std::vector<manifest_object>& obj
 
 /// `deckhand apply -f FILE|DIR|-` (several -f allowed). Every source is read
 /// and validated before anything is sent.
-int apply_command(const node_options& opts, const std::vector<std::string>& files,
-                  io_streams io);
+int apply_command(const node_options& opts, const std::vector<std::string>& files, io_streams io);
 
 /// The body POSTed for `obj`: the manifest with its namespace filled in and
 /// kubectl's last-applied-configuration annotation.
@@ -63,9 +62,9 @@ bool apply_unchanged(const manifest_object& obj, const nlohmann::json& existing)
 
 struct get_options {
   node_options node;
-  std::string resource;            ///< pods, po, pod, svc, ... or pod/NAME
+  std::string resource;  ///< pods, po, pod, svc, ... or pod/NAME
   std::vector<std::string> names;
-  std::string output;              ///< "", wide, json, yaml, name
+  std::string output;  ///< "", wide, json, yaml, name
   bool all_namespaces = false;
 };
 
@@ -108,8 +107,8 @@ std::string decode_log_chunk(std::string_view chunk, std::string& partial, bool 
 /// the runtime. Non-zero when a component does not answer.
 int status_command(const node_options& opts, io_streams io);
 
-int image_import_command(const node_options& opts, const std::string& path,
-                         const std::string& name, io_streams io);
+int image_import_command(const node_options& opts, const std::string& path, const std::string& name,
+                         io_streams io);
 int image_list_command(const node_options& opts, io_streams io);
 
 /// The demo pod manifest (configs/demo/pod.yaml), embedded at build time.
@@ -118,4 +117,4 @@ std::string_view demo_manifest();
 /// The name of the image the demo pod runs.
 inline constexpr const char* demo_image_name = "deckhand.local/busybox:demo";
 
-} // namespace deckhand::cli
+}  // namespace deckhand::cli

@@ -22,4 +22,4 @@ result<std::filesystem::path> build_demo_layout(const std::filesystem::path& dat
 /// True once the demo pod is applied.
 bool run_demo(const std::filesystem::path& data_dir, const std::atomic<bool>& cancel);
 
-} // namespace deckhand::cli
+}  // namespace deckhand::cli

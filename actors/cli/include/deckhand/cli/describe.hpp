@@ -25,8 +25,8 @@ std::string describe_pod(const nlohmann::json& pod, const std::vector<nlohmann::
 
 /// `kubectl get events`: LAST SEEN TYPE REASON OBJECT MESSAGE (wide adds
 /// SUBOBJECT SOURCE FIRST SEEN COUNT NAME), oldest first.
-std::string format_event_table(const std::vector<nlohmann::json>& events,
-                               const table_options& opts, wall_time now);
+std::string format_event_table(const std::vector<nlohmann::json>& events, const table_options& opts,
+                               wall_time now);
 
 struct describe_options {
   node_options node;
@@ -37,4 +37,4 @@ struct describe_options {
 /// `deckhand describe pod NAME...`: fetches each pod and its events.
 int describe_command(const describe_options& opts, io_streams io);
 
-} // namespace deckhand::cli
+}  // namespace deckhand::cli

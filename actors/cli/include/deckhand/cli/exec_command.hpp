@@ -18,7 +18,7 @@ struct exec_options {
   std::string pod;        ///< NAME or pod/NAME
   std::string container;  ///< empty: the pod's first
   std::vector<std::string> command;
-  bool pass_stdin = false;  ///< send everything on `io.in` as the command's stdin
+  bool pass_stdin = false;               ///< send everything on `io.in` as the command's stdin
   std::chrono::milliseconds timeout{0};  ///< 0: none
 };
 
@@ -26,4 +26,4 @@ struct exec_options {
 /// printed kubectl-style).
 int exec_command(const exec_options& opts, io_streams io);
 
-} // namespace deckhand::cli
+}  // namespace deckhand::cli

@@ -35,4 +35,4 @@ int image_remove_command(const node_options& opts, const std::vector<std::string
 /// when the total is known (`width` columns for the bar).
 std::string format_pull_progress(const wire::image_pull_progress& p, int width = 30);
 
-} // namespace deckhand::cli
+}  // namespace deckhand::cli

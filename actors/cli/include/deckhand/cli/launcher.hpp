@@ -42,8 +42,8 @@ namespace deckhand::cli {
 /// How `--demo` is carried out once the components are started: make sure
 /// the demo image is on the node and apply the demo pod, returning early once
 /// `cancel` is set.
-using demo_runner = std::function<void(const std::filesystem::path& data_dir,
-                                       const std::atomic<bool>& cancel)>;
+using demo_runner =
+    std::function<void(const std::filesystem::path& data_dir, const std::atomic<bool>& cancel)>;
 
 /// One component process as the launcher runs it.
 struct component_spec {
@@ -64,8 +64,7 @@ struct up_options {
   std::chrono::milliseconds cleanup_timeout{120000};
   /// In start order.
   std::vector<component_spec> components = {
-    {"apiserver", {}, true}, {"runtime", {}, true}, {"kubelet", {}, true},
-    {"proxy", {}, true}};
+      {"apiserver", {}, true}, {"runtime", {}, true}, {"kubelet", {}, true}, {"proxy", {}, true}};
 };
 
 /// The kubelet's hard eviction thresholds under `deckhand up` unless its args
@@ -82,8 +81,7 @@ std::filesystem::path component_binary(const std::filesystem::path& bin_dir,
                                        const std::string& name);
 
 /// argv of a component: its binary, `--data-dir DATA`, then its extra args.
-std::vector<std::string> component_argv(const up_options& opts,
-                                        const component_spec& spec);
+std::vector<std::string> component_argv(const up_options& opts, const component_spec& spec);
 
 /// argv of the pod cleanup run on shutdown:
 /// `deckhand-runtime --data-dir DATA --cleanup-all`.
@@ -124,4 +122,4 @@ std::string describe_wait_status(int status);
 /// (non-zero, message on stderr) when another launcher holds DATA/run/up.lock.
 int run_up(const up_options& opts);
 
-} // namespace deckhand::cli
+}  // namespace deckhand::cli

@@ -31,7 +31,7 @@ struct manifest_object {
 /// dropped. Errors name `source` and the line, as kubectl does:
 /// `error parsing SOURCE: error converting YAML to JSON: yaml: line N: ...`.
 result<std::vector<nlohmann::json>> parse_documents(std::string_view text,
-                                                   const std::string& source);
+                                                    const std::string& source);
 
 /// Parses and validates the manifests of one source. `kind: List` documents
 /// are expanded into their items. Fails, naming the first problem, on invalid
@@ -58,4 +58,4 @@ std::string collection_kind(const std::string& collection);
 /// "discovery.k8s.io/v1" for endpointslices (served under /apis/GROUP/VERSION).
 std::string collection_api_version(const std::string& collection);
 
-} // namespace deckhand::cli
+}  // namespace deckhand::cli

@@ -43,8 +43,8 @@ class node_client {
   }
 
   /// Pings all `components` at once; each result is a pong or an error.
-  std::map<std::string, result<wire::pong>>
-  ping_all(const std::vector<std::string>& components, std::chrono::milliseconds timeout);
+  std::map<std::string, result<wire::pong>> ping_all(const std::vector<std::string>& components,
+                                                     std::chrono::milliseconds timeout);
 
  private:
   result<int> dealer_for(const std::string& component);
@@ -54,4 +54,4 @@ class node_client {
   std::map<std::string, int> dealers_;
 };
 
-} // namespace deckhand::cli
+}  // namespace deckhand::cli

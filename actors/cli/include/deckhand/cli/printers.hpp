@@ -50,8 +50,8 @@ struct table_options {
 };
 
 /// `kubectl get pods`: NAME READY STATUS RESTARTS AGE (+ IP NODE when wide).
-std::string format_pod_table(const std::vector<nlohmann::json>& pods,
-                             const table_options& opts, wall_time now);
+std::string format_pod_table(const std::vector<nlohmann::json>& pods, const table_options& opts,
+                             wall_time now);
 
 /// `kubectl get svc`: NAME TYPE CLUSTER-IP EXTERNAL-IP PORT(S) AGE
 /// (+ SELECTOR when wide).
@@ -73,4 +73,4 @@ std::string format_endpoint_slice_table(const std::vector<nlohmann::json>& slice
 /// Bytes as `docker images` and `crictl images` print them (`4.28MB`).
 std::string human_size(int64_t bytes);
 
-} // namespace deckhand::cli
+}  // namespace deckhand::cli

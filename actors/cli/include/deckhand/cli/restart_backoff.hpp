@@ -46,4 +46,4 @@ class restart_backoff {
   std::optional<clock::time_point> started_at_;
 };
 
-} // namespace deckhand::cli
+}  // namespace deckhand::cli

@@ -25,10 +25,9 @@ error write_file_atomic(const std::filesystem::path& path, const std::string& da
                         durability d = durability::machine_crash);
 
 /// Reads a whole file (up to `max_size` bytes).
-result<std::string> read_file(const std::filesystem::path& path,
-                              std::size_t max_size = 64u << 20);
+result<std::string> read_file(const std::filesystem::path& path, std::size_t max_size = 64u << 20);
 
 /// fsync of a directory, so that a rename or create inside it is durable.
 error sync_dir(const std::filesystem::path& dir);
 
-} // namespace deckhand::fsutil
+}  // namespace deckhand::fsutil

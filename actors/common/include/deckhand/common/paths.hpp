@@ -37,8 +37,8 @@ inline fs::path kubelet_dir(const fs::path& data) { return data / "kubelet"; }
 inline fs::path pod_logs_root(const fs::path& data) { return data / "logs" / "pods"; }
 
 /// Directory of one pod's logs, named like kubelet's /var/log/pods entries.
-inline fs::path pod_log_dir(const fs::path& data, const std::string& ns,
-                            const std::string& name, const std::string& uid) {
+inline fs::path pod_log_dir(const fs::path& data, const std::string& ns, const std::string& name,
+                            const std::string& uid) {
   return pod_logs_root(data) / (ns + "_" + name + "_" + uid);
 }
 
@@ -55,13 +55,9 @@ inline std::string runtime_pub_endpoint(const fs::path& data) {
 
 /// File in which the API server writes the URL of its HTTP listener (it binds
 /// an OS-chosen port unless told otherwise).
-inline fs::path apiserver_url_file(const fs::path& data) {
-  return run_dir(data) / "apiserver.url";
-}
+inline fs::path apiserver_url_file(const fs::path& data) { return run_dir(data) / "apiserver.url"; }
 
 /// Status file maintained by `deckhand up`: one entry per component process.
-inline fs::path launcher_status_file(const fs::path& data) {
-  return run_dir(data) / "up.json";
-}
+inline fs::path launcher_status_file(const fs::path& data) { return run_dir(data) / "up.json"; }
 
-} // namespace deckhand::paths
+}  // namespace deckhand::paths

@@ -17,12 +17,12 @@ namespace deckhand {
 /// codes and wire error replies.
 enum class errc : int {
   ok = 0,
-  invalid = 1,        ///< bad input: manifest, message, request
+  invalid = 1,  ///< bad input: manifest, message, request
   not_found = 2,
   already_exists = 3,
-  conflict = 4,       ///< resourceVersion mismatch, immutable field change
-  unavailable = 5,    ///< peer down, deadline exceeded
-  io = 6,             ///< syscall or file failure
+  conflict = 4,     ///< resourceVersion mismatch, immutable field change
+  unavailable = 5,  ///< peer down, deadline exceeded
+  io = 6,           ///< syscall or file failure
   internal = 7,
   too_large = 8,
   unsupported = 9,
@@ -95,22 +95,20 @@ class result<void> {
 
 inline const char* to_string(errc c) {
   switch (c) {
-    case errc::ok: return "ok";
-    case errc::invalid: return "invalid";
-    case errc::not_found: return "not_found";
-    case errc::already_exists: return "already_exists";
-    case errc::conflict: return "conflict";
-    case errc::unavailable: return "unavailable";
-    case errc::io: return "io";
-    case errc::internal: return "internal";
-    case errc::too_large: return "too_large";
-    case errc::unsupported: return "unsupported";
+  case errc::ok: return "ok";
+  case errc::invalid: return "invalid";
+  case errc::not_found: return "not_found";
+  case errc::already_exists: return "already_exists";
+  case errc::conflict: return "conflict";
+  case errc::unavailable: return "unavailable";
+  case errc::io: return "io";
+  case errc::internal: return "internal";
+  case errc::too_large: return "too_large";
+  case errc::unsupported: return "unsupported";
   }
   return "unknown";
 }
 
-inline std::ostream& operator<<(std::ostream& os, errc c) {
-  return os << to_string(c);
-}
+inline std::ostream& operator<<(std::ostream& os, errc c) { return os << to_string(c); }
 
-} // namespace deckhand
+}  // namespace deckhand

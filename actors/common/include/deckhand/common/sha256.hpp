@@ -15,4 +15,4 @@ using digest = std::array<uint8_t, 32>;
 
 digest of(std::string_view data);
 
-} // namespace deckhand::sha256
+}  // namespace deckhand::sha256

@@ -33,17 +33,16 @@ using feed_atom = caf::atom_constant<caf::atom("dh_feed")>;
 /// The outcome of a request an actor made through the bridge.
 struct rpc_reply {
   static constexpr const char* type_name = "rpc_reply";
-  uint64_t tag = 0;       ///< chosen by the requester
-  std::string what;       ///< chosen by the requester (e.g. "run_pod")
-  int32_t code = 0;       ///< errc; 0 when `env` holds a reply
+  uint64_t tag = 0;  ///< chosen by the requester
+  std::string what;  ///< chosen by the requester (e.g. "run_pod")
+  int32_t code = 0;  ///< errc; 0 when `env` holds a reply
   std::string message;
   wire::envelope env;
   static constexpr auto fields() {
-    return std::make_tuple(wire::field("tag", &rpc_reply::tag),
-                           wire::field("what", &rpc_reply::what),
-                           wire::field("code", &rpc_reply::code),
-                           wire::field("message", &rpc_reply::message),
-                           wire::field("env", &rpc_reply::env));
+    return std::make_tuple(
+        wire::field("tag", &rpc_reply::tag), wire::field("what", &rpc_reply::what),
+        wire::field("code", &rpc_reply::code), wire::field("message", &rpc_reply::message),
+        wire::field("env", &rpc_reply::env));
   }
 
   bool ok() const { return code == 0; }
@@ -60,9 +59,7 @@ struct rpc_reply {
 
 /// Forwards every request on a ROUTER to `dest` as an `inbound_request`.
 inline transport::request_handler forward_to(caf::actor dest) {
-  return [dest](transport::inbound_request req) {
-    caf::anon_send(dest, std::move(req));
-  };
+  return [dest](transport::inbound_request req) { caf::anon_send(dest, std::move(req)); };
 }
 
 /// A reply handler that delivers the outcome to `dest` as an `rpc_reply`.
@@ -83,11 +80,10 @@ inline transport::reply_handler reply_to(caf::actor dest, uint64_t tag, std::str
 
 /// Sends `req` on `dealer`; `dest` receives an `rpc_reply` with `tag`/`what`.
 template <class Req>
-void call(transport::bridge& bus, int dealer, const Req& req,
-          std::chrono::milliseconds deadline, caf::actor dest, uint64_t tag,
-          std::string what) {
+void call(transport::bridge& bus, int dealer, const Req& req, std::chrono::milliseconds deadline,
+          caf::actor dest, uint64_t tag, std::string what) {
   bus.request(dealer, wire::make_envelope(req), deadline,
               reply_to(std::move(dest), tag, std::move(what)));
 }
 
-} // namespace deckhand::host
+}  // namespace deckhand::host

@@ -55,4 +55,4 @@ class component {
   std::atomic<bool> stop_{false};
 };
 
-} // namespace deckhand::host
+}  // namespace deckhand::host

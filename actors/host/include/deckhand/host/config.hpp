@@ -39,4 +39,4 @@ class yaml_config : public CLI::Config {
 /// use (>= 0), or -1 to continue.
 int parse(CLI::App& app, int argc, char** argv);
 
-} // namespace deckhand::host
+}  // namespace deckhand::host

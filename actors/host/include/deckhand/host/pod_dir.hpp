@@ -69,4 +69,4 @@ inline std::string supervisor_endpoint(const fs::path& data, const std::string& 
   return paths::ipc_endpoint(data, "sup-" + uid);
 }
 
-} // namespace deckhand::pod_dir
+}  // namespace deckhand::pod_dir

@@ -1,8 +1,8 @@
 #pragma once
 
 /// A CAF 0.17 scheduler that runs every actor and timer on ONE thread, and
-/// has no `aout` printer (do not use `aout` with it). CAF's own schedulers need at least three threads (a worker, the
-/// "caf.clock" timer thread and the detached `aout` printer); a pod
+/// has no `aout` printer (do not use `aout` with it). CAF's own schedulers need at least three
+/// threads (a worker, the "caf.clock" timer thread and the detached `aout` printer); a pod
 /// supervisor runs one actor that is idle nearly always, and there are
 /// hundreds of supervisors per node, so each thread's stack and TLS counts.
 ///
@@ -49,7 +49,6 @@ class scheduler_loop {
 /// `loop`, no thread is started: the jobs run in `loop->run()`, and on
 /// shutdown (the actor_system's destructor, on the loop's thread) the jobs
 /// still queued run to completion there.
-void install_single_thread_scheduler(caf::actor_system_config& cfg,
-                                     scheduler_loop* loop = nullptr);
+void install_single_thread_scheduler(caf::actor_system_config& cfg, scheduler_loop* loop = nullptr);
 
-} // namespace deckhand::host
+}  // namespace deckhand::host

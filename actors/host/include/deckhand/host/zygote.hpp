@@ -63,4 +63,4 @@ result<pid_t> zygote_spawn(const std::filesystem::path& socket_path,
                            const std::filesystem::path& log_path,
                            const std::vector<std::string>& argv);
 
-} // namespace deckhand::host
+}  // namespace deckhand::host

@@ -17,8 +17,7 @@ namespace deckhand::image {
 /// `org.opencontainers.image.ref.name` annotation. Returns the manifest digest.
 result<std::string> build_layout(const std::filesystem::path& rootfs_dir,
                                  const std::filesystem::path& layout_dir,
-                                 const std::string& ref_name,
-                                 const image_config& cfg);
+                                 const std::string& ref_name, const image_config& cfg);
 
 /// Fills `dir` with a minimal root filesystem around the host's static
 /// busybox (/bin/busybox from Debian's busybox-static): bin/busybox, one
@@ -27,4 +26,4 @@ result<std::string> build_layout(const std::filesystem::path& rootfs_dir,
 error make_busybox_rootfs(const std::filesystem::path& dir,
                           const std::filesystem::path& busybox = "/bin/busybox");
 
-} // namespace deckhand::image
+}  // namespace deckhand::image

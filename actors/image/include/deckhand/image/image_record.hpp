@@ -13,21 +13,21 @@ namespace deckhand::image {
 struct image_config {
   std::vector<std::string> entrypoint;
   std::vector<std::string> cmd;
-  std::vector<std::string> env;           ///< `KEY=value`
+  std::vector<std::string> env;  ///< `KEY=value`
   std::string working_dir;
-  std::string user;                       ///< `uid[:gid]` or a name
-  std::string stop_signal;                ///< `SIGTERM`, empty for the default
-  std::vector<std::string> exposed_ports; ///< `80/tcp`, possibly empty
+  std::string user;                        ///< `uid[:gid]` or a name
+  std::string stop_signal;                 ///< `SIGTERM`, empty for the default
+  std::vector<std::string> exposed_ports;  ///< `80/tcp`, possibly empty
 
   bool operator==(const image_config&) const = default;
 };
 
 /// One image in the store.
 struct image_record {
-  std::string id;              ///< the config digest, `sha256:<hex>`
-  std::string manifest_digest; ///< `sha256:<hex>` of the manifest imported last
-  std::vector<std::string> names; ///< normalized references, sorted
-  std::uint64_t size = 0;      ///< bytes of the image's blobs (config + layers)
+  std::string id;                  ///< the config digest, `sha256:<hex>`
+  std::string manifest_digest;     ///< `sha256:<hex>` of the manifest imported last
+  std::vector<std::string> names;  ///< normalized references, sorted
+  std::uint64_t size = 0;          ///< bytes of the image's blobs (config + layers)
   std::string os = "linux";
   std::string architecture = "amd64";
   image_config config;
@@ -38,9 +38,7 @@ struct image_record {
   std::int64_t last_used = 0;
 
   /// The hex part of `id`: the name of the image's rootfs directory.
-  std::string id_hex() const {
-    return id.size() > 7 ? id.substr(7) : id;
-  }
+  std::string id_hex() const { return id.size() > 7 ? id.substr(7) : id; }
 };
 
-} // namespace deckhand::image
+}  // namespace deckhand::image

@@ -33,11 +33,11 @@ namespace deckhand::image {
 /// An image whose blobs were fetched and verified by the caller (the puller),
 /// handed to `image_store::add_pulled`.
 struct pulled_image {
-  std::vector<std::string> names; ///< normalized references
+  std::vector<std::string> names;  ///< normalized references
   std::string manifest_digest;
-  std::string manifest;           ///< the manifest's bytes (digest verified)
+  std::string manifest;  ///< the manifest's bytes (digest verified)
   std::string config_digest;
-  std::string config;             ///< the config's bytes (digest verified)
+  std::string config;  ///< the config's bytes (digest verified)
   /// Layer digests in order and their verified files, on the store's filesystem
   /// (they are hard-linked into ROOT/blobs).
   std::vector<std::pair<std::string, std::filesystem::path>> layers;
@@ -145,4 +145,4 @@ class image_store {
   mutable std::int64_t cache_size_ = -1;
 };
 
-} // namespace deckhand::image
+}  // namespace deckhand::image

@@ -31,7 +31,7 @@ struct unpack_options {
 
 /// What `unpack_layer` saw.
 struct layer_stats {
-  std::string diff_id;            ///< `sha256:` of the uncompressed tar stream
+  std::string diff_id;  ///< `sha256:` of the uncompressed tar stream
   std::uint64_t uncompressed_size = 0;
   std::uint64_t entries = 0;
 };
@@ -53,4 +53,4 @@ result<layer_stats> unpack_layer(const void* data, std::size_t size,
                                  const std::filesystem::path& root,
                                  const unpack_options& opts = {});
 
-} // namespace deckhand::image
+}  // namespace deckhand::image

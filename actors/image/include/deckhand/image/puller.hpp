@@ -26,10 +26,10 @@ namespace deckhand::image {
 
 /// Where a pull is; reported from the pulling thread.
 struct pull_progress {
-  std::string blob;            ///< digest being fetched; empty outside downloads
+  std::string blob;  ///< digest being fetched; empty outside downloads
   int64_t blob_done = 0, blob_total = 0;
-  int64_t done = 0, total = 0; ///< bytes of the whole image (total 0 until the manifest is read)
-  std::string phase;           ///< "resolving", "downloading", "unpacking", "done"
+  int64_t done = 0, total = 0;  ///< bytes of the whole image (total 0 until the manifest is read)
+  std::string phase;            ///< "resolving", "downloading", "unpacking", "done"
 };
 using progress_fn = std::function<void(const pull_progress&)>;
 
@@ -42,7 +42,7 @@ struct pull_options {
   /// host[:port] spoken to over plain http; 127.0.0.1/localhost/[::1] always are.
   std::vector<std::string> insecure_registries;
   std::string os = "linux";
-  std::string architecture; ///< empty: this machine's, in OCI names (amd64, arm64...)
+  std::string architecture;  ///< empty: this machine's, in OCI names (amd64, arm64...)
   std::string variant;
   uint64_t max_manifest_bytes = 4u << 20;
   uint64_t max_blob_bytes = 8ull << 30;
@@ -90,7 +90,7 @@ struct gc_policy {
 };
 
 struct gc_report {
-  std::vector<std::string> removed; ///< image ids, in removal order
+  std::vector<std::string> removed;  ///< image ids, in removal order
   uint64_t freed_bytes = 0;
   uint64_t usage_percent_before = 0, usage_percent_after = 0;
 };
@@ -105,4 +105,4 @@ result<gc_report> collect_images(image_store& store, const gc_policy& policy,
                                  const std::set<std::string>& in_use_ids,
                                  std::function<int()> usage_percent = {});
 
-} // namespace deckhand::image
+}  // namespace deckhand::image

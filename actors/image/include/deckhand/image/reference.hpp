@@ -12,10 +12,10 @@ namespace deckhand::image {
 
 /// A parsed, normalized image reference: `domain/path[:tag][@digest]`.
 struct reference {
-  std::string domain; ///< registry host[:port], `docker.io` by default
-  std::string path;   ///< repository path, `library/` prefixed on docker.io
-  std::string tag;    ///< empty only when a digest is given
-  std::string digest; ///< `sha256:<64 hex>` or empty
+  std::string domain;  ///< registry host[:port], `docker.io` by default
+  std::string path;    ///< repository path, `library/` prefixed on docker.io
+  std::string tag;     ///< empty only when a digest is given
+  std::string digest;  ///< `sha256:<64 hex>` or empty
 
   /// The repository without tag or digest: `docker.io/library/busybox`.
   std::string repository() const { return domain + "/" + path; }
@@ -35,4 +35,4 @@ result<std::string> normalize_reference(const std::string& ref);
 /// True for `sha256:` followed by exactly 64 lower-case hex characters.
 bool is_sha256_digest(const std::string& digest);
 
-} // namespace deckhand::image
+}  // namespace deckhand::image

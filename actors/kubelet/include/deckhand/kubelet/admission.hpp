@@ -58,4 +58,4 @@ wire::pod_status rejected_status(const admit_result& r);
 /// never start, also after a kubelet restart).
 bool rejected_by_kubelet(const wire::pod_status& status);
 
-} // namespace deckhand::kubelet
+}  // namespace deckhand::kubelet

@@ -59,4 +59,4 @@ std::vector<pod_event_note> note_events(const wire::sandbox_status& sandbox, not
 /// Kubernetes' format.Pod: `NAME_NAMESPACE(UID)`.
 std::string format_pod(const wire::pod& pod);
 
-} // namespace deckhand::kubelet
+}  // namespace deckhand::kubelet

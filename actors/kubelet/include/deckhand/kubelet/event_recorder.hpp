@@ -76,13 +76,12 @@ struct event_sink {
   /// Sends a request and calls the handler once (kubelet_sockets::request).
   std::function<void(int dealer, wire::envelope req, std::chrono::milliseconds deadline,
                      transport::reply_handler on_reply)>
-    request;
-  int dealer = -1;     ///< DEALER to the API server
+      request;
+  int dealer = -1;  ///< DEALER to the API server
 };
 
 /// Spawns the recorder. `stats` may be null.
-caf::actor spawn_event_recorder(caf::actor_system& sys, event_sink sink,
-                                event_recorder_config cfg,
+caf::actor spawn_event_recorder(caf::actor_system& sys, event_sink sink, event_recorder_config cfg,
                                 std::shared_ptr<event_recorder_stats> stats = nullptr);
 
 /// The fieldPath Kubernetes gives a container's events: `spec.containers{NAME}`.
@@ -90,12 +89,11 @@ std::string container_field_path(const std::string& container);
 
 /// An event about `pod` (and, if `field_path` is set, one of its
 /// containers), ready for record_atom.
-wire::event pod_event(const wire::pod& pod, const std::string& field_path,
-                      const std::string& type, const std::string& reason,
-                      const std::string& message);
+wire::event pod_event(const wire::pod& pod, const std::string& field_path, const std::string& type,
+                      const std::string& reason, const std::string& message);
 
 /// Go's time.Duration.String of `d` truncated to milliseconds ("512ms",
 /// "1.5s", "2m3.25s"), as Kubernetes' Pulled message prints durations.
 std::string go_duration(std::chrono::milliseconds d);
 
-} // namespace deckhand::kubelet
+}  // namespace deckhand::kubelet

@@ -89,10 +89,10 @@ pod_usages usage_from_stats(const std::vector<wire::container_stats>& stats);
 /// A threshold that is met now.
 struct threshold_met {
   eviction_threshold threshold;
-  int64_t quantity = 0;      ///< the threshold in the signal's unit
+  int64_t quantity = 0;  ///< the threshold in the signal's unit
   int64_t available = 0;
-  std::string resource;      ///< memory, ephemeral-storage, inodes, pids
-  std::string condition;     ///< MemoryPressure, DiskPressure, PIDPressure
+  std::string resource;   ///< memory, ephemeral-storage, inodes, pids
+  std::string condition;  ///< MemoryPressure, DiskPressure, PIDPressure
 };
 
 /// The thresholds `stats` crosses (signal < threshold), in configuration order.
@@ -133,7 +133,7 @@ struct eviction_deps {
   /// usage (ranking then treats every pod as without stats).
   std::function<void(int dealer, wire::envelope req, std::chrono::milliseconds deadline,
                      transport::reply_handler on_reply)>
-    request;
+      request;
   int runtime = -1;
   caf::actor pod_source;
   caf::actor evict_target;
@@ -141,7 +141,6 @@ struct eviction_deps {
   std::vector<caf::actor> pressure_listeners;
 };
 
-caf::actor spawn_eviction_manager(caf::actor_system& sys, eviction_deps deps,
-                                  eviction_config cfg);
+caf::actor spawn_eviction_manager(caf::actor_system& sys, eviction_deps deps, eviction_config cfg);
 
-} // namespace deckhand::kubelet
+}  // namespace deckhand::kubelet

@@ -30,4 +30,4 @@ std::string never_pull_message(const std::string& image);
 /// `Back-off pulling image "X"`.
 std::string pull_backoff_message(const std::string& image);
 
-} // namespace deckhand::kubelet
+}  // namespace deckhand::kubelet

@@ -72,9 +72,9 @@ struct kubelet_config {
 
 /// Sends a request on a DEALER and calls the handler exactly once, like
 /// `transport::bridge::request`.
-using request_fn = std::function<void(int dealer, wire::envelope req,
-                                      std::chrono::milliseconds deadline,
-                                      transport::reply_handler on_reply)>;
+using request_fn =
+    std::function<void(int dealer, wire::envelope req, std::chrono::milliseconds deadline,
+                       transport::reply_handler on_reply)>;
 
 /// Sockets the kubelet uses; created by the process before spawning.
 struct kubelet_sockets {
@@ -89,7 +89,6 @@ struct kubelet_sockets {
 
 /// Spawns the kubelet's actors and returns the sync loop, which must receive
 /// the feed and inbound requests. The node status actor is linked to it.
-caf::actor spawn_kubelet(caf::actor_system& sys, kubelet_sockets sockets,
-                         kubelet_config cfg);
+caf::actor spawn_kubelet(caf::actor_system& sys, kubelet_sockets sockets, kubelet_config cfg);
 
-} // namespace deckhand::kubelet
+}  // namespace deckhand::kubelet

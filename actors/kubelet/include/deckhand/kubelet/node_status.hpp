@@ -55,10 +55,10 @@ struct resource_amounts {
 /// One hard eviction threshold: `signal < quantity` or `signal < percentage`
 /// of the signal's capacity ("memory.available<100Mi", "nodefs.available<10%").
 struct eviction_threshold {
-  std::string signal;      ///< memory.available, nodefs.available, ...
-  int64_t quantity = 0;    ///< bytes; used when percentage is 0
-  double percentage = 0;   ///< 0 < p <= 1 when given as a percentage
-  std::string text;        ///< the value as configured: "100Mi", "10%"
+  std::string signal;     ///< memory.available, nodefs.available, ...
+  int64_t quantity = 0;   ///< bytes; used when percentage is 0
+  double percentage = 0;  ///< 0 < p <= 1 when given as a percentage
+  std::string text;       ///< the value as configured: "100Mi", "10%"
 
   /// The threshold in bytes for a signal whose capacity is `capacity`.
   int64_t value_for(int64_t capacity) const;
@@ -103,8 +103,7 @@ resource_amounts node_capacity(const node_status_config& cfg,
                                const std::filesystem::path& data_dir);
 
 /// Capacity minus reservations and hard eviction thresholds (never below 0).
-resource_amounts node_allocatable(const node_status_config& cfg,
-                                  const resource_amounts& capacity);
+resource_amounts node_allocatable(const node_status_config& cfg, const resource_amounts& capacity);
 
 /// Kubernetes' quantity text: "2" / "1500m" for CPU, "16318480Ki" for bytes
 /// that are a whole number of KiB, else plain bytes.
@@ -144,7 +143,7 @@ std::string format_time(std::chrono::system_clock::time_point t);
 struct node_status_sink {
   std::function<void(int dealer, wire::envelope req, std::chrono::milliseconds deadline,
                      transport::reply_handler on_reply)>
-    request;
+      request;
   int dealer = -1;
   std::chrono::milliseconds request_deadline{5000};
 };
@@ -155,4 +154,4 @@ caf::actor spawn_node_status(caf::actor_system& sys, node_status_sink sink, node
                              node_status_config cfg, std::filesystem::path data_dir,
                              std::chrono::milliseconds status_period);
 
-} // namespace deckhand::kubelet
+}  // namespace deckhand::kubelet

@@ -43,4 +43,4 @@ std::chrono::milliseconds active_duration(const std::string& start_time,
 /// RFC 3339 UTC ("2026-01-01T00:00:00Z", fractions and offsets accepted).
 std::optional<std::chrono::system_clock::time_point> parse_rfc3339_time(const std::string& text);
 
-} // namespace deckhand::kubelet
+}  // namespace deckhand::kubelet

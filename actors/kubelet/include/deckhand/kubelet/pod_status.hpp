@@ -19,29 +19,28 @@ namespace deckhand::kubelet {
 /// Reasons and messages users grep for, as the Go kubelet writes them.
 inline constexpr const char* reason_container_creating = "ContainerCreating";
 inline constexpr const char* reason_pod_initializing = "PodInitializing";
-inline constexpr const char* reason_create_container_config_error =
-  "CreateContainerConfigError";
+inline constexpr const char* reason_create_container_config_error = "CreateContainerConfigError";
 inline constexpr const char* reason_deadline_exceeded = "DeadlineExceeded";
 inline constexpr const char* message_deadline_exceeded =
-  "Pod was active on the node longer than the specified deadline";
+    "Pod was active on the node longer than the specified deadline";
 
 /// What the pod worker knows about a pod besides its spec.
 struct observed_pod {
   const wire::sandbox_status* sandbox = nullptr;  ///< null: no sandbox (yet)
-  std::string runtime_error_reason;   ///< e.g. ErrImagePull; empty if none
+  std::string runtime_error_reason;               ///< e.g. ErrImagePull; empty if none
   std::string runtime_error_message;
   /// Per container name (init or regular), a waiting state that overrides
   /// the runtime error for containers without a record (ErrImagePull,
   /// ImagePullBackOff, ...).
   std::map<std::string, wire::container_state_waiting> waiting;
-  bool terminating = false;           ///< deletion under way
+  bool terminating = false;  ///< deletion under way
   /// The kubelet has stopped every container of the terminating pod: the
   /// phase becomes terminal (Succeeded or Failed) whatever the restart policy.
   bool containers_stopped = false;
   /// The pod ran past spec.activeDeadlineSeconds: Failed, DeadlineExceeded.
   bool deadline_exceeded = false;
   std::string host_ip;
-  std::string now;                    ///< RFC3339, for transition times
+  std::string now;  ///< RFC3339, for transition times
 };
 
 /// Kubernetes' phase, conditions and container statuses for `pod`.
@@ -74,4 +73,4 @@ std::optional<wire::container_state_waiting> config_error_waiting(const std::str
 /// Current time as RFC3339 UTC with seconds precision.
 std::string now_rfc3339();
 
-} // namespace deckhand::kubelet
+}  // namespace deckhand::kubelet

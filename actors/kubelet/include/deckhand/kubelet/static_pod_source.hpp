@@ -49,4 +49,4 @@ caf::actor spawn_static_pod_source(caf::actor_system& sys, static_pod_source_con
                                    request_fn request, int api, caf::actor sync_loop,
                                    caf::actor status_manager);
 
-} // namespace deckhand::kubelet
+}  // namespace deckhand::kubelet

@@ -40,7 +40,7 @@ inline constexpr std::size_t max_manifest_files = 1000;
 
 /// One file of the static pod directory as read.
 struct manifest_file {
-  std::string name;        ///< file name within the directory
+  std::string name;  ///< file name within the directory
   std::string content;
   std::string read_error;  ///< non-empty if the file could not be read
 };
@@ -105,8 +105,8 @@ class mirror_reconciler {
  public:
   /// One request to send.
   struct action {
-    std::string key;  ///< namespace/name
-    std::string hash; ///< the mirror's config hash (the static pod's uid)
+    std::string key;   ///< namespace/name
+    std::string hash;  ///< the mirror's config hash (the static pod's uid)
     wire::mirror_pod_update update;
   };
 
@@ -159,4 +159,4 @@ class mirror_reconciler {
 /// namespace/name of a pod.
 std::string pod_key(const wire::pod& p);
 
-} // namespace deckhand::kubelet
+}  // namespace deckhand::kubelet

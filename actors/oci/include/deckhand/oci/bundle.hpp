@@ -129,4 +129,4 @@ result<std::string> render_config(const bundle_spec& spec);
 /// plus rename).
 result<void> write_bundle(const std::filesystem::path& dir, const bundle_spec& spec);
 
-} // namespace deckhand::oci
+}  // namespace deckhand::oci

@@ -68,4 +68,4 @@ error apply_pod_cgroup_limits(const std::string& pod_uid, const resource_limits&
 /// an interrupted `runc run`); fails if a cgroup stays busy for 2 s.
 error remove_pod_cgroups(const std::string& pod_uid);
 
-} // namespace deckhand::oci
+}  // namespace deckhand::oci

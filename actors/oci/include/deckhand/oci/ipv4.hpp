@@ -46,4 +46,4 @@ struct ipv4_cidr {
   }
 };
 
-} // namespace deckhand::oci
+}  // namespace deckhand::oci

@@ -16,8 +16,7 @@ namespace deckhand::oci {
 /// Creates `upper`, `work` and `target` if missing. Paths containing ':' or
 /// ',' are rejected, since overlayfs' option syntax cannot carry them.
 result<void> mount_overlay(const std::vector<std::filesystem::path>& lower_dirs,
-                           const std::filesystem::path& upper,
-                           const std::filesystem::path& work,
+                           const std::filesystem::path& upper, const std::filesystem::path& work,
                            const std::filesystem::path& target);
 
 /// Unmounts `target`; a busy mount is detached lazily (MNT_DETACH) instead.
@@ -29,4 +28,4 @@ result<void> unmount(const std::filesystem::path& target);
 /// path that does not exist.
 bool is_mountpoint(const std::filesystem::path& path);
 
-} // namespace deckhand::oci
+}  // namespace deckhand::oci

@@ -90,4 +90,4 @@ class rtnl {
   std::uint32_t seq_ = 0;
 };
 
-} // namespace deckhand::oci
+}  // namespace deckhand::oci

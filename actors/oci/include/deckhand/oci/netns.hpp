@@ -41,4 +41,4 @@ result<void> remove_netns(const std::filesystem::path& file);
 /// True if `file` is a bind mount of a namespace (nsfs).
 bool is_netns_mount(const std::filesystem::path& file);
 
-} // namespace deckhand::oci
+}  // namespace deckhand::oci

@@ -58,8 +58,7 @@ class unique_fd {
 result<std::pair<unique_fd, unique_fd>> make_pipe();
 
 /// open(2) with O_CLOEXEC added, as an owned descriptor.
-result<unique_fd> open_fd(const std::filesystem::path& path, int flags,
-                          unsigned mode = 0644);
+result<unique_fd> open_fd(const std::filesystem::path& path, int flags, unsigned mode = 0644);
 
 /// The descriptors a child gets as its stdin, stdout and stderr. -1 means
 /// /dev/null. The caller keeps ownership; the child gets duplicates.
@@ -107,8 +106,7 @@ result<pid_t> spawn(const std::vector<std::string>& argv, const stdio_fds& fds =
 /// deadline passes first, in which case the child is left running and
 /// unreaped. Works for any process that waitpid() can see, including
 /// orphans re-parented to a subreaper.
-result<exit_status> wait_with_deadline(pid_t pid,
-                                       std::chrono::steady_clock::time_point deadline);
+result<exit_status> wait_with_deadline(pid_t pid, std::chrono::steady_clock::time_point deadline);
 
 /// Same, with a timeout relative to now.
 result<exit_status> wait_with_deadline(pid_t pid, std::chrono::milliseconds timeout);
@@ -136,8 +134,7 @@ struct run_options {
 /// stdout/stderr captured. The command runs in its own process group; if it
 /// overruns `timeout` the whole group is killed and an `errc::unavailable`
 /// error is returned. A non-zero exit is not an error here: inspect `status`.
-result<run_output> run_captured(const std::vector<std::string>& argv,
-                                const run_options& opts = {});
+result<run_output> run_captured(const std::vector<std::string>& argv, const run_options& opts = {});
 
 /// Makes the calling process a child subreaper (PR_SET_CHILD_SUBREAPER):
 /// orphaned descendants, such as a container's init once `runc run -d` has
@@ -150,4 +147,4 @@ result<void> set_child_subreaper();
 /// unchanged.
 result<std::string> find_program(const std::string& name);
 
-} // namespace deckhand::oci
+}  // namespace deckhand::oci

@@ -98,4 +98,4 @@ std::filesystem::path default_process_runtime_root();
 /// Must be called from a single-threaded process (it forks).
 int process_runtime_main(int argc, char** argv);
 
-} // namespace deckhand::oci
+}  // namespace deckhand::oci

@@ -22,4 +22,4 @@ result<int64_t> quantity_milli_value(const std::string& text);
 /// "1G" gives 1000000000, "1e3" gives 1000, "0.5" gives 1 (rounded up).
 result<int64_t> quantity_value(const std::string& text);
 
-} // namespace deckhand::oci
+}  // namespace deckhand::oci

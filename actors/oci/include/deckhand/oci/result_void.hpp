@@ -32,6 +32,6 @@ class result<void> {
   std::optional<error> err_;
 };
 
-} // namespace deckhand
+}  // namespace deckhand
 
 #endif

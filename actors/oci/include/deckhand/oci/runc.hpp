@@ -20,8 +20,8 @@
 #include <vector>
 
 #include "deckhand/common/result.hpp"
-#include "deckhand/oci/result_void.hpp"
 #include "deckhand/oci/process.hpp"
+#include "deckhand/oci/result_void.hpp"
 
 namespace deckhand::oci {
 
@@ -81,8 +81,7 @@ class runc {
 
   /// `runc run -d`: create and start in one step.
   result<void> run_detached(const std::string& id, const std::filesystem::path& bundle,
-                            const stdio_fds& stdio,
-                            const std::filesystem::path& pid_file = {});
+                            const stdio_fds& stdio, const std::filesystem::path& pid_file = {});
 
   /// `runc state`. `errc::not_found` for an unknown id.
   result<container_state> state(const std::string& id);
@@ -127,4 +126,4 @@ class runc {
   std::chrono::milliseconds timeout_;
 };
 
-} // namespace deckhand::oci
+}  // namespace deckhand::oci

@@ -33,4 +33,4 @@ std::string runtime_default_seccomp(const std::vector<std::string>& caps);
 result<std::string> seccomp_from_profile(const std::string& profile_json,
                                          const std::vector<std::string>& caps);
 
-} // namespace deckhand::oci
+}  // namespace deckhand::oci

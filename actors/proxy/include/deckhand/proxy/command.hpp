@@ -25,16 +25,14 @@ struct command_output {
 /// non-zero exit is reported in `exit_code`.
 result<command_output> run_command(const std::vector<std::string>& argv,
                                    const std::string& input = {},
-                                   std::chrono::milliseconds deadline
-                                   = std::chrono::seconds(60));
+                                   std::chrono::milliseconds deadline = std::chrono::seconds(60));
 
 /// Like run_command, but a non-zero exit is an error carrying stderr.
 result<command_output> run_checked(const std::vector<std::string>& argv,
                                    const std::string& input = {},
-                                   std::chrono::milliseconds deadline
-                                   = std::chrono::seconds(60));
+                                   std::chrono::milliseconds deadline = std::chrono::seconds(60));
 
 /// True if `name` is an executable in PATH.
 bool have_program(const std::string& name);
 
-} // namespace deckhand::proxy
+}  // namespace deckhand::proxy

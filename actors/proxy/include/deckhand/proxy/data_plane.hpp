@@ -15,7 +15,7 @@
 namespace deckhand::proxy {
 
 class data_plane {
-public:
+ public:
   virtual ~data_plane() = default;
   /// "nftables", "iptables" or "userspace".
   virtual std::string mode() const = 0;
@@ -34,4 +34,4 @@ public:
   virtual result<void> cleanup() = 0;
 };
 
-} // namespace deckhand::proxy
+}  // namespace deckhand::proxy

@@ -61,4 +61,4 @@ class iptables_data_plane : public data_plane {
 /// True when iptables-restore can be run as root.
 bool iptables_available();
 
-} // namespace deckhand::proxy
+}  // namespace deckhand::proxy

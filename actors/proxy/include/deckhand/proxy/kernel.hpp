@@ -59,4 +59,4 @@ result<void> flush_udp_conntrack(const service_map& desired, const service_map& 
 /// DNAT). Returns whether it was already on.
 result<bool> enable_ip_forward();
 
-} // namespace deckhand::proxy
+}  // namespace deckhand::proxy

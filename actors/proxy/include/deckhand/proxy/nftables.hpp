@@ -76,4 +76,4 @@ class nftables_data_plane : public data_plane {
 /// True when `nft` can be run and we may change the ruleset (root).
 bool nftables_available();
 
-} // namespace deckhand::proxy
+}  // namespace deckhand::proxy

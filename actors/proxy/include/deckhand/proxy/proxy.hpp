@@ -45,4 +45,4 @@ std::vector<std::string> describe_rules(const std::map<std::string, wire::servic
 caf::actor spawn_proxy(caf::actor_system& sys, transport::bridge& bus, int api_dealer,
                        proxy_config cfg);
 
-} // namespace deckhand::proxy
+}  // namespace deckhand::proxy

@@ -40,7 +40,7 @@ struct service_port_entry {
   std::string protocol;    ///< TCP, UDP or SCTP
   std::string cluster_ip;  ///< empty or "None": no ClusterIP rules (headless)
   int32_t port = 0;
-  int32_t node_port = 0;   ///< 0: none
+  int32_t node_port = 0;  ///< 0: none
   bool affinity_client_ip = false;
   int32_t affinity_timeout_seconds = 10800;
   bool external_policy_local = false;  ///< externalTrafficPolicy: Local
@@ -69,4 +69,4 @@ struct service_map {
 service_map build_service_map(const std::map<std::string, wire::service>& services,
                               const std::map<std::string, wire::endpoint_slice>& slices);
 
-} // namespace deckhand::proxy
+}  // namespace deckhand::proxy

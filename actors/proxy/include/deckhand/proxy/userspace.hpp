@@ -74,27 +74,27 @@ struct userspace_options {
 
 /// Counters since start; a snapshot taken on the I/O thread.
 struct userspace_stats {
-  std::size_t listeners = 0;              ///< open listening sockets
-  std::uint64_t entry_errors = 0;         ///< entries that could not be applied
+  std::size_t listeners = 0;       ///< open listening sockets
+  std::uint64_t entry_errors = 0;  ///< entries that could not be applied
   std::uint64_t tcp_accepted = 0;
-  std::uint64_t tcp_forwarded = 0;        ///< connected to a backend
-  std::uint64_t tcp_rejected = 0;         ///< reset: no usable backend, or over the limit
-  std::uint64_t tcp_connect_failures = 0; ///< backend attempts that failed
+  std::uint64_t tcp_forwarded = 0;         ///< connected to a backend
+  std::uint64_t tcp_rejected = 0;          ///< reset: no usable backend, or over the limit
+  std::uint64_t tcp_connect_failures = 0;  ///< backend attempts that failed
   std::size_t tcp_active = 0;
   std::uint64_t udp_datagrams_in = 0;
   std::uint64_t udp_datagrams_out = 0;
-  std::uint64_t udp_dropped = 0;          ///< no backend, session limit, send error
+  std::uint64_t udp_dropped = 0;  ///< no backend, session limit, send error
   std::size_t udp_sessions = 0;
 };
 
 /// An entry that apply() could not put in place, and why.
 struct userspace_entry_error {
-  std::string key; ///< service_port_entry::key()
+  std::string key;  ///< service_port_entry::key()
   std::string message;
 };
 
 class userspace_data_plane final : public data_plane {
-public:
+ public:
   explicit userspace_data_plane(userspace_options opts);
   ~userspace_data_plane() override;
   userspace_data_plane(const userspace_data_plane&) = delete;
@@ -120,11 +120,11 @@ public:
 
   class impl;
 
-private:
+ private:
   std::unique_ptr<impl> impl_;
 };
 
 /// The userspace data plane, for the proxy's control loop.
 std::unique_ptr<data_plane> make_userspace_data_plane(userspace_options opts = {});
 
-} // namespace deckhand::proxy
+}  // namespace deckhand::proxy

@@ -52,16 +52,14 @@ struct container_options {
 std::vector<std::string> container_env(const env_list& env, const image::image_config& img);
 
 /// container_env() of the container's plain `env` values (see plain_env()).
-std::vector<std::string> container_env(const wire::container& c,
-                                       const image::image_config& img);
+std::vector<std::string> container_env(const wire::container& c, const image::image_config& img);
 
 /// argv by Kubernetes' rules: `command` replaces ENTRYPOINT and `args` replaces
 /// CMD; a `command` without `args` drops CMD. `$(VAR)` references expand
 /// against the container's resolved `env` (not the image's). An empty result
 /// is `errc::invalid`.
-result<std::vector<std::string>> container_args(const wire::container& c,
-                                                const image::image_config& img,
-                                                const env_list& env);
+result<std::vector<std::string>>
+container_args(const wire::container& c, const image::image_config& img, const env_list& env);
 
 /// container_args() against the container's plain `env` values.
 result<std::vector<std::string>> container_args(const wire::container& c,
@@ -133,4 +131,4 @@ result<oci::bundle_spec> container_bundle_spec(const wire::pod& p, const wire::c
 std::vector<wire::container_stats> collect_container_stats(const runtime_options& opts,
                                                            const std::string& uid);
 
-} // namespace deckhand::runtime
+}  // namespace deckhand::runtime

@@ -26,4 +26,4 @@ constexpr std::size_t max_exec_output = 4u << 20;
 result<wire::exec_reply> exec_in_container(const runtime_options& opts,
                                            const wire::exec_request& req);
 
-} // namespace deckhand::runtime
+}  // namespace deckhand::runtime

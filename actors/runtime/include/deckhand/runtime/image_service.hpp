@@ -88,4 +88,4 @@ class progress_throttle {
   bool any_ = false;
 };
 
-} // namespace deckhand::runtime
+}  // namespace deckhand::runtime

@@ -59,4 +59,4 @@ class ip_allocator {
 /// DATA/runtime/ipam/<network>_<prefix>.
 std::filesystem::path ipam_dir(const std::filesystem::path& data_dir, const oci::ipv4_cidr& cidr);
 
-} // namespace deckhand::runtime
+}  // namespace deckhand::runtime

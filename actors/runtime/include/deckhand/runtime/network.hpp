@@ -94,4 +94,4 @@ std::optional<oci::ipv4> parse_host_veth_name(const std::string& name);
 /// `except_bridge` (the pod bridge).
 std::optional<oci::ipv4> node_address(const std::string& except_bridge);
 
-} // namespace deckhand::runtime
+}  // namespace deckhand::runtime

@@ -50,4 +50,4 @@ struct runtime_options {
 /// running executable.
 std::filesystem::path supervisor_binary(const runtime_options& opts);
 
-} // namespace deckhand::runtime
+}  // namespace deckhand::runtime

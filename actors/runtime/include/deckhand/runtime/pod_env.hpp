@@ -27,9 +27,9 @@ inline constexpr const char* create_container_config_error = "CreateContainerCon
 /// What the node has for pods (its allocatable), the default of a
 /// `resourceFieldRef` to a limit the container does not set.
 struct node_allocatable {
-  int64_t cpu_milli = 0;               ///< number of CPUs * 1000
-  int64_t memory_bytes = 0;            ///< total memory
-  int64_t ephemeral_storage_bytes = 0; ///< size of the filesystem of the data dir
+  int64_t cpu_milli = 0;                ///< number of CPUs * 1000
+  int64_t memory_bytes = 0;             ///< total memory
+  int64_t ephemeral_storage_bytes = 0;  ///< size of the filesystem of the data dir
 };
 
 /// Reads the node's CPUs, memory and the size of `data_dir`'s filesystem.
@@ -64,8 +64,7 @@ result<std::string> pod_field_value(const wire::pod& p, const std::string& field
 
 /// The same for a downwardAPI volume file, which Kubernetes limits to the
 /// pod's metadata (name, namespace, uid, labels, annotations).
-result<std::string> pod_metadata_field_value(const wire::pod& p,
-                                             const std::string& field_path);
+result<std::string> pod_metadata_field_value(const wire::pod& p, const std::string& field_path);
 
 /// Kubernetes' fieldpath.FormatMap: `key="value"` lines sorted by key, no
 /// newline after the last, values quoted like Go's %q.
@@ -99,4 +98,4 @@ result<env_list> resolve_env(const wire::pod& p, const wire::container& c,
 /// entries resolve to nothing): what needs no pod context.
 env_list plain_env(const wire::container& c);
 
-} // namespace deckhand::runtime
+}  // namespace deckhand::runtime

@@ -58,4 +58,4 @@ int cleanup_all(const runtime_options& opts);
 int run_runtime(const runtime_options& opts, const host::common_options& common,
                 bool cleanup_all_and_exit);
 
-} // namespace deckhand::runtime
+}  // namespace deckhand::runtime

@@ -36,13 +36,11 @@ error validate_pod(const wire::pod& p);
 /// mount over the image rootfs plus config.json joining all of these. A
 /// missing image is `errc::not_found`. On failure everything done is undone.
 result<wire::sandbox_status> create_sandbox(const runtime_options& opts,
-                                            const image::image_store& images,
-                                            const wire::pod& p);
+                                            const image::image_store& images, const wire::pod& p);
 
 /// The status of pod `uid` from its files (sandbox.json, status.json,
 /// supervisor.pid); `errc::not_found` when there is no complete sandbox.
-result<wire::sandbox_status> read_sandbox(const runtime_options& opts,
-                                          const std::string& uid);
+result<wire::sandbox_status> read_sandbox(const runtime_options& opts, const std::string& uid);
 
 /// One status per complete sandbox, ordered by uid.
 std::vector<wire::sandbox_status> list_sandboxes(const runtime_options& opts);
@@ -52,8 +50,7 @@ std::vector<wire::sandbox_status> list_sandboxes(const runtime_options& opts);
 /// format ({"gracePeriodSeconds", "deadlineMs"}) so that a supervisor started
 /// later finishes the stop on this schedule. An existing marker is kept: a
 /// repeated stop never extends the first one's deadline.
-error mark_stopping(const runtime_options& opts, const std::string& uid,
-                    int64_t grace_seconds);
+error mark_stopping(const runtime_options& opts, const std::string& uid, int64_t grace_seconds);
 
 /// Records a completed stop in sandbox.json.
 error mark_stopped(const runtime_options& opts, const std::string& uid);
@@ -61,8 +58,7 @@ error mark_stopped(const runtime_options& opts, const std::string& uid);
 /// Stops the pod's containers without their supervisor: `runc kill` SIGTERM,
 /// SIGKILL after `grace`, `runc delete`. Marks the pod stopping first and
 /// stopped at the end; returns the final status.
-result<wire::sandbox_status> stop_containers(const runtime_options& opts,
-                                             const std::string& uid,
+result<wire::sandbox_status> stop_containers(const runtime_options& opts, const std::string& uid,
                                              std::chrono::milliseconds grace);
 
 /// Removes everything of pod `uid`: its supervisor (`supervisor_pid`, or the
@@ -70,8 +66,7 @@ result<wire::sandbox_status> stop_containers(const runtime_options& opts,
 /// mount under its directory (namespaces, /dev/shm, overlays), the directory
 /// and the pod's log directory.
 /// Idempotent; never deletes through a mount that could not be unmounted.
-error remove_sandbox(const runtime_options& opts, const std::string& uid,
-                     pid_t supervisor_pid = 0);
+error remove_sandbox(const runtime_options& opts, const std::string& uid, pid_t supervisor_pid = 0);
 
 /// What start-up does with a directory found under the pods dir.
 enum class startup_action {
@@ -84,8 +79,7 @@ enum class startup_action {
 const char* to_string(startup_action a);
 
 /// The start-up decision. `record` is sandbox.json if it parsed.
-startup_action decide_startup(bool has_pod_json,
-                              const std::optional<sandbox_record>& record,
+startup_action decide_startup(bool has_pod_json, const std::optional<sandbox_record>& record,
                               bool supervisor_alive, bool stopping);
 
 /// A pod found at start-up.
@@ -115,7 +109,7 @@ inline std::filesystem::path ipc_ns(const std::filesystem::path& d) { return d /
 inline std::filesystem::path shm(const std::filesystem::path& d) { return d / "shm"; }
 /// hostname, hosts and resolv.conf, bind-mounted on every container's /etc/X.
 inline std::filesystem::path etc(const std::filesystem::path& d) { return d / "etc"; }
-} // namespace sandbox_files
+}  // namespace sandbox_files
 
 /// A pod's /etc/hosts: the kubelet's localhost lines and `pod_ip hostname`.
 std::string render_hosts_file(const std::string& pod_ip, const std::string& hostname);
@@ -130,4 +124,4 @@ std::vector<std::string> pod_uids_on_disk(const runtime_options& opts);
 /// Mount points at or under `dir` in /proc/self/mountinfo, deepest first.
 std::vector<std::filesystem::path> mounts_under(const std::filesystem::path& dir);
 
-} // namespace deckhand::runtime
+}  // namespace deckhand::runtime

@@ -48,4 +48,4 @@ result<sandbox_record> decode_sandbox_record(const std::string& text);
 /// The current time as RFC 3339 UTC with seconds ("2024-05-01T12:00:00Z").
 std::string now_rfc3339();
 
-} // namespace deckhand::runtime
+}  // namespace deckhand::runtime

@@ -111,4 +111,4 @@ caf::actor spawn_sim_service(caf::actor_system& sys, transport::bridge& bus,
 /// invalid flags are `errc::invalid`.
 result<supervisor::backoff_config> backoff_from_args(const std::vector<std::string>& args);
 
-} // namespace deckhand::runtime
+}  // namespace deckhand::runtime

@@ -46,4 +46,4 @@ bool reap_if_exited(pid_t pid);
 void terminate_supervisor(pid_t pid, const std::string& uid,
                           std::chrono::milliseconds grace = std::chrono::seconds(2));
 
-} // namespace deckhand::runtime
+}  // namespace deckhand::runtime

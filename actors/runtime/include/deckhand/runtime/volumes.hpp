@@ -57,7 +57,7 @@ error check_host_path(const std::string& path, const std::string& type);
 
 /// One file of a downwardAPI volume.
 struct downward_file {
-  std::string path;     ///< relative, may have directories
+  std::string path;  ///< relative, may have directories
   std::string content;
   int mode = 0644;
 };
@@ -91,4 +91,4 @@ result<volume_paths> set_up_volumes(const wire::pod& p, const std::filesystem::p
 result<std::vector<oci::bind_mount>> container_volume_mounts(const wire::container& c,
                                                              const volume_paths& paths);
 
-} // namespace deckhand::runtime
+}  // namespace deckhand::runtime

@@ -57,4 +57,4 @@ class restart_backoff {
 /// how the kubelet's CrashLoopBackOff messages show it.
 std::string go_duration(millis d);
 
-} // namespace deckhand::supervisor
+}  // namespace deckhand::supervisor

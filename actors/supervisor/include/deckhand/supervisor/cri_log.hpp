@@ -26,8 +26,8 @@ namespace deckhand::supervisor {
 /// Log limits; the defaults are the kubelet's (containerLogMaxSize 10Mi,
 /// containerLogMaxFiles 5) and containerd's max_container_log_line_size.
 struct log_limits {
-  uint64_t max_size = 10u << 20;  ///< a file is rotated before it grows past this
-  int max_files = 5;              ///< files kept per container, the live ones included
+  uint64_t max_size = 10u << 20;     ///< a file is rotated before it grows past this
+  int max_files = 5;                 ///< files kept per container, the live ones included
   std::size_t max_line = 16u << 10;  ///< longer lines are split into P chunks
 };
 
@@ -112,4 +112,4 @@ class rotating_log {
 /// removed: they are what `logs` and `logs --previous` read.
 void prune_container_logs(const std::filesystem::path& dir, int64_t current, int max_files);
 
-} // namespace deckhand::supervisor
+}  // namespace deckhand::supervisor

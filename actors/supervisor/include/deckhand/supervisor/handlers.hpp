@@ -113,9 +113,9 @@ class handler_executor {
   using completion = std::function<void(handler_result)>;
 
   struct options {
-    std::filesystem::path runtime_root;  ///< --root of the OCI runtime
-    std::string runtime_binary = "runc"; ///< name in PATH or path
-    std::string log_fields;              ///< "pod=NS/NAME uid=UID"
+    std::filesystem::path runtime_root;   ///< --root of the OCI runtime
+    std::string runtime_binary = "runc";  ///< name in PATH or path
+    std::string log_fields;               ///< "pod=NS/NAME uid=UID"
   };
 
   explicit handler_executor(options opts);
@@ -148,4 +148,4 @@ class handler_executor {
   std::unique_ptr<impl> impl_;
 };
 
-} // namespace deckhand::supervisor
+}  // namespace deckhand::supervisor

@@ -59,8 +59,9 @@ class log_pump {
   using clock_fn = std::function<time_point()>;
 
   /// `log_fields` ("pod=NS/NAME uid=UID") starts every log line.
-  explicit log_pump(log_limits limits, std::string log_fields = {},
-                    clock_fn clock = [] { return wall_clock::now(); });
+  explicit log_pump(
+      log_limits limits, std::string log_fields = {},
+      clock_fn clock = [] { return wall_clock::now(); });
   ~log_pump();
   log_pump(const log_pump&) = delete;
   log_pump& operator=(const log_pump&) = delete;
@@ -115,7 +116,7 @@ class log_pump {
     stream err;
     rotating_log file;
     explicit container_io(const log_limits& l)
-      : out("stdout", l.max_line), err("stderr", l.max_line), file(l) {}
+        : out("stdout", l.max_line), err("stderr", l.max_line), file(l) {}
   };
 
   /// Which pipe an entry of the last fill_pollfds() was.
@@ -153,12 +154,12 @@ class log_pump {
   /// The thread that owns io_: the own thread, or the sharing one.
   std::atomic<std::thread::id> owner_{};
   bool shared_ = false;
-  bool stopped_ = false;                                      ///< shared mode
+  bool stopped_ = false;                                     ///< shared mode
   std::map<std::string, std::unique_ptr<container_io>> io_;  ///< pump thread only
-  std::vector<polled> polled_;  ///< pump thread only: the last fill_pollfds()'s pipes
-  bool polled_wake_ = false;    ///< pump thread only: ... after the wake fd
-  std::unique_ptr<char[]> buf_;                                ///< pump thread only
+  std::vector<polled> polled_;   ///< pump thread only: the last fill_pollfds()'s pipes
+  bool polled_wake_ = false;     ///< pump thread only: ... after the wake fd
+  std::unique_ptr<char[]> buf_;  ///< pump thread only
   std::thread thread_;
 };
 
-} // namespace deckhand::supervisor
+}  // namespace deckhand::supervisor

@@ -50,9 +50,9 @@
 
 #include "deckhand/messages/wire.hpp"
 #include "deckhand/supervisor/backoff.hpp"
+#include "deckhand/supervisor/probe.hpp"
 #include "deckhand/supervisor/status_file.hpp"
 #include "deckhand/supervisor/termination.hpp"
-#include "deckhand/supervisor/probe.hpp"
 
 namespace deckhand::supervisor {
 
@@ -130,11 +130,11 @@ struct run_probe {
   millis timeout{1000};
 };
 
-} // namespace action
+}  // namespace action
 
-using action_t = std::variant<action::probe, action::launch, action::kill, action::persist,
-                              action::write_stop_marker, action::stop_done, action::run_hook,
-                              action::run_probe>;
+using action_t =
+    std::variant<action::probe, action::launch, action::kill, action::persist,
+                 action::write_stop_marker, action::stop_done, action::run_hook, action::run_probe>;
 
 /// Identity and locations of the pod.
 struct pod_context {
@@ -220,7 +220,7 @@ class pod_state {
     time_point term_deadline{};  ///< hook: give up; signalled: SIGKILL
     time_point hook_until{};     ///< a `sleep` hook ends
     uint64_t hook_gen = 0;
-    bool skip_hook = false;      ///< adopted mid-stop: the hook already ran
+    bool skip_hook = false;  ///< adopted mid-stop: the hook already ran
     std::vector<wire::supervisor_note> notes;
     container_probes probes;  ///< startup, liveness, readiness
   };
@@ -262,4 +262,4 @@ class pod_state {
   std::vector<uint64_t> stop_tokens_;
 };
 
-} // namespace deckhand::supervisor
+}  // namespace deckhand::supervisor

@@ -79,8 +79,7 @@ class container_probes {
   /// The runs due at `now`, marked in flight.
   std::vector<probe_request> due(time_point now);
   /// A run's result.
-  probe_verdict on_result(probe_kind k, uint64_t instance, handler_outcome outcome,
-                          time_point now);
+  probe_verdict on_result(probe_kind k, uint64_t instance, handler_outcome outcome, time_point now);
   /// When due() next has something.
   std::optional<time_point> next_wakeup() const;
 
@@ -113,4 +112,4 @@ class container_probes {
   bool ready_ = false;
 };
 
-} // namespace deckhand::supervisor
+}  // namespace deckhand::supervisor

@@ -87,8 +87,7 @@ class runner {
   void add_source(int fd, std::function<int()> run);
   /// The same for a source whose fds change (the transport bridge's
   /// sockets): `fill` appends them on every turn.
-  void add_source(std::function<void(std::vector<struct pollfd>&)> fill,
-                  std::function<int()> run);
+  void add_source(std::function<void(std::vector<struct pollfd>&)> fill, std::function<int()> run);
 
   /// `runc state`: reports probed(); watches a running container's pid;
   /// removes a stopped one. Output still in the pipes goes to `target`.
@@ -145,4 +144,4 @@ class runner {
   std::thread thread_;
 };
 
-} // namespace deckhand::supervisor
+}  // namespace deckhand::supervisor

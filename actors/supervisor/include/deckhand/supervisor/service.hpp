@@ -23,8 +23,8 @@
 
 #include <CLI/CLI.hpp>
 
-#include "deckhand/host/config.hpp"
 #include "deckhand/common/result.hpp"
+#include "deckhand/host/config.hpp"
 #include "deckhand/supervisor/backoff.hpp"
 #include "deckhand/supervisor/cri_log.hpp"
 
@@ -57,4 +57,4 @@ void add_service_options(CLI::App& app, service_options& opts);
 /// exists.
 int run(const host::common_options& common, const service_options& opts);
 
-} // namespace deckhand::supervisor
+}  // namespace deckhand::supervisor

@@ -24,8 +24,8 @@ namespace deckhand::supervisor {
 struct backoff_record {
   static constexpr const char* type_name = "backoff_record";
   std::string name;
-  int32_t step = 0;            ///< consecutive restarts so far
-  int64_t restart_at_ms = 0;   ///< wall-clock ms of the pending restart, 0: none
+  int32_t step = 0;           ///< consecutive restarts so far
+  int64_t restart_at_ms = 0;  ///< wall-clock ms of the pending restart, 0: none
   static constexpr auto fields() {
     return std::make_tuple(wire::field("name", &backoff_record::name),
                            wire::field_always("step", &backoff_record::step),
@@ -55,8 +55,8 @@ struct stop_marker {
   int64_t deadline_ms = 0;  ///< wall-clock ms after which SIGKILL is sent
   static constexpr auto fields() {
     return std::make_tuple(
-      wire::field_always("gracePeriodSeconds", &stop_marker::grace_period_seconds),
-      wire::field_always("deadlineMs", &stop_marker::deadline_ms));
+        wire::field_always("gracePeriodSeconds", &stop_marker::grace_period_seconds),
+        wire::field_always("deadlineMs", &stop_marker::deadline_ms));
   }
 };
 
@@ -69,4 +69,4 @@ stop_marker decode_stop_marker(const std::string& text);
 int64_t to_epoch_ms(time_point t);
 time_point from_epoch_ms(int64_t ms);
 
-} // namespace deckhand::supervisor
+}  // namespace deckhand::supervisor

@@ -16,8 +16,8 @@ namespace deckhand::supervisor {
 /// the exit status (it was not the container's parent, or was down).
 struct exit_info {
   bool known = true;
-  int code = 0;    ///< exit code, or 128 + signal
-  int signal = 0;  ///< terminating signal, or 0
+  int code = 0;         ///< exit code, or 128 + signal
+  int signal = 0;       ///< terminating signal, or 0
   std::string message;  ///< extra text (e.g. why a start failed)
   std::string reason;   ///< overrides the derived reason when not empty
 
@@ -33,12 +33,11 @@ struct exit_info {
 constexpr int unknown_exit_code = 137;
 constexpr const char* unknown_exit_reason = "ContainerStatusUnknown";
 constexpr const char* unknown_exit_message =
-  "the container exited while its supervisor was down; exit code unknown";
+    "the container exited while its supervisor was down; exit code unknown";
 
 /// The terminated state for `e`: reason `Completed` for 0, `Error` otherwise,
 /// `ContainerStatusUnknown` for an unknown exit.
-wire::container_state_terminated terminated_state(const exit_info& e,
-                                                  const std::string& started_at,
+wire::container_state_terminated terminated_state(const exit_info& e, const std::string& started_at,
                                                   const std::string& finished_at,
                                                   const std::string& container_id);
 
@@ -60,4 +59,4 @@ std::string rfc3339(time_point t);
 /// accepted too); nullopt for anything else.
 std::optional<time_point> parse_rfc3339(const std::string& s);
 
-} // namespace deckhand::supervisor
+}  // namespace deckhand::supervisor
