@@ -40,7 +40,7 @@
 #include "deckhand/common/result.hpp"
 #include "deckhand/oci/result_void.hpp"
 
-namespace deckhand::oci {
+namespace deckhand::process_oci {
 
 /// One `process.rlimits` entry.
 struct host_rlimit {
@@ -98,4 +98,4 @@ std::filesystem::path default_process_runtime_root();
 /// Must be called from a single-threaded process (it forks).
 int process_runtime_main(int argc, char** argv);
 
-}  // namespace deckhand::oci
+}  // namespace deckhand::process_oci

@@ -29,11 +29,12 @@
 
 #include "deckhand/oci/bundle.hpp"
 #include "deckhand/oci/process.hpp"
-#include "deckhand/oci/process_runtime.hpp"
 #include "deckhand/oci/runc.hpp"
+#include "deckhand/process_oci/process_runtime.hpp"
 
 using namespace deckhand;
 using namespace deckhand::oci;
+using namespace deckhand::process_oci;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 namespace utf = boost::unit_test;
