@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstring>
 #include <iostream>
+#include <string_view>
+#include <utility>
 
 #include <CLI/CLI.hpp>
 
@@ -33,9 +35,54 @@ CLI::Option* add_namespace(CLI::App* sub, node_options& node) {
   return sub->add_option("-n,--namespace", node.ns, "The namespace")->capture_default_str();
 }
 
+/// Flags that, as with kubectl's `--namespace`, may come before the command
+/// as well as after it; `true` when the flag takes a value.
+constexpr std::pair<std::string_view, bool> global_flags[] = {
+    {"--data-dir", true}, {"-n", true},  {"--namespace", true},      {"-o", true},
+    {"--output", true},   {"-A", false}, {"--all-namespaces", false}};
+
+/// Number of tokens at `args[i]` that make up one global flag (with its
+/// value), or 0 when `args[i]` is not one.
+size_t global_flag_tokens(const std::vector<std::string>& args, size_t i) {
+  std::string_view arg = args[i];
+  for (auto [name, takes_value] : global_flags) {
+    if (arg == name)
+      return takes_value && i + 1 < args.size() ? 2 : 1;
+    bool is_long = name.starts_with("--");
+    if (takes_value && arg.starts_with(name) &&
+        (is_long ? arg.size() > name.size() && arg[name.size()] == '=' : arg.size() > name.size()))
+      return 1;
+  }
+  return 0;
+}
+
+/// Moves the global flags given before the command to after it (before a
+/// `--`, which ends the command's own flags), where each command declares
+/// the ones it accepts. The command's name then comes first, as `up` needs
+/// when it hands its flags to deckhand-launcher.
+std::vector<std::string> hoist_global_flags(const std::vector<std::string>& args) {
+  std::vector<std::string> hoisted;
+  size_t i = 0;
+  while (i < args.size()) {
+    auto n = global_flag_tokens(args, i);
+    if (n == 0)
+      break;
+    hoisted.insert(hoisted.end(), args.begin() + static_cast<std::ptrdiff_t>(i),
+                   args.begin() + static_cast<std::ptrdiff_t>(i + n));
+    i += n;
+  }
+  if (hoisted.empty() || i == args.size())
+    return args;
+  std::vector<std::string> result(args.begin() + static_cast<std::ptrdiff_t>(i), args.end());
+  auto dashes = std::find(result.begin(), result.end(), "--");
+  result.insert(dashes, hoisted.begin(), hoisted.end());
+  return result;
+}
+
 }  // namespace
 
-int run(const std::vector<std::string>& args, io_streams io) {
+int run(const std::vector<std::string>& given_args, io_streams io) {
+  const auto args = hoist_global_flags(given_args);
   CLI::App app{"deckhand: a Kubernetes worker node", "deckhand"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Help for every command");

@@ -382,6 +382,28 @@ BOOST_AUTO_TEST_CASE(logs_follow_ends_when_the_pod_is_gone) {
   BOOST_CHECK_EQUAL(out.str(), "one\ntwo\nthree\n");
 }
 
+BOOST_AUTO_TEST_CASE(global_flags_go_before_or_after_the_command) {
+  auto run_raw = [&](std::vector<std::string> args) {
+    out.str("");
+    err.str("");
+    return run(args, {out, err, in});
+  };
+  in.str(pod_yaml);
+  BOOST_CHECK_EQUAL(run_raw({"--data-dir", data.string(), "-n", "team", "apply", "-f", "-"}), 0);
+  BOOST_CHECK(api.objects.count("pods/team/web"));
+  BOOST_CHECK_EQUAL(
+      run_raw({"--data-dir=" + data.string(), "--namespace=team", "-o", "name", "get", "pods"}), 0);
+  BOOST_CHECK_EQUAL(out.str(), "pod/web\n");
+  BOOST_CHECK_EQUAL(run_raw({"-nteam", "-oname", "get", "pods", "--data-dir", data.string()}), 0);
+  BOOST_CHECK_EQUAL(out.str(), "pod/web\n");
+  BOOST_CHECK_EQUAL(run_raw({"--data-dir", data.string(), "-A", "get", "pods", "-o", "name"}), 0);
+  BOOST_CHECK_EQUAL(out.str(), "pod/web\n");
+  BOOST_CHECK_EQUAL(run_raw({"--data-dir", data.string(), "get", "pods", "-n", "team"}), 0);
+  BOOST_CHECK(out.str().find("web") != std::string::npos);
+  // A global flag the command does not take is refused, as it is after it.
+  BOOST_CHECK_NE(run_raw({"-o", "name", "status", "--data-dir", data.string()}), 0);
+}
+
 BOOST_AUTO_TEST_CASE(commands_without_a_node_say_so) {
   fs::remove(paths::apiserver_url_file(data));
   BOOST_CHECK_NE(cli({"get", "pods"}), 0);
