@@ -41,7 +41,7 @@ wire::pod sample_pod() {
   c.name = "main";
   c.image = "deckhand.local/busybox:demo";
   c.command = {"sh", "-c", "echo hi"};
-  c.env = {{"A", "1"}};
+  c.env = {{"A", "1", {}}};
   p.spec.containers.push_back(c);
   wire::container_status cs;
   cs.name = "main";
