@@ -20,6 +20,7 @@
 #include "deckhand/runtime/runtime_api.hpp"
 #include "deckhand/runtime/sandbox_ops.hpp"
 #include "run_blocking.hpp"
+#include "sandbox_store.hpp"
 
 namespace deckhand::runtime {
 
@@ -41,19 +42,6 @@ wire::image_summary summarize(const image::image_record& rec) {
 std::string short_id(const std::string& id) {
   auto hex = id.rfind(':') == std::string::npos ? id : id.substr(id.rfind(':') + 1);
   return hex.substr(0, 12);
-}
-
-std::optional<wire::pod> read_pod_json(const fs::path& dir) {
-  auto text = fsutil::read_file(pod_dir::pod_json(dir), 16u << 20);
-  if (!text)
-    return std::nullopt;
-  auto j = nlohmann::json::parse(*text, nullptr, false);
-  if (j.is_discarded())
-    return std::nullopt;
-  auto p = wire::from_json<wire::pod>(j);
-  if (!p)
-    return std::nullopt;
-  return std::move(*p);
 }
 
 /// Bytes of the files among `blobs` that exist now.
@@ -344,7 +332,7 @@ std::map<std::string, std::set<std::string>> images_in_use(const runtime_options
   std::map<std::string, std::string> pod_names;  // uid -> namespace/name
   for (const auto& uid : pod_uids_on_disk(opts)) {
     auto dir = pod_dir::root(opts.data_dir, uid);
-    auto p = read_pod_json(dir);
+    auto p = read_pod(dir);
     if (!p)
       continue;
     auto label =

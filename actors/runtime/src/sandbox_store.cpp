@@ -40,6 +40,10 @@ bool valid_uid(const std::string& uid) {
 
 std::string pod_namespace(const std::string& ns) { return ns.empty() ? "default" : ns; }
 
+result<wire::pod> read_pod(const fs::path& dir) {
+  return read_json_file<wire::pod>(pod_dir::pod_json(dir));
+}
+
 std::optional<sandbox_record> read_record(const fs::path& dir) {
   auto text = fsutil::read_file(pod_dir::sandbox_json(dir), 1u << 20);
   if (!text)
@@ -62,7 +66,7 @@ oci::runc make_runc(const runtime_options& opts) {
 /// Names of the pod's containers from every source that may know them.
 std::vector<std::string> container_names(const fs::path& dir) {
   std::set<std::string> names;
-  if (auto p = read_json_file<wire::pod>(pod_dir::pod_json(dir))) {
+  if (auto p = read_pod(dir)) {
     for (const auto& c : p->spec.init_containers)
       names.insert(c.name);
     for (const auto& c : p->spec.containers)
@@ -117,7 +121,7 @@ result<wire::sandbox_status> read_sandbox(const runtime_options& opts, const std
   if (!valid_uid(uid))
     return error{errc::not_found, "no sandbox " + uid};
   auto dir = pod_dir::root(opts.data_dir, uid);
-  auto pod = read_json_file<wire::pod>(pod_dir::pod_json(dir));
+  auto pod = read_pod(dir);
   auto rec = read_record(dir);
   if (!pod || !rec || rec->state == "creating")
     return error{errc::not_found, "no sandbox " + uid};
@@ -142,32 +146,24 @@ result<wire::sandbox_status> read_sandbox(const runtime_options& opts, const std
   else
     st.state = "ready";
   // Before the supervisor's first status.json, every container is waiting.
-  for (const auto& c : pod->spec.init_containers) {
-    bool known = std::any_of(st.init_containers.begin(), st.init_containers.end(),
-                             [&](const wire::container_record& r) { return r.name == c.name; });
-    if (known)
-      continue;
-    wire::container_record r;
-    r.name = c.name;
-    r.runtime_id = pod_dir::runtime_id(uid, c.name);
-    r.status.name = c.name;
-    r.status.image = c.image;
-    r.status.state.waiting.reason = "PodInitializing";
-    st.init_containers.push_back(std::move(r));
-  }
-  for (const auto& c : pod->spec.containers) {
-    bool known = std::any_of(st.containers.begin(), st.containers.end(),
-                             [&](const wire::container_record& r) { return r.name == c.name; });
-    if (known)
-      continue;
-    wire::container_record r;
-    r.name = c.name;
-    r.runtime_id = pod_dir::runtime_id(uid, c.name);
-    r.status.name = c.name;
-    r.status.image = c.image;
-    r.status.state.waiting.reason = "ContainerCreating";
-    st.containers.push_back(std::move(r));
-  }
+  auto add_waiting = [&](const std::vector<wire::container>& specs,
+                         std::vector<wire::container_record>& records, const char* reason) {
+    for (const auto& c : specs) {
+      bool known = std::any_of(records.begin(), records.end(),
+                               [&](const wire::container_record& r) { return r.name == c.name; });
+      if (known)
+        continue;
+      wire::container_record r;
+      r.name = c.name;
+      r.runtime_id = pod_dir::runtime_id(uid, c.name);
+      r.status.name = c.name;
+      r.status.image = c.image;
+      r.status.state.waiting.reason = reason;
+      records.push_back(std::move(r));
+    }
+  };
+  add_waiting(pod->spec.init_containers, st.init_containers, "PodInitializing");
+  add_waiting(pod->spec.containers, st.containers, "ContainerCreating");
   return st;
 }
 

@@ -37,6 +37,9 @@ result<T> read_json_file(const std::filesystem::path& file) {
   return wire::from_json<T>(j);
 }
 
+/// pod.json of the pod directory `dir`.
+result<wire::pod> read_pod(const std::filesystem::path& dir);
+
 /// sandbox.json of the pod directory `dir`, if present and valid.
 std::optional<sandbox_record> read_record(const std::filesystem::path& dir);
 

@@ -160,7 +160,7 @@ error remove_sandbox(const runtime_options& opts, const std::string& uid, pid_t 
   if (auto rec = read_record(dir)) {
     ns = rec->namespace_;
     name = rec->name;
-  } else if (auto p = read_json_file<wire::pod>(pod_dir::pod_json(dir))) {
+  } else if (auto p = read_pod(dir)) {
     ns = pod_namespace(p->metadata.namespace_);
     name = p->metadata.name;
   }

@@ -33,46 +33,24 @@ namespace deckhand::runtime {
 template <class Request>
 struct reply_to;
 
-template <>
-struct reply_to<wire::image_import_request> {
-  using type = wire::image_import_reply;
-};
-template <>
-struct reply_to<wire::image_list_request> {
-  using type = wire::image_list_reply;
-};
-template <>
-struct reply_to<wire::image_pull_request> {
-  using type = wire::image_pull_reply;
-};
-template <>
-struct reply_to<wire::image_remove_request> {
-  using type = wire::image_remove_reply;
-};
-template <>
-struct reply_to<wire::run_pod_request> {
-  using type = wire::run_pod_reply;
-};
-template <>
-struct reply_to<wire::stop_pod_request> {
-  using type = wire::sandbox_status_reply;
-};
-template <>
-struct reply_to<wire::remove_pod_request> {
-  using type = wire::ack;
-};
-template <>
-struct reply_to<wire::list_sandboxes_request> {
-  using type = wire::list_sandboxes_reply;
-};
-template <>
-struct reply_to<wire::exec_request> {
-  using type = wire::exec_reply;
-};
-template <>
-struct reply_to<wire::container_stats_request> {
-  using type = wire::container_stats_reply;
-};
+#define DECKHAND_RUNTIME_REPLY(request, reply)                                                     \
+  template <>                                                                                      \
+  struct reply_to<wire::request> {                                                                 \
+    using type = wire::reply;                                                                      \
+  }
+
+DECKHAND_RUNTIME_REPLY(image_import_request, image_import_reply);
+DECKHAND_RUNTIME_REPLY(image_list_request, image_list_reply);
+DECKHAND_RUNTIME_REPLY(image_pull_request, image_pull_reply);
+DECKHAND_RUNTIME_REPLY(image_remove_request, image_remove_reply);
+DECKHAND_RUNTIME_REPLY(run_pod_request, run_pod_reply);
+DECKHAND_RUNTIME_REPLY(stop_pod_request, sandbox_status_reply);
+DECKHAND_RUNTIME_REPLY(remove_pod_request, ack);
+DECKHAND_RUNTIME_REPLY(list_sandboxes_request, list_sandboxes_reply);
+DECKHAND_RUNTIME_REPLY(exec_request, exec_reply);
+DECKHAND_RUNTIME_REPLY(container_stats_request, container_stats_reply);
+
+#undef DECKHAND_RUNTIME_REPLY
 
 template <class Request>
 using reply_to_t = typename reply_to<Request>::type;
