@@ -12,25 +12,13 @@
 #include "deckhand/host/pod_dir.hpp"
 #include "deckhand/messages/json.hpp"
 #include "deckhand/oci/runc.hpp"
+#include "sandbox_store.hpp"
 
 namespace deckhand::runtime {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-std::optional<wire::pod> load_pod(const fs::path& dir) {
-  auto text = fsutil::read_file(pod_dir::pod_json(dir));
-  if (!text)
-    return std::nullopt;
-  auto j = nlohmann::json::parse(*text, nullptr, false);
-  if (j.is_discarded())
-    return std::nullopt;
-  auto p = wire::from_json<wire::pod>(j);
-  if (!p)
-    return std::nullopt;
-  return std::move(*p);
-}
 
 /// The pod a request names, with its directory.
 result<std::pair<wire::pod, fs::path>> find_pod(const runtime_options& opts,
@@ -39,7 +27,7 @@ result<std::pair<wire::pod, fs::path>> find_pod(const runtime_options& opts,
     if (req.uid.find('/') != std::string::npos || req.uid == "." || req.uid == "..")
       return error{errc::invalid, "invalid pod uid \"" + req.uid + "\""};
     auto dir = pod_dir::root(opts.data_dir, req.uid);
-    auto p = load_pod(dir);
+    auto p = read_pod(dir);
     if (!p)
       return error{errc::not_found, "pod with uid " + req.uid + " not found on this node"};
     return std::make_pair(std::move(*p), dir);
@@ -52,7 +40,7 @@ result<std::pair<wire::pod, fs::path>> find_pod(const runtime_options& opts,
   fs::file_time_type best_time{};
   std::error_code ec;
   for (const auto& de : fs::directory_iterator(paths::pods_state_dir(opts.data_dir), ec)) {
-    auto p = load_pod(de.path());
+    auto p = read_pod(de.path());
     if (!p || p->metadata.name != req.name ||
         (p->metadata.namespace_.empty() ? "default" : p->metadata.namespace_) != ns)
       continue;

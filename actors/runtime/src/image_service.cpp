@@ -17,7 +17,10 @@
 #include "deckhand/image/reference.hpp"
 #include "deckhand/messages/codec.hpp"
 #include "deckhand/messages/json.hpp"
+#include "deckhand/runtime/runtime_api.hpp"
 #include "deckhand/runtime/sandbox_ops.hpp"
+#include "run_blocking.hpp"
+#include "sandbox_store.hpp"
 
 namespace deckhand::runtime {
 
@@ -41,19 +44,6 @@ std::string short_id(const std::string& id) {
   return hex.substr(0, 12);
 }
 
-std::optional<wire::pod> read_pod_json(const fs::path& dir) {
-  auto text = fsutil::read_file(pod_dir::pod_json(dir), 16u << 20);
-  if (!text)
-    return std::nullopt;
-  auto j = nlohmann::json::parse(*text, nullptr, false);
-  if (j.is_discarded())
-    return std::nullopt;
-  auto p = wire::from_json<wire::pod>(j);
-  if (!p)
-    return std::nullopt;
-  return std::move(*p);
-}
-
 /// Bytes of the files among `blobs` that exist now.
 uint64_t blob_bytes(const image::image_store& store, const std::vector<std::string>& blobs) {
   uint64_t n = 0;
@@ -70,23 +60,19 @@ void publish(const image_context& ctx, wire::image_pull_progress p) {
     ctx.bus->publish(ctx.pub, "pull", wire::make_envelope(p));
 }
 
-void pull(const image_context& ctx, const inbound_request& req) {
+void pull_image(const image_context& ctx, const responder<wire::image_pull_request>& req) {
   auto lg = log::get();
-  auto m = wire::decode_body<wire::image_pull_request>(req.env.body);
-  if (!m) {
-    ctx.bus->reply_error(req, m.err());
-    return;
-  }
+  const auto* m = &req.request();
   auto name = image::normalize_reference(m->image);
   if (!name) {
-    ctx.bus->reply_error(req, name.err());
+    req.fail(name.err());
     return;
   }
   if (m->if_not_present) {
     if (auto rec = ctx.store->find(m->image)) {
       wire::image_pull_reply rep;
       rep.image = summarize(*rec);
-      ctx.bus->reply(req, wire::make_envelope(rep));
+      req.reply(rep);
       return;
     }
   }
@@ -115,7 +101,7 @@ void pull(const image_context& ctx, const inbound_request& req) {
     last.phase = "failed";
     last.message = rec.err().message;
     publish(ctx, last);
-    ctx.bus->reply_error(req, rec.err());
+    req.fail(rec.err());
     return;
   }
   lg->info("msg=\"image pulled\" image={} id={} size={}", *name, rec->id, rec->size);
@@ -125,18 +111,14 @@ void pull(const image_context& ctx, const inbound_request& req) {
   wire::image_pull_reply rep;
   rep.image = summarize(*rec);
   rep.pulled = true;
-  ctx.bus->reply(req, wire::make_envelope(rep));
+  req.reply(rep);
 }
 
-void remove(const image_context& ctx, const inbound_request& req) {
-  auto m = wire::decode_body<wire::image_remove_request>(req.env.body);
-  if (!m) {
-    ctx.bus->reply_error(req, m.err());
-    return;
-  }
+void remove_image(const image_context& ctx, const responder<wire::image_remove_request>& req) {
+  const auto* m = &req.request();
   auto rec = ctx.store->find(m->image);
   if (!rec) {
-    ctx.bus->reply_error(req, rec.err());
+    req.fail(rec.err());
     return;
   }
   auto used = images_in_use(ctx.opts, *ctx.store);
@@ -144,15 +126,14 @@ void remove(const image_context& ctx, const inbound_request& req) {
     std::string pods;
     for (const auto& p : it->second)
       pods += (pods.empty() ? "" : ", ") + p;
-    ctx.bus->reply_error(req, {errc::conflict, "image \"" + m->image + "\" (" + short_id(rec->id) +
-                                                   ") is in use by pod " + pods +
-                                                   "; delete the pod first"});
+    req.fail({errc::conflict, "image \"" + m->image + "\" (" + short_id(rec->id) +
+                                  ") is in use by pod " + pods + "; delete the pod first"});
     return;
   }
   auto before = blob_bytes(*ctx.store, rec->blobs);
   auto removed = ctx.store->remove(m->image);
   if (!removed) {
-    ctx.bus->reply_error(req, removed.err());
+    req.fail(removed.err());
     return;
   }
   wire::image_remove_reply rep;
@@ -164,7 +145,7 @@ void remove(const image_context& ctx, const inbound_request& req) {
   }
   log::get()->info("msg=\"image removed\" ref={} id={} deleted={} freed={}", m->image, rec->id,
                    !rep.removed.empty(), rep.freed_bytes);
-  ctx.bus->reply(req, wire::make_envelope(rep));
+  req.reply(rep);
 }
 
 void collect(const image_context& ctx) {
@@ -215,6 +196,64 @@ caf::behavior image_gc(caf::stateful_actor<gc_state>* self, std::shared_ptr<imag
   };
 }
 
+void import_image(const image_context& ctx, const responder<wire::image_import_request>& req) {
+  const auto& m = req.request();
+  if (m.path.empty()) {
+    req.fail({errc::invalid, "image import needs a path"});
+    return;
+  }
+  std::optional<std::string> name;
+  if (!m.name.empty())
+    name = m.name;
+  auto rec = ctx.store->import(m.path, name);
+  if (!rec) {
+    log::get()->warn("msg=\"image import failed\" path={} error=\"{}\"", m.path, rec.err().message);
+    req.fail(rec.err());
+    return;
+  }
+  log::get()->info("msg=\"image imported\" id={} path={}", rec->id, m.path);
+  wire::image_import_reply rep;
+  rep.image = summarize(*rec);
+  req.reply(rep);
+}
+
+void list_images(const image_context& ctx, const responder<wire::image_list_request>& req) {
+  wire::image_list_reply rep;
+  for (const auto& rec : ctx.store->list())
+    rep.images.push_back(summarize(rec));
+  req.reply(rep);
+}
+
+/// Decodes `req` as `Request` and hands it to `fn` on a worker thread.
+template <class Request, class Fn>
+void serve(caf::actor_system& sys, const std::shared_ptr<image_context>& ctx, inbound_request req,
+           Fn fn) {
+  auto r = responder<Request>::decode(*ctx->bus, std::move(req));
+  if (!r)
+    return;
+  run_blocking(sys, [ctx, fn, r = std::move(*r)] { fn(*ctx, r); });
+}
+
+caf::behavior image_service(caf::event_based_actor* self, std::shared_ptr<image_context> ctx) {
+  self->link_to(spawn_image_gc(self->system(), ctx));
+  return {
+      [=](inbound_request& req) {
+        auto& sys = self->system();
+        if (carries<wire::image_pull_request>(req))
+          serve<wire::image_pull_request>(sys, ctx, std::move(req), pull_image);
+        else if (carries<wire::image_remove_request>(req))
+          serve<wire::image_remove_request>(sys, ctx, std::move(req), remove_image);
+        else if (carries<wire::image_import_request>(req))
+          serve<wire::image_import_request>(sys, ctx, std::move(req), import_image);
+        else if (carries<wire::image_list_request>(req))
+          serve<wire::image_list_request>(sys, ctx, std::move(req), list_images);
+        else
+          ctx->bus->reply_error(req,
+                                {errc::invalid, "the image service does not serve message type " +
+                                                    std::to_string(req.env.hdr.type)});
+      },
+  };
+}
 }  // namespace
 
 bool progress_throttle::admit(const std::string& phase, clock::time_point now) {
@@ -279,20 +318,12 @@ std::shared_ptr<image_context> make_image_context(transport::bridge& bus,
   return ctx;
 }
 
-void serve_image_request(caf::actor_system& sys, std::shared_ptr<image_context> ctx,
-                         inbound_request req) {
-  sys.spawn([ctx, req = std::move(req)](caf::blocking_actor*) {
-    if (req.env.hdr.type == wire::image_pull_request::type_id)
-      pull(*ctx, req);
-    else if (req.env.hdr.type == wire::image_remove_request::type_id)
-      remove(*ctx, req);
-    else
-      ctx->bus->reply_error(req, {errc::invalid, "not an image pull or remove request"});
-  });
-}
-
 caf::actor spawn_image_gc(caf::actor_system& sys, std::shared_ptr<image_context> ctx) {
   return sys.spawn(image_gc, std::move(ctx));
+}
+
+caf::actor spawn_image_service(caf::actor_system& sys, std::shared_ptr<image_context> ctx) {
+  return sys.spawn(image_service, std::move(ctx));
 }
 
 std::map<std::string, std::set<std::string>> images_in_use(const runtime_options& opts,
@@ -301,7 +332,7 @@ std::map<std::string, std::set<std::string>> images_in_use(const runtime_options
   std::map<std::string, std::string> pod_names;  // uid -> namespace/name
   for (const auto& uid : pod_uids_on_disk(opts)) {
     auto dir = pod_dir::root(opts.data_dir, uid);
-    auto p = read_pod_json(dir);
+    auto p = read_pod(dir);
     if (!p)
       continue;
     auto label =

@@ -528,4 +528,11 @@ caf::actor spawn_sim_service(caf::actor_system& sys, transport::bridge& bus,
   return sys.spawn<caf::detached>(sim_service, &bus, opts, std::move(images), *backoff);
 }
 
+backend_actors sim_backend::spawn(caf::actor_system& sys, transport::bridge& bus,
+                                  const runtime_options& opts,
+                                  std::shared_ptr<image::image_store> images, caf::actor) const {
+  auto sim = spawn_sim_service(sys, bus, opts, std::move(images));
+  return {sim, sim};
+}
+
 }  // namespace deckhand::runtime

@@ -52,10 +52,10 @@ std::shared_ptr<image_context> make_image_context(transport::bridge& bus,
                                                   const runtime_options& opts,
                                                   std::shared_ptr<image::image_store> store);
 
-/// Handles an image_pull_request or image_remove_request on a worker thread
-/// of `sys`; the reply goes out through the bridge.
-void serve_image_request(caf::actor_system& sys, std::shared_ptr<image_context> ctx,
-                         transport::inbound_request req);
+/// Spawns the image service: image_import_request, image_list_request,
+/// image_pull_request and image_remove_request (runtime_api.hpp), each
+/// answered from a worker thread of its own, and the image GC linked to it.
+caf::actor spawn_image_service(caf::actor_system& sys, std::shared_ptr<image_context> ctx);
 
 /// Spawns the periodic image GC (first run after one period; none when the
 /// period is zero). The caller links it to the image service.

@@ -23,6 +23,8 @@
 
 namespace deckhand::runtime {
 
+class supervised_backend;
+
 /// Checks what the runtime relies on: uid and container names usable as path
 /// components and runc ids, a name, at least one container, unique container
 /// names, an image per container.
@@ -33,9 +35,11 @@ error validate_pod(const wire::pod& p);
 /// with the pod's hostname, IPC), its address and veth on the node bridge
 /// (network.hpp; hostNetwork pods report the node's address), a /dev/shm
 /// tmpfs and /etc/{hostname,hosts,resolv.conf}, and per container an overlay
-/// mount over the image rootfs plus config.json joining all of these. A
+/// mount over the image rootfs plus config.json joining all of these; what
+/// isolates the pod on the host is `backend`'s (supervised_backend.hpp). A
 /// missing image is `errc::not_found`. On failure everything done is undone.
 result<wire::sandbox_status> create_sandbox(const runtime_options& opts,
+                                            const supervised_backend& backend,
                                             const image::image_store& images, const wire::pod& p);
 
 /// The status of pod `uid` from its files (sandbox.json, status.json,

@@ -34,6 +34,8 @@
 #include "deckhand/image/image_store.hpp"
 #include "deckhand/messages/wire.hpp"
 #include "deckhand/runtime/options.hpp"
+#include "deckhand/runtime/sandbox_backend.hpp"
+#include "deckhand/runtime/sandbox_ops.hpp"
 #include "deckhand/supervisor/pod_state.hpp"
 
 #include <caf/fwd.hpp>
@@ -106,6 +108,20 @@ class sim_node {
 caf::actor spawn_sim_service(caf::actor_system& sys, transport::bridge& bus,
                              const runtime_options& opts,
                              std::shared_ptr<image::image_store> images);
+
+/// The `sim` back-end: one actor, spawn_sim_service(), serves every sandbox
+/// and container request (exec and stats are refused: nothing runs) and
+/// recovers its pods itself.
+class sim_backend final : public sandbox_backend {
+ public:
+  std::string_view name() const override { return "sim"; }
+  void configure(runtime_options&) const override {}
+  bool runs_supervisors() const override { return false; }
+  std::vector<recovered_pod> recover(const runtime_options&) const override { return {}; }
+  backend_actors spawn(caf::actor_system& sys, transport::bridge& bus, const runtime_options& opts,
+                       std::shared_ptr<image::image_store> images,
+                       caf::actor supervisors) const override;
+};
 
 /// The back-off a pod supervisor started with `supervisor_args` would use;
 /// invalid flags are `errc::invalid`.
