@@ -18,35 +18,13 @@
 
 using namespace deckhand;
 
-namespace {
-
-/// "1s", "500ms", "2m", or plain seconds ("1.5").
-std::optional<std::chrono::milliseconds> parse_duration(const std::string& text) {
-  try {
-    size_t used = 0;
-    double v = std::stod(text, &used);
-    auto unit = text.substr(used);
-    double ms = unit == "ms"                    ? v
-                : unit == "m"                   ? v * 60000
-                : (unit.empty() || unit == "s") ? v * 1000
-                                                : -1;
-    if (ms < 0)
-      return std::nullopt;
-    return std::chrono::milliseconds(static_cast<int64_t>(ms));
-  } catch (...) {
-    return std::nullopt;
-  }
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   host::block_signals();
   CLI::App app{"deckhand-proxy: routes Service traffic to ready pods"};
   host::common_options common;
   host::add_common_options(app, common);
   std::string api_endpoint, feed_endpoint, endpoint, mode;
-  std::string min_sync = "1s", sync = "30s";
+  proxy::proxy_config cfg;
   proxy::kernel_options kopts;
   std::string node_ip = "0.0.0.0";
   bool cleanup = false;
@@ -56,10 +34,10 @@ int main(int argc, char** argv) {
   app.add_option("--proxy-mode,--mode", mode,
                  "data plane: nftables, iptables, userspace, or log (compute and log only). "
                  "Default: nftables when root with nft available, else userspace");
-  app.add_option("--min-sync-period", min_sync,
-                 "changes are applied at most this often, batched (e.g. 1s, 500ms)");
-  app.add_option("--sync-period", sync,
-                 "full resync period that rewrites every rule (e.g. 30s; 0: never)");
+  host::add_duration_option(app, "--min-sync-period", cfg.min_sync_period,
+                            "changes are applied at most this often, batched (e.g. 1s, 500ms)");
+  host::add_duration_option(app, "--sync-period", cfg.sync_period,
+                            "full resync period that rewrites every rule (e.g. 30s; 0: never)");
   app.add_option("--cluster-cidr,--pod-cidr", kopts.pod_cidr,
                  "pod CIDR: ClusterIP traffic from outside it is masqueraded (empty: all)");
   app.add_option("--node-name,--hostname-override", kopts.node_name,
@@ -91,16 +69,6 @@ int main(int argc, char** argv) {
     return rc;
   }
 
-  auto min_sync_p = parse_duration(min_sync);
-  auto sync_p = parse_duration(sync);
-  if (!min_sync_p || !sync_p) {
-    std::cerr << "deckhand-proxy: --min-sync-period/--sync-period: expected a duration such as "
-                 "1s or 500ms\n";
-    return 2;
-  }
-  proxy::proxy_config cfg;
-  cfg.min_sync_period = *min_sync_p;
-  cfg.sync_period = *sync_p;
   if (mode.empty())
     mode = proxy::nftables_available() ? "nftables" : "userspace";
   if (mode == "nftables") {

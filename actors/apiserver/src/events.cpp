@@ -19,30 +19,6 @@ std::string str_at(const json& obj, const char* key) {
   return {};
 }
 
-field_errors validate_event(json& obj) {
-  field_errors errs;
-  const json& md = obj["metadata"];
-  std::string ns = str_at(md, "namespace");
-  if (!obj.contains("involvedObject") || !obj["involvedObject"].is_object()) {
-    errs.push_back({"Required value", "involvedObject", ""});
-    return errs;
-  }
-  std::string io_ns = str_at(obj["involvedObject"], "namespace");
-  // Kubernetes: an event about a namespaced object lives in its namespace.
-  if (!io_ns.empty() && io_ns != ns)
-    errs.push_back({"Invalid value", "involvedObject.namespace",
-                    json(io_ns).dump() + ": does not match event.namespace"});
-  std::string type = str_at(obj, "type");
-  if (!type.empty() && type != "Normal" && type != "Warning")
-    errs.push_back({"Unsupported value", "type",
-                    json(type).dump() + ": supported values: \"Normal\", \"Warning\""});
-  for (const auto& m : check_dns1123_subdomain(str_at(md, "name")))
-    errs.push_back({"Invalid value", "metadata.name", json(str_at(md, "name")).dump() + ": " + m});
-  if (obj.contains("count") && !obj["count"].is_number_integer())
-    errs.push_back({"Invalid value", "count", "must be an integer"});
-  return errs;
-}
-
 int64_t count_of(const json& ev) {
   if (ev.contains("count") && ev["count"].is_number_integer())
     return ev["count"].get<int64_t>();
@@ -65,8 +41,8 @@ kind_info event_kind() {
                        "involvedObject.apiVersion", "involvedObject.resourceVersion",
                        "involvedObject.fieldPath",  "reason",
                        "reportingComponent",        "type"};
-  k.prepare_create = [](json& obj) { return validate_event(obj); };
-  k.prepare_update = [](const json&, json& obj) { return validate_event(obj); };
+  k.prepare_create = [](json& obj) { return api::validate_event(obj); };
+  k.prepare_update = [](const json&, json& obj) { return api::validate_event(obj); };
   return k;
 }
 

@@ -4,49 +4,11 @@
 #include <cstdio>
 #include <ctime>
 
-#include "deckhand/apiserver/validation.hpp"
+#include "deckhand/api/validation.hpp"
 
 namespace deckhand::apiserver {
 
 using nlohmann::json;
-
-namespace {
-
-field_errors validate_lease(json& obj) {
-  field_errors errs;
-  const json& md = obj["metadata"];
-  auto name = md.value("name", std::string{});
-  for (const auto& m : check_dns1123_subdomain(name))
-    errs.push_back({"Invalid value", "metadata.name", json(name).dump() + ": " + m});
-  if (!obj.contains("spec"))
-    obj["spec"] = json::object();
-  auto& spec = obj["spec"];
-  if (!spec.is_object()) {
-    errs.push_back({"Invalid value", "spec", "must be an object"});
-    return errs;
-  }
-  if (spec.contains("leaseDurationSeconds")) {
-    const auto& d = spec["leaseDurationSeconds"];
-    if (!d.is_number_integer() || d.get<int64_t>() <= 0)
-      errs.push_back(
-          {"Invalid value", "spec.leaseDurationSeconds", d.dump() + ": must be greater than 0"});
-  }
-  if (spec.contains("leaseTransitions")) {
-    const auto& t = spec["leaseTransitions"];
-    if (!t.is_number_integer() || t.get<int64_t>() < 0)
-      errs.push_back({"Invalid value", "spec.leaseTransitions",
-                      t.dump() + ": must be greater than or equal to 0"});
-  }
-  for (const char* f : {"renewTime", "acquireTime"})
-    if (spec.contains(f) && (!spec[f].is_string() || !parse_micro_time(spec[f].get<std::string>())))
-      errs.push_back(
-          {"Invalid value", std::string("spec.") + f, spec[f].dump() + ": not an RFC 3339 time"});
-  if (spec.contains("holderIdentity") && !spec["holderIdentity"].is_string())
-    errs.push_back({"Invalid value", "spec.holderIdentity", "must be a string"});
-  return errs;
-}
-
-}  // namespace
 
 kind_info lease_kind() {
   kind_info k;
@@ -55,8 +17,8 @@ kind_info lease_kind() {
   k.resource = "leases";
   k.singular = "lease";
   k.status_subresource = false;
-  k.prepare_create = [](json& obj) { return validate_lease(obj); };
-  k.prepare_update = [](const json&, json& obj) { return validate_lease(obj); };
+  k.prepare_create = [](json& obj) { return api::default_and_validate_lease(obj); };
+  k.prepare_update = [](const json&, json& obj) { return api::default_and_validate_lease(obj); };
   return k;
 }
 

@@ -72,8 +72,8 @@ kind_info pod_kind() {
   k.field_selectors = {
       "spec.nodeName",           "status.phase", "spec.restartPolicy",      "spec.schedulerName",
       "spec.serviceAccountName", "status.podIP", "status.nominatedNodeName"};
-  k.prepare_create = [](json& obj) { return default_and_validate_pod(obj); };
-  k.prepare_update = [](const json& old, json& obj) { return validate_pod_update(old, obj); };
+  k.prepare_create = [](json& obj) { return api::default_and_validate_pod(obj); };
+  k.prepare_update = [](const json& old, json& obj) { return api::validate_pod_update(old, obj); };
   return k;
 }
 
@@ -83,8 +83,10 @@ kind_info service_kind() {
   k.resource = "services";
   k.singular = "service";
   k.short_names = {"svc"};
-  k.prepare_create = [](json& obj) { return default_and_validate_service(obj); };
-  k.prepare_update = [](const json& old, json& obj) { return validate_service_update(old, obj); };
+  k.prepare_create = [](json& obj) { return api::default_and_validate_service(obj); };
+  k.prepare_update = [](const json& old, json& obj) {
+    return api::validate_service_update(old, obj);
+  };
   return k;
 }
 
@@ -96,8 +98,8 @@ kind_info node_kind() {
   k.short_names = {"no"};
   k.namespaced = false;
   k.field_selectors = {"spec.unschedulable"};
-  k.prepare_create = [](json& obj) { return default_and_validate_node(obj); };
-  k.prepare_update = [](const json&, json& obj) { return default_and_validate_node(obj); };
+  k.prepare_create = [](json& obj) { return api::default_and_validate_node(obj); };
+  k.prepare_update = [](const json&, json& obj) { return api::default_and_validate_node(obj); };
   return k;
 }
 
@@ -108,8 +110,10 @@ kind_info endpoints_kind() {
   k.singular = "endpoints";
   k.short_names = {"ep"};
   k.status_subresource = false;
-  k.prepare_create = [](json& obj) { return default_and_validate_endpoints(obj); };
-  k.prepare_update = [](const json&, json& obj) { return default_and_validate_endpoints(obj); };
+  k.prepare_create = [](json& obj) { return api::default_and_validate_endpoints(obj); };
+  k.prepare_update = [](const json&, json& obj) {
+    return api::default_and_validate_endpoints(obj);
+  };
   return k;
 }
 
@@ -120,9 +124,9 @@ kind_info endpoint_slice_kind() {
   k.resource = "endpointslices";
   k.singular = "endpointslice";
   k.status_subresource = false;
-  k.prepare_create = [](json& obj) { return default_and_validate_endpoint_slice(obj); };
+  k.prepare_create = [](json& obj) { return api::default_and_validate_endpoint_slice(obj); };
   k.prepare_update = [](const json& old, json& obj) {
-    return validate_endpoint_slice_update(old, obj);
+    return api::validate_endpoint_slice_update(old, obj);
   };
   return k;
 }
@@ -284,7 +288,7 @@ result<json> registry::create(std::string_view kind, const std::string& ns, json
     if (!errs.empty()) {
       if (causes)
         *causes = errs;
-      return error{errc::invalid, invalid_message(k->kind, name, errs)};
+      return error{errc::invalid, api::invalid_message(k->kind, name, errs)};
     }
     std::string ns_final = str_at(obj["metadata"], "namespace");
     std::string store_key = key(*k, ns_final, name);
@@ -302,7 +306,7 @@ result<json> registry::create(std::string_view kind, const std::string& ns, json
           return taken.err();
         if (causes)
           *causes = errs;
-        return error{errc::invalid, invalid_message(k->kind, name, errs)};
+        return error{errc::invalid, api::invalid_message(k->kind, name, errs)};
       }
       auto out = write_locked(*k, store_key, std::move(obj), nullptr, watch_event_type::added);
       if (out)
@@ -428,7 +432,7 @@ result<json> registry::update(std::string_view kind, const std::string& ns, cons
     if (!errs.empty()) {
       if (causes)
         *causes = errs;
-      return error{errc::invalid, invalid_message(k->kind, name, errs)};
+      return error{errc::invalid, api::invalid_message(k->kind, name, errs)};
     }
     // Defaulting may rewrite status (pods, services); a PUT must not.
     if (k->status_subresource) {
@@ -445,7 +449,7 @@ result<json> registry::update(std::string_view kind, const std::string& ns, cons
           return t.err();
         if (causes)
           *causes = errs;
-        return error{errc::invalid, invalid_message(k->kind, name, errs)};
+        return error{errc::invalid, api::invalid_message(k->kind, name, errs)};
       }
       taken = std::move(*t);
     }
@@ -587,7 +591,7 @@ result<json> registry::finalize_pod_deletion(const std::string& ns, const std::s
 result<json> registry::bind(const std::string& ns, const std::string& name,
                             const std::string& node_name) {
   const kind_info* k = find_kind("Pod");
-  auto bad_node = check_dns1123_subdomain(node_name);
+  auto bad_node = api::check_dns1123_subdomain(node_name);
   if (!bad_node.empty())
     return error{errc::invalid, "Binding \"" + name +
                                     "\" is invalid: target.name: Invalid value: " +

@@ -221,7 +221,7 @@ void service_allocator::rebuild(const std::vector<json>& services) {
 }
 
 result<service_allocation> service_allocator::prepare(const json* old, json& svc,
-                                                      field_errors& causes) {
+                                                      api::field_errors& causes) {
   std::lock_guard lock(mu_);
   service_allocation a;
   auto give_back = [&] {

@@ -4,6 +4,7 @@
 #include <iterator>
 #include <sstream>
 
+#include "deckhand/api/manifest.hpp"
 #include "deckhand/cli/commands.hpp"
 
 namespace deckhand::cli {
@@ -53,7 +54,7 @@ bool subset_of(const json& want, const json& have) {
 }
 
 /// The last-applied configuration kubectl would record for `obj`.
-std::string last_applied(const manifest_object& obj, const std::string& ns) {
+std::string last_applied(const api::manifest_object& obj, const std::string& ns) {
   json j = obj.object;
   if (obj.namespace_.empty())
     j["metadata"]["namespace"] = ns;
@@ -101,7 +102,7 @@ result<std::vector<std::string>> expand_sources(const std::vector<std::string>& 
 
 }  // namespace
 
-json apply_body(const manifest_object& obj, const std::string& ns) {
+json apply_body(const api::manifest_object& obj, const std::string& ns) {
   json body = obj.object;
   auto applied = last_applied(obj, ns);
   body["metadata"]["namespace"] = ns;
@@ -109,7 +110,7 @@ json apply_body(const manifest_object& obj, const std::string& ns) {
   return body;
 }
 
-bool apply_unchanged(const manifest_object& obj, const json& existing) {
+bool apply_unchanged(const api::manifest_object& obj, const json& existing) {
   const auto& meta = existing.contains("metadata") ? existing["metadata"] : json();
   if (meta.is_object() && meta.contains("annotations") && meta["annotations"].is_object() &&
       meta["annotations"].contains(last_applied_key) &&
@@ -132,7 +133,7 @@ bool apply_unchanged(const manifest_object& obj, const json& existing) {
   return subset_of(want_spec, have_spec) && subset_of(want_labels, have_labels);
 }
 
-int apply_objects(const api_client& api, const std::vector<manifest_object>& objects,
+int apply_objects(const api_client& api, const std::vector<api::manifest_object>& objects,
                   const std::string& source, const node_options& opts, io_streams io) {
   int rc = 0;
   for (const auto& obj : objects) {
@@ -218,7 +219,7 @@ int apply_command(const node_options& opts, const std::vector<std::string>& file
     return 1;
   }
   // Read and validate everything first: one bad document applies nothing.
-  std::vector<std::pair<std::string, std::vector<manifest_object>>> parsed;
+  std::vector<std::pair<std::string, std::vector<api::manifest_object>>> parsed;
   for (const auto& src : *sources) {
     auto text = read_source(src, io.in);
     if (!text) {
@@ -226,7 +227,7 @@ int apply_command(const node_options& opts, const std::vector<std::string>& file
       return 1;
     }
     auto name = src == "-" ? std::string("STDIN") : src;
-    auto objects = parse_manifests(*text, name);
+    auto objects = api::parse_manifests(*text, name);
     if (!objects) {
       io.err << "error: " << objects.err().message << "\n";
       return 1;

@@ -117,7 +117,7 @@ bool run_demo(const fs::path& data_dir, const std::atomic<bool>& cancel) {
     log->info("msg=\"demo: image imported\" image={} id={}", demo_image_name, imported->image.id);
   }
 
-  auto objects = parse_manifests(demo_manifest(), "configs/demo/pod.yaml");
+  auto objects = api::parse_manifests(demo_manifest(), "configs/demo/pod.yaml");
   if (!objects) {
     log->error("msg=\"demo: bad embedded manifest\" error=\"{}\"", objects.err().message);
     return false;

@@ -8,8 +8,8 @@
 #include <map>
 #include <sstream>
 
+#include "deckhand/api/manifest.hpp"
 #include "deckhand/cli/api_client.hpp"
-#include "deckhand/cli/manifest.hpp"
 
 namespace deckhand::cli {
 
@@ -585,7 +585,7 @@ int describe_command(const describe_options& opts, io_streams io) {
     names.insert(names.begin(), type.substr(slash + 1));
     type = type.substr(0, slash);
   }
-  if (resource_collection(type) != "pods") {
+  if (api::resource_collection(type) != "pods") {
     io.err << "error: the server doesn't have a resource type \"" << type << "\"\n";
     return 1;
   }

@@ -7,6 +7,8 @@
 
 #include <sys/stat.h>
 
+#include "deckhand/api/manifest.hpp"
+#include "deckhand/api/yaml.hpp"
 #include "deckhand/cli/commands.hpp"
 #include "deckhand/cli/describe.hpp"
 #include "deckhand/cli/printers.hpp"
@@ -48,7 +50,7 @@ std::string singular(const std::string& collection) {
 std::string object_path(const std::string& ns, const std::string& collection,
                         const std::string& name = {}) {
   auto path = collection_path(ns, collection, name);
-  auto version = collection_api_version(collection);
+  auto version = api::collection_api_version(collection);
   if (version != "v1")
     path = "/apis/" + version + path.substr(std::string("/api/v1").size());
   return path;
@@ -68,7 +70,7 @@ result<target> resolve(const std::string& resource, const std::vector<std::strin
     type = resource.substr(0, slash);
     t.names.insert(t.names.begin(), resource.substr(slash + 1));
   }
-  t.collection = resource_collection(type);
+  t.collection = api::resource_collection(type);
   if (t.collection.empty())
     return error{errc::not_found, "the server doesn't have a resource type \"" + type + "\""};
   return t;
@@ -77,9 +79,9 @@ result<target> resolve(const std::string& resource, const std::vector<std::strin
 /// Objects in a list response lack kind and apiVersion; kubectl fills them in.
 json with_type(json obj, const std::string& collection) {
   if (!obj.contains("apiVersion"))
-    obj["apiVersion"] = collection_api_version(collection);
+    obj["apiVersion"] = api::collection_api_version(collection);
   if (!obj.contains("kind"))
-    obj["kind"] = collection_kind(collection);
+    obj["kind"] = api::collection_kind(collection);
   return obj;
 }
 
@@ -97,7 +99,7 @@ void print_objects(const std::vector<json>& objs, bool single, const std::string
     if (opts.output == "json")
       out << doc.dump(4) << "\n";
     else
-      out << to_yaml(doc);
+      out << api::to_yaml(doc);
     return;
   }
   if (opts.output == "name") {
@@ -479,7 +481,7 @@ std::string decode_log_chunk(std::string_view chunk, std::string& partial, bool 
 int logs_command(const logs_options& opts, io_streams io) {
   auto pod_name = opts.pod;
   if (auto slash = pod_name.find('/'); slash != std::string::npos) {
-    if (resource_collection(pod_name.substr(0, slash)) != "pods") {
+    if (api::resource_collection(pod_name.substr(0, slash)) != "pods") {
       io.err << "error: cannot get the logs from " << pod_name.substr(0, slash) << "\n";
       return 1;
     }

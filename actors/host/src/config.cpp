@@ -4,6 +4,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "deckhand/api/duration.hpp"
 #include "deckhand/common/paths.hpp"
 
 namespace deckhand::host {
@@ -44,6 +45,24 @@ void add_common_options(CLI::App& app, common_options& opts) {
   app.set_config("--config", "", "YAML config file (camelCase keys of the flags)");
   // A key that matches no option is a mistake worth an error, not silence.
   app.allow_config_extras(false);
+}
+
+CLI::Option* add_duration_option(CLI::App& app, const std::string& name,
+                                 std::chrono::milliseconds& target,
+                                 const std::string& description) {
+  auto* opt = app.add_option_function<std::string>(
+      name,
+      [&target, name](const std::string& text) {
+        auto d = api::parse_duration(text);
+        if (!d)
+          throw CLI::ValidationError(name, d.err().message);
+        if (d->count() < 0)
+          throw CLI::ValidationError(name, "must not be negative: \"" + text + "\"");
+        target = std::chrono::duration_cast<std::chrono::milliseconds>(*d);
+      },
+      description);
+  opt->default_str(api::format_duration(target));
+  return opt;
 }
 
 std::string yaml_config::to_config(const CLI::App* app, bool default_also, bool,

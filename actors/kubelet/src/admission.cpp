@@ -2,7 +2,8 @@
 
 #include <algorithm>
 
-#include "deckhand/oci/quantity.hpp"
+#include "deckhand/api/quantity.hpp"
+#include "deckhand/kubelet/pod_status.hpp"
 
 namespace deckhand::kubelet {
 
@@ -18,7 +19,7 @@ int64_t request_of(const wire::container& c, const char* name, bool milli) {
     if (it == r.limits.end())
       return 0;
   }
-  auto q = milli ? oci::quantity_milli_value(it->second) : oci::quantity_value(it->second);
+  auto q = milli ? api::quantity_milli_value(it->second) : api::quantity_value(it->second);
   return q ? std::max<int64_t>(*q, 0) : 0;
 }
 
@@ -68,14 +69,7 @@ resource_amounts pod_requests(const wire::pod_spec& spec) {
 }
 
 bool is_best_effort(const wire::pod_spec& spec) {
-  auto any = [](const std::vector<wire::container>& cs) {
-    for (const auto& c : cs)
-      for (const char* res : {"cpu", "memory"})
-        if (c.resources.requests.count(res) || c.resources.limits.count(res))
-          return true;
-    return false;
-  };
-  return !any(spec.containers) && !any(spec.init_containers);
+  return pod_qos(spec) == api::qos_class::best_effort;
 }
 
 admit_result admit_pod(const wire::pod& pod, const std::vector<const wire::pod*>& active,

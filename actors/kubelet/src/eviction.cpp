@@ -11,12 +11,13 @@
 
 #include <caf/all.hpp>
 
+#include "deckhand/api/quantity.hpp"
 #include "deckhand/common/log.hpp"
 #include "deckhand/host/caf_glue.hpp"
 #include "deckhand/kubelet/admission.hpp"
 #include "deckhand/kubelet/event_recorder.hpp"
+#include "deckhand/kubelet/pod_status.hpp"
 #include "deckhand/messages/codec.hpp"
-#include "deckhand/oci/quantity.hpp"
 
 namespace deckhand::kubelet {
 
@@ -60,21 +61,8 @@ std::optional<int64_t> stat_value(const std::string& text, const std::string& ke
   return std::nullopt;
 }
 
-int qos_rank(const wire::pod_spec& spec) {
-  if (is_best_effort(spec))
-    return 0;
-  // Guaranteed: every container limits cpu and memory with requests equal.
-  for (const auto& c : spec.containers)
-    for (const char* res : {"cpu", "memory"}) {
-      auto lim = c.resources.limits.find(res);
-      if (lim == c.resources.limits.end())
-        return 1;
-      auto req = c.resources.requests.find(res);
-      if (req != c.resources.requests.end() && req->second != lim->second)
-        return 1;
-    }
-  return 2;
-}
+/// BestEffort 0, Burstable 1, Guaranteed 2: the lower goes first.
+int qos_rank(const wire::pod_spec& spec) { return static_cast<int>(pod_qos(spec)); }
 
 int64_t container_memory_request(const wire::container& c) {
   auto text = [&]() -> const std::string* {
@@ -86,7 +74,7 @@ int64_t container_memory_request(const wire::container& c) {
   }();
   if (!text)
     return 0;
-  auto q = oci::quantity_value(*text);
+  auto q = api::quantity_value(*text);
   return q ? *q : 0;
 }
 

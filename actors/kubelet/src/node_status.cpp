@@ -12,11 +12,11 @@
 
 #include <caf/all.hpp>
 
+#include "deckhand/api/quantity.hpp"
 #include "deckhand/common/log.hpp"
 #include "deckhand/host/caf_glue.hpp"
 #include "deckhand/messages/codec.hpp"
 #include "deckhand/messages/wire.hpp"
-#include "deckhand/oci/quantity.hpp"
 
 namespace deckhand::kubelet {
 
@@ -111,7 +111,7 @@ result<std::vector<eviction_threshold>> parse_eviction_thresholds(const std::str
                      "eviction threshold \"" + item + "\": percentage must be in (0%, 100%]"};
       t.percentage = p / 100.0;
     } else {
-      auto q = oci::quantity_value(t.text);
+      auto q = api::quantity_value(t.text);
       if (!q)
         return error{errc::invalid, "eviction threshold \"" + item + "\": " + q.err().message};
       if (*q < 0)
@@ -138,12 +138,12 @@ result<resource_amounts> parse_reserved(const std::string& text) {
     auto name = trim(item.substr(0, eq));
     auto value = trim(item.substr(eq + 1));
     if (name == "cpu") {
-      auto q = oci::quantity_milli_value(value);
+      auto q = api::quantity_milli_value(value);
       if (!q || *q < 0)
         return error{errc::invalid, "reservation \"" + item + "\": invalid quantity"};
       r.cpu_milli = *q;
     } else if (name == "memory" || name == "ephemeral-storage") {
-      auto q = oci::quantity_value(value);
+      auto q = api::quantity_value(value);
       if (!q || *q < 0)
         return error{errc::invalid, "reservation \"" + item + "\": invalid quantity"};
       (name == "memory" ? r.memory : r.ephemeral_storage) = *q;

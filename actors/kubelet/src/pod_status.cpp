@@ -3,9 +3,6 @@
 #include <chrono>
 #include <ctime>
 #include <map>
-#include <set>
-
-#include "deckhand/oci/quantity.hpp"
 
 namespace deckhand::kubelet {
 
@@ -18,50 +15,15 @@ std::string now_rfc3339() {
   return buf;
 }
 
-std::string qos_class(const wire::pod_spec& spec) {
-  // Sums per resource of the positive amounts, in thousandths.
-  std::map<std::string, int64_t> requests, limits;
-  bool guaranteed = true;
-  auto add = [](std::map<std::string, int64_t>& sum, const std::string& res,
-                const std::string& text) {
-    auto v = oci::quantity_milli_value(text);
-    if (!v || *v <= 0)
-      return false;
-    sum[res] += *v;
-    return true;
-  };
-  auto visit = [&](const wire::container& c) {
-    std::set<std::string> limited;
-    for (const char* res : {"cpu", "memory"}) {
-      auto lim = c.resources.limits.find(res);
-      auto req = c.resources.requests.find(res);
-      // The API server defaults a missing request to the limit.
-      if (req != c.resources.requests.end())
-        add(requests, res, req->second);
-      else if (lim != c.resources.limits.end())
-        add(requests, res, lim->second);
-      if (lim != c.resources.limits.end() && add(limits, res, lim->second))
-        limited.insert(res);
-    }
-    if (limited.size() != 2)
-      guaranteed = false;
-  };
-  for (const auto& c : spec.containers)
-    visit(c);
-  for (const auto& c : spec.init_containers)
-    visit(c);
-  if (requests.empty() && limits.empty())
-    return "BestEffort";
-  if (guaranteed)
-    for (const auto& [res, amount] : requests) {
-      auto lim = limits.find(res);
-      if (lim == limits.end() || lim->second != amount) {
-        guaranteed = false;
-        break;
-      }
-    }
-  return guaranteed && requests.size() == limits.size() ? "Guaranteed" : "Burstable";
+api::qos_class pod_qos(const wire::pod_spec& spec) {
+  std::vector<api::container_resources> all;
+  for (const auto* list : {&spec.containers, &spec.init_containers})
+    for (const auto& c : *list)
+      all.push_back({c.resources.requests, c.resources.limits});
+  return api::pod_qos(all);
 }
+
+std::string qos_class(const wire::pod_spec& spec) { return api::to_string(pod_qos(spec)); }
 
 std::optional<wire::container_state_waiting> config_error_waiting(const std::string& message) {
   static const std::string prefix = std::string(reason_create_container_config_error) + ": ";

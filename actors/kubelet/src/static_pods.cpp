@@ -7,8 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "deckhand/apiserver/validation.hpp"
-#include "deckhand/cli/manifest.hpp"
+#include "deckhand/api/validation.hpp"
+#include "deckhand/api/yaml.hpp"
 #include "deckhand/common/sha256.hpp"
 #include "deckhand/messages/json.hpp"
 
@@ -55,7 +55,7 @@ std::string static_pod_hash(std::string_view content, const std::string& node_na
 
 result<wire::pod> parse_static_pod(std::string_view content, const std::string& file,
                                    const std::string& node_name) {
-  auto docs = cli::parse_documents(content, file);
+  auto docs = api::parse_documents(content, file);
   if (!docs)
     return docs.err();
   if (docs->size() != 1)
@@ -94,11 +94,10 @@ result<wire::pod> parse_static_pod(std::string_view content, const std::string& 
     obj["spec"] = json::object();
   obj["spec"]["nodeName"] = lower(node_name);
   obj.erase("status");
-  auto errs = apiserver::default_and_validate_pod(obj);
+  auto errs = api::default_and_validate_pod(obj);
   if (!errs.empty())
     return error{errc::invalid,
-                 file + ": " +
-                     apiserver::invalid_message("Pod", md["name"].get<std::string>(), errs)};
+                 file + ": " + api::invalid_message("Pod", md["name"].get<std::string>(), errs)};
   auto pod = wire::from_json<wire::pod>(obj);
   if (!pod)
     return error{errc::invalid, file + ": " + pod.err().message};

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "deckhand/kubelet/admission.hpp"
 #include "deckhand/kubelet/pod_lifecycle.hpp"
 #include "deckhand/kubelet/pod_status.hpp"
 
@@ -306,6 +307,19 @@ BOOST_AUTO_TEST_SUITE(qos_suite)
 // Kubernetes (ComputePodQOS): Guaranteed when every container (init ones
 // included) has cpu and memory limits equal to its requests; BestEffort
 // with no requests or limits at all; Burstable otherwise.
+// Quantities compare by value: 1Gi requested against a 1024Mi limit (and
+// 1 cpu against 1000m) is Guaranteed in the status, for eviction and for
+// admission alike.
+BOOST_AUTO_TEST_CASE(qos_compares_quantities_by_value) {
+  wire::pod_spec s;
+  s.containers.push_back(container("app"));
+  s.containers[0].resources.requests = {{"cpu", "1"}, {"memory", "1Gi"}};
+  s.containers[0].resources.limits = {{"cpu", "1000m"}, {"memory", "1024Mi"}};
+  BOOST_TEST(qos_class(s) == "Guaranteed");
+  BOOST_TEST((pod_qos(s) == deckhand::api::qos_class::guaranteed));
+  BOOST_TEST(!is_best_effort(s));
+}
+
 BOOST_AUTO_TEST_CASE(qos_class_rules) {
   wire::pod_spec s;
   s.containers.push_back(container("app"));

@@ -9,7 +9,6 @@
 
 #include "deckhand/oci/bundle.hpp"
 #include "deckhand/oci/cgroups.hpp"
-#include "deckhand/oci/quantity.hpp"
 #include "deckhand/oci/seccomp.hpp"
 
 using namespace deckhand;
@@ -57,76 +56,6 @@ int bounding_count() {
 }
 
 }  // namespace
-
-BOOST_AUTO_TEST_SUITE(quantity)
-
-BOOST_AUTO_TEST_CASE(milli_values_follow_kubernetes) {
-  auto m = [](const std::string& s) {
-    auto r = quantity_milli_value(s);
-    BOOST_REQUIRE_MESSAGE(r.ok(), s << ": " << (r ? "" : r.err().message));
-    return *r;
-  };
-  BOOST_TEST(m("100m") == 100);
-  BOOST_TEST(m("0.5") == 500);
-  BOOST_TEST(m(".5") == 500);
-  BOOST_TEST(m("2") == 2000);
-  BOOST_TEST(m("1.5") == 1500);
-  BOOST_TEST(m("250m") == 250);
-  BOOST_TEST(m("1e3") == 1000000);
-  BOOST_TEST(m("1E-3") == 1);
-  BOOST_TEST(m("1n") == 1);     // rounds up
-  BOOST_TEST(m("1500u") == 2);  // 1.5m rounds up
-  BOOST_TEST(m("0") == 0);
-  BOOST_TEST(m("0.0001") == 1);
-  BOOST_TEST(m("+3") == 3000);
-  BOOST_TEST(m("-1") == -1000);
-}
-
-BOOST_AUTO_TEST_CASE(values_follow_kubernetes) {
-  auto v = [](const std::string& s) {
-    auto r = quantity_value(s);
-    BOOST_REQUIRE_MESSAGE(r.ok(), s << ": " << (r ? "" : r.err().message));
-    return *r;
-  };
-  BOOST_TEST(v("64Mi") == 64ll << 20);
-  BOOST_TEST(v("16Mi") == 16ll << 20);
-  BOOST_TEST(v("1Gi") == 1ll << 30);
-  BOOST_TEST(v("1.5Gi") == 3ll << 29);
-  BOOST_TEST(v("1Ki") == 1024);
-  BOOST_TEST(v("1Ei") == 1ll << 60);
-  BOOST_TEST(v("1G") == 1000000000);
-  BOOST_TEST(v("1M") == 1000000);
-  BOOST_TEST(v("1k") == 1000);
-  BOOST_TEST(v("1T") == 1000000000000ll);
-  BOOST_TEST(v("1e3") == 1000);
-  BOOST_TEST(v("1E3") == 1000);
-  BOOST_TEST(v("1e+3") == 1000);
-  BOOST_TEST(v("128974848") == 128974848);
-  BOOST_TEST(v("129e6") == 129000000);
-  BOOST_TEST(v("123Mi") == 123ll << 20);
-  BOOST_TEST(v("0.5") == 1);  // Value() rounds up
-  BOOST_TEST(v("500m") == 1);
-  BOOST_TEST(v("1E") == 1000000000000000000ll);  // exa, not an exponent
-  BOOST_TEST(v("9223372036854775807") == 9223372036854775807ll);
-}
-
-BOOST_AUTO_TEST_CASE(garbage_is_rejected_clearly) {
-  for (std::string bad : {"", "abc", "1.2.3", "1Qi", "--1", "1 Mi", "Mi", ".", "1e", "1e+", "1ee3",
-                          "1mi", "1KI", "0x10", "1,5", "1m5", "NaN", "inf"}) {
-    auto r = quantity_value(bad);
-    BOOST_TEST_CONTEXT("\"" << bad << "\"") {
-      BOOST_REQUIRE(!r.ok());
-      BOOST_TEST(r.err().code == errc::invalid);
-      BOOST_TEST(r.err().message.find("quantity") != std::string::npos);
-    }
-  }
-  auto big = quantity_value("10Ei");
-  BOOST_REQUIRE(!big.ok());
-  BOOST_TEST(big.err().code == errc::too_large);
-  BOOST_TEST(!quantity_milli_value("9223372036854775807").ok());
-}
-
-BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(security_rendering)
 

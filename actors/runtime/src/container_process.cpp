@@ -8,9 +8,9 @@
 #include <optional>
 #include <sstream>
 
+#include "deckhand/api/quantity.hpp"
 #include "deckhand/common/fsutil.hpp"
 #include "deckhand/oci/cgroups.hpp"
-#include "deckhand/oci/quantity.hpp"
 #include "deckhand/runtime/options.hpp"
 #include "deckhand/runtime/sandbox_ops.hpp"
 
@@ -240,7 +240,7 @@ result<std::optional<int64_t>> quantity_of(const wire::container& c, const wire:
   auto it = m.find(key);
   if (it == m.end())
     return std::optional<int64_t>{};
-  auto v = milli ? oci::quantity_milli_value(it->second) : oci::quantity_value(it->second);
+  auto v = milli ? api::quantity_milli_value(it->second) : api::quantity_value(it->second);
   if (!v)
     return error{errc::invalid, "container \"" + c.name + "\": resources." + which + "." + key +
                                     ": " + v.err().message};

@@ -8,7 +8,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "deckhand/oci/quantity.hpp"
+#include "deckhand/api/quantity.hpp"
 
 namespace deckhand::runtime {
 
@@ -244,7 +244,7 @@ result<std::string> container_resource_value(const wire::resource_field_selector
   const bool cpu = name == "cpu";
 
   auto parse = [&](const std::string& text) -> result<int64_t> {
-    return cpu ? oci::quantity_milli_value(text) : oci::quantity_value(text);
+    return cpu ? api::quantity_milli_value(text) : api::quantity_value(text);
   };
   int64_t divisor = cpu ? 1000 : 1;
   if (!sel.divisor.value.empty()) {

@@ -10,9 +10,9 @@
 #include <ctime>
 #include <set>
 
+#include "deckhand/api/quantity.hpp"
 #include "deckhand/oci/mount.hpp"
 #include "deckhand/oci/process.hpp"
-#include "deckhand/oci/quantity.hpp"
 
 namespace deckhand::runtime {
 
@@ -61,7 +61,7 @@ result<int64_t> size_limit(const wire::volume& v) {
   const auto& text = v.empty_dir->size_limit.value;
   if (text.empty())
     return int64_t{0};
-  auto n = oci::quantity_value(text);
+  auto n = api::quantity_value(text);
   if (!n)
     return error{errc::invalid, "volume " + quoted(v.name) + ": emptyDir.sizeLimit " +
                                     quoted(text) + ": " + n.err().message};

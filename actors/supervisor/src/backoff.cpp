@@ -1,6 +1,6 @@
 #include "deckhand/supervisor/backoff.hpp"
 
-#include <cstdio>
+#include "deckhand/api/duration.hpp"
 
 namespace deckhand::supervisor {
 
@@ -31,34 +31,6 @@ millis restart_backoff::next(time_point started, time_point finished) {
   return d;
 }
 
-std::string go_duration(millis d) {
-  auto ms = d.count();
-  if (ms == 0)
-    return "0s";
-  std::string sign = ms < 0 ? "-" : "";
-  if (ms < 0)
-    ms = -ms;
-  if (ms < 1000)
-    return sign + std::to_string(ms) + "ms";
-  auto h = ms / 3'600'000;
-  auto m = (ms / 60'000) % 60;
-  auto s = (ms / 1000) % 60;
-  auto frac = ms % 1000;
-  std::string secs = std::to_string(s);
-  if (frac) {
-    char buf[8];
-    std::snprintf(buf, sizeof buf, ".%03d", static_cast<int>(frac));
-    std::string f = buf;
-    while (f.back() == '0')
-      f.pop_back();
-    secs += f;
-  }
-  std::string out = sign;
-  if (h)
-    out += std::to_string(h) + "h" + std::to_string(m) + "m";
-  else if (m)
-    out += std::to_string(m) + "m";
-  return out + secs + "s";
-}
+std::string go_duration(millis d) { return api::format_duration(d); }
 
 }  // namespace deckhand::supervisor

@@ -8,7 +8,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <ctime>
-#include <map>
+
+#include "deckhand/api/quantity.hpp"
 
 namespace deckhand::supervisor {
 
@@ -72,25 +73,15 @@ std::string cri_timestamp(time_point t) {
 }
 
 result<uint64_t> parse_log_size(const std::string& text) {
-  std::size_t i = 0;
-  uint64_t n = 0;
-  while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
-    if (n > (UINT64_MAX - 9) / 10)
-      return error{errc::invalid, "log size too large: " + text};
-    n = n * 10 + static_cast<uint64_t>(text[i] - '0');
-    ++i;
-  }
-  if (i == 0)
-    return error{errc::invalid, "not a size: \"" + text + "\""};
-  static const std::map<std::string, uint64_t> units = {
-      {"", 1},     {"Ki", 1ull << 10}, {"Mi", 1ull << 20}, {"Gi", 1ull << 30},
-      {"K", 1000}, {"k", 1000},        {"M", 1'000'000},   {"G", 1'000'000'000}};
-  auto it = units.find(text.substr(i));
-  if (it == units.end())
-    return error{errc::invalid, "unknown size unit in \"" + text + "\""};
-  if (n > UINT64_MAX / it->second)
+  auto q = api::quantity::parse(text);
+  if (!q)
+    return error{errc::invalid, "not a size: " + q.err().message};
+  if (q->sign() < 0)
+    return error{errc::invalid, "not a size: \"" + text + "\" is negative"};
+  auto bytes = q->value();
+  if (!bytes)
     return error{errc::invalid, "log size too large: " + text};
-  return n * it->second;
+  return static_cast<uint64_t>(*bytes);
 }
 
 // -- framing ----------------------------------------------------------------------

@@ -31,13 +31,17 @@
 
 #include <nlohmann/json.hpp>
 
+#include "deckhand/api/validation.hpp"
 #include "deckhand/apiserver/selectors.hpp"
 #include "deckhand/apiserver/service_allocator.hpp"
 #include "deckhand/apiserver/store.hpp"
-#include "deckhand/apiserver/validation.hpp"
 #include "deckhand/common/result.hpp"
 
 namespace deckhand::apiserver {
+
+/// Validation failures are Kubernetes' field errors, from the API library.
+using api::field_error;
+using api::field_errors;
 
 /// What happened to an object.
 enum class watch_event_type { added, modified, deleted };

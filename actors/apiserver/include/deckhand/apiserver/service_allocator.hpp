@@ -29,7 +29,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "deckhand/apiserver/validation.hpp"
+#include "deckhand/api/validation.hpp"
 #include "deckhand/common/result.hpp"
 
 namespace deckhand::apiserver {
@@ -73,7 +73,7 @@ class service_allocator {
   /// On errc::invalid, `causes` gets Kubernetes' field errors; nothing stays
   /// taken on any error.
   result<service_allocation> prepare(const nlohmann::json* old, nlohmann::json& svc,
-                                     field_errors& causes);
+                                     api::field_errors& causes);
 
   /// The write of the prepared object is durable: frees what it dropped.
   void commit(const service_allocation& a);

@@ -12,8 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "deckhand/api/manifest.hpp"
 #include "deckhand/cli/api_client.hpp"
-#include "deckhand/cli/manifest.hpp"
 
 namespace deckhand::cli {
 
@@ -42,7 +42,7 @@ int run_main(int argc, char** argv);
 /// Applies the objects of one validated source: create, or on AlreadyExists
 /// compare with the stored object and print `unchanged` or update it
 /// (`configured`). Returns 0 when every object was applied.
-int apply_objects(const api_client& api, const std::vector<manifest_object>& objects,
+int apply_objects(const api_client& api, const std::vector<api::manifest_object>& objects,
                   const std::string& source, const node_options& opts, io_streams io);
 
 /// `deckhand apply -f FILE|DIR|-` (several -f allowed). Every source is read
@@ -51,12 +51,12 @@ int apply_command(const node_options& opts, const std::vector<std::string>& file
 
 /// The body POSTed for `obj`: the manifest with its namespace filled in and
 /// kubectl's last-applied-configuration annotation.
-nlohmann::json apply_body(const manifest_object& obj, const std::string& ns);
+nlohmann::json apply_body(const api::manifest_object& obj, const std::string& ns);
 
 /// True when applying `obj` over `existing` changes nothing: the manifest
 /// equals the stored last-applied configuration, or (for objects created
 /// without one) every field the manifest sets has that value already.
-bool apply_unchanged(const manifest_object& obj, const nlohmann::json& existing);
+bool apply_unchanged(const api::manifest_object& obj, const nlohmann::json& existing);
 
 // -- get / delete / logs --------------------------------------------------------------
 

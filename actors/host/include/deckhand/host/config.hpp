@@ -5,6 +5,7 @@
 /// Kubernetes-style camelCase keys (`dataDir: /x` sets `--data-dir /x`).
 /// Flags given on the command line win over the file.
 
+#include <chrono>
 #include <filesystem>
 #include <string>
 
@@ -22,6 +23,14 @@ struct common_options {
 
 /// Adds the common options and the YAML config-file support to `app`.
 void add_common_options(CLI::App& app, common_options& opts);
+
+/// Adds a duration option in Go's notation ("500ms", "1m30s", "0"; the one
+/// grammar of api::parse_duration), as a flag and as its camelCase config
+/// key. Negative durations and anything that does not parse are rejected
+/// with the option's name and Go's message. The default shown in --help is
+/// `target`'s initial value.
+CLI::Option* add_duration_option(CLI::App& app, const std::string& name,
+                                 std::chrono::milliseconds& target, const std::string& description);
 
 /// `dataDir` -> `data-dir`.
 std::string camel_to_kebab(const std::string& key);

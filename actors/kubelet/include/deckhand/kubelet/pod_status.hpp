@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "deckhand/api/qos.hpp"
 #include "deckhand/messages/model.hpp"
 #include "deckhand/messages/wire.hpp"
 
@@ -59,9 +60,13 @@ std::string pod_phase(const wire::pod_spec& spec,
                       const std::vector<wire::container_status>& statuses,
                       bool pod_is_terminal = false);
 
-/// Kubernetes' QoS class (ComputePodQOS) from the cpu and memory requests
-/// and limits of the regular and init containers; a limit without a request
-/// counts as a request of the same amount, as the API server defaults it.
+/// Kubernetes' QoS class (GetPodQOS, computed by api::pod_qos) from the cpu
+/// and memory requests and limits of the regular and init containers; a
+/// limit without a request counts as a request of the same amount, as the
+/// API server defaults it.
+api::qos_class pod_qos(const wire::pod_spec& spec);
+
+/// pod_qos as status.qosClass writes it: "BestEffort", "Burstable", "Guaranteed".
 std::string qos_class(const wire::pod_spec& spec);
 
 /// A run_pod error of a container that cannot be configured (the runtime's

@@ -35,8 +35,8 @@ struct log_limits {
 /// trailing zeros dropped ("2024-05-01T12:00:00.1Z", "2024-05-01T12:00:00Z").
 std::string cri_timestamp(time_point t);
 
-/// A size as the kubelet's --container-log-max-size takes it: bytes, or a
-/// quantity with a Ki/Mi/Gi (binary) or K/M/G (decimal) suffix.
+/// A size as the kubelet's --container-log-max-size takes it: a resource
+/// quantity ("10Mi", "512Ki", "2M", "1000"), in bytes rounded up.
 result<uint64_t> parse_log_size(const std::string& text);
 
 /// Cuts one stream's bytes into CRI lines. A line ends at '\n' (a '\r'

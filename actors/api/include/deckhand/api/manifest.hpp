@@ -1,9 +1,9 @@
 #pragma once
 
-/// Manifests as `deckhand apply` reads them: YAML (several documents separated
-/// by `---`) or JSON, turned into Kubernetes objects of the kinds this node
-/// serves. Everything in a source is validated before anything is sent, so a
-/// file with one broken document applies nothing.
+/// Manifests as `deckhand apply` and the kubelet's static pod source read
+/// them: YAML (several documents separated by `---`) or JSON, turned into
+/// Kubernetes objects of the kinds this node serves, plus the REST mapping
+/// between resource names, collections, kinds and API versions.
 
 #include <string>
 #include <string_view>
@@ -13,7 +13,7 @@
 
 #include "deckhand/common/result.hpp"
 
-namespace deckhand::cli {
+namespace deckhand::api {
 
 /// One object from a manifest.
 struct manifest_object {
@@ -25,30 +25,18 @@ struct manifest_object {
   nlohmann::json object;   ///< the document as given
 };
 
-/// Parses every document of `text` into JSON values. YAML scalars are typed as
-/// Kubernetes' YAML reader types them (plain `80` is a number, `"80"` a
-/// string, `true`/`yes` booleans, `~`/`null` null). Empty documents are
-/// dropped. Errors name `source` and the line, as kubectl does:
-/// `error parsing SOURCE: error converting YAML to JSON: yaml: line N: ...`.
-result<std::vector<nlohmann::json>> parse_documents(std::string_view text,
-                                                    const std::string& source);
-
 /// Parses and validates the manifests of one source. `kind: List` documents
 /// are expanded into their items. Fails, naming the first problem, on invalid
 /// YAML/JSON, a missing `apiVersion` or `kind`, a kind other than Pod, Service
 /// or Endpoints in `v1` (`no matches for kind "X" in version "Y"`), or a missing
-/// `metadata.name`.
+/// `metadata.name`. Everything in a source is checked before anything is
+/// used, so a file with one broken document yields nothing.
 result<std::vector<manifest_object>> parse_manifests(std::string_view text,
                                                      const std::string& source);
 
-/// `j` rendered as YAML the way kubectl prints objects: two-space indent,
-/// sequences at their key's indent, strings quoted only where plain YAML
-/// would read them as something else.
-std::string to_yaml(const nlohmann::json& j);
-
 /// The REST collection for a resource name as kubectl accepts it
 /// (pod/pods/po, service/services/svc, endpoints/ep,
-/// endpointslice/endpointslices); empty when unknown.
+/// endpointslice/endpointslices, event/events/ev); empty when unknown.
 std::string resource_collection(const std::string& name);
 
 /// The kind served by a REST collection ("pods" -> "Pod").
@@ -58,4 +46,4 @@ std::string collection_kind(const std::string& collection);
 /// "discovery.k8s.io/v1" for endpointslices (served under /apis/GROUP/VERSION).
 std::string collection_api_version(const std::string& collection);
 
-}  // namespace deckhand::cli
+}  // namespace deckhand::api

@@ -1,17 +1,16 @@
 #pragma once
 
-/// Validation and defaulting of Pods, Services and Nodes, the way the
-/// Kubernetes API server does it, with its field paths and wording
-/// (`spec.containers[0].image: Required value`). Usable outside the registry,
-/// e.g. for static pod manifests read by the kubelet.
+/// Validation of the kinds this node serves, the way the Kubernetes API
+/// server does it, with its field paths and wording
+/// (`spec.containers[0].image: Required value`). Used by the API server's
+/// registry and by the kubelet for static pod manifests.
 
-#include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
-namespace deckhand::apiserver {
+namespace deckhand::api {
 
 /// One problem with one field, as Kubernetes' field.Error.
 struct field_error {
@@ -39,20 +38,20 @@ std::vector<std::string> check_dns1123_subdomain(const std::string& s);
 /// Same for a DNS-1035 label (a DNS-1123 label that starts with a letter).
 std::vector<std::string> check_dns1035_label(const std::string& s);
 
-/// A resource quantity ("500m", "1Gi", "2", "1e3") in whole thousandths of its
-/// unit (rounded; positive values below 1m give 1), or nullopt if it does not parse.
-std::optional<long double> parse_quantity(const std::string& s);
-
 /// Validates metadata common to all kinds (name, namespace, labels). `name_check`
 /// is one of the check_dns* functions.
 void validate_object_meta(const nlohmann::json& obj, bool namespaced,
                           std::vector<std::string> (*name_check)(const std::string&),
                           field_errors& errs);
 
-/// Applies the defaults Kubernetes applies to a new Pod (restartPolicy,
-/// dnsPolicy, terminationGracePeriodSeconds, per-container imagePullPolicy,
-/// terminationMessage*, requests from limits, port protocols, status.phase,
-/// status.qosClass) and validates it.
+// -- Pods (validation/pod.cpp) -------------------------------------------------
+
+/// Validates a defaulted Pod: metadata, volumes, containers and init
+/// containers (names, images, ports, resources, mounts), policies.
+field_errors validate_pod(const nlohmann::json& pod);
+
+/// default_pod, then validate_pod; a valid pod gets status.phase Pending and
+/// status.qosClass.
 field_errors default_and_validate_pod(nlohmann::json& pod);
 
 /// Checks that a pod update changes only what Kubernetes lets change in a pod
@@ -60,14 +59,13 @@ field_errors default_and_validate_pod(nlohmann::json& pod);
 /// `updated` first so an omitted default does not count as a change.
 field_errors validate_pod_update(const nlohmann::json& old_pod, nlohmann::json& updated);
 
-/// The QoS class (BestEffort, Burstable, Guaranteed) of a pod spec.
-std::string pod_qos_class(const nlohmann::json& spec);
+// -- Services (validation/service.cpp) -----------------------------------------
 
-/// Defaults (type ClusterIP, sessionAffinity None, clientIP timeoutSeconds
-/// 10800 with ClientIP affinity, externalTrafficPolicy Cluster for NodePort
-/// and LoadBalancer, port protocol TCP, targetPort = port) and validates a
-/// Service. nodePort is checked against 1-65535 only: the configured range is
-/// the allocator's.
+/// Validates a defaulted Service. nodePort is checked against 1-65535 only:
+/// the configured range is the allocator's.
+field_errors validate_service(const nlohmann::json& svc);
+
+/// default_service, then validate_service; a valid service's status is reset.
 field_errors default_and_validate_service(nlohmann::json& svc);
 
 /// Checks a service update: spec.clusterIP may not change once set. Drops
@@ -76,19 +74,34 @@ field_errors default_and_validate_service(nlohmann::json& svc);
 /// None, as Kubernetes does.
 field_errors validate_service_update(const nlohmann::json& old_svc, nlohmann::json& updated);
 
-/// Defaults (port protocol TCP) and validates core/v1 Endpoints: subsets of
-/// addresses with valid IPs and ports in 1-65535.
+// -- Endpoints and EndpointSlices (validation/endpoints.cpp, endpoint_slice.cpp)
+
+/// core/v1 Endpoints: subsets of addresses with valid IPs and ports in 1-65535.
+field_errors validate_endpoints(const nlohmann::json& endpoints);
 field_errors default_and_validate_endpoints(nlohmann::json& endpoints);
 
-/// Defaults and validates a discovery.k8s.io/v1 EndpointSlice (addressType,
-/// 1-100 addresses per endpoint, ports).
+/// discovery.k8s.io/v1 EndpointSlice (addressType, 1-100 addresses per
+/// endpoint, ports).
+field_errors validate_endpoint_slice(const nlohmann::json& slice);
 field_errors default_and_validate_endpoint_slice(nlohmann::json& slice);
 
 /// Also checks that addressType does not change.
 field_errors validate_endpoint_slice_update(const nlohmann::json& old_slice,
                                             nlohmann::json& updated);
 
-/// Validates a Node (cluster-scoped, name a DNS-1123 subdomain).
+// -- Nodes, Events, Leases (validation/node.cpp, event.cpp, lease.cpp) ---------
+
+/// A Node: cluster-scoped, name a DNS-1123 subdomain.
+field_errors validate_node(const nlohmann::json& node);
 field_errors default_and_validate_node(nlohmann::json& node);
 
-}  // namespace deckhand::apiserver
+/// A core/v1 Event: involvedObject required and in the event's namespace,
+/// type Normal or Warning, count an integer.
+field_errors validate_event(const nlohmann::json& event);
+
+/// A coordination.k8s.io/v1 Lease: positive leaseDurationSeconds,
+/// non-negative leaseTransitions, MicroTime renew/acquire times.
+field_errors validate_lease(const nlohmann::json& lease);
+field_errors default_and_validate_lease(nlohmann::json& lease);
+
+}  // namespace deckhand::api
