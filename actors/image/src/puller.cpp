@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "deckhand/common/fsutil.hpp"
 #include "deckhand/common/log.hpp"
 #include "deckhand/image/layer.hpp"
 #include "deckhand/image/reference.hpp"
@@ -152,7 +153,7 @@ result<std::vector<credential>> load_credentials(const fs::path& file, const std
   std::vector<credential> out;
   if (file.empty())
     return out;
-  auto text = detail::read_file(file, 4 << 20);
+  auto text = fsutil::read_file(file, 4 << 20);
   if (!text) {
     if (text.err().code == errc::not_found)
       return out;
@@ -263,7 +264,8 @@ class progress_reporter {
     state_.done += n;
     emit(false);
   }
-  /// A blob that needed no download (already present, or fetched by another pull).
+  /// A blob that needed no download (already present, or fetched by another
+  /// pull).
   void blob_skipped(const std::string& digest, std::int64_t size) {
     state_.blob = digest;
     state_.blob_done = state_.blob_total = size;
@@ -745,7 +747,7 @@ result<image_record> puller::impl::pull_once(const reference& ref,
   if (auto err = ensure_blob(*this, *s, manifest->config, progress))
     return err;
   auto config_text =
-      detail::read_file(staged_path(manifest->config.digest), opts.max_manifest_bytes);
+      fsutil::read_file(staged_path(manifest->config.digest), opts.max_manifest_bytes);
   if (!config_text)
     return config_text.err();
   auto config = detail::parse_config(*config_text);

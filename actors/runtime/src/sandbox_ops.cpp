@@ -15,10 +15,10 @@
 #include "deckhand/common/log.hpp"
 #include "deckhand/host/pod_dir.hpp"
 #include "deckhand/messages/json.hpp"
+#include "deckhand/net/netns.hpp"
 #include "deckhand/oci/bundle.hpp"
 #include "deckhand/oci/cgroups.hpp"
 #include "deckhand/oci/mount.hpp"
-#include "deckhand/oci/netns.hpp"
 #include "deckhand/oci/process.hpp"
 #include "deckhand/oci/runc.hpp"
 #include "deckhand/runtime/container_process.hpp"
@@ -178,7 +178,7 @@ result<pod_shared> set_up_pod_shared(const runtime_options& opts, const wire::po
   }
   sh.uts_ns = sandbox_files::uts_ns(dir);
   sh.ipc_ns = sandbox_files::ipc_ns(dir);
-  if (auto r = oci::create_namespaces({sh.netns, sh.uts_ns, sh.ipc_ns}, sh.hostname); !r)
+  if (auto r = net::create_namespaces({sh.netns, sh.uts_ns, sh.ipc_ns}, sh.hostname); !r)
     return std::move(r).err();
 
   if (sh.host_network) {
@@ -659,7 +659,7 @@ error remove_sandbox(const runtime_options& opts, const std::string& uid, pid_t 
         lg->warn("msg=\"unmount failed\" uid={} path={} error=\"{}\"", uid, m.string(),
                  r.err().message);
     }
-    if (auto r = oci::remove_netns(netns); !r)
+    if (auto r = net::remove_netns(netns); !r)
       lg->warn("msg=\"netns removal failed\" uid={} error=\"{}\"", uid, r.err().message);
     // Never delete through a mount: that would reach into whatever is mounted.
     if (auto left = mounts_under(dir); !left.empty())

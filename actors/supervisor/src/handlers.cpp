@@ -26,7 +26,7 @@
 #include <type_traits>
 
 #include "deckhand/common/log.hpp"
-#include "deckhand/oci/process.hpp"
+#include "deckhand/common/process.hpp"
 
 extern char** environ;
 
@@ -61,7 +61,8 @@ std::string go_quote(const std::string& s) {
 
 void set_nonblocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
-// -- TLS, loaded on first use --------------------------------------------------------
+// -- TLS, loaded on first use
+// --------------------------------------------------------
 //
 // libssl is dlopen()ed by the first HTTPS action: pods without HTTPS probes
 // (nearly all) do not pay for mapping it in every supervisor.
@@ -111,7 +112,8 @@ struct tls_lib {
   }
 };
 
-// -- an action in flight -------------------------------------------------------------
+// -- an action in flight
+// -------------------------------------------------------------
 
 enum class step { connecting, handshaking, writing, reading, exec_running, sleeping };
 
@@ -126,7 +128,7 @@ struct op {
   step at = step::connecting;
 
   // sockets (httpGet, tcpSocket)
-  oci::unique_fd sock;
+  common::unique_fd sock;
   std::string addr_text;  ///< "10.88.0.5:8080" / "[::1]:8080"
   std::string url;
   bool https = false;
@@ -138,8 +140,8 @@ struct op {
 
   // exec
   pid_t pid = -1;
-  oci::unique_fd pidfd;
-  oci::unique_fd out;
+  common::unique_fd pidfd;
+  common::unique_fd out;
   std::string output;
 
   ~op() {
@@ -253,9 +255,9 @@ struct clone_args_v0 {
 ///
 /// The keeper puts itself in a new process group that the runtime (and the
 /// command it execs) inherits: killing -pid ends them all.
-result<std::pair<pid_t, oci::unique_fd>> spawn_clone_child(const std::vector<std::string>& argv,
-                                                           int out_w) {
-  auto path = oci::find_program(argv.at(0));
+result<std::pair<pid_t, common::unique_fd>> spawn_clone_child(const std::vector<std::string>& argv,
+                                                              int out_w) {
+  auto path = common::find_program(argv.at(0));
   if (!path)
     return path.err();
   std::vector<char*> args;
@@ -265,7 +267,7 @@ result<std::pair<pid_t, oci::unique_fd>> spawn_clone_child(const std::vector<std
   int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (devnull < 0)
     return error::from_errno("open /dev/null");
-  oci::unique_fd devnull_fd(devnull);
+  common::unique_fd devnull_fd(devnull);
   int pidfd = -1;
   clone_args_v0 ca{};
   ca.flags = CLONE_PIDFD;
@@ -303,7 +305,7 @@ result<std::pair<pid_t, oci::unique_fd>> spawn_clone_child(const std::vector<std
     }
     ::_exit(WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? (128 + WTERMSIG(st)) & 0xff : 127);
   }
-  return std::make_pair(static_cast<pid_t>(pid), oci::unique_fd(pidfd));
+  return std::make_pair(static_cast<pid_t>(pid), common::unique_fd(pidfd));
 }
 
 }  // namespace
@@ -337,7 +339,8 @@ std::string handler_action::kind() const {
   return {};
 }
 
-// -- the executor --------------------------------------------------------------------
+// -- the executor
+// --------------------------------------------------------------------
 
 struct handler_executor::impl {
   options opts;
@@ -349,7 +352,7 @@ struct handler_executor::impl {
   handler_id calling = 0;                              ///< whose completion runs now; guarded by mu
   std::atomic<std::size_t> count{0};
   bool stop = false;
-  oci::unique_fd wake;
+  common::unique_fd wake;
   std::thread thread;
   std::thread::id thread_id;
   std::map<handler_id, std::unique_ptr<op>> ops;  ///< executor thread only
@@ -525,7 +528,7 @@ void handler_executor::impl::begin_exec(op& o) {
   std::vector<std::string> argv{opts.runtime_binary, "--root", opts.runtime_root.string(), "exec",
                                 o.target.runtime_id};
   argv.insert(argv.end(), cmd.begin(), cmd.end());
-  auto pipe = oci::make_pipe();
+  auto pipe = common::make_pipe();
   if (!pipe) {
     o.output = pipe.err().message;
     return;
@@ -580,7 +583,7 @@ bool handler_executor::impl::advance_exec(op& o, handler_result& r) {
   // What the command wrote before it ended; a background process that keeps
   // the pipe open does not hold the result back.
   drain_output(o);
-  oci::exit_status es{st};
+  common::exit_status es{st};
   r.exit_code = es.code();
   r.output = o.output;
   r.message = o.output;
@@ -751,7 +754,8 @@ handler_result handler_executor::impl::timed_out(op& o) {
     r.exit_code = 137;
   } else if (o.what.http_get) {
     r.message = "Get " + go_quote(o.url) +
-                ": context deadline exceeded (Client.Timeout exceeded while awaiting headers)";
+                ": context deadline exceeded (Client.Timeout exceeded while "
+                "awaiting headers)";
   } else {
     r.message = "dial tcp " + o.addr_text + ": i/o timeout";
   }
