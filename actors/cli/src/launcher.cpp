@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -18,15 +17,16 @@
 #include <iostream>
 #include <optional>
 #include <thread>
+#include <utility>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
+#include "deckhand/common/fsutil.hpp"
 #include "deckhand/common/log.hpp"
 #include "deckhand/common/paths.hpp"
-
-extern char** environ;
+#include "deckhand/common/process.hpp"
 
 namespace deckhand::cli {
 
@@ -153,33 +153,14 @@ result<up_options> load_up_config(const fs::path& file, up_options opts) {
   return opts;
 }
 
+milliseconds restart_delay(common::backoff& b, std::optional<steady::time_point> started,
+                           steady::time_point now) {
+  if (!started)
+    return b.next();
+  return b.next_after_run(std::chrono::duration_cast<milliseconds>(now - *started));
+}
+
 namespace {
-
-/// An owned file descriptor.
-class unique_fd {
- public:
-  unique_fd() = default;
-  explicit unique_fd(int fd) : fd_(fd) {}
-  ~unique_fd() { reset(); }
-  unique_fd(unique_fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  unique_fd& operator=(unique_fd&& o) noexcept {
-    if (this != &o) {
-      reset();
-      fd_ = std::exchange(o.fd_, -1);
-    }
-    return *this;
-  }
-  void reset() {
-    if (fd_ >= 0)
-      ::close(fd_);
-    fd_ = -1;
-  }
-  int get() const { return fd_; }
-  explicit operator bool() const { return fd_ >= 0; }
-
- private:
-  int fd_ = -1;
-};
 
 /// The signals the launcher handles through its signalfd.
 sigset_t handled_signals() {
@@ -193,43 +174,22 @@ sigset_t handled_signals() {
 }
 
 /// Starts `argv` in its own process group with default signal handling, an
-/// empty signal mask and stdin from /dev/null; `fd3`, if given, becomes the
-/// child's fd 3 (the only inherited copy). Returns the pid or errno.
+/// empty signal mask, stdin from /dev/null and the launcher's stdout and
+/// stderr; `fd3`, if given, becomes the child's fd 3 (the only inherited
+/// copy).
 result<pid_t> spawn(const std::vector<std::string>& argv, int fd3 = -1) {
-  std::vector<char*> args;
-  for (const auto& a : argv)
-    args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  common::spawn_options so;
+  so.new_process_group = true;
   if (fd3 >= 0)
-    posix_spawn_file_actions_adddup2(&actions, fd3, 3);
-  posix_spawnattr_setflags(&attr,
-                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  posix_spawnattr_setpgroup(&attr, 0);
-  sigset_t empty;
-  sigemptyset(&empty);
-  posix_spawnattr_setsigmask(&attr, &empty);
-  sigset_t defaults = handled_signals();
-  sigaddset(&defaults, SIGPIPE);
-  posix_spawnattr_setsigdefault(&attr, &defaults);
-
-  pid_t pid = -1;
-  int rc = ::posix_spawn(&pid, args[0], &actions, &attr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0)
-    return error::from_errno("start " + argv[0], rc);
-  return pid;
+    so.extra_fds.push_back(fd3);
+  return common::spawn(argv, common::stdio_fds{-1, STDOUT_FILENO, STDERR_FILENO}, std::nullopt, so);
 }
 
 struct component_proc {
   component_spec spec;
-  restart_backoff backoff;
+  common::backoff backoff;
+  /// When the running process started; its uptime decides the back-off.
+  std::optional<steady::time_point> running_since;
   pid_t pid = -1;
   int starts = 0;
   int restarts = 0;
@@ -244,8 +204,16 @@ class launcher {
   explicit launcher(up_options opts) : opts_(std::move(opts)) {
     for (const auto& spec : opts_.components)
       if (spec.enabled)
-        procs_.push_back(component_proc{
-            spec, restart_backoff{opts_.backoff}, -1, 0, 0, {}, {}, std::nullopt, false});
+        procs_.push_back(component_proc{spec,
+                                        common::backoff{opts_.backoff},
+                                        std::nullopt,
+                                        -1,
+                                        0,
+                                        0,
+                                        {},
+                                        {},
+                                        std::nullopt,
+                                        false});
   }
 
   ~launcher() {
@@ -293,7 +261,7 @@ class launcher {
     if (ec)
       return {errc::io, "create " + paths::run_dir(opts_.data_dir).string() + ": " + ec.message()};
     auto lock_path = paths::run_dir(opts_.data_dir) / "up.lock";
-    lock_fd_ = unique_fd(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+    lock_fd_ = common::unique_fd(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
     if (!lock_fd_)
       return error::from_errno("open " + lock_path.string());
     if (::flock(lock_fd_.get(), LOCK_EX | LOCK_NB) != 0) {
@@ -319,7 +287,7 @@ class launcher {
     auto set = handled_signals();
     if (::sigprocmask(SIG_BLOCK, &set, nullptr) != 0)
       return error::from_errno("sigprocmask");
-    sig_fd_ = unique_fd(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
+    sig_fd_ = common::unique_fd(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
     if (!sig_fd_)
       return error::from_errno("signalfd");
     ::signal(SIGPIPE, SIG_IGN);
@@ -391,7 +359,7 @@ class launcher {
     auto pid = spawn(component_argv(opts_, p.spec));
     if (!pid) {
       p.last_exit = pid.err().message;
-      auto delay = p.backoff.exited(now);
+      auto delay = restart_delay(p.backoff, std::exchange(p.running_since, std::nullopt), now);
       p.restart_at = now + delay;
       log_->error("msg=\"cannot start component\" component={} error=\"{}\" "
                   "retry_in_ms={}",
@@ -400,7 +368,7 @@ class launcher {
       return;
     }
     p.pid = *pid;
-    p.backoff.started(now);
+    p.running_since = now;
     p.started_at = now_rfc3339();
     if (p.starts++ > 0)
       ++p.restarts;
@@ -452,7 +420,7 @@ class launcher {
       auto now = steady::now();
       p.pid = -1;
       p.last_exit = describe_wait_status(status);
-      auto delay = p.backoff.exited(now);
+      auto delay = restart_delay(p.backoff, std::exchange(p.running_since, std::nullopt), now);
       if (stop_requested_ || p.stopped) {
         log_->info("msg=\"component stopped\" component={} pid={} status=\"{}\"", p.spec.name, pid,
                    p.last_exit);
@@ -608,29 +576,19 @@ class launcher {
     doc["stopping"] = stop_requested_;
     doc["components"] = comps;
     auto file = paths::launcher_status_file(opts_.data_dir);
-    auto tmp = file;
-    tmp += ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::trunc);
-      out << doc.dump(2) << "\n";
-      if (!out) {
-        log_->error("msg=\"cannot write status file\" path={}", tmp.string());
-        return;
-      }
-    }
-    // rename is atomic: readers see the old or the new file, never a torn one.
-    std::error_code ec;
-    fs::rename(tmp, file, ec);
-    if (ec)
+    // Readers see the old or the new file, never a torn one; after a machine
+    // crash the components it describes are gone too.
+    if (auto err =
+            fsutil::write_file_atomic(file, doc.dump(2) + "\n", fsutil::durability::process_crash))
       log_->error("msg=\"cannot write status file\" path={} error=\"{}\"", file.string(),
-                  ec.message());
+                  err.message);
   }
 
   up_options opts_;
   std::vector<component_proc> procs_;
   std::shared_ptr<spdlog::logger> log_ = log::get();
-  unique_fd lock_fd_;
-  unique_fd sig_fd_;
+  common::unique_fd lock_fd_;
+  common::unique_fd sig_fd_;
   std::string started_at_;
   bool stop_requested_ = false;
   bool hurry_ = false;
@@ -683,7 +641,7 @@ demo_runner demo_by_subprocess(fs::path deckhand_binary) {
       lg->error("msg=\"demo not run\" error=\"pipe: {}\"", std::strerror(errno));
       return;
     }
-    unique_fd rd(fds[0]), wr(fds[1]);
+    common::unique_fd rd(fds[0]), wr(fds[1]);
     auto pid = spawn({bin.string(), "demo", "--data-dir", data_dir.string()}, wr.get());
     wr.reset();
     if (!pid) {

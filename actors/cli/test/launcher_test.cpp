@@ -7,7 +7,6 @@
 #include <fstream>
 
 #include "deckhand/cli/launcher.hpp"
-#include "deckhand/cli/restart_backoff.hpp"
 
 using namespace deckhand::cli;
 using namespace std::chrono;
@@ -34,13 +33,13 @@ struct temp_dir {
 BOOST_AUTO_TEST_SUITE(launcher)
 
 BOOST_AUTO_TEST_CASE(backoff_doubles_from_200ms_up_to_10s) {
-  restart_backoff b;
+  deckhand::common::backoff b(up_options{}.backoff);
   steady_clock::time_point t{};
   std::vector<int64_t> delays;
   for (int i = 0; i < 9; ++i) {
-    b.started(t);
+    auto started = t;
     t += seconds(1);  // crashes after one second, every time
-    auto d = b.exited(t);
+    auto d = restart_delay(b, started, t);
     delays.push_back(d.count());
     t += d;
   }
@@ -49,31 +48,31 @@ BOOST_AUTO_TEST_CASE(backoff_doubles_from_200ms_up_to_10s) {
 }
 
 BOOST_AUTO_TEST_CASE(backoff_resets_after_30s_of_uptime) {
-  restart_backoff b;
+  deckhand::common::backoff b(up_options{}.backoff);
   steady_clock::time_point t{};
   for (int i = 0; i < 4; ++i) {
-    b.started(t);
+    auto started = t;
     t += milliseconds(10);
-    t += b.exited(t);
+    t += restart_delay(b, started, t);
   }
-  BOOST_CHECK_EQUAL(b.next_delay().count(), 3200);
-  b.started(t);
+  BOOST_CHECK_EQUAL(b.peek().count(), 3200);
+  auto started = t;
   t += seconds(29);
-  BOOST_CHECK_EQUAL(b.exited(t).count(), 3200);  // not healthy long enough
+  BOOST_CHECK_EQUAL(restart_delay(b, started, t).count(), 3200);  // not healthy long enough
   t += seconds(4);
-  b.started(t);
+  started = t;
   t += seconds(30);
-  BOOST_CHECK_EQUAL(b.exited(t).count(), 200);
-  BOOST_CHECK_EQUAL(b.next_delay().count(), 400);
+  BOOST_CHECK_EQUAL(restart_delay(b, started, t).count(), 200);
+  BOOST_CHECK_EQUAL(b.peek().count(), 400);
 }
 
 BOOST_AUTO_TEST_CASE(backoff_without_a_start_keeps_growing) {
   // A binary that cannot even be started never reaches "started".
-  restart_backoff b({milliseconds(100), milliseconds(250), seconds(1)});
+  deckhand::common::backoff b({milliseconds(100), milliseconds(250), seconds(1)});
   steady_clock::time_point t{};
-  BOOST_CHECK_EQUAL(b.exited(t).count(), 100);
-  BOOST_CHECK_EQUAL(b.exited(t + hours(1)).count(), 200);
-  BOOST_CHECK_EQUAL(b.exited(t + hours(2)).count(), 250);
+  BOOST_CHECK_EQUAL(restart_delay(b, std::nullopt, t).count(), 100);
+  BOOST_CHECK_EQUAL(restart_delay(b, std::nullopt, t + hours(1)).count(), 200);
+  BOOST_CHECK_EQUAL(restart_delay(b, std::nullopt, t + hours(2)).count(), 250);
 }
 
 BOOST_AUTO_TEST_CASE(component_argv_has_binary_data_dir_and_extra_args) {

@@ -5,42 +5,33 @@
 
 #include <random>
 
+#include "deckhand/common/unique_fd.hpp"
+
 namespace deckhand::fsutil {
 
-namespace {
-
-struct fd_guard {
-  int fd;
-  ~fd_guard() {
-    if (fd >= 0)
-      ::close(fd);
-  }
-};
-
-}  // namespace
+using common::unique_fd;
 
 error sync_dir(const std::filesystem::path& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0)
+  unique_fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd)
     return error::from_errno("open " + dir.string());
-  fd_guard g{fd};
-  if (::fsync(fd) != 0)
+  if (::fsync(fd.get()) != 0)
     return error::from_errno("fsync " + dir.string());
   return {};
 }
 
-error write_file_atomic(const std::filesystem::path& path, const std::string& data, durability d) {
+error write_file_atomic(const std::filesystem::path& path, std::string_view data, durability d,
+                        unsigned mode) {
   std::random_device rd;
   auto tmp = path;
   tmp += ".tmp." + std::to_string(rd());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0)
-    return error::from_errno("create " + tmp.string());
   {
-    fd_guard g{fd};
+    unique_fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
+    if (!fd)
+      return error::from_errno("create " + tmp.string());
     std::size_t off = 0;
     while (off < data.size()) {
-      auto n = ::write(fd, data.data() + off, data.size() - off);
+      auto n = ::write(fd.get(), data.data() + off, data.size() - off);
       if (n < 0) {
         if (errno == EINTR)
           continue;
@@ -50,7 +41,7 @@ error write_file_atomic(const std::filesystem::path& path, const std::string& da
       }
       off += static_cast<std::size_t>(n);
     }
-    if (d == durability::machine_crash && ::fsync(fd) != 0) {
+    if (d == durability::machine_crash && ::fsync(fd.get()) != 0) {
       auto err = error::from_errno("fsync " + tmp.string());
       ::unlink(tmp.c_str());
       return err;
@@ -67,15 +58,14 @@ error write_file_atomic(const std::filesystem::path& path, const std::string& da
 }
 
 result<std::string> read_file(const std::filesystem::path& path, std::size_t max_size) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
+  unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd)
     return error(errno == ENOENT ? errc::not_found : errc::io,
                  "open " + path.string() + ": " + std::strerror(errno));
-  fd_guard g{fd};
   std::string out;
   char buf[65536];
   while (true) {
-    auto n = ::read(fd, buf, sizeof(buf));
+    auto n = ::read(fd.get(), buf, sizeof(buf));
     if (n < 0) {
       if (errno == EINTR)
         continue;

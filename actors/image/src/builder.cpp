@@ -8,14 +8,12 @@
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <spawn.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
+#include "deckhand/common/fsutil.hpp"
+#include "deckhand/common/process.hpp"
 #include "manifest.hpp"
 #include "util.hpp"
-
-extern char** environ;
 
 namespace deckhand::image {
 
@@ -134,7 +132,7 @@ error add_tree(archive* tar, const fs::path& root) {
 }
 
 error write_blob(const fs::path& layout, const std::string& digest, const std::string& bytes) {
-  return detail::write_file_atomic(layout / "blobs" / "sha256" / digest.substr(7), bytes);
+  return fsutil::write_file_atomic(layout / "blobs" / "sha256" / digest.substr(7), bytes);
 }
 
 }  // namespace
@@ -213,10 +211,10 @@ result<std::string> build_layout(const fs::path& rootfs_dir, const fs::path& lay
   if (!ref_name.empty())
     d.annotations[detail::ref_name_annotation] = ref_name;
   idx.manifests.push_back(d);
-  if (auto err = detail::write_file_atomic(layout_dir / "index.json", detail::render_index(idx)))
+  if (auto err = fsutil::write_file_atomic(layout_dir / "index.json", detail::render_index(idx)))
     return err;
   if (auto err =
-          detail::write_file_atomic(layout_dir / "oci-layout", R"({"imageLayoutVersion":"1.0.0"})"))
+          fsutil::write_file_atomic(layout_dir / "oci-layout", R"({"imageLayoutVersion":"1.0.0"})"))
     return err;
   return manifest_digest;
 }
@@ -225,36 +223,20 @@ namespace {
 
 /// Runs `argv` and returns its stdout.
 result<std::string> capture(const std::vector<std::string>& argv) {
-  int pipefd[2];
-  if (::pipe2(pipefd, O_CLOEXEC) != 0)
-    return error::from_errno("pipe");
-  unique_fd rd(pipefd[0]), wr(pipefd[1]);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, wr.get(), STDOUT_FILENO);
-  std::vector<char*> args;
-  for (const auto& a : argv)
-    args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = 0;
-  int rc = ::posix_spawn(&pid, args[0], &fa, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  wr.reset();
-  if (rc != 0)
-    return error::from_errno("spawn " + argv[0], rc);
-  auto out = detail::read_fd(rd.get(), 1 << 20, argv[0] + " output");
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
+  common::run_options opts;
+  opts.max_output = 1 << 20;
+  auto out = common::run_captured(argv, opts);
   if (!out)
     return out.err();
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+  if (out->truncated)
+    return error(errc::too_large, argv[0] + " output: larger than 1048576 bytes");
+  if (out->status.code() != 0)
     return error(errc::internal, argv[0] + " failed");
-  return out;
+  return std::move(out->out);
 }
 
 error write_text(const fs::path& p, const std::string& text, mode_t mode) {
-  if (auto err = detail::write_file_atomic(p, text))
+  if (auto err = fsutil::write_file_atomic(p, text))
     return err;
   if (::chmod(p.c_str(), mode) != 0)
     return error::from_errno("chmod " + p.string());

@@ -9,6 +9,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 
+#include "deckhand/common/fsutil.hpp"
 #include "deckhand/common/log.hpp"
 #include "deckhand/image/reference.hpp"
 #include "manifest.hpp"
@@ -159,7 +160,7 @@ result<image_store::index_map> image_store::load_index() const {
   if (cache_ino_ == st.st_ino && cache_mtime_ns_ == mtime_ns && cache_size_ == st.st_size)
     return cache_;
   // The file is replaced by rename, never rewritten: a read sees one version.
-  auto text = detail::read_file(file, std::uint64_t{256} << 20);
+  auto text = fsutil::read_file(file, std::uint64_t{256} << 20);
   if (!text)
     return text.err();
   auto parsed = detail::parse_store_index(*text);
@@ -173,7 +174,7 @@ result<image_store::index_map> image_store::load_index() const {
 }
 
 error image_store::save_index(const index_map& idx) const {
-  return detail::write_file_atomic(root_ / "index.json", detail::render_store_index(idx));
+  return fsutil::write_file_atomic(root_ / "index.json", detail::render_store_index(idx));
 }
 
 error image_store::collect_garbage(const index_map& idx) const {
@@ -268,7 +269,7 @@ result<std::string> image_store::ingest(import_state& st, int srcfd, const std::
 error image_store::ingest_bytes(import_state& st, const std::string& digest,
                                 const std::string& bytes) {
   fs::path tmp = st.work / ("blob-" + std::to_string(st.temp_counter++));
-  if (auto err = detail::write_file_atomic(tmp, bytes))
+  if (auto err = fsutil::write_file_atomic(tmp, bytes))
     return err;
   if (::rename(tmp.c_str(), blob_path(digest).c_str()) != 0)
     return error::from_errno("rename " + tmp.string());
@@ -534,9 +535,9 @@ result<image_record> image_store::commit_locked(import_state& st, const fs::path
     if (::rename(rfs.c_str(), dest.c_str()) != 0)
       return error::from_errno("rename " + dest.string());
   }
-  if (auto e = detail::fsync_dir(root_ / "blobs" / "sha256"))
+  if (auto e = fsutil::sync_dir(root_ / "blobs" / "sha256"))
     return e;
-  if (auto e = detail::fsync_dir(root_ / "rootfs"))
+  if (auto e = fsutil::sync_dir(root_ / "rootfs"))
     return e;
 
   auto idx = load_index();

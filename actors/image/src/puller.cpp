@@ -14,24 +14,30 @@
 
 #include <nlohmann/json.hpp>
 
+#include "deckhand/common/fsutil.hpp"
 #include "deckhand/common/log.hpp"
 #include "deckhand/image/layer.hpp"
 #include "deckhand/image/reference.hpp"
 #include "http.hpp"
 #include "manifest.hpp"
+#include "registry_auth.hpp"
 #include "util.hpp"
 
 namespace deckhand::image {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+using detail::credential;
+using detail::host_of;
+using detail::load_credentials;
+using detail::max_small_body;
+using detail::status_error;
 using detail::unique_fd;
+using session = detail::registry_session;
 
 namespace {
 
 constexpr int max_index_depth = 4;
-/// Token server and error bodies are small; anything bigger is not one.
-constexpr std::uint64_t max_small_body = 1 << 20;
 
 const char* const manifest_accept = "Accept: application/vnd.oci.image.index.v1+json, "
                                     "application/vnd.docker.distribution.manifest.list.v2+json, "
@@ -58,161 +64,6 @@ struct flight {
     return *value;
   }
 };
-
-std::string lower(std::string s) {
-  for (auto& c : s)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-/// `host` of `host[:port]` (brackets kept for IPv6 literals).
-std::string host_of(const std::string& domain) {
-  if (!domain.empty() && domain.front() == '[') {
-    auto e = domain.find(']');
-    return e == std::string::npos ? domain : domain.substr(0, e + 1);
-  }
-  return domain.substr(0, domain.find(':'));
-}
-
-/// The host a credentials-file key names: docker writes URLs
-/// ("https://index.docker.io/v1/") as well as bare hosts.
-std::string auth_key_host(std::string k) {
-  for (const char* scheme : {"https://", "http://"})
-    if (k.rfind(scheme, 0) == 0)
-      k = k.substr(std::strlen(scheme));
-  return lower(k.substr(0, k.find('/')));
-}
-
-bool auth_key_matches(const std::string& key, const std::string& domain) {
-  std::string h = auth_key_host(key);
-  if (h == domain)
-    return true;
-  if (domain == "docker.io")
-    return h == "index.docker.io" || h == "registry-1.docker.io" || h == "registry.hub.docker.com";
-  return false;
-}
-
-/// Credentials for one registry, and where they came from (for messages:
-/// never the secret itself).
-struct credential {
-  std::string username, password;
-  std::string source;
-};
-
-/// Reads the credentials in `auths` (an object keyed by registry) that
-/// apply to `domain`.
-error collect_auths(const json& auths, const std::string& domain, const std::string& file,
-                    const std::string& source, std::vector<credential>& out) {
-  if (!auths.is_object())
-    return {errc::invalid,
-            "credentials file " + file + ": \"auths\" of " + source + " is not an object"};
-  for (const auto& [key, entry] : auths.items()) {
-    if (!auth_key_matches(key, domain))
-      continue;
-    std::string where = "credentials file " + file + ": entry \"" + key + "\" of " + source;
-    if (!entry.is_object())
-      return {errc::invalid, where + " is not an object"};
-    credential c;
-    c.source = source + " (" + key + ")";
-    auto str = [&](const char* k) -> std::optional<std::string> {
-      auto it = entry.find(k);
-      if (it == entry.end() || it->is_null())
-        return std::string();
-      if (!it->is_string())
-        return std::nullopt;
-      return it->get<std::string>();
-    };
-    auto auth = str("auth"), user = str("username"), pass = str("password");
-    if (!auth || !user || !pass)
-      return {errc::invalid, where + " has a non-string field"};
-    if (!auth->empty()) {
-      std::string decoded;
-      auto colon = std::string::npos;
-      if (detail::base64_decode(*auth, decoded))
-        colon = decoded.find(':');
-      if (colon == std::string::npos)
-        return {errc::invalid, where + ": \"auth\" is not base64 of user:password"};
-      c.username = decoded.substr(0, colon);
-      c.password = decoded.substr(colon + 1);
-    } else if (!user->empty()) {
-      c.username = *user;
-      c.password = *pass;
-    } else {
-      continue;  // e.g. only an identitytoken: not supported, treat as absent
-    }
-    out.push_back(std::move(c));
-  }
-  return {};
-}
-
-/// The credentials to try for `domain`, in order: those of the named
-/// secrets, then the node-wide ones.
-result<std::vector<credential>> load_credentials(const fs::path& file, const std::string& domain,
-                                                 const std::vector<std::string>& secrets) {
-  std::vector<credential> out;
-  if (file.empty())
-    return out;
-  auto text = detail::read_file(file, 4 << 20);
-  if (!text) {
-    if (text.err().code == errc::not_found)
-      return out;
-    return error(text.err().code, "credentials file " + file.string() + ": " + text.err().message);
-  }
-  // No exceptions: a parse error message would quote part of the file.
-  json j = json::parse(*text, nullptr, false);
-  if (j.is_discarded() || !j.is_object())
-    return error(errc::invalid, "credentials file " + file.string() + ": not a JSON object");
-  if (auto s = j.find("secrets"); s != j.end()) {
-    if (!s->is_object())
-      return error(errc::invalid,
-                   "credentials file " + file.string() + ": \"secrets\" is not an object");
-    for (const auto& name : secrets) {
-      auto it = s->find(name);
-      if (it == s->end()) {
-        log::get()->warn("image pull secret not found secret={} file={}", name, file.string());
-        continue;
-      }
-      if (!it->is_object() || !it->contains("auths"))
-        return error(errc::invalid, "credentials file " + file.string() + ": secret \"" + name +
-                                        "\" has no \"auths\" object");
-      if (auto err =
-              collect_auths((*it)["auths"], domain, file.string(), "secret \"" + name + "\"", out))
-        return err;
-    }
-  }
-  if (auto a = j.find("auths"); a != j.end())
-    if (auto err = collect_auths(*a, domain, file.string(), "node credentials", out))
-      return err;
-  return out;
-}
-
-/// The `message` of a registry's JSON error body, if any.
-std::string registry_message(const std::string& body) {
-  json j = json::parse(body, nullptr, false);
-  if (j.is_discarded() || !j.is_object())
-    return {};
-  auto errs = j.find("errors");
-  if (errs == j.end() || !errs->is_array() || errs->empty() || !(*errs)[0].is_object())
-    return {};
-  const auto& e = (*errs)[0];
-  std::string out;
-  if (auto c = e.find("code"); c != e.end() && c->is_string())
-    out = c->get<std::string>();
-  if (auto m = e.find("message"); m != e.end() && m->is_string())
-    out += (out.empty() ? "" : ": ") + m->get<std::string>();
-  return out;
-}
-
-error status_error(const detail::http_response& r, const std::string& what) {
-  std::string detail = registry_message(r.body);
-  std::string msg = what + ": HTTP " + std::to_string(r.status) +
-                    (detail.empty() ? std::string() : " (" + detail + ")");
-  if (r.status == 404)
-    return {errc::not_found, what + ": not found" + (detail.empty() ? "" : " (" + detail + ")")};
-  if (r.status == 403)
-    return {errc::unavailable, "denied: " + msg};
-  return {errc::unavailable, msg};
-}
 
 std::string normalize_arch(const std::string& a) {
   if (a == "x86_64" || a == "x86-64")
@@ -378,115 +229,6 @@ struct puller::impl {
 };
 
 namespace {
-
-/// One conversation with one registry for one repository, with one set of
-/// credentials (or none). Keeps the Authorization it earned across requests.
-class session {
- public:
-  session(puller::impl& p, const reference& ref, std::optional<credential> cred)
-      : ref_(ref), cred_(std::move(cred)), http_(p.opts.timeout) {
-    std::string host = ref.domain == "docker.io" ? "registry-1.docker.io" : ref.domain;
-    base_ = (p.is_insecure(ref.domain) ? "http://" : "https://") + host + "/v2/" + ref.path;
-  }
-
-  bool unauthorized() const { return unauthorized_; }
-  std::string who() const {
-    return cred_ ? "the credentials of " + cred_->source
-                 : std::string("anonymous access (no credentials for this registry)");
-  }
-
-  /// GET base/<rel>, authenticating on a 401 challenge.
-  result<detail::http_response> get(const std::string& rel, std::vector<std::string> headers,
-                                    const detail::body_sink& sink, std::uint64_t max_body) {
-    std::string url = base_ + rel;
-    for (int attempt = 0;; ++attempt) {
-      auto hdrs = headers;
-      if (!authorization_.empty())
-        hdrs.push_back("Authorization: " + authorization_);
-      auto r = http_.get(url, hdrs, sink, max_body);
-      if (!r || r->status != 401)
-        return r;
-      // A second 401 (or the first with credentials that already worked
-      // once and now fail twice) means the registry refuses us.
-      if (attempt >= 1)
-        break;
-      auto it = r->headers.find("www-authenticate");
-      if (it == r->headers.end())
-        break;
-      if (auto err = authenticate(detail::parse_challenge(it->second)))
-        return err;
-    }
-    unauthorized_ = true;
-    return error(errc::unavailable, "unauthorized: registry " + ref_.domain + " refused " + who() +
-                                        " for " + ref_.repository());
-  }
-
- private:
-  error authenticate(const detail::auth_challenge& ch) {
-    if (ch.scheme == "basic") {
-      if (!cred_)
-        return fail("requires a login");
-      authorization_ = "Basic " + detail::base64_encode(cred_->username + ":" + cred_->password);
-      return {};
-    }
-    if (ch.scheme != "bearer")
-      return fail("asks for unsupported auth scheme \"" + ch.scheme + "\"");
-    auto realm = ch.params.find("realm");
-    if (realm == ch.params.end() ||
-        (realm->second.rfind("https://", 0) != 0 && realm->second.rfind("http://", 0) != 0))
-      return {errc::invalid,
-              "registry " + ref_.domain + ": bearer challenge without an http(s) realm"};
-    std::string url = realm->second + (realm->second.find('?') == std::string::npos ? "?" : "&");
-    bool first = true;
-    auto add = [&](const std::string& k, const std::string& v) {
-      url += (first ? "" : "&") + k + "=" + detail::url_escape(v);
-      first = false;
-    };
-    if (auto s = ch.params.find("service"); s != ch.params.end())
-      add("service", s->second);
-    auto scope = ch.params.find("scope");
-    add("scope", scope != ch.params.end() ? scope->second : "repository:" + ref_.path + ":pull");
-    std::vector<std::string> hdrs;
-    if (cred_)
-      hdrs.push_back("Authorization: Basic " +
-                     detail::base64_encode(cred_->username + ":" + cred_->password));
-    auto r = http_.get(url, hdrs, {}, max_small_body);
-    if (!r)
-      return r.err();
-    if (r->status == 401 || r->status == 403) {
-      unauthorized_ = true;
-      return {errc::unavailable, "unauthorized: token server " + realm->second + " refused " +
-                                     who() + " for " + ref_.repository()};
-    }
-    if (r->status != 200)
-      return status_error(*r, "token server " + realm->second);
-    json j = json::parse(r->body, nullptr, false);
-    std::string token;
-    if (j.is_object())
-      for (const char* k : {"token", "access_token"})
-        if (auto t = j.find(k); t != j.end() && t->is_string() && !t->get<std::string>().empty()) {
-          token = t->get<std::string>();
-          break;
-        }
-    if (token.empty())
-      return {errc::invalid, "token server " + realm->second + ": response holds no token"};
-    authorization_ = "Bearer " + token;
-    return {};
-  }
-
-  error fail(const std::string& why) {
-    unauthorized_ = true;
-    return {errc::unavailable,
-            "unauthorized: registry " + ref_.domain + " " + why + "; tried " + who()};
-  }
-
-  reference ref_;
-  std::optional<credential> cred_;
-  detail::http_client http_;
-  std::string base_;
-  std::string authorization_;
-  bool unauthorized_ = false;
-};
 
 struct fetched_manifest {
   std::string digest;
@@ -654,7 +396,8 @@ result<image_record> puller::impl::pull_once(const reference& ref,
   std::unique_ptr<session> s;
   fetched_manifest top;
   for (std::size_t i = 0; i < candidates.size(); ++i) {
-    auto cand = std::make_unique<session>(*this, ref, candidates[i]);
+    auto cand =
+        std::make_unique<session>(ref, candidates[i], is_insecure(ref.domain), opts.timeout);
     auto m = fetch_manifest(*cand, ref.digest.empty() ? ref.tag : ref.digest, ref.digest, 0,
                             opts.max_manifest_bytes);
     if (m) {
@@ -745,7 +488,7 @@ result<image_record> puller::impl::pull_once(const reference& ref,
   if (auto err = ensure_blob(*this, *s, manifest->config, progress))
     return err;
   auto config_text =
-      detail::read_file(staged_path(manifest->config.digest), opts.max_manifest_bytes);
+      fsutil::read_file(staged_path(manifest->config.digest), opts.max_manifest_bytes);
   if (!config_text)
     return config_text.err();
   auto config = detail::parse_config(*config_text);

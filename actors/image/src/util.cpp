@@ -76,66 +76,6 @@ result<std::string> read_fd(int fd, std::uint64_t max, const std::string& what) 
   return out;
 }
 
-result<std::string> read_file(const std::filesystem::path& p, std::uint64_t max) {
-  unique_fd fd(::open(p.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) {
-    int e = errno;
-    error err = error::from_errno("open " + p.string(), e);
-    if (e == ENOENT)
-      err.code = errc::not_found;
-    return err;
-  }
-  return read_fd(fd.get(), max, p.string());
-}
-
-static error write_all(int fd, const char* data, std::size_t n, const std::string& what) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, data, n);
-    if (w < 0) {
-      if (errno == EINTR)
-        continue;
-      return error::from_errno("write " + what);
-    }
-    data += w;
-    n -= static_cast<std::size_t>(w);
-  }
-  return {};
-}
-
-error fsync_dir(const std::filesystem::path& dir) {
-  unique_fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd)
-    return error::from_errno("open " + dir.string());
-  if (::fsync(fd.get()) != 0)
-    return error::from_errno("fsync " + dir.string());
-  return {};
-}
-
-error write_file_atomic(const std::filesystem::path& p, std::string_view data) {
-  std::filesystem::path tmp = p;
-  tmp += ".tmp." + std::to_string(::getpid());
-  {
-    unique_fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    if (!fd)
-      return error::from_errno("create " + tmp.string());
-    if (auto e = write_all(fd.get(), data.data(), data.size(), tmp.string())) {
-      ::unlink(tmp.c_str());
-      return e;
-    }
-    if (::fsync(fd.get()) != 0) {
-      auto e = error::from_errno("fsync " + tmp.string());
-      ::unlink(tmp.c_str());
-      return e;
-    }
-  }
-  if (::rename(tmp.c_str(), p.c_str()) != 0) {
-    auto e = error::from_errno("rename " + tmp.string());
-    ::unlink(tmp.c_str());
-    return e;
-  }
-  return fsync_dir(p.parent_path());
-}
-
 error remove_at(int dirfd, const char* name) {
   struct stat st;
   if (::fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {

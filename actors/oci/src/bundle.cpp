@@ -14,7 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "deckhand/oci/process.hpp"
+#include "deckhand/common/fsutil.hpp"
 #include "deckhand/oci/seccomp.hpp"
 
 namespace deckhand::oci {
@@ -359,29 +359,10 @@ result<void> write_bundle(const fs::path& dir, const bundle_spec& spec) {
   fs::create_directories(dir, ec);
   if (ec)
     return error{errc::io, "create bundle dir " + dir.string() + ": " + ec.message()};
-  const fs::path tmp = dir / "config.json.tmp";
-  const fs::path final_path = dir / "config.json";
-  {
-    auto fd = open_fd(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (!fd)
-      return fd.err();
-    const std::string& s = *text;
-    std::size_t off = 0;
-    while (off < s.size()) {
-      ssize_t n = ::write(fd->get(), s.data() + off, s.size() - off);
-      if (n < 0) {
-        if (errno == EINTR)
-          continue;
-        return error::from_errno("write " + tmp.string());
-      }
-      off += static_cast<std::size_t>(n);
-    }
-    if (::fsync(fd->get()) != 0)
-      return error::from_errno("fsync " + tmp.string());
-  }
-  if (::rename(tmp.c_str(), final_path.c_str()) != 0)
-    return error::from_errno("rename " + final_path.string());
-  return {};
+  // A machine crash takes the containers this config describes with it; a
+  // killed writer must only never leave a torn file behind.
+  return fsutil::write_file_atomic(dir / "config.json", *text, fsutil::durability::process_crash,
+                                   0600);
 }
 
 }  // namespace deckhand::oci

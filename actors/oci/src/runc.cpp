@@ -22,6 +22,18 @@
 
 namespace deckhand::oci {
 
+using common::exit_status;
+using common::kill_and_reap;
+using common::make_pipe;
+using common::run_captured;
+using common::run_options;
+using common::run_output;
+using common::spawn;
+using common::spawn_options;
+using common::stdio_fds;
+using common::unique_fd;
+using common::wait_with_deadline;
+
 namespace {
 
 using json = nlohmann::json;

@@ -21,9 +21,9 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include "deckhand/net/netns.hpp"
 #include "deckhand/oci/bundle.hpp"
 #include "deckhand/oci/mount.hpp"
-#include "deckhand/oci/netns.hpp"
 #include "deckhand/oci/process.hpp"
 #include "deckhand/oci/runc.hpp"
 
@@ -107,7 +107,7 @@ struct sandbox {
       if (auto r = rt.remove(id, true); !r)
         BOOST_TEST_MESSAGE("cleanup: " << r.err().message);
     for (auto& f : netns_files)
-      (void)remove_netns(f);
+      (void)net::remove_netns(f);
     for (auto& m : mounts_under(dir))
       (void)unmount(m);
     // Orphans re-parented to this (subreaper) process.

@@ -10,6 +10,7 @@
 
 using namespace deckhand;
 using namespace deckhand::oci;
+using namespace deckhand::net;
 using namespace deckhand::oci::test;
 using namespace std::chrono_literals;
 namespace utf = boost::unit_test;

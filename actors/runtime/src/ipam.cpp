@@ -16,7 +16,7 @@
 namespace deckhand::runtime {
 
 namespace fs = std::filesystem;
-using oci::ipv4;
+using net::ipv4;
 
 namespace {
 
@@ -55,7 +55,7 @@ std::optional<std::string> read_link(const fs::path& p) {
 }
 
 /// (address, uid) of every entry of `dir` that names an address of `cidr`.
-std::vector<std::pair<ipv4, std::string>> scan(const fs::path& dir, const oci::ipv4_cidr& cidr) {
+std::vector<std::pair<ipv4, std::string>> scan(const fs::path& dir, const net::ipv4_cidr& cidr) {
   std::vector<std::pair<ipv4, std::string>> out;
   DIR* d = ::opendir(dir.c_str());
   if (!d)
@@ -76,12 +76,12 @@ std::vector<std::pair<ipv4, std::string>> scan(const fs::path& dir, const oci::i
 
 }  // namespace
 
-fs::path ipam_dir(const fs::path& data_dir, const oci::ipv4_cidr& cidr) {
+fs::path ipam_dir(const fs::path& data_dir, const net::ipv4_cidr& cidr) {
   return paths::runtime_dir(data_dir) / "ipam" /
          (cidr.network.to_string() + "_" + std::to_string(cidr.prefix));
 }
 
-result<ip_allocator> ip_allocator::open(const fs::path& dir, const oci::ipv4_cidr& cidr) {
+result<ip_allocator> ip_allocator::open(const fs::path& dir, const net::ipv4_cidr& cidr) {
   if (cidr.prefix > 30)
     return error{errc::invalid,
                  "pod CIDR " + cidr.to_string() + " has no room for pods (at most /30)"};

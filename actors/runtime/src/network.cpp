@@ -12,13 +12,13 @@
 #include <map>
 
 #include "deckhand/common/log.hpp"
-#include "deckhand/oci/netlink.hpp"
+#include "deckhand/net/netlink.hpp"
 #include "deckhand/oci/process.hpp"
 
 namespace deckhand::runtime {
 
 namespace fs = std::filesystem;
-using oci::ipv4;
+using net::ipv4;
 
 namespace {
 
@@ -79,7 +79,7 @@ std::optional<ipv4> node_address(const std::string& except_bridge) {
 }
 
 result<pod_network> pod_network::open(const runtime_options& opts) {
-  auto cidr = oci::ipv4_cidr::parse(opts.pod_cidr);
+  auto cidr = net::ipv4_cidr::parse(opts.pod_cidr);
   if (!cidr)
     return std::move(cidr).err();
   if (opts.bridge_name.empty() || opts.bridge_name.size() >= IFNAMSIZ ||
@@ -106,7 +106,7 @@ bool pod_network::ours_or_unmarked(const std::string& alias) const {
 }
 
 result<int> pod_network::ensure_bridge() {
-  auto nl = oci::rtnl::open();
+  auto nl = net::rtnl::open();
   if (!nl)
     return std::move(nl).err();
   auto br = nl->find_link(bridge_);
@@ -149,7 +149,7 @@ result<pod_attachment> pod_network::attach(const std::string& uid, const fs::pat
   out.host_veth = host_veth_name(*ip);
 
   auto undo = [&](error err) -> result<pod_attachment> {
-    if (auto nl = oci::rtnl::open())
+    if (auto nl = net::rtnl::open())
       (void)nl->delete_link(out.host_veth);
     (void)alloc_.release(uid);
     return err;
@@ -161,7 +161,7 @@ result<pod_attachment> pod_network::attach(const std::string& uid, const fs::pat
   auto nsfd = oci::open_fd(netns, O_RDONLY);
   if (!nsfd)
     return undo(std::move(nsfd).err());
-  auto host = oci::rtnl::open();
+  auto host = net::rtnl::open();
   if (!host)
     return undo(std::move(host).err());
   auto made = host->add_veth(out.host_veth, *br, pod_ifname, nsfd->get());
@@ -192,7 +192,7 @@ result<pod_attachment> pod_network::attach(const std::string& uid, const fs::pat
       ::close(fd);
   }
 
-  auto pod = oci::rtnl::open_in(netns);
+  auto pod = net::rtnl::open_in(netns);
   if (!pod)
     return undo(std::move(pod).err());
   auto eth0 = pod->find_link(pod_ifname);
@@ -213,7 +213,7 @@ error pod_network::detach(const std::string& uid) {
   auto ip = alloc_.lookup(uid);
   if (!ip)
     return {};
-  auto nl = oci::rtnl::open();
+  auto nl = net::rtnl::open();
   if (!nl)
     return std::move(nl).err();
   // The address stays allocated while its veth may still exist, so that no
@@ -240,7 +240,7 @@ network_sweep_report pod_network::sweep(const std::set<std::string>& live) {
     lg->info("msg=\"released orphan address\" uid={} ip={}", uid, ip.to_string());
     ++rep.released_ips;
   }
-  auto nl = oci::rtnl::open();
+  auto nl = net::rtnl::open();
   if (!nl)
     return rep;
   auto links = nl->links();

@@ -6,7 +6,7 @@
 
 #include "deckhand/host/pod_dir.hpp"
 #include "deckhand/oci/mount.hpp"
-#include "deckhand/oci/netns.hpp"
+#include "deckhand/net/netns.hpp"
 #include "deckhand/oci/process.hpp"
 #include "deckhand/runtime/network.hpp"
 #include "deckhand/runtime/sandbox_ops.hpp"
@@ -47,7 +47,7 @@ result<pod_shared> set_up_pod_shared(const runtime_options& opts, const wire::po
   }
   sh.uts_ns = sandbox_files::uts_ns(dir);
   sh.ipc_ns = sandbox_files::ipc_ns(dir);
-  if (auto r = oci::create_namespaces({sh.netns, sh.uts_ns, sh.ipc_ns}, sh.hostname); !r)
+  if (auto r = net::create_namespaces({sh.netns, sh.uts_ns, sh.ipc_ns}, sh.hostname); !r)
     return std::move(r).err();
 
   if (sh.host_network) {

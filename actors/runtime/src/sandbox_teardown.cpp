@@ -13,7 +13,7 @@
 #include "deckhand/host/pod_dir.hpp"
 #include "deckhand/oci/cgroups.hpp"
 #include "deckhand/oci/mount.hpp"
-#include "deckhand/oci/netns.hpp"
+#include "deckhand/net/netns.hpp"
 #include "deckhand/runtime/network.hpp"
 #include "deckhand/runtime/sandbox_ops.hpp"
 #include "deckhand/runtime/supervisor_process.hpp"
@@ -189,7 +189,7 @@ error remove_sandbox(const runtime_options& opts, const std::string& uid, pid_t 
         lg->warn("msg=\"unmount failed\" uid={} path={} error=\"{}\"", uid, m.string(),
                  r.err().message);
     }
-    if (auto r = oci::remove_netns(netns); !r)
+    if (auto r = net::remove_netns(netns); !r)
       lg->warn("msg=\"netns removal failed\" uid={} error=\"{}\"", uid, r.err().message);
     // Never delete through a mount: that would reach into whatever is mounted.
     if (auto left = mounts_under(dir); !left.empty())

@@ -15,7 +15,7 @@
 #include "deckhand/messages/bridge.hpp"
 #include "deckhand/messages/codec.hpp"
 #include "deckhand/messages/json.hpp"
-#include "deckhand/oci/ipv4.hpp"
+#include "deckhand/net/ipv4.hpp"
 #include "deckhand/runtime/sandbox_ops.hpp"
 #include "deckhand/runtime/sandbox_record.hpp"
 #include "deckhand/supervisor/service.hpp"
@@ -66,14 +66,14 @@ sim_node::sim_node(runtime_options opts, const image::image_store* images,
 sim_node::~sim_node() = default;
 
 std::string sim_node::allocate_ip(const std::string& uid) {
-  auto cidr = oci::ipv4_cidr::parse(opts_.pod_cidr);
+  auto cidr = net::ipv4_cidr::parse(opts_.pod_cidr);
   if (!cidr)
     return {};
   uint32_t hosts = cidr->prefix >= 31 ? 0 : (~cidr->mask()) - 1;  // minus network, broadcast
   // The gateway (first host) belongs to the node.
   for (uint32_t n = 0; hosts > 1 && n < hosts - 1; ++n) {
     uint32_t offset = 2 + (next_ip_ + n) % (hosts - 1);
-    oci::ipv4 a{cidr->network.value + offset};
+    net::ipv4 a{cidr->network.value + offset};
     auto text = a.to_string();
     if (!ips_.count(text)) {
       ips_[text] = uid;

@@ -22,7 +22,7 @@
 #include "deckhand/image/builder.hpp"
 #include "deckhand/messages/bridge.hpp"
 #include "deckhand/messages/codec.hpp"
-#include "deckhand/oci/netlink.hpp"
+#include "deckhand/net/netlink.hpp"
 #include "deckhand/oci/process.hpp"
 #include "deckhand/oci/runc.hpp"
 #include "deckhand/runtime/ipam.hpp"
@@ -134,7 +134,7 @@ struct runtime_fixture {
         rc.remove(c.id, true);
     for (const auto& m : mounts())
       ::umount2(m.c_str(), MNT_DETACH);
-    if (auto nl = oci::rtnl::open()) {
+    if (auto nl = net::rtnl::open()) {
       for (const auto& v : veths())
         (void)nl->delete_link(v);
       (void)nl->delete_link(bridge);
@@ -166,13 +166,13 @@ struct runtime_fixture {
 
   /// A bridge and pod CIDR of this test process only, removed at the end.
   const std::string bridge = "dhit" + std::to_string(::getpid());
-  const oci::ipv4_cidr cidr =
-      *oci::ipv4_cidr::parse("10.202." + std::to_string(::getpid() % 250) + ".0/24");
+  const net::ipv4_cidr cidr =
+      *net::ipv4_cidr::parse("10.202." + std::to_string(::getpid() % 250) + ".0/24");
 
   /// Host veths of pods of this test's CIDR.
   std::vector<std::string> veths() const {
     std::vector<std::string> out;
-    auto nl = oci::rtnl::open();
+    auto nl = net::rtnl::open();
     if (!nl)
       return out;
     if (auto links = nl->links())
@@ -379,7 +379,7 @@ BOOST_FIXTURE_TEST_CASE(run_stop_remove_leaves_nothing, runtime_fixture) {
   BOOST_TEST(rep->sandbox.uid == uid);
   BOOST_TEST(rep->sandbox.state == "ready");
   BOOST_TEST(rep->sandbox.supervisor_pid > 0);
-  auto pod_ip = oci::ipv4::parse(rep->sandbox.pod_ip_);
+  auto pod_ip = net::ipv4::parse(rep->sandbox.pod_ip_);
   BOOST_REQUIRE_MESSAGE(pod_ip, "podIP \"" << rep->sandbox.pod_ip_ << "\"");
   BOOST_TEST(cidr.contains(*pod_ip));
   auto sup = static_cast<pid_t>(rep->sandbox.supervisor_pid);
@@ -550,7 +550,7 @@ BOOST_FIXTURE_TEST_CASE(pods_get_addresses_and_share_namespaces, runtime_fixture
   one.pod_.spec.containers.push_back(side);
   auto r1 = call<wire::run_pod_reply>(one, 60s);
   BOOST_REQUIRE_MESSAGE(r1.ok(), (r1.ok() ? std::string() : r1.err().message));
-  auto ip1 = oci::ipv4::parse(r1->sandbox.pod_ip_);
+  auto ip1 = net::ipv4::parse(r1->sandbox.pod_ip_);
   BOOST_REQUIRE(ip1);
   BOOST_TEST(cidr.contains(*ip1));
   auto main1 = wait_running("uid-net-1");
@@ -579,7 +579,7 @@ BOOST_FIXTURE_TEST_CASE(pods_get_addresses_and_share_namespaces, runtime_fixture
   auto r2 = call<wire::run_pod_reply>(two, 60s);
   BOOST_REQUIRE_MESSAGE(r2.ok(), (r2.ok() ? std::string() : r2.err().message));
   BOOST_TEST(r2->sandbox.pod_ip_ != r1->sandbox.pod_ip_);
-  BOOST_TEST(cidr.contains(*oci::ipv4::parse(r2->sandbox.pod_ip_)));
+  BOOST_TEST(cidr.contains(*net::ipv4::parse(r2->sandbox.pod_ip_)));
   wait_running("uid-net-2");
   std::string got;
   auto deadline = std::chrono::steady_clock::now() + 15s;

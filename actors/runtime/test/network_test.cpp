@@ -28,9 +28,9 @@
 #include "deckhand/common/fsutil.hpp"
 #include "deckhand/host/pod_dir.hpp"
 #include "deckhand/messages/json.hpp"
+#include "deckhand/net/netlink.hpp"
+#include "deckhand/net/netns.hpp"
 #include "deckhand/oci/mount.hpp"
-#include "deckhand/oci/netlink.hpp"
-#include "deckhand/oci/netns.hpp"
 #include "deckhand/oci/process.hpp"
 #include "deckhand/runtime/ipam.hpp"
 #include "deckhand/runtime/network.hpp"
@@ -39,8 +39,8 @@
 
 using namespace deckhand;
 using namespace deckhand::runtime;
-using oci::ipv4;
-using oci::ipv4_cidr;
+using net::ipv4;
+using net::ipv4_cidr;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
@@ -126,7 +126,7 @@ std::string accept_one(const listener& l) {
 }
 
 bool has_link(const std::string& name) {
-  auto nl = oci::rtnl::open();
+  auto nl = net::rtnl::open();
   BOOST_REQUIRE(nl);
   auto l = nl->find_link(name);
   BOOST_REQUIRE(l);
@@ -135,7 +135,7 @@ bool has_link(const std::string& name) {
 
 std::vector<std::string> veths_of(const ipv4_cidr& cidr) {
   std::vector<std::string> out;
-  auto nl = oci::rtnl::open();
+  auto nl = net::rtnl::open();
   BOOST_REQUIRE(nl);
   auto links = nl->links();
   BOOST_REQUIRE(links);
@@ -162,7 +162,7 @@ struct net_fixture {
   }
 
   ~net_fixture() {
-    if (auto nl = oci::rtnl::open()) {
+    if (auto nl = net::rtnl::open()) {
       if (auto links = nl->links())
         for (const auto& l : *links)
           if (auto a = parse_host_veth_name(l.name); a && cidr.contains(*a))
@@ -183,7 +183,7 @@ struct net_fixture {
 
   fs::path make_netns(const std::string& name) {
     auto p = opts.data_dir / "ns" / name;
-    auto r = oci::create_netns(p);
+    auto r = net::create_netns(p);
     BOOST_REQUIRE_MESSAGE(r.ok(), (r.ok() ? std::string() : r.err().message));
     return p;
   }
@@ -340,11 +340,11 @@ BOOST_AUTO_TEST_SUITE(pod_networking, *boost::unit_test::precondition(is_root())
 BOOST_AUTO_TEST_CASE(shared_namespaces_have_the_hostname) {
   net_fixture fx;
   auto dir = fx.opts.data_dir / "pod";
-  oci::namespace_files files{dir / "netns", dir / "utsns", dir / "ipcns"};
-  auto r = oci::create_namespaces(files, "web-0");
+  net::namespace_files files{dir / "netns", dir / "utsns", dir / "ipcns"};
+  auto r = net::create_namespaces(files, "web-0");
   BOOST_REQUIRE_MESSAGE(r.ok(), (r.ok() ? std::string() : r.err().message));
   for (const auto& f : {files.net, files.uts, files.ipc})
-    BOOST_TEST(oci::is_netns_mount(f));
+    BOOST_TEST(net::is_netns_mount(f));
   struct stat self {
   }, pod{};
   ::stat("/proc/self/ns/uts", &self);
@@ -362,12 +362,12 @@ BOOST_AUTO_TEST_CASE(shared_namespaces_have_the_hostname) {
   t.join();
   BOOST_TEST(name == "web-0");
   // Idempotent: the same namespaces are kept.
-  BOOST_TEST(oci::create_namespaces(files, "other").ok());
+  BOOST_TEST(net::create_namespaces(files, "other").ok());
   struct stat again {};
   ::stat(files.uts.c_str(), &again);
   BOOST_TEST(again.st_ino == pod.st_ino);
   for (const auto& f : {files.net, files.uts, files.ipc}) {
-    BOOST_TEST(oci::remove_netns(f).ok());
+    BOOST_TEST(net::remove_netns(f).ok());
     BOOST_TEST(!fs::exists(f));
   }
 }
@@ -398,7 +398,7 @@ BOOST_AUTO_TEST_CASE(two_pods_talk_to_each_other_and_to_the_node) {
   BOOST_TEST(a->gateway.to_string() == fx.cidr.gateway().to_string());
 
   // The host ends hang on the bridge, up.
-  auto nl = oci::rtnl::open();
+  auto nl = net::rtnl::open();
   BOOST_REQUIRE(nl);
   auto br = nl->find_link(fx.opts.bridge_name);
   BOOST_REQUIRE(br);
@@ -412,7 +412,7 @@ BOOST_AUTO_TEST_CASE(two_pods_talk_to_each_other_and_to_the_node) {
     BOOST_TEST(((*veth)->flags & IFF_UP) != 0u);
   }
   // Inside: eth0 and lo, both up.
-  auto inside = oci::rtnl::open_in(ns_a);
+  auto inside = net::rtnl::open_in(ns_a);
   BOOST_REQUIRE(inside);
   auto links = inside->links();
   BOOST_REQUIRE(links);
@@ -459,8 +459,8 @@ BOOST_AUTO_TEST_CASE(two_pods_talk_to_each_other_and_to_the_node) {
   BOOST_TEST(!has_link(a->host_veth));
   BOOST_TEST(!has_link(b->host_veth));
   BOOST_TEST(net.allocator().allocations().empty());
-  BOOST_TEST(oci::remove_netns(ns_a).ok());
-  BOOST_TEST(oci::remove_netns(ns_b).ok());
+  BOOST_TEST(net::remove_netns(ns_a).ok());
+  BOOST_TEST(net::remove_netns(ns_b).ok());
   BOOST_TEST(mounts_under(fx.opts.data_dir).empty());
 }
 
@@ -479,7 +479,7 @@ BOOST_AUTO_TEST_CASE(per_pod_setup_cost) {
     BOOST_REQUIRE_MESSAGE(att.ok(), (att.ok() ? std::string() : att.err().message));
     BOOST_TEST(!net.detach("uid-" + std::to_string(i)));
     auto t3 = std::chrono::steady_clock::now();
-    BOOST_TEST(oci::remove_netns(ns).ok());
+    BOOST_TEST(net::remove_netns(ns).ok());
     auto us = [](auto d) {
       return static_cast<long>(std::chrono::duration_cast<std::chrono::microseconds>(d).count());
     };
@@ -514,7 +514,7 @@ BOOST_AUTO_TEST_CASE(sweep_removes_orphans_and_keeps_live_pods) {
   auto stray_ip = ipv4{fx.cidr.gateway().value + 100};
   auto ns_stray = fx.make_netns("stray");
   {
-    auto nl = oci::rtnl::open();
+    auto nl = net::rtnl::open();
     BOOST_REQUIRE(nl);
     auto fd = oci::open_fd(ns_stray, O_RDONLY);
     BOOST_REQUIRE(fd);
@@ -525,7 +525,7 @@ BOOST_AUTO_TEST_CASE(sweep_removes_orphans_and_keeps_live_pods) {
   auto foreign_ip = ipv4{fx.cidr.gateway().value + 101};
   auto ns_foreign = fx.make_netns("foreign");
   {
-    auto nl = oci::rtnl::open();
+    auto nl = net::rtnl::open();
     BOOST_REQUIRE(nl);
     auto fd = oci::open_fd(ns_foreign, O_RDONLY);
     BOOST_REQUIRE(fd);
@@ -543,7 +543,7 @@ BOOST_AUTO_TEST_CASE(sweep_removes_orphans_and_keeps_live_pods) {
   std::sort(expected.begin(), expected.end());
   BOOST_TEST(left == expected, boost::test_tools::per_element());
   {
-    auto nl = oci::rtnl::open();
+    auto nl = net::rtnl::open();
     BOOST_REQUIRE(nl);
     auto l = nl->find_link(live->host_veth);
     BOOST_REQUIRE(l);
@@ -572,7 +572,7 @@ BOOST_AUTO_TEST_CASE(recovery_removes_half_created_sandbox) {
   rec.name = "half";
   rec.state = "creating";
   fsutil::write_file_atomic(pod_dir::sandbox_json(dir), encode_sandbox_record(rec));
-  auto ns = oci::create_namespaces(
+  auto ns = net::create_namespaces(
       {pod_dir::netns(dir), sandbox_files::uts_ns(dir), sandbox_files::ipc_ns(dir)}, "half");
   BOOST_REQUIRE(ns);
   auto net = fx.open_network();
@@ -580,7 +580,7 @@ BOOST_AUTO_TEST_CASE(recovery_removes_half_created_sandbox) {
   BOOST_REQUIRE(att);
   // And a stray namespace mount under the pods dir that no pod owns.
   auto stray = paths::pods_state_dir(fx.opts.data_dir) / "gone-uid" / "netns";
-  BOOST_REQUIRE(oci::create_netns(stray));
+  BOOST_REQUIRE(net::create_netns(stray));
   BOOST_TEST(mounts_under(fx.opts.data_dir).size() == 4u);
 
   auto found = recover_sandboxes(fx.opts);

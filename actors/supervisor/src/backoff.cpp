@@ -12,23 +12,14 @@ bool should_restart(const std::string& restart_policy, int exit_code) {
   return true;
 }
 
-millis restart_backoff::peek() const {
-  if (step_ == 0)
-    return millis(0);
-  auto d = cfg_.initial;
-  for (int i = 1; i < step_ && d < cfg_.max; ++i)
-    d *= 2;
-  return d < cfg_.max ? d : cfg_.max;
+common::backoff_policy crash_loop_policy(const backoff_config& cfg) {
+  return {cfg.initial, cfg.max, cfg.reset, true};
 }
 
-millis restart_backoff::next(time_point started, time_point finished) {
-  if (started != time_point{} && finished - started >= cfg_.reset)
-    step_ = 0;
-  auto d = peek();
-  // Once capped the step no longer matters; stop counting so it cannot overflow.
-  if (d < cfg_.max)
-    ++step_;
-  return d;
+millis next_restart_delay(common::backoff& b, time_point started, time_point finished) {
+  if (started == time_point{})
+    return b.next();
+  return b.next_after_run(std::chrono::duration_cast<millis>(finished - started));
 }
 
 std::string go_duration(millis d) { return api::format_duration(d); }

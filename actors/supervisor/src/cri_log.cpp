@@ -145,7 +145,7 @@ result<void> rotating_log::open(const fs::path& file, int64_t instance) {
   fs::create_directories(file.parent_path(), ec);
   if (ec)
     return error{errc::io, "create " + file.parent_path().string() + ": " + ec.message()};
-  auto fd = oci::open_fd(file, O_WRONLY | O_CREAT | O_APPEND, 0640);
+  auto fd = common::open_fd(file, O_WRONLY | O_CREAT | O_APPEND, 0640);
   if (!fd)
     return fd.err();
   struct stat st {};

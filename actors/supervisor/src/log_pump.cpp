@@ -26,12 +26,12 @@ constexpr std::size_t turn_budget = 1 << 20;
 /// Bound on a final drain, in case something still writes.
 constexpr std::size_t drain_budget = 16 << 20;
 
-result<oci::unique_fd> open_reader(const fs::path& fifo) {
+result<common::unique_fd> open_reader(const fs::path& fifo) {
   if (auto r = ensure_fifo(fifo); !r)
     return r.err();
   // O_RDWR: opening never blocks, and read() never reports EOF when a
   // container instance closes its end.
-  return oci::open_fd(fifo, O_RDWR | O_NONBLOCK);
+  return common::open_fd(fifo, O_RDWR | O_NONBLOCK);
 }
 
 }  // namespace
@@ -53,10 +53,10 @@ result<void> ensure_fifo(const fs::path& path) {
   return {};
 }
 
-result<oci::unique_fd> open_container_stream(const fs::path& fifo) {
+result<common::unique_fd> open_container_stream(const fs::path& fifo) {
   if (auto r = ensure_fifo(fifo); !r)
     return r.err();
-  auto fd = oci::open_fd(fifo, O_RDWR);
+  auto fd = common::open_fd(fifo, O_RDWR);
   if (!fd)
     return fd;
   // Best effort: a smaller buffer only means the container blocks sooner
@@ -132,10 +132,10 @@ void log_pump::attach(const std::string& name, const fs::path& stdout_fifo,
   auto open = [&](const fs::path& fifo, const char* what) {
     auto fd = open_reader(fifo);
     if (fd)
-      return std::make_shared<oci::unique_fd>(std::move(*fd));
+      return std::make_shared<common::unique_fd>(std::move(*fd));
     log::get()->error("{} container={} msg=\"cannot open {} pipe\" error=\"{}\"", log_fields_, name,
                       what, fd.err().message);
-    return std::make_shared<oci::unique_fd>();
+    return std::make_shared<common::unique_fd>();
   };
   auto out_fd = open(stdout_fifo, "stdout");
   auto err_fd = open(stderr_fifo, "stderr");

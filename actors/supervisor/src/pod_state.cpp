@@ -37,7 +37,7 @@ pod_state::pod_state(pod_context ctx) : ctx_(std::move(ctx)) {
     e.status.name = c.name;
     e.status.image = c.image;
     e.status.state = waiting(has_init ? initializing_reason : creating_reason);
-    e.backoff = restart_backoff(ctx_.backoff);
+    e.backoff = common::backoff(crash_loop_policy(ctx_.backoff));
     e.probes = container_probes(c);
     e.init = init;
     e.sidecar = init && c.is_sidecar();
@@ -270,7 +270,7 @@ void pod_state::handle_exit(entry& e, const exit_info& info, time_point now) {
     if (completed_init)
       e.init_done = true;
   } else {
-    auto delay = e.backoff.next(e.started_at, now);
+    auto delay = next_restart_delay(e.backoff, e.started_at, now);
     e.status.last_state = {};
     e.status.last_state.terminated = std::move(term);
     if (delay <= millis(0)) {

@@ -159,7 +159,7 @@ void runner::probe(const std::string& name, const std::string& runtime_id,
       if (fd >= 0) {
         log::get()->info("{} container={} msg=\"adopted running container\" pid={}", log_fields_,
                          name, st->pid);
-        adopted_[st->pid] = watched{name, runtime_id, oci::unique_fd(fd), {}, 0};
+        adopted_[st->pid] = watched{name, runtime_id, common::unique_fd(fd), {}, 0};
         events_.probed(name, true);
         return;
       }
@@ -186,7 +186,8 @@ void runner::launch(const std::string& name, const std::string& runtime_id, cons
     // Container output goes through FIFOs that outlive this process (see
     // pod_dir.hpp), never through pipes that die with it.
     auto out = open_container_stream(target.stdout_fifo);
-    auto err = out ? open_container_stream(target.stderr_fifo) : result<oci::unique_fd>(out.err());
+    auto err =
+        out ? open_container_stream(target.stderr_fifo) : result<common::unique_fd>(out.err());
     if (!err) {
       events_.start_failed(name, err.err().message);
       return;
@@ -205,7 +206,7 @@ void runner::launch(const std::string& name, const std::string& runtime_id, cons
     // the start anyway, in case a stale cgroup survived.
     const std::string cgroup = cgroup_of(bundle, name);
     const uint64_t oom_before = cgroup.empty() ? 0 : oci::cgroup_oom_kills(cgroup);
-    oci::stdio_fds stdio{-1, out->get(), err->get()};
+    common::stdio_fds stdio{-1, out->get(), err->get()};
     auto r = rt_.run_detached(runtime_id, bundle, stdio, pid_file);
     out->reset();
     err->reset();

@@ -15,13 +15,13 @@
 #include "deckhand/common/fsutil.hpp"
 #include "deckhand/common/log.hpp"
 #include "deckhand/common/paths.hpp"
+#include "deckhand/common/process.hpp"
 #include "deckhand/host/caf_glue.hpp"
 #include "deckhand/host/component.hpp"
 #include "deckhand/host/pod_dir.hpp"
 #include "deckhand/host/single_thread_scheduler.hpp"
 #include "deckhand/messages/json.hpp"
 #include "deckhand/messages/wire.hpp"
-#include "deckhand/oci/process.hpp"
 #include "deckhand/supervisor/handlers.hpp"
 #include "deckhand/supervisor/log_pump.hpp"
 #include "deckhand/supervisor/pod_state.hpp"
@@ -361,7 +361,7 @@ int run(const host::common_options& common, const service_options& opts) {
   if (!limits)
     return fail(limits.err().message);
 
-  auto sub = oci::set_child_subreaper();
+  auto sub = common::set_child_subreaper();
   if (!sub)
     return fail(sub.err().message);
 
@@ -472,7 +472,7 @@ int run(const host::common_options& common, const service_options& opts) {
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGUSR2);
-  oci::unique_fd stop_fd(::signalfd(-1, &stop_signals, SFD_NONBLOCK | SFD_CLOEXEC));
+  common::unique_fd stop_fd(::signalfd(-1, &stop_signals, SFD_NONBLOCK | SFD_CLOEXEC));
   if (!stop_fd) {
     caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
     return fail("signalfd: " + error::from_errno("signalfd").message);

@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "deckhand/common/signals.hpp"
+
 namespace deckhand::supervisor {
 
 exit_info exit_info::from_wait_status(int raw) {
@@ -64,33 +66,6 @@ wire::container_state_terminated terminated_state(const exit_info& e, const std:
   return t;
 }
 
-int parse_signal(const std::string& s) {
-  static const std::pair<const char*, int> names[] = {
-      {"HUP", SIGHUP},   {"INT", SIGINT},       {"QUIT", SIGQUIT}, {"ILL", SIGILL},
-      {"TRAP", SIGTRAP}, {"ABRT", SIGABRT},     {"BUS", SIGBUS},   {"FPE", SIGFPE},
-      {"KILL", SIGKILL}, {"USR1", SIGUSR1},     {"SEGV", SIGSEGV}, {"USR2", SIGUSR2},
-      {"PIPE", SIGPIPE}, {"ALRM", SIGALRM},     {"TERM", SIGTERM}, {"STKFLT", SIGSTKFLT},
-      {"CHLD", SIGCHLD}, {"CONT", SIGCONT},     {"STOP", SIGSTOP}, {"TSTP", SIGTSTP},
-      {"TTIN", SIGTTIN}, {"TTOU", SIGTTOU},     {"URG", SIGURG},   {"XCPU", SIGXCPU},
-      {"XFSZ", SIGXFSZ}, {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH},
-      {"IO", SIGIO},     {"PWR", SIGPWR},       {"SYS", SIGSYS}};
-  if (s.empty() || s.size() > 16)
-    return 0;
-  if (std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    int n = std::stoi(s);
-    return n > 0 && n < NSIG ? n : 0;
-  }
-  std::string up;
-  for (char c : s)
-    up += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  if (up.rfind("SIG", 0) == 0)
-    up.erase(0, 3);
-  for (const auto& [name, sig] : names)
-    if (up == name)
-      return sig;
-  return 0;
-}
-
 int bundle_stop_signal(const std::filesystem::path& bundle) {
   std::ifstream in(bundle / "config.json");
   if (!in)
@@ -104,8 +79,8 @@ int bundle_stop_signal(const std::filesystem::path& bundle) {
   auto v = a->find(stop_signal_annotation);
   if (v == a->end() || !v->is_string())
     return SIGTERM;
-  int sig = parse_signal(v->get<std::string>());
-  return sig > 0 ? sig : SIGTERM;
+  auto sig = common::parse_signal(v->get<std::string>());
+  return sig ? *sig : SIGTERM;
 }
 
 std::string rfc3339(time_point t) {

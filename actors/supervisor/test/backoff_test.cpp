@@ -2,6 +2,7 @@
 
 #include "deckhand/supervisor/backoff.hpp"
 
+using namespace deckhand;
 using namespace deckhand::supervisor;
 using namespace std::chrono_literals;
 
@@ -24,11 +25,11 @@ BOOST_AUTO_TEST_CASE(restart_policy_decisions) {
 }
 
 BOOST_AUTO_TEST_CASE(doubles_from_initial_up_to_max) {
-  restart_backoff b;  // kubelet defaults: 10s, cap 5m
+  common::backoff b(crash_loop_policy({}));  // kubelet defaults: 10s, cap 5m
   time_point t = t0;
   std::vector<long> got;
   for (int i = 0; i < 8; ++i) {
-    auto d = b.next(t, t + 1s);  // crashes after one second every time
+    auto d = next_restart_delay(b, t, t + 1s);  // crashes after one second every time
     got.push_back(static_cast<long>(std::chrono::duration_cast<std::chrono::seconds>(d).count()));
     t += 1s + d;
   }
@@ -39,37 +40,37 @@ BOOST_AUTO_TEST_CASE(doubles_from_initial_up_to_max) {
 
 BOOST_AUTO_TEST_CASE(resets_after_a_long_enough_run) {
   backoff_config cfg{100ms, 1000ms, 5000ms};
-  restart_backoff b(cfg);
-  BOOST_TEST(b.next(t0, t0 + 10ms).count() == 0);
-  BOOST_TEST(b.next(t0, t0 + 10ms).count() == 100);
-  BOOST_TEST(b.next(t0, t0 + 10ms).count() == 200);
+  common::backoff b(crash_loop_policy(cfg));
+  BOOST_TEST(next_restart_delay(b, t0, t0 + 10ms).count() == 0);
+  BOOST_TEST(next_restart_delay(b, t0, t0 + 10ms).count() == 100);
+  BOOST_TEST(next_restart_delay(b, t0, t0 + 10ms).count() == 200);
   BOOST_TEST(b.step() == 3);
   // Ran 4999 ms: not long enough.
-  BOOST_TEST(b.next(t0, t0 + 4999ms).count() == 400);
+  BOOST_TEST(next_restart_delay(b, t0, t0 + 4999ms).count() == 400);
   // Ran exactly the reset period: starts over, with an immediate restart.
-  BOOST_TEST(b.next(t0, t0 + 5000ms).count() == 0);
+  BOOST_TEST(next_restart_delay(b, t0, t0 + 5000ms).count() == 0);
   BOOST_TEST(b.step() == 1);
-  BOOST_TEST(b.next(t0, t0 + 10ms).count() == 100);
+  BOOST_TEST(next_restart_delay(b, t0, t0 + 10ms).count() == 100);
 }
 
 BOOST_AUTO_TEST_CASE(unknown_start_never_resets) {
-  restart_backoff b(backoff_config{100ms, 1000ms, 5000ms});
+  common::backoff b(crash_loop_policy({100ms, 1000ms, 5000ms}));
   b.set_step(3);
-  BOOST_TEST(b.next(time_point{}, t0).count() == 400);
+  BOOST_TEST(next_restart_delay(b, time_point{}, t0).count() == 400);
 }
 
 BOOST_AUTO_TEST_CASE(step_restored_from_disk_continues_the_schedule) {
-  restart_backoff b;
+  common::backoff b(crash_loop_policy({}));
   b.set_step(2);
   BOOST_TEST(b.peek().count() == 20'000);
-  BOOST_TEST(b.next(t0, t0 + 1s).count() == 20'000);
+  BOOST_TEST(next_restart_delay(b, t0, t0 + 1s).count() == 20'000);
   BOOST_TEST(b.step() == 3);
 }
 
 BOOST_AUTO_TEST_CASE(capped_step_does_not_overflow) {
-  restart_backoff b(backoff_config{1ms, 300'000ms, 600'000ms});
+  common::backoff b(crash_loop_policy({1ms, 300'000ms, 600'000ms}));
   for (int i = 0; i < 1000; ++i)
-    b.next(t0, t0 + 1ms);
+    next_restart_delay(b, t0, t0 + 1ms);
   BOOST_TEST(b.peek().count() == 300'000);
   BOOST_TEST(b.step() < 64);
 }

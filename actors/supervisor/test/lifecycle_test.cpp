@@ -5,6 +5,7 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include "deckhand/common/signals.hpp"
 #include "deckhand/supervisor/pod_state.hpp"
 #include "deckhand/supervisor/termination.hpp"
 
@@ -456,12 +457,12 @@ BOOST_AUTO_TEST_CASE(image_stop_signal_replaces_sigterm) {
 }
 
 BOOST_AUTO_TEST_CASE(stop_signal_names_and_bundle_annotation) {
-  BOOST_TEST(parse_signal("SIGQUIT") == SIGQUIT);
-  BOOST_TEST(parse_signal("quit") == SIGQUIT);
-  BOOST_TEST(parse_signal("3") == 3);
-  BOOST_TEST(parse_signal("SIGRTMAX+99") == 0);
-  BOOST_TEST(parse_signal("") == 0);
-  BOOST_TEST(parse_signal("999") == 0);
+  BOOST_TEST(*common::parse_signal("SIGQUIT") == SIGQUIT);
+  BOOST_TEST(*common::parse_signal("quit") == SIGQUIT);
+  BOOST_TEST(*common::parse_signal("3") == 3);
+  BOOST_TEST(!common::parse_signal("SIGRTMAX+99"));
+  BOOST_TEST(!common::parse_signal(""));
+  BOOST_TEST(!common::parse_signal("999"));
   char tmpl[] = "/tmp/lifecycle_test.XXXXXX";
   std::filesystem::path dir = ::mkdtemp(tmpl);
   BOOST_TEST(bundle_stop_signal(dir) == SIGTERM);  // no config.json

@@ -24,6 +24,7 @@
 #include "deckhand/cli/commands.hpp"
 #include "deckhand/common/fsutil.hpp"
 #include "deckhand/common/paths.hpp"
+#include "deckhand/common/process.hpp"
 #include "deckhand/host/pod_dir.hpp"
 #include "deckhand/messages/bridge.hpp"
 #include "deckhand/messages/codec.hpp"
@@ -31,7 +32,6 @@
 #include "deckhand/messages/wire.hpp"
 #include "deckhand/oci/bundle.hpp"
 #include "deckhand/oci/cgroups.hpp"
-#include "deckhand/oci/process.hpp"
 #include "deckhand/oci/runc.hpp"
 #include "deckhand/runtime/exec.hpp"
 #include "deckhand/supervisor/status_file.hpp"
@@ -52,7 +52,7 @@ boost::test_tools::assertion_result needs_root_and_runc(boost::unit_test::test_u
   if (::geteuid() != 0) {
     res = false;
     res.message() << "skipped: needs root";
-  } else if (!oci::find_program("runc")) {
+  } else if (!common::find_program("runc")) {
     res = false;
     res.message() << "skipped: runc not installed";
   } else if (!fs::exists("/bin/busybox")) {
@@ -193,19 +193,19 @@ struct pod_fixture {
                                   "--log-level",
                                   "debug"};
     argv.insert(argv.end(), extra.begin(), extra.end());
-    auto log = oci::open_fd(pod_dir::supervisor_log(dir()), O_WRONLY | O_CREAT | O_APPEND);
+    auto log = common::open_fd(pod_dir::supervisor_log(dir()), O_WRONLY | O_CREAT | O_APPEND);
     BOOST_REQUIRE(log.ok());
-    oci::spawn_options so;
+    common::spawn_options so;
     so.new_process_group = true;
-    oci::stdio_fds stdio{-1, log->get(), log->get()};
-    auto pid = oci::spawn(argv, stdio, std::nullopt, so);
+    common::stdio_fds stdio{-1, log->get(), log->get()};
+    auto pid = common::spawn(argv, stdio, std::nullopt, so);
     BOOST_REQUIRE_MESSAGE(pid.ok(), (pid.ok() ? "" : pid.err().message));
     supervisor = *pid;
   }
 
   void kill_supervisor() {
     if (supervisor > 0)
-      oci::kill_and_reap(supervisor, false);
+      common::kill_and_reap(supervisor, false);
     supervisor = 0;
   }
 
@@ -468,7 +468,7 @@ BOOST_AUTO_TEST_CASE(sigterm_to_supervisor_leaves_containers_running) {
   pid_t pid = f.runc_pid("stubborn");
 
   ::kill(f.supervisor, SIGTERM);
-  auto st = oci::wait_with_deadline(f.supervisor, 5s);
+  auto st = common::wait_with_deadline(f.supervisor, 5s);
   BOOST_REQUIRE_MESSAGE(st.ok(), "supervisor ignored SIGTERM");
   f.supervisor = 0;
   BOOST_TEST(st->exited());

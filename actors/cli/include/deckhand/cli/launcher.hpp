@@ -27,10 +27,11 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
-#include "deckhand/cli/restart_backoff.hpp"
+#include "deckhand/common/backoff.hpp"
 #include "deckhand/common/result.hpp"
 
 namespace CLI {
@@ -59,13 +60,23 @@ struct up_options {
   /// Required when `demo` is set.
   demo_runner run_demo;
   bool keep_pods = false;
-  backoff_config backoff;
+  /// A component's restart schedule: 200 ms after the first failure,
+  /// doubling up to 10 s; 30 s of uptime makes a process healthy again.
+  common::backoff_policy backoff{std::chrono::milliseconds(200), std::chrono::seconds(10),
+                                 std::chrono::seconds(30)};
   std::chrono::milliseconds stop_timeout{5000};
   std::chrono::milliseconds cleanup_timeout{120000};
   /// In start order.
   std::vector<component_spec> components = {
       {"apiserver", {}, true}, {"runtime", {}, true}, {"kubelet", {}, true}, {"proxy", {}, true}};
 };
+
+/// The delay before restarting a component that exited at `now` (advancing
+/// `b`): a run of the policy's `reset_after` since `started` starts the
+/// schedule over; a component that never started (nullopt) keeps backing off.
+std::chrono::milliseconds
+restart_delay(common::backoff& b, std::optional<std::chrono::steady_clock::time_point> started,
+              std::chrono::steady_clock::time_point now);
 
 /// The kubelet's hard eviction thresholds under `deckhand up` unless its args
 /// set --eviction-hard (Kubernetes' nodefs.available<10% is too eager for a

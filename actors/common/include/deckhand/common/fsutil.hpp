@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <string>
+#include <string_view>
 
 #include "deckhand/common/result.hpp"
 
@@ -19,10 +20,12 @@ enum class durability {
   process_crash,
 };
 
-/// Writes `data` to `path` atomically: temp file in the same directory,
-/// (fsync), rename, (fsync of the directory).
-error write_file_atomic(const std::filesystem::path& path, const std::string& data,
-                        durability d = durability::machine_crash);
+/// Writes `data` to `path` atomically: temp file in the same directory
+/// created with `mode`, (fsync), rename, (fsync of the directory). Readers see
+/// the old content or the new, whole; a failure leaves no temp file behind.
+/// Errors carry errno's text and the path.
+error write_file_atomic(const std::filesystem::path& path, std::string_view data,
+                        durability d = durability::machine_crash, unsigned mode = 0644);
 
 /// Reads a whole file (up to `max_size` bytes).
 result<std::string> read_file(const std::filesystem::path& path, std::size_t max_size = 64u << 20);

@@ -6,7 +6,6 @@
 #include <vector>
 
 #include "deckhand/common/result.hpp"
-#include "deckhand/oci/result_void.hpp"
 
 namespace deckhand::oci {
 

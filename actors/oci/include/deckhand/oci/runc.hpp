@@ -9,7 +9,7 @@
 ///
 /// Containers started with create()+start() or run_detached() are orphaned
 /// when runc exits: a caller that has called set_child_subreaper() (see
-/// process.hpp) becomes their parent and collects their exit status with
+/// deckhand/common/process.hpp) becomes their parent and collects their exit status with
 /// waitpid().
 
 #include <sys/types.h>
@@ -19,9 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "deckhand/common/process.hpp"
 #include "deckhand/common/result.hpp"
-#include "deckhand/oci/process.hpp"
-#include "deckhand/oci/result_void.hpp"
 
 namespace deckhand::oci {
 
@@ -74,14 +73,15 @@ class runc {
   /// that the caller drains, never pipes nobody reads. `pid_file`, when not
   /// empty, receives init's pid.
   result<void> create(const std::string& id, const std::filesystem::path& bundle,
-                      const stdio_fds& stdio, const std::filesystem::path& pid_file = {});
+                      const common::stdio_fds& stdio, const std::filesystem::path& pid_file = {});
 
   /// `runc start`: lets a created container's init exec the process.
   result<void> start(const std::string& id);
 
   /// `runc run -d`: create and start in one step.
   result<void> run_detached(const std::string& id, const std::filesystem::path& bundle,
-                            const stdio_fds& stdio, const std::filesystem::path& pid_file = {});
+                            const common::stdio_fds& stdio,
+                            const std::filesystem::path& pid_file = {});
 
   /// `runc state`. `errc::not_found` for an unknown id.
   result<container_state> state(const std::string& id);
@@ -111,13 +111,13 @@ class runc {
 
  private:
   /// Runs `binary --root ROOT args...` with output captured.
-  result<run_output> invoke(const std::vector<std::string>& args);
+  result<common::run_output> invoke(const std::vector<std::string>& args);
   /// Turns a failed invocation into an error carrying runc's words.
-  error failure(const std::string& what, const run_output& out) const;
+  error failure(const std::string& what, const common::run_output& out) const;
   /// create and run -d: runc's stdio belongs to the container, so its errors
   /// are read back from a --log file instead.
   result<void> launch(const std::string& verb, const std::string& id,
-                      const std::filesystem::path& bundle, const stdio_fds& stdio,
+                      const std::filesystem::path& bundle, const common::stdio_fds& stdio,
                       const std::filesystem::path& pid_file);
   result<void> ensure_root();
 

@@ -38,7 +38,6 @@
 #include <vector>
 
 #include "deckhand/common/result.hpp"
-#include "deckhand/oci/result_void.hpp"
 
 namespace deckhand::process_oci {
 

@@ -1,9 +1,9 @@
 #pragma once
 
 /// Running the kernel tools the data planes drive (nft, iptables-restore,
-/// conntrack): fork/exec with an argv, never a shell; stdin from a pipe so a
-/// whole rule set goes in as one transaction; stdout and stderr captured, so a
-/// failed transaction reports the tool's own error text.
+/// conntrack) through deckhand_common's run_captured: an argv, never a shell; stdin from a pipe so
+/// a whole rule set goes in as one transaction; stdout and stderr captured, so a failed transaction
+/// reports the tool's own error text.
 
 #include <chrono>
 #include <string>

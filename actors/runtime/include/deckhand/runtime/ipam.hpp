@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "deckhand/common/result.hpp"
-#include "deckhand/oci/ipv4.hpp"
+#include "deckhand/net/ipv4.hpp"
 
 namespace deckhand::runtime {
 
@@ -27,36 +27,36 @@ class ip_allocator {
  public:
   /// Opens (creating if needed) the state directory `dir` for `cidr`, whose
   /// prefix must be at most /30.
-  static result<ip_allocator> open(const std::filesystem::path& dir, const oci::ipv4_cidr& cidr);
+  static result<ip_allocator> open(const std::filesystem::path& dir, const net::ipv4_cidr& cidr);
 
   /// The address of pod `uid`: the one it already has, else a free one (the
   /// search starts after the last address handed out, so that a released
   /// address is not immediately reused). `errc::unavailable` when the CIDR
   /// is full.
-  result<oci::ipv4> allocate(const std::string& uid);
+  result<net::ipv4> allocate(const std::string& uid);
 
   /// The address allocated to `uid`, if any.
-  std::optional<oci::ipv4> lookup(const std::string& uid) const;
+  std::optional<net::ipv4> lookup(const std::string& uid) const;
 
   /// Releases every address of `uid`. Succeeds if it has none.
   error release(const std::string& uid);
 
   /// Every allocation as (address, uid), ordered by address.
-  std::vector<std::pair<oci::ipv4, std::string>> allocations() const;
+  std::vector<std::pair<net::ipv4, std::string>> allocations() const;
 
-  const oci::ipv4_cidr& cidr() const { return cidr_; }
+  const net::ipv4_cidr& cidr() const { return cidr_; }
   const std::filesystem::path& dir() const { return dir_; }
 
  private:
-  ip_allocator(std::filesystem::path dir, oci::ipv4_cidr cidr)
+  ip_allocator(std::filesystem::path dir, net::ipv4_cidr cidr)
       : dir_(std::move(dir)), cidr_(cidr) {}
 
   std::filesystem::path dir_;
-  oci::ipv4_cidr cidr_;
+  net::ipv4_cidr cidr_;
 };
 
 /// The allocator state directory of `cidr` under a runtime data dir:
 /// DATA/runtime/ipam/<network>_<prefix>.
-std::filesystem::path ipam_dir(const std::filesystem::path& data_dir, const oci::ipv4_cidr& cidr);
+std::filesystem::path ipam_dir(const std::filesystem::path& data_dir, const net::ipv4_cidr& cidr);
 
 }  // namespace deckhand::runtime

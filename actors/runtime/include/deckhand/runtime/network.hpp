@@ -12,7 +12,7 @@
 #include <string>
 
 #include "deckhand/common/result.hpp"
-#include "deckhand/oci/ipv4.hpp"
+#include "deckhand/net/ipv4.hpp"
 #include "deckhand/runtime/ipam.hpp"
 #include "deckhand/runtime/options.hpp"
 
@@ -20,9 +20,9 @@ namespace deckhand::runtime {
 
 /// What a pod got on the node network.
 struct pod_attachment {
-  oci::ipv4 ip;
+  net::ipv4 ip;
   int prefix = 0;
-  oci::ipv4 gateway;
+  net::ipv4 gateway;
   std::string host_veth;  ///< the host end, attached to the bridge
 };
 
@@ -84,14 +84,14 @@ class pod_network {
 /// The host-side veth name of the pod with address `ip`: "dh" and the
 /// address in hex (dh0a580005 for 10.88.0.5). Unique among live pods because
 /// their addresses are, and within IFNAMSIZ.
-std::string host_veth_name(oci::ipv4 ip);
+std::string host_veth_name(net::ipv4 ip);
 
 /// The address encoded in a host_veth_name(), if `name` is one.
-std::optional<oci::ipv4> parse_host_veth_name(const std::string& name);
+std::optional<net::ipv4> parse_host_veth_name(const std::string& name);
 
 /// The node's own address, as a hostNetwork pod reports it: the first IPv4
 /// address of an interface that is up and not loopback, skipping
 /// `except_bridge` (the pod bridge).
-std::optional<oci::ipv4> node_address(const std::string& except_bridge);
+std::optional<net::ipv4> node_address(const std::string& except_bridge);
 
 }  // namespace deckhand::runtime

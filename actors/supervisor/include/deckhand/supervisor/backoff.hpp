@@ -7,6 +7,8 @@
 #include <chrono>
 #include <string>
 
+#include "deckhand/common/backoff.hpp"
+
 namespace deckhand::supervisor {
 
 using wall_clock = std::chrono::system_clock;
@@ -29,29 +31,14 @@ struct backoff_config {
 /// counts as Always, the Kubernetes default).
 bool should_restart(const std::string& restart_policy, int exit_code);
 
-/// One container's crash-loop back-off.
-class restart_backoff {
- public:
-  explicit restart_backoff(backoff_config cfg = {}) : cfg_(cfg) {}
+/// The common back-off schedule these settings give: the first restart
+/// immediate, then `initial` doubling up to `max`, reset by a run of `reset`.
+common::backoff_policy crash_loop_policy(const backoff_config& cfg);
 
-  /// The delay before restarting a container that ran from `started` to
-  /// `finished`, and advances the schedule. An unknown start time
-  /// (time_point{}) never resets the schedule.
-  millis next(time_point started, time_point finished);
-
-  /// The delay `next` would return without a reset, without advancing.
-  millis peek() const;
-
-  /// Consecutive restarts so far (persisted across supervisor restarts).
-  int step() const { return step_; }
-  void set_step(int step) { step_ = step < 0 ? 0 : step; }
-
-  const backoff_config& config() const { return cfg_; }
-
- private:
-  backoff_config cfg_;
-  int step_ = 0;
-};
+/// The delay before restarting a container that ran from `started` to
+/// `finished`, advancing `b`. An unknown start time (time_point{}) never
+/// resets the schedule.
+millis next_restart_delay(common::backoff& b, time_point started, time_point finished);
 
 /// A duration the way Go prints it ("10s", "1m20s", "5m0s", "50ms"), which is
 /// how the kubelet's CrashLoopBackOff messages show it.

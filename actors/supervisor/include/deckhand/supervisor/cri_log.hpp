@@ -17,8 +17,8 @@
 #include <string_view>
 #include <vector>
 
+#include "deckhand/common/process.hpp"
 #include "deckhand/common/result.hpp"
-#include "deckhand/oci/process.hpp"
 #include "deckhand/supervisor/backoff.hpp"
 
 namespace deckhand::supervisor {
@@ -99,7 +99,7 @@ class rotating_log {
   log_limits limits_;
   std::filesystem::path path_;
   int64_t instance_ = 0;
-  oci::unique_fd fd_;
+  common::unique_fd fd_;
   uint64_t size_ = 0;
   std::string rotation_stamp_;  ///< stamp of the last rotation
   int rotation_seq_ = 0;        ///< rotations so far within that stamp

@@ -39,8 +39,8 @@
 #include <thread>
 #include <vector>
 
+#include "deckhand/common/process.hpp"
 #include "deckhand/common/result.hpp"
-#include "deckhand/oci/process.hpp"
 #include "deckhand/supervisor/cri_log.hpp"
 
 namespace deckhand::supervisor {
@@ -52,7 +52,7 @@ result<void> ensure_fifo(const std::filesystem::path& path);
 /// O_RDWR and blocking, so that the pipe keeps a reader (the container
 /// itself) while no supervisor runs; a full pipe then blocks the writer
 /// rather than killing it with SIGPIPE. Also enlarges the pipe buffer.
-result<oci::unique_fd> open_container_stream(const std::filesystem::path& fifo);
+result<common::unique_fd> open_container_stream(const std::filesystem::path& fifo);
 
 class log_pump {
  public:
@@ -107,7 +107,7 @@ class log_pump {
 
  private:
   struct stream {
-    oci::unique_fd fd;
+    common::unique_fd fd;
     cri_framer framer;
     explicit stream(std::string name, std::size_t max_line) : framer(std::move(name), max_line) {}
   };
@@ -150,7 +150,7 @@ class log_pump {
   std::mutex mu_;
   std::deque<std::function<void()>> cmds_;
   bool stop_ = false;
-  oci::unique_fd wake_;
+  common::unique_fd wake_;
   /// The thread that owns io_: the own thread, or the sharing one.
   std::atomic<std::thread::id> owner_{};
   bool shared_ = false;

@@ -210,7 +210,7 @@ class pod_state {
     std::string runtime_id;
     wire::container_status status;
     phase ph = phase::probing;
-    restart_backoff backoff;
+    common::backoff backoff;
     time_point restart_at{};
     time_point started_at{};
     bool init = false;       ///< from spec.initContainers

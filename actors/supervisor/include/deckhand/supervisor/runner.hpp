@@ -40,7 +40,7 @@
 #include <thread>
 #include <vector>
 
-#include "deckhand/oci/process.hpp"
+#include "deckhand/common/process.hpp"
 #include "deckhand/oci/runc.hpp"
 #include "deckhand/supervisor/log_pump.hpp"
 #include "deckhand/supervisor/pod_state.hpp"
@@ -107,8 +107,8 @@ class runner {
   struct watched {
     std::string name;
     std::string runtime_id;
-    oci::unique_fd pidfd;  ///< adopted containers only
-    std::string cgroup;    ///< linux.cgroupsPath; empty: unknown
+    common::unique_fd pidfd;  ///< adopted containers only
+    std::string cgroup;       ///< linux.cgroupsPath; empty: unknown
     uint64_t oom_kills_before = 0;
   };
 
@@ -137,8 +137,8 @@ class runner {
   std::mutex mu_;
   std::deque<std::function<void()>> tasks_;
   bool stop_ = false;
-  oci::unique_fd wake_;
-  oci::unique_fd sigchld_;
+  common::unique_fd wake_;
+  common::unique_fd sigchld_;
   std::map<pid_t, watched> children_;  ///< our children: container inits
   std::map<pid_t, watched> adopted_;   ///< watched through pidfds
   std::thread thread_;

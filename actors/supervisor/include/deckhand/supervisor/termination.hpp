@@ -41,10 +41,6 @@ wire::container_state_terminated terminated_state(const exit_info& e, const std:
                                                   const std::string& finished_at,
                                                   const std::string& container_id);
 
-/// A signal as an image's StopSignal names it: "SIGQUIT", "QUIT", "3"
-/// (case-insensitive names); 0 for anything unknown.
-int parse_signal(const std::string& s);
-
 /// The OCI annotation the runtime copies an image's StopSignal into.
 constexpr const char* stop_signal_annotation = "org.opencontainers.image.stopSignal";
 

@@ -1,7 +1,8 @@
-#include "deckhand/oci/process.hpp"
+#include "deckhand/common/process.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -14,10 +15,11 @@
 #include <array>
 #include <cerrno>
 #include <cstdlib>
+#include <optional>
 
 extern char** environ;
 
-namespace deckhand::oci {
+namespace deckhand::common {
 
 namespace {
 
@@ -99,13 +101,37 @@ const char* stage_name(int stage) {
   ::_exit(127);
 }
 
-}  // namespace
+/// Blocks SIGPIPE in the calling thread while a command's stdin is fed: a
+/// command that exits without reading it must not kill the caller (write()
+/// fails with EPIPE instead). A SIGPIPE that became pending meanwhile is
+/// consumed before the old mask returns.
+class sigpipe_blocker {
+ public:
+  sigpipe_blocker() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    ::pthread_sigmask(SIG_BLOCK, &set, &old_);
+  }
+  ~sigpipe_blocker() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    struct timespec zero {
+      0, 0
+    };
+    while (::sigtimedwait(&set, nullptr, &zero) == SIGPIPE) {
+    }
+    ::pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  sigpipe_blocker(const sigpipe_blocker&) = delete;
+  sigpipe_blocker& operator=(const sigpipe_blocker&) = delete;
 
-void unique_fd::reset(int fd) {
-  if (fd_ >= 0 && fd_ != fd)
-    ::close(fd_);
-  fd_ = fd;
-}
+ private:
+  sigset_t old_{};
+};
+
+}  // namespace
 
 result<std::pair<unique_fd, unique_fd>> make_pipe() {
   int p[2];
@@ -200,9 +226,14 @@ result<pid_t> spawn(const std::vector<std::string>& argv, const stdio_fds& fds,
       return dn.err();
     dev_null = std::move(*dn);
   }
-  const std::array<int, 3> src{fds.in >= 0 ? fds.in : dev_null.get(),
-                               fds.out >= 0 ? fds.out : dev_null.get(),
-                               fds.err >= 0 ? fds.err : dev_null.get()};
+  std::vector<int> src{fds.in >= 0 ? fds.in : dev_null.get(),
+                       fds.out >= 0 ? fds.out : dev_null.get(),
+                       fds.err >= 0 ? fds.err : dev_null.get()};
+  src.insert(src.end(), opts.extra_fds.begin(), opts.extra_fds.end());
+  // Where the sources are moved first, above every target slot, before any
+  // dup2: a source that is itself a target is then not clobbered.
+  std::vector<int> high(src.size(), -1);
+  const int first_free = static_cast<int>(src.size());
   auto report = make_pipe();
   if (!report)
     return report.err();
@@ -221,7 +252,7 @@ result<pid_t> spawn(const std::vector<std::string>& argv, const stdio_fds& fds,
     return error::from_errno("fork");
   if (pid == 0) {
     // Child: async-signal-safe calls only from here to execve.
-    int rep = ::fcntl(report_w, F_DUPFD_CLOEXEC, 3);
+    int rep = ::fcntl(report_w, F_DUPFD_CLOEXEC, first_free);
     if (rep < 0)
       ::_exit(127);
     if (new_group && ::setpgid(0, 0) != 0)
@@ -230,18 +261,15 @@ result<pid_t> spawn(const std::vector<std::string>& argv, const stdio_fds& fds,
       if (sig != SIGKILL && sig != SIGSTOP)
         ::sigaction(sig, &dfl, nullptr);
     ::sigprocmask(SIG_SETMASK, &empty_mask, nullptr);
-    // Move the sources above 2 first so that a source that is itself 0-2
-    // is not clobbered by an earlier dup2.
-    std::array<int, 3> high{};
-    for (int i = 0; i < 3; ++i) {
-      high[i] = ::fcntl(src[i], F_DUPFD_CLOEXEC, 3);
+    for (std::size_t i = 0; i < src.size(); ++i) {
+      high[i] = ::fcntl(src[i], F_DUPFD_CLOEXEC, first_free);
       if (high[i] < 0)
         child_fail(rep, stage_dup);
     }
-    for (int i = 0; i < 3; ++i)
-      if (::dup2(high[i], i) < 0)
+    for (std::size_t i = 0; i < src.size(); ++i)
+      if (::dup2(high[i], static_cast<int>(i)) < 0)
         child_fail(rep, stage_dup);
-    close_from(3, rep);
+    close_from(first_free, rep);
     if (!cwd.empty() && ::chdir(cwd.c_str()) != 0)
       child_fail(rep, stage_chdir);
     ::execve(exe.c_str(), c_argv.data(), envp);
@@ -306,6 +334,13 @@ void kill_and_reap(pid_t pid, bool group) {
 }
 
 result<run_output> run_captured(const std::vector<std::string>& argv, const run_options& opts) {
+  std::optional<std::pair<unique_fd, unique_fd>> in_pipe;
+  if (!opts.input.empty()) {
+    auto p = make_pipe();
+    if (!p)
+      return p.err();
+    in_pipe = std::move(*p);
+  }
   auto out_pipe = make_pipe();
   if (!out_pipe)
     return out_pipe.err();
@@ -315,14 +350,25 @@ result<run_output> run_captured(const std::vector<std::string>& argv, const run_
   const auto deadline = clock::now() + opts.timeout;
   spawn_options so;
   so.new_process_group = true;
-  auto pid =
-      spawn(argv, stdio_fds{-1, out_pipe->second.get(), err_pipe->second.get()}, opts.env, so);
+  auto pid = spawn(argv,
+                   stdio_fds{in_pipe ? in_pipe->first.get() : -1, out_pipe->second.get(),
+                             err_pipe->second.get()},
+                   opts.env, so);
   if (!pid)
     return pid.err();
+  unique_fd in_w;
+  if (in_pipe) {
+    in_pipe->first.reset();
+    in_w = std::move(in_pipe->second);
+  }
   out_pipe->second.reset();
   err_pipe->second.reset();
-  for (auto* fd : {&out_pipe->first, &err_pipe->first})
-    ::fcntl(fd->get(), F_SETFL, ::fcntl(fd->get(), F_GETFL) | O_NONBLOCK);
+  for (auto* fd : {&in_w, &out_pipe->first, &err_pipe->first})
+    if (*fd)
+      ::fcntl(fd->get(), F_SETFL, ::fcntl(fd->get(), F_GETFL) | O_NONBLOCK);
+  std::optional<sigpipe_blocker> no_sigpipe;
+  if (in_w)
+    no_sigpipe.emplace();
 
   run_output res;
   std::array<unique_fd*, 2> readers{&out_pipe->first, &err_pipe->first};
@@ -334,6 +380,8 @@ result<run_output> run_captured(const std::vector<std::string>& argv, const run_
       ssize_t n = ::read(readers[i]->get(), buf, sizeof buf);
       if (n > 0) {
         std::size_t room = opts.max_output - std::min(opts.max_output, sinks[i]->size());
+        if (static_cast<std::size_t>(n) > room)
+          res.truncated = true;
         sinks[i]->append(buf, std::min<std::size_t>(room, static_cast<std::size_t>(n)));
         continue;
       }
@@ -343,6 +391,24 @@ result<run_output> run_captured(const std::vector<std::string>& argv, const run_
         readers[i]->reset();
       return;
     }
+  };
+  // Writes what the pipe takes; closes stdin once all is written or the
+  // command stopped reading.
+  std::size_t fed = 0;
+  auto feed = [&] {
+    while (in_w && fed < opts.input.size()) {
+      ssize_t n = ::write(in_w.get(), opts.input.data() + fed, opts.input.size() - fed);
+      if (n > 0) {
+        fed += static_cast<std::size_t>(n);
+      } else if (n < 0 && errno == EINTR) {
+        continue;
+      } else {
+        if (n < 0 && errno != EAGAIN)
+          in_w.reset();
+        return;
+      }
+    }
+    in_w.reset();
   };
 
   unique_fd pidfd = open_pidfd(*pid);
@@ -367,23 +433,32 @@ result<run_output> run_captured(const std::vector<std::string>& argv, const run_
                         " ms; killed";
       return error{errc::unavailable, msg};
     }
-    std::array<struct pollfd, 3> pfds{};
-    std::array<std::size_t, 3> which{};
+    std::array<struct pollfd, 4> pfds{};
+    std::array<std::size_t, 4> which{};
     nfds_t n = 0;
     for (std::size_t i = 0; i < readers.size(); ++i)
       if (*readers[i]) {
         pfds[n] = {readers[i]->get(), POLLIN, 0};
         which[n++] = i;
       }
-    nfds_t n_readers = n;
+    if (in_w) {
+      pfds[n] = {in_w.get(), POLLOUT, 0};
+      which[n++] = readers.size();
+    }
+    nfds_t n_fds = n;
     if (pidfd)
       pfds[n++] = {pidfd.get(), POLLIN, 0};
     else
       wait_ms = std::min(wait_ms, 10);
     if (::poll(pfds.data(), n, wait_ms) > 0)
-      for (nfds_t k = 0; k < n_readers; ++k)
-        if (pfds[k].revents != 0)
+      for (nfds_t k = 0; k < n_fds; ++k) {
+        if (pfds[k].revents == 0)
+          continue;
+        if (which[k] < readers.size())
           drain(which[k]);
+        else
+          feed();
+      }
   }
 }
 
@@ -393,4 +468,4 @@ result<void> set_child_subreaper() {
   return {};
 }
 
-}  // namespace deckhand::oci
+}  // namespace deckhand::common

@@ -1,4 +1,4 @@
-#include "deckhand/oci/netlink.hpp"
+#include "deckhand/net/netlink.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -17,9 +17,13 @@
 #include <system_error>
 #include <thread>
 
-namespace deckhand::oci {
+#include "deckhand/common/process.hpp"
+
+namespace deckhand::net {
 
 namespace fs = std::filesystem;
+using common::open_fd;
+using common::unique_fd;
 
 namespace {
 
@@ -402,4 +406,4 @@ result<void> rtnl::add_default_route(int index, ipv4 gateway) {
   return r;
 }
 
-}  // namespace deckhand::oci
+}  // namespace deckhand::net

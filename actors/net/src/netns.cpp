@@ -1,4 +1,4 @@
-#include "deckhand/oci/netns.hpp"
+#include "deckhand/net/netns.hpp"
 
 #include <fcntl.h>
 #include <net/if.h>
@@ -15,12 +15,17 @@
 #include <thread>
 #include <vector>
 
+#include "deckhand/common/process.hpp"
+#include "deckhand/common/unique_fd.hpp"
 #include "deckhand/oci/mount.hpp"
-#include "deckhand/oci/process.hpp"
 
-namespace deckhand::oci {
+namespace deckhand::net {
 
 namespace fs = std::filesystem;
+using common::open_fd;
+using common::unique_fd;
+using oci::is_mountpoint;
+using oci::unmount;
 
 namespace {
 
@@ -139,4 +144,4 @@ result<void> remove_netns(const fs::path& file) {
   return {};
 }
 
-}  // namespace deckhand::oci
+}  // namespace deckhand::net

@@ -8,9 +8,8 @@
 #include <string>
 
 #include "deckhand/common/result.hpp"
-#include "deckhand/oci/result_void.hpp"
 
-namespace deckhand::oci {
+namespace deckhand::net {
 
 /// Where a pod's shared namespaces are bind-mounted. An empty path skips
 /// that namespace.
@@ -41,4 +40,4 @@ result<void> remove_netns(const std::filesystem::path& file);
 /// True if `file` is a bind mount of a namespace (nsfs).
 bool is_netns_mount(const std::filesystem::path& file);
 
-}  // namespace deckhand::oci
+}  // namespace deckhand::net

@@ -13,11 +13,10 @@
 #include <vector>
 
 #include "deckhand/common/result.hpp"
-#include "deckhand/oci/ipv4.hpp"
-#include "deckhand/oci/process.hpp"
-#include "deckhand/oci/result_void.hpp"
+#include "deckhand/common/unique_fd.hpp"
+#include "deckhand/net/ipv4.hpp"
 
-namespace deckhand::oci {
+namespace deckhand::net {
 
 /// What the kernel reports about one network interface.
 struct link_info {
@@ -79,15 +78,15 @@ class rtnl {
   result<void> add_default_route(int index, ipv4 gateway);
 
  private:
-  explicit rtnl(unique_fd fd) : fd_(std::move(fd)) {}
+  explicit rtnl(common::unique_fd fd) : fd_(std::move(fd)) {}
   /// Sends one request and reads replies until its ack (or, for a GET, its
   /// answer or dump). Each reply message is passed to `on_reply`.
   template <class F>
   result<void> transact(std::vector<char>& msg, const std::string& what, F&& on_reply);
   result<void> transact(std::vector<char>& msg, const std::string& what);
 
-  unique_fd fd_;
+  common::unique_fd fd_;
   std::uint32_t seq_ = 0;
 };
 
-}  // namespace deckhand::oci
+}  // namespace deckhand::net

@@ -1,6 +1,6 @@
-#include "deckhand/oci/ipv4.hpp"
+#include "deckhand/net/ipv4.hpp"
 
-namespace deckhand::oci {
+namespace deckhand::net {
 
 std::optional<ipv4> ipv4::parse(const std::string& text) {
   std::uint32_t v = 0;
@@ -57,4 +57,4 @@ std::string ipv4_cidr::to_string() const {
   return network.to_string() + "/" + std::to_string(prefix);
 }
 
-}  // namespace deckhand::oci
+}  // namespace deckhand::net

@@ -1,15 +1,48 @@
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/test/unit_test.hpp>
 
-#include "fixture.hpp"
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "deckhand/common/process.hpp"
 
 using namespace deckhand;
-using namespace deckhand::oci;
-using namespace deckhand::oci::test;
+using namespace deckhand::common;
 using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+/// A temporary directory, removed with everything in it.
+struct sandbox {
+  fs::path dir;
+  sandbox() {
+    std::string tmpl = (fs::temp_directory_path() / "deckhand-process-XXXXXX").string();
+    dir = ::mkdtemp(tmpl.data());
+  }
+  ~sandbox() {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+  unique_fd open_output(const fs::path& p) const {
+    return unique_fd(::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  }
+};
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
 
 BOOST_AUTO_TEST_SUITE(process)
 
@@ -62,6 +95,21 @@ BOOST_AUTO_TEST_CASE(stdio_sources_in_the_0_to_2_range_are_not_clobbered) {
   BOOST_TEST(read_file(sb.dir / "out") == "a\nb\n");
 }
 
+BOOST_AUTO_TEST_CASE(extra_fds_become_3_and_up) {
+  sandbox sb;
+  auto out = sb.open_output(sb.dir / "out");
+  auto extra = sb.open_output(sb.dir / "extra");
+  spawn_options so;
+  so.extra_fds = {extra.get()};
+  auto pid =
+      spawn({"sh", "-c", "echo three >&3; test -e /proc/self/fd/4 && echo leaked || echo ok"},
+            stdio_fds{-1, out.get(), out.get()}, std::nullopt, so);
+  BOOST_REQUIRE(pid.ok());
+  BOOST_REQUIRE(wait_with_deadline(*pid, 10s).ok());
+  BOOST_TEST(read_file(sb.dir / "extra") == "three\n");
+  BOOST_TEST(read_file(sb.dir / "out") == "ok\n");
+}
+
 BOOST_AUTO_TEST_CASE(spawn_of_missing_program_fails_without_a_child) {
   auto pid = spawn({"deckhand-no-such-program"});
   BOOST_REQUIRE(!pid.ok());
@@ -90,6 +138,32 @@ BOOST_AUTO_TEST_CASE(run_captured_collects_both_streams) {
   BOOST_TEST(r->status.code() == 3);
   BOOST_TEST(r->out == "out\n");
   BOOST_TEST(r->err == "err\n");
+}
+
+BOOST_AUTO_TEST_CASE(run_captured_feeds_stdin) {
+  run_options opts;
+  opts.input = std::string(1 << 20, 'x') + "\n";
+  auto r = run_captured({"wc", "-c"}, opts);
+  BOOST_REQUIRE(r.ok());
+  BOOST_TEST(r->status.code() == 0);
+  BOOST_TEST(std::stol(r->out) == (1 << 20) + 1);
+}
+
+BOOST_AUTO_TEST_CASE(run_captured_survives_a_command_that_ignores_stdin) {
+  run_options opts;
+  opts.input = std::string(1 << 20, 'x');
+  auto r = run_captured({"true"}, opts);
+  BOOST_REQUIRE(r.ok());
+  BOOST_TEST(r->status.code() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(run_captured_bounds_output) {
+  run_options opts;
+  opts.max_output = 10;
+  auto r = run_captured({"sh", "-c", "echo 0123456789abcdef"}, opts);
+  BOOST_REQUIRE(r.ok());
+  BOOST_TEST(r->out == "0123456789");
+  BOOST_TEST(r->truncated);
 }
 
 BOOST_AUTO_TEST_CASE(run_captured_kills_a_hung_command) {
@@ -150,6 +224,27 @@ BOOST_AUTO_TEST_CASE(unique_fd_closes_and_moves) {
   BOOST_TEST(moved.get() == raw);
   moved.reset();
   BOOST_TEST(::fcntl(raw, F_GETFD) == -1);
+}
+
+BOOST_AUTO_TEST_CASE(unique_fd_release_and_reset) {
+  auto p = make_pipe();
+  BOOST_REQUIRE(p.ok());
+  int raw = p->first.release();
+  BOOST_TEST(!p->first);
+  BOOST_TEST(::fcntl(raw, F_GETFD) != -1);
+  unique_fd owner;
+  owner.reset(raw);
+  BOOST_TEST(owner.get() == raw);
+  owner.reset(raw);  // taking the same descriptor again does not close it
+  BOOST_TEST(::fcntl(raw, F_GETFD) != -1);
+}
+
+BOOST_AUTO_TEST_CASE(unique_fd_close_preserves_errno) {
+  auto p = make_pipe();
+  BOOST_REQUIRE(p.ok());
+  errno = ENOENT;
+  p->first.reset();
+  BOOST_TEST(errno == ENOENT);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

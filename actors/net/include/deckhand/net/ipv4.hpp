@@ -9,7 +9,7 @@
 
 #include "deckhand/common/result.hpp"
 
-namespace deckhand::oci {
+namespace deckhand::net {
 
 /// An IPv4 address, host byte order.
 struct ipv4 {
@@ -46,4 +46,4 @@ struct ipv4_cidr {
   }
 };
 
-}  // namespace deckhand::oci
+}  // namespace deckhand::net
