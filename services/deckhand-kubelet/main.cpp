@@ -1,13 +1,5 @@
 // deckhand-kubelet: the node agent. Wiring only; the logic is in actors/kubelet.
-#include <arpa/inet.h>
-#include <ifaddrs.h>
-#include <net/if.h>
-#include <netinet/in.h>
-#include <unistd.h>
-
-#include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include <caf/all.hpp>
 
@@ -17,60 +9,9 @@
 #include "deckhand/host/component.hpp"
 #include "deckhand/host/config.hpp"
 #include "deckhand/kubelet/kubelet.hpp"
+#include "deckhand/kubelet/node_defaults.hpp"
 
 using namespace deckhand;
-
-namespace {
-
-std::string default_node_name() {
-  char buf[256] = {};
-  if (::gethostname(buf, sizeof(buf) - 1) != 0 || !buf[0])
-    return "deckhand-node";
-  std::string name = buf;
-  for (auto& c : name)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return name;
-}
-
-}  // namespace
-
-/// The node's IP when --host-ip is not given, as the Go kubelet picks it: the
-/// IPv4 address of the interface that holds the default route, else the
-/// first non-loopback IPv4 address that is up. Empty if there is none.
-std::string detect_node_ip() {
-  std::string default_if;
-  if (std::ifstream routes("/proc/net/route"); routes) {
-    std::string line;
-    std::getline(routes, line);  // header
-    while (std::getline(routes, line)) {
-      std::istringstream in(line);
-      std::string iface, dest;
-      if (in >> iface >> dest && dest == "00000000") {
-        default_if = iface;
-        break;
-      }
-    }
-  }
-  ifaddrs* list = nullptr;
-  if (::getifaddrs(&list) != 0)
-    return {};
-  std::string first, on_default;
-  for (auto* a = list; a; a = a->ifa_next) {
-    if (!a->ifa_addr || a->ifa_addr->sa_family != AF_INET || (a->ifa_flags & IFF_LOOPBACK) ||
-        !(a->ifa_flags & IFF_UP))
-      continue;
-    char buf[INET_ADDRSTRLEN] = {};
-    const auto* sin = reinterpret_cast<const sockaddr_in*>(a->ifa_addr);
-    if (!::inet_ntop(AF_INET, &sin->sin_addr, buf, sizeof buf))
-      continue;
-    if (first.empty())
-      first = buf;
-    if (on_default.empty() && a->ifa_name && default_if == a->ifa_name)
-      on_default = buf;
-  }
-  ::freeifaddrs(list);
-  return on_default.empty() ? first : on_default;
-}
 
 int main(int argc, char** argv) {
   host::block_signals();
@@ -78,7 +19,7 @@ int main(int argc, char** argv) {
   host::common_options common;
   host::add_common_options(app, common);
   kubelet::kubelet_config cfg;
-  cfg.node_name = default_node_name();
+  cfg.node_name = kubelet::default_node_name();
   std::string api_endpoint, feed_endpoint, runtime_endpoint, endpoint;
   int64_t relist_ms = 1000, node_status_ms = 10000, feed_silence_ms = 3000;
   app.add_option("--node-name", cfg.node_name, "name of this node (default: hostname)");
@@ -153,7 +94,7 @@ int main(int argc, char** argv) {
   }
   log::init("kubelet", common.log_level, common.log_json);
   if (cfg.host_ip.empty())
-    cfg.host_ip = detect_node_ip();
+    cfg.host_ip = kubelet::detect_node_ip();
   const auto& data = common.data_dir;
   if (api_endpoint.empty())
     api_endpoint = paths::ipc_endpoint(data, "apiserver");

@@ -9,6 +9,7 @@
 
 #include <caf/all.hpp>
 
+#include "deckhand/common/backoff.hpp"
 #include "deckhand/common/log.hpp"
 #include "deckhand/host/caf_glue.hpp"
 #include "deckhand/messages/codec.hpp"
@@ -18,7 +19,8 @@ namespace deckhand::kubelet {
 
 namespace {
 
-using host::rpc_reply;
+/// The API server's reply to a batch (peer_reply.hpp).
+using reported_atom = caf::atom_constant<caf::atom("kl_evsent")>;
 using host::tick_atom;
 
 std::string rfc3339(std::chrono::system_clock::time_point t) {
@@ -57,7 +59,8 @@ struct recorder_state {
   std::set<std::string> pending_set;
   std::vector<std::string> inflight;  // keys of the batch on the wire
   bool flush_armed = false;
-  std::chrono::milliseconds backoff{0};
+  /// Between failed batches; set from the config when the recorder starts.
+  common::backoff backoff;
   uint64_t last_name_nanos = 0;
   static inline const char* name = "event_recorder";
 };
@@ -159,26 +162,23 @@ void flush(recorder_actor* self) {
   }
   if (rep.events.empty())
     return;
-  st.sink.request(st.sink.dealer, wire::make_envelope(rep), st.cfg.request_deadline,
-                  host::reply_to(caf::actor_cast<caf::actor>(self), 0, "events"));
+  st.sink.api->report_events(rep, st.cfg.request_deadline, deliver<reported_atom>(self));
 }
 
-void on_reply(recorder_actor* self, const rpc_reply& r) {
+void on_reply(recorder_actor* self, const result<wire::ack>& ack) {
   auto& st = self->state;
   auto batch = std::move(st.inflight);
   st.inflight.clear();
-  auto ack = r.as<wire::ack>();
   if (ack) {
     st.stats->sent += batch.size();
-    st.backoff = std::chrono::milliseconds(0);
+    st.backoff.reset();
     arm_flush(self, std::chrono::milliseconds(0));
     return;
   }
   ++st.stats->failed_batches;
-  st.backoff =
-      st.backoff.count() == 0 ? st.cfg.retry_initial : std::min(st.backoff * 2, st.cfg.retry_max);
+  auto delay = st.backoff.next();
   log::get()->warn("msg=\"sending events failed, will retry\" events={} retry_ms={} error=\"{}\"",
-                   batch.size(), st.backoff.count(), ack.err().message);
+                   batch.size(), delay.count(), ack.err().message);
   // Back to the front of the queue, oldest first; what does not fit is lost.
   for (auto it = batch.rbegin(); it != batch.rend(); ++it) {
     if (st.pending_set.count(*it))
@@ -190,7 +190,7 @@ void on_reply(recorder_actor* self, const rpc_reply& r) {
     st.pending.push_front(*it);
     st.pending_set.insert(*it);
   }
-  arm_flush(self, st.backoff);
+  arm_flush(self, delay);
 }
 
 caf::behavior event_recorder(recorder_actor* self, event_sink sink, event_recorder_config cfg,
@@ -201,11 +201,12 @@ caf::behavior event_recorder(recorder_actor* self, event_sink sink, event_record
   if (!st.cfg.wall_clock)
     st.cfg.wall_clock = [] { return std::chrono::system_clock::now(); };
   st.cfg.max_batch = std::max<std::size_t>(st.cfg.max_batch, 1);
+  st.backoff = common::backoff({st.cfg.retry_initial, st.cfg.retry_max});
   st.stats = stats ? std::move(stats) : std::make_shared<event_recorder_stats>();
   return {
       [=](record_atom, wire::event ev) { record(self, std::move(ev)); },
       [=](tick_atom, uint64_t) { flush(self); },
-      [=](const rpc_reply& r) { on_reply(self, r); },
+      [=](reported_atom, const peer_reply<wire::ack>& r) { on_reply(self, r.value); },
   };
 }
 

@@ -260,8 +260,9 @@ void mark_evicted(wire::pod_status& status, const std::string& message, const st
 
 namespace {
 
-using host::rpc_reply;
 using host::tick_atom;
+/// The runtime's container stats arrived (peer_reply.hpp).
+using stats_atom = caf::atom_constant<caf::atom("kl_stats")>;
 
 struct eviction_state {
   eviction_deps deps;
@@ -357,14 +358,12 @@ void round(eviction_actor* self) {
           [=](std::vector<wire::pod>& pods) {
             auto& s = self->state;
             s.pods = std::move(pods);
-            if (!s.deps.request) {
+            if (!s.deps.runtime) {
               evict_one(self, {});
               next_round(self);
               return;
             }
-            s.deps.request(s.deps.runtime, wire::make_envelope(wire::container_stats_request{}),
-                           s.cfg.request_deadline,
-                           host::reply_to(caf::actor_cast<caf::actor>(self), 0, "stats"));
+            s.deps.runtime->container_stats(s.cfg.request_deadline, deliver<stats_atom>(self));
           },
           [=](caf::error& err) {
             log::get()->warn("msg=\"eviction manager: no pod list\" error=\"{}\"",
@@ -382,10 +381,8 @@ caf::behavior eviction_manager(eviction_actor* self, eviction_deps deps, evictio
   self->delayed_send(self, self->state.cfg.monitoring_period, tick_atom::value, uint64_t{0});
   return {
       [=](tick_atom, uint64_t) { round(self); },
-      [=](const rpc_reply& r) {
-        if (r.what != "stats")
-          return;
-        auto rep = r.as<wire::container_stats_reply>();
+      [=](stats_atom, const peer_reply<wire::container_stats_reply>& r) {
+        const auto& rep = r.value;
         pod_usages usage;
         if (rep)
           usage = usage_from_stats(rep->stats);

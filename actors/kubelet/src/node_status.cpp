@@ -22,7 +22,9 @@ namespace deckhand::kubelet {
 
 namespace {
 
-using host::rpc_reply;
+/// Replies of the API server (peer_reply.hpp).
+using heartbeat_atom = caf::atom_constant<caf::atom("kl_nodehb")>;
+using lease_atom = caf::atom_constant<caf::atom("kl_lease")>;
 using host::tick_atom;
 
 std::string trim(std::string s) {
@@ -348,13 +350,6 @@ std::string now_text(const node_actor_state& st) {
   return format_time(st.cfg.wall_clock ? st.cfg.wall_clock() : std::chrono::system_clock::now());
 }
 
-template <class Req>
-void send_request(node_actor* self, const Req& req, const char* what) {
-  auto& st = self->state;
-  st.sink.request(st.sink.dealer, wire::make_envelope(req), st.sink.request_deadline,
-                  host::reply_to(caf::actor_cast<caf::actor>(self), 0, what));
-}
-
 /// Computes the node and sends it if it changed, if the report frequency is
 /// due, if the node is not registered yet, or if there is no lease to keep
 /// it alive.
@@ -378,7 +373,7 @@ void sync_status(node_actor* self) {
   st.pending = node.status;
   wire::node_heartbeat hb;
   hb.node_ = std::move(node);
-  send_request(self, hb, "heartbeat");
+  st.sink.api->node_heartbeat(hb, st.sink.request_deadline, deliver<heartbeat_atom>(self));
 }
 
 bool unsupported(const error& e) {
@@ -412,7 +407,7 @@ caf::behavior node_status_actor(node_actor* self, node_status_sink sink, node_id
         req.node_name = s.id.node_name;
         req.holder_identity = s.id.node_name;
         req.lease_duration_seconds = s.cfg.lease_duration_seconds;
-        send_request(self, req, "lease");
+        s.sink.api->renew_lease(req, s.sink.request_deadline, deliver<lease_atom>(self));
       },
       [=](host::sync_atom) { sync_status(self); },
       [=](pressure_atom, std::vector<std::string> pressure) {
@@ -428,25 +423,26 @@ caf::behavior node_status_actor(node_actor* self, node_status_sink sink, node_id
         s.pressure = std::move(pressure);
         sync_status(self);
       },
-      [=](const rpc_reply& r) {
+      [=](lease_atom, const peer_reply<wire::ack>& r) {
         auto& s = self->state;
-        auto ack = r.as<wire::ack>();
-        if (r.what == "lease") {
-          s.lease_inflight = false;
-          auto retry = std::min(s.cfg.lease_renew_period, std::chrono::milliseconds(1000));
-          if (ack) {
-            self->delayed_send(self, s.cfg.lease_renew_period, tick_atom::value, lease_timer);
-          } else if (unsupported(ack.err())) {
-            log::get()->info("msg=\"API server does not serve leases; node status keeps the "
-                             "node alive\" error=\"{}\"",
-                             ack.err().message);
-            s.lease_supported = false;
-          } else {
-            log::get()->warn("msg=\"lease renewal failed\" error=\"{}\"", ack.err().message);
-            self->delayed_send(self, retry, tick_atom::value, lease_timer);
-          }
-          return;
+        const auto& ack = r.value;
+        s.lease_inflight = false;
+        auto retry = std::min(s.cfg.lease_renew_period, std::chrono::milliseconds(1000));
+        if (ack) {
+          self->delayed_send(self, s.cfg.lease_renew_period, tick_atom::value, lease_timer);
+        } else if (unsupported(ack.err())) {
+          log::get()->info("msg=\"API server does not serve leases; node status keeps the "
+                           "node alive\" error=\"{}\"",
+                           ack.err().message);
+          s.lease_supported = false;
+        } else {
+          log::get()->warn("msg=\"lease renewal failed\" error=\"{}\"", ack.err().message);
+          self->delayed_send(self, retry, tick_atom::value, lease_timer);
         }
+      },
+      [=](heartbeat_atom, const peer_reply<wire::ack>& r) {
+        auto& s = self->state;
+        const auto& ack = r.value;
         s.status_inflight = false;
         if (ack) {
           if (!s.registered)

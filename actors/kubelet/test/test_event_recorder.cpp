@@ -56,14 +56,14 @@ struct fixture {
     cfg.host = "node-a";
     cfg.wall_clock = [this] { return wall; };
     stats = std::make_shared<kubelet::event_recorder_stats>();
-    kubelet::event_sink sink;
-    sink.dealer = 7;
-    sink.request = [this](int, wire::envelope env, std::chrono::milliseconds,
-                          transport::reply_handler on_reply) {
-      auto rep = wire::decode_as<wire::event_report>(env);
-      BOOST_REQUIRE(rep.ok());
-      batches.push_back({std::move(*rep), std::move(on_reply)});
-    };
+    kubelet::event_sink sink{kubelet::make_api_client(
+        [this](int, wire::envelope env, std::chrono::milliseconds,
+               transport::reply_handler on_reply) {
+          auto rep = wire::decode_as<wire::event_report>(env);
+          BOOST_REQUIRE(rep.ok());
+          batches.push_back({std::move(*rep), std::move(on_reply)});
+        },
+        7)};
     rec = kubelet::spawn_event_recorder(*sys, sink, cfg, stats);
     sched->run();
   }

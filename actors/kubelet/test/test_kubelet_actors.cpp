@@ -3,12 +3,14 @@
 
 /// The kubelet's actors (sync loop, pod workers, status manager, node status)
 /// driven by CAF's test coordinator: timers fire only when a test advances
-/// virtual time. The peers are fakes on real ZeroMQ ipc:// sockets: an API
-/// server (ROUTER + PUB feed) and a runtime (ROUTER), each on its own bridge.
+/// virtual time. The peers are fakes: an API server on real ZeroMQ ipc://
+/// sockets (ROUTER + PUB feed, on its own bridge) and a runtime that
+/// implements `kubelet::runtime_client` in process.
 ///
 /// Determinism: CAF's test coordinator is single-threaded, so nothing may
 /// enter the actor system from a bridge thread. The kubelet's request hook
-/// (`kubelet_sockets::request`) therefore parks each reply here, and feed
+/// (`kubelet_sockets::request`) and the fake runtime therefore park each
+/// reply in the hub, and feed
 /// messages are parked too; `settle()` runs the actors until they are idle,
 /// waits (bounded) until every outstanding request has been answered and
 /// every published feed message has arrived, then hands them to the actors
@@ -30,12 +32,14 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <caf/all.hpp>
 
 #include "deckhand/host/caf_glue.hpp"
 #include "deckhand/kubelet/kubelet.hpp"
+#include "deckhand/kubelet/runtime_client.hpp"
 #include "deckhand/messages/codec.hpp"
 #include "deckhand/messages/wire.hpp"
 
@@ -63,6 +67,25 @@ struct hub {
   size_t held = 0;
   /// Deadlines the kubelet gave its image_pull_requests.
   std::vector<std::chrono::milliseconds> pull_deadlines;
+  /// Requests the kubelet issued, by issue number: `waiting` until the peer
+  /// answers, then the answer is `ready` for settle() to hand to the actors.
+  uint64_t next_seq = 0;
+  std::set<uint64_t> waiting;
+  std::map<uint64_t, std::function<void()>> ready;
+
+  /// A request goes out (mu held).
+  uint64_t issue() {
+    auto seq = next_seq++;
+    waiting.insert(seq);
+    return seq;
+  }
+
+  /// Its answer, to be run on the test thread (mu held).
+  void answer(uint64_t seq, std::function<void()> deliver) {
+    waiting.erase(seq);
+    ready.emplace(seq, std::move(deliver));
+    cv.notify_all();
+  }
 };
 
 wire::pod make_pod(const std::string& name, const std::string& uid,
@@ -247,18 +270,11 @@ class fake_api {
 
 // -- fake runtime --------------------------------------------------------------------
 
-class fake_runtime {
+/// The runtime, in process: answers like deckhand-runtime would, through the
+/// hub (so settle() delivers the answers in a fixed order).
+class fake_runtime final : public kubelet::runtime_client {
  public:
-  fake_runtime(hub& h, const std::string& ep) : hub_(h) {
-    transport::bridge_config bc;
-    bc.component = "fake-runtime";
-    bc.incarnation = 2001;
-    bus_ = std::make_unique<transport::bridge>(bc);
-    auto r = bus_->bind_router(
-        ep, [this](transport::inbound_request req) { on_request(std::move(req)); });
-    BOOST_REQUIRE_MESSAGE(r, "fake runtime cannot bind");
-    bus_->start();
-  }
+  explicit fake_runtime(hub& h) : hub_(h) {}
 
   // Guarded by hub.mu.
   std::map<std::string, wire::sandbox_status> sandboxes;  // by uid
@@ -270,7 +286,6 @@ class fake_runtime {
   std::map<std::string, errc> fail_pull;  // image -> error for image_pull
   std::set<std::string> hold_pull;        // images whose pull is not answered yet
   std::vector<wire::image_pull_request> pulls;
-  std::vector<transport::inbound_request> held_requests;
 
   int pulls_of(const std::string& image) {
     std::lock_guard lk(hub_.mu);
@@ -282,17 +297,15 @@ class fake_runtime {
   void release_pull(const std::string& image) {
     std::lock_guard lk(hub_.mu);
     hold_pull.erase(image);
-    for (auto it = held_requests.begin(); it != held_requests.end();) {
-      auto r = wire::decode_body<wire::image_pull_request>(it->env.body);
-      if (r && r->image == image) {
-        answer_pull(*it, *r);
+    for (auto it = held_.begin(); it != held_.end();) {
+      if (it->req.image == image) {
+        answer_pull(it->seq, it->req, std::move(it->done));
         --hub_.held;
-        it = held_requests.erase(it);
+        it = held_.erase(it);
       } else {
         ++it;
       }
     }
-    hub_.cv.notify_all();
   }
 
   int runs_of(const std::string& uid) {
@@ -323,119 +336,134 @@ class fake_runtime {
     return sb;
   }
 
- private:
-  void on_request(transport::inbound_request req) {
+  // -- kubelet::runtime_client (called on the test thread, by the actors) --
+
+  void list_sandboxes(std::chrono::milliseconds,
+                      kubelet::reply_fn<wire::list_sandboxes_reply> done) override {
     std::lock_guard lk(hub_.mu);
-    const auto& env = req.env;
-    switch (env.hdr.type) {
-    case wire::list_sandboxes_request::type_id: {
-      ++lists;
-      wire::list_sandboxes_reply rep;
-      for (const auto& [uid, sb] : sandboxes)
-        rep.sandboxes.push_back(sb);
-      bus_->reply(req, wire::make_envelope(rep));
-      break;
+    auto seq = hub_.issue();
+    ++lists;
+    wire::list_sandboxes_reply rep;
+    for (const auto& [uid, sb] : sandboxes)
+      rep.sandboxes.push_back(sb);
+    reply(seq, std::move(done), rep);
+  }
+
+  void run_pod(const wire::run_pod_request& r, std::chrono::milliseconds,
+               kubelet::reply_fn<wire::run_pod_reply> done) override {
+    std::lock_guard lk(hub_.mu);
+    auto seq = hub_.issue();
+    const auto& uid = r.pod_.metadata.uid;
+    ++runs[uid];
+    hub_.log.push_back("runtime:run_pod:" + uid);
+    if (auto f = fail_run.find(uid); f != fail_run.end()) {
+      reply<wire::run_pod_reply>(seq, std::move(done),
+                                 error{f->second, "fake: image \"busybox:latest\" not found"});
+      return;
     }
-    case wire::run_pod_request::type_id: {
-      auto r = wire::decode_body<wire::run_pod_request>(env.body);
-      if (!r) {
-        bus_->reply_error(req, r.err());
-        break;
-      }
-      const auto& uid = r->pod_.metadata.uid;
-      ++runs[uid];
-      hub_.log.push_back("runtime:run_pod:" + uid);
-      if (auto f = fail_run.find(uid); f != fail_run.end()) {
-        bus_->reply_error(req, error{f->second, "fake: image \"busybox:latest\" not found"});
-        break;
-      }
-      std::string missing;
-      for (const auto& c : r->pod_.spec.containers)
-        if (!present.count(c.image) && missing.empty())
-          missing = c.image;
-      if (!missing.empty()) {
-        bus_->reply_error(
-            req, error{errc::not_found, "image \"" + missing + "\" is not present on the node"});
-        break;
-      }
-      if (!sandboxes.count(uid))
-        sandboxes[uid] = running_sandbox(r->pod_);
-      bus_->reply(req, wire::make_envelope(wire::run_pod_reply{sandboxes[uid]}));
-      break;
+    std::string missing;
+    for (const auto& c : r.pod_.spec.containers)
+      if (!present.count(c.image) && missing.empty())
+        missing = c.image;
+    if (!missing.empty()) {
+      reply<wire::run_pod_reply>(
+          seq, std::move(done),
+          error{errc::not_found, "image \"" + missing + "\" is not present on the node"});
+      return;
     }
-    case wire::image_pull_request::type_id: {
-      auto r = wire::decode_body<wire::image_pull_request>(env.body);
-      if (!r) {
-        bus_->reply_error(req, r.err());
-        break;
-      }
-      pulls.push_back(*r);
-      hub_.log.push_back("runtime:image_pull " + r->image);
-      if (hold_pull.count(r->image)) {
-        held_requests.push_back(std::move(req));
-        ++hub_.held;
-        break;
-      }
-      if (auto f = fail_pull.find(r->image); f != fail_pull.end()) {
-        bus_->reply_error(req, error{f->second, "fake: " + r->image + ": manifest unknown"});
-        break;
-      }
-      answer_pull(req, *r);
-      break;
+    if (!sandboxes.count(uid))
+      sandboxes[uid] = running_sandbox(r.pod_);
+    reply(seq, std::move(done), wire::run_pod_reply{sandboxes[uid]});
+  }
+
+  void pull_image(const wire::image_pull_request& r, std::chrono::milliseconds deadline,
+                  kubelet::reply_fn<wire::image_pull_reply> done) override {
+    std::lock_guard lk(hub_.mu);
+    auto seq = hub_.issue();
+    hub_.pull_deadlines.push_back(deadline);
+    pulls.push_back(r);
+    hub_.log.push_back("runtime:image_pull " + r.image);
+    if (hold_pull.count(r.image)) {
+      held_.push_back({seq, r, std::move(done)});
+      ++hub_.held;
+      return;
     }
-    case wire::stop_pod_request::type_id: {
-      auto r = wire::decode_body<wire::stop_pod_request>(env.body);
-      ++stops;
-      wire::sandbox_status_reply rep;
-      if (r) {
-        hub_.log.push_back("runtime:stop_pod:" + r->uid + ":" +
-                           std::to_string(r->grace_period_seconds));
-        auto it = sandboxes.find(r->uid);
-        if (it != sandboxes.end()) {
-          it->second.state = "stopped";
-          it->second.supervisor_alive = false;
-          for (auto& c : it->second.containers) {
-            auto started = c.status.state.running.started_at;
-            c.status.state = {};
-            c.status.state.terminated.exit_code = 0;
-            c.status.state.terminated.reason = "Completed";
-            c.status.state.terminated.started_at = started;
-            c.status.state.terminated.finished_at = "2026-01-01T00:01:00Z";
-            c.status.ready = false;
-          }
-          rep.sandbox = it->second;
-        }
+    if (auto f = fail_pull.find(r.image); f != fail_pull.end()) {
+      reply<wire::image_pull_reply>(seq, std::move(done),
+                                    error{f->second, "fake: " + r.image + ": manifest unknown"});
+      return;
+    }
+    answer_pull(seq, r, std::move(done));
+  }
+
+  void stop_pod(const wire::stop_pod_request& r, std::chrono::milliseconds,
+                kubelet::reply_fn<wire::sandbox_status_reply> done) override {
+    std::lock_guard lk(hub_.mu);
+    auto seq = hub_.issue();
+    ++stops;
+    wire::sandbox_status_reply rep;
+    hub_.log.push_back("runtime:stop_pod:" + r.uid + ":" + std::to_string(r.grace_period_seconds));
+    auto it = sandboxes.find(r.uid);
+    if (it != sandboxes.end()) {
+      it->second.state = "stopped";
+      it->second.supervisor_alive = false;
+      for (auto& c : it->second.containers) {
+        auto started = c.status.state.running.started_at;
+        c.status.state = {};
+        c.status.state.terminated.exit_code = 0;
+        c.status.state.terminated.reason = "Completed";
+        c.status.state.terminated.started_at = started;
+        c.status.state.terminated.finished_at = "2026-01-01T00:01:00Z";
+        c.status.ready = false;
       }
-      bus_->reply(req, wire::make_envelope(rep));
-      break;
+      rep.sandbox = it->second;
     }
-    case wire::remove_pod_request::type_id: {
-      auto r = wire::decode_body<wire::remove_pod_request>(env.body);
-      ++removes;
-      if (r) {
-        hub_.log.push_back("runtime:remove_pod:" + r->uid);
-        sandboxes.erase(r->uid);
-      }
-      bus_->reply(req, wire::make_envelope(wire::ack{}));
-      break;
-    }
-    default: bus_->reply_error(req, error{errc::unsupported, "fake: unexpected request"});
-    }
-    hub_.cv.notify_all();
+    reply(seq, std::move(done), rep);
+  }
+
+  void remove_pod(const wire::remove_pod_request& r, std::chrono::milliseconds,
+                  kubelet::reply_fn<wire::ack> done) override {
+    std::lock_guard lk(hub_.mu);
+    auto seq = hub_.issue();
+    ++removes;
+    hub_.log.push_back("runtime:remove_pod:" + r.uid);
+    sandboxes.erase(r.uid);
+    reply(seq, std::move(done), wire::ack{});
+  }
+
+  void container_stats(std::chrono::milliseconds,
+                       kubelet::reply_fn<wire::container_stats_reply> done) override {
+    std::lock_guard lk(hub_.mu);
+    reply<wire::container_stats_reply>(hub_.issue(), std::move(done),
+                                       error{errc::unsupported, "fake: unexpected request"});
+  }
+
+ private:
+  struct held_pull {
+    uint64_t seq;
+    wire::image_pull_request req;
+    kubelet::reply_fn<wire::image_pull_reply> done;
+  };
+
+  // Called with hub.mu held.
+  template <class T>
+  void reply(uint64_t seq, kubelet::reply_fn<T> done, std::type_identity_t<result<T>> r) {
+    hub_.answer(seq, [done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
   }
 
   // Called with hub.mu held.
-  void answer_pull(const transport::inbound_request& req, const wire::image_pull_request& r) {
+  void answer_pull(uint64_t seq, const wire::image_pull_request& r,
+                   kubelet::reply_fn<wire::image_pull_reply> done) {
     wire::image_pull_reply rep;
     rep.image.id = "sha256:" + std::string(64, 'e');
     rep.image.names = {r.image};
     rep.pulled = !(r.if_not_present && present.count(r.image));
     present.insert(r.image);
-    bus_->reply(req, wire::make_envelope(rep));
+    reply(seq, std::move(done), rep);
   }
 
   hub& hub_;
-  std::unique_ptr<transport::bridge> bus_;
+  std::vector<held_pull> held_;  // pulls answered by release_pull
 };
 
 // -- the kubelet under test ---------------------------------------------------------------
@@ -464,7 +492,8 @@ class kubelet_harness {
   enum class order { issue, reverse };
 
   kubelet_harness(hub& h, fake_api& api, const std::string& api_ep, const std::string& feed_ep,
-                  const std::string& rt_ep, kubelet::kubelet_config kcfg, order ord = order::issue)
+                  std::shared_ptr<kubelet::runtime_client> runtime, kubelet::kubelet_config kcfg,
+                  order ord = order::issue)
       : hub_(h), api_(api), order_(ord) {
     cfg_.set("scheduler.policy", caf::atom("testing"));
     sys_ = std::make_unique<caf::actor_system>(cfg_);
@@ -472,12 +501,12 @@ class kubelet_harness {
     {
       std::lock_guard lk(hub_.mu);
       hub_.feed_expected = 0;
+      hub_.waiting.clear();
     }
     transport::bridge_config bc;
     bc.component = "kubelet-under-test";
     bus_ = std::make_unique<transport::bridge>(bc);
     auto a = bus_->connect_dealer(api_ep);
-    auto r = bus_->connect_dealer(rt_ep);
     // "probe" last: once a probe arrives, the earlier subscriptions are active.
     auto s = bus_->connect_sub(feed_ep, {"hb", "pods", "probe"},
                                [this](const std::string& topic, wire::envelope env) {
@@ -488,31 +517,26 @@ class kubelet_harness {
                                    feed_in_.push_back(std::move(env));
                                  hub_.cv.notify_all();
                                });
-    BOOST_REQUIRE(a && r && s);
+    BOOST_REQUIRE(a && s);
     api_dealer_ = *a;
     bus_->start();
     sync_feed();
     kubelet::kubelet_sockets socks;
     socks.bus = bus_.get();
     socks.api = *a;
-    socks.runtime = *r;
+    socks.runtime_peer = std::move(runtime);
     socks.request = [this](int dealer, wire::envelope env, std::chrono::milliseconds deadline,
                            transport::reply_handler on_reply) {
       uint64_t seq;
       {
         std::lock_guard lk(hub_.mu);
-        seq = next_seq_++;
-        waiting_.insert(seq);
-        if (env.hdr.type == wire::image_pull_request::type_id)
-          hub_.pull_deadlines.push_back(deadline);
+        seq = hub_.issue();
       }
       bus_->request(dealer, std::move(env), deadline,
                     [this, seq, on_reply = std::move(on_reply)](result<wire::envelope> res) {
                       auto shared = std::make_shared<result<wire::envelope>>(std::move(res));
                       std::lock_guard lk(hub_.mu);
-                      waiting_.erase(seq);
-                      ready_.emplace(seq, [on_reply, shared] { on_reply(std::move(*shared)); });
-                      hub_.cv.notify_all();
+                      hub_.answer(seq, [on_reply, shared] { on_reply(std::move(*shared)); });
                     });
     };
     kubelet_ = kubelet::spawn_kubelet(*sys_, socks, std::move(kcfg));
@@ -525,7 +549,8 @@ class kubelet_harness {
     bus_->stop();  // fails what is still pending; those replies are dropped below
     {
       std::lock_guard lk(hub_.mu);
-      ready_.clear();
+      hub_.ready.clear();
+      hub_.waiting.clear();
       feed_in_.clear();
     }
     auto alive = sys_->registry().running();
@@ -585,28 +610,28 @@ class kubelet_harness {
       {
         std::unique_lock lk(hub_.mu);
         bool ok = hub_.cv.wait_until(lk, deadline, [&] {
-          return waiting_.size() <= hub_.held &&
+          return hub_.waiting.size() <= hub_.held &&
                  feed_in_.size() + feed_delivered_ >= hub_.feed_expected;
         });
         // Many rounds means the actors never go idle (a request loop).
         BOOST_REQUIRE_MESSAGE(ok && std::chrono::steady_clock::now() < deadline,
-                              "kubelet not idle after " << rounds
-                                                        << " delivery rounds: " << waiting_.size()
-                                                        << " replies outstanding, feed "
-                                                        << feed_in_.size() + feed_delivered_ << "/"
-                                                        << hub_.feed_expected);
+                              "kubelet not idle after "
+                                  << rounds << " delivery rounds: " << hub_.waiting.size()
+                                  << " replies outstanding, feed "
+                                  << feed_in_.size() + feed_delivered_ << "/"
+                                  << hub_.feed_expected);
         // Feed first, then replies; each in the order fixed by the test.
         for (auto& env : feed_in_)
           batch.push_back([this, env] { caf::anon_send(kubelet_, host::feed_atom::value, env); });
         feed_delivered_ += feed_in_.size();
         feed_in_.clear();
         if (order_ == order::issue)
-          for (auto& [seq, f] : ready_)
+          for (auto& [seq, f] : hub_.ready)
             batch.push_back(std::move(f));
         else
-          for (auto it = ready_.rbegin(); it != ready_.rend(); ++it)
+          for (auto it = hub_.ready.rbegin(); it != hub_.ready.rend(); ++it)
             batch.push_back(std::move(it->second));
-        ready_.clear();
+        hub_.ready.clear();
       }
       if (batch.empty())
         return;
@@ -636,9 +661,6 @@ class kubelet_harness {
   int api_dealer_ = -1;
   caf::actor kubelet_;
   // Guarded by hub.mu.
-  uint64_t next_seq_ = 0;
-  std::set<uint64_t> waiting_;
-  std::map<uint64_t, std::function<void()>> ready_;
   std::deque<wire::envelope> feed_in_;
   uint64_t feed_delivered_ = 0;
   bool probe_seen_ = false;
@@ -652,9 +674,8 @@ struct world {
     dir = tmpl;
     api_ep = "ipc://" + (dir / "api.sock").string();
     feed_ep = "ipc://" + (dir / "feed.sock").string();
-    rt_ep = "ipc://" + (dir / "runtime.sock").string();
     api = std::make_unique<fake_api>(h, api_ep, feed_ep);
-    rt = std::make_unique<fake_runtime>(h, rt_ep);
+    rt = std::make_shared<fake_runtime>(h);
   }
   ~world() {
     kl.reset();
@@ -667,7 +688,7 @@ struct world {
   kubelet_harness& start_kubelet(kubelet_harness::order ord = kubelet_harness::order::issue,
                                  std::optional<kubelet::kubelet_config> cfg = {}) {
     kl.reset();
-    kl = std::make_unique<kubelet_harness>(h, *api, api_ep, feed_ep, rt_ep,
+    kl = std::make_unique<kubelet_harness>(h, *api, api_ep, feed_ep, rt,
                                            cfg ? *cfg : test_config(dir), ord);
     kl->settle();
     return *kl;
@@ -704,9 +725,9 @@ struct world {
 
   hub h;
   fs::path dir;
-  std::string api_ep, feed_ep, rt_ep;
+  std::string api_ep, feed_ep;
   std::unique_ptr<fake_api> api;
-  std::unique_ptr<fake_runtime> rt;
+  std::shared_ptr<fake_runtime> rt;
   std::unique_ptr<kubelet_harness> kl;
 };
 

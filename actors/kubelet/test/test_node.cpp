@@ -498,7 +498,7 @@ BOOST_FIXTURE_TEST_CASE(node_status_is_sent_when_changed_and_the_lease_every_per
   auto wall = std::make_shared<std::chrono::system_clock::time_point>(
       std::chrono::system_clock::from_time_t(1714564800));  // 2024-05-01T12:00:00Z
   cfg.wall_clock = [wall] { return *wall; };
-  node_status_sink sink{request_hook(), 3, 5s};
+  node_status_sink sink{make_api_client(request_hook(), 3), 5s};
   auto node = spawn_node_status(*sys, sink, {"node-a", "10.0.0.5"}, cfg, {}, 10s);
   actors.push_back(node);
   sched->run();
@@ -558,7 +558,7 @@ BOOST_FIXTURE_TEST_CASE(node_status_is_sent_when_changed_and_the_lease_every_per
 BOOST_FIXTURE_TEST_CASE(an_api_server_without_leases_gets_node_status_every_period, actor_fixture) {
   node_status_config cfg;
   cfg.capacity_override = resource_amounts{2000, 4 * Gi, 50 * Gi, 0};
-  node_status_sink sink{request_hook(), 3, 5s};
+  node_status_sink sink{make_api_client(request_hook(), 3), 5s};
   actors.push_back(spawn_node_status(*sys, sink, {"node-a", ""}, cfg, {}, 10s));
   sched->run();
   answer_all(wire::node_heartbeat::type_id);
@@ -588,7 +588,7 @@ BOOST_FIXTURE_TEST_CASE(the_eviction_manager_evicts_one_pod_per_period_best_effo
   stats->memory_available = 2 * Gi;
   eviction_deps deps;
   deps.read_stats = [stats] { return *stats; };
-  deps.request = request_hook();
+  deps.runtime = make_runtime_client(request_hook(), -1);
   deps.pod_source = sink;
   deps.evict_target = sink;
   deps.recorder = sink;
@@ -672,7 +672,7 @@ BOOST_FIXTURE_TEST_CASE(the_eviction_manager_ranks_without_stats_when_the_runtim
     s.nodefs_available = 1 * Gi;
     return s;
   };
-  deps.request = request_hook();
+  deps.runtime = make_runtime_client(request_hook(), -1);
   deps.pod_source = sink;
   deps.evict_target = sink;
   deps.pressure_listeners = {sink};

@@ -23,7 +23,7 @@
 ///
 /// Messages it accepts:
 ///   (record_atom, wire::event)   from anyone; no reply
-///   rpc_reply                    replies to its own event_report requests
+///   (reported_atom, peer_reply)  the API server's replies to its batches
 
 #include <atomic>
 #include <chrono>
@@ -37,6 +37,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/atom.hpp>
 
+#include "deckhand/kubelet/api_client.hpp"
 #include "deckhand/messages/bridge.hpp"
 #include "deckhand/messages/model.hpp"
 
@@ -73,11 +74,7 @@ struct event_recorder_stats {
 
 /// Where the recorder sends its batches.
 struct event_sink {
-  /// Sends a request and calls the handler once (kubelet_sockets::request).
-  std::function<void(int dealer, wire::envelope req, std::chrono::milliseconds deadline,
-                     transport::reply_handler on_reply)>
-      request;
-  int dealer = -1;  ///< DEALER to the API server
+  std::shared_ptr<api_client> api;
 };
 
 /// Spawns the recorder. `stats` may be null.

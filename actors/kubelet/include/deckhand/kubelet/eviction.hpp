@@ -24,7 +24,7 @@
 ///
 /// The actor asks (CAF request) `pod_source` with `(pods_atom)` for the
 /// active pods (a std::vector<wire::pod>), the runtime for container stats
-/// (`container_stats_request`), and sends
+/// (`runtime_client::container_stats`), and sends
 ///   (pressure_atom, std::vector<std::string>)  to each pressure listener
 ///                                              when the conditions change;
 ///   (evict_atom, std::string uid, std::string message)  to `evict_target`;
@@ -35,6 +35,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,7 @@
 #include <caf/atom.hpp>
 
 #include "deckhand/kubelet/node_status.hpp"
+#include "deckhand/kubelet/runtime_client.hpp"
 #include "deckhand/messages/bridge.hpp"
 #include "deckhand/messages/model.hpp"
 #include "deckhand/messages/wire.hpp"
@@ -129,12 +131,9 @@ struct eviction_config {
 struct eviction_deps {
   /// The node's signals; runs on the actor's thread (a few small file reads).
   std::function<node_stats()> read_stats;
-  /// Requests on the runtime (kubelet_sockets::request); unset: no per-pod
-  /// usage (ranking then treats every pod as without stats).
-  std::function<void(int dealer, wire::envelope req, std::chrono::milliseconds deadline,
-                     transport::reply_handler on_reply)>
-      request;
-  int runtime = -1;
+  /// The runtime, for container stats; unset: no per-pod usage (ranking
+  /// then treats every pod as without stats).
+  std::shared_ptr<runtime_client> runtime;
   caf::actor pod_source;
   caf::actor evict_target;
   caf::actor recorder;

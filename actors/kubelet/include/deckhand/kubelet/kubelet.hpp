@@ -16,10 +16,13 @@
 ///                   the API server in batches (event_recorder.hpp).
 ///   node status     registers the node and renews its lease.
 ///
-/// Messages the sync loop accepts (besides its own timers):
+/// Messages the sync loop accepts (besides its own timers and the replies
+/// of its peers, peer_reply.hpp):
 ///   (feed_atom, envelope)     watch_event / feed_heartbeat from the API feed
 ///   inbound_request           pod_status_notify from pod supervisors
-///   rpc_reply                 replies to its own requests
+///
+/// Source layout, as pkg/kubelet: sync_loop.cpp, relist.cpp (PLEG),
+/// pod_worker.cpp and pod_worker_images.cpp, status_manager.cpp.
 
 #include <chrono>
 #include <filesystem>
@@ -30,9 +33,12 @@
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 
+#include "deckhand/kubelet/api_client.hpp"
 #include "deckhand/kubelet/event_recorder.hpp"
 #include "deckhand/kubelet/eviction.hpp"
 #include "deckhand/kubelet/node_status.hpp"
+#include "deckhand/kubelet/peer_reply.hpp"
+#include "deckhand/kubelet/runtime_client.hpp"
 #include "deckhand/messages/bridge.hpp"
 
 namespace deckhand::kubelet {
@@ -70,12 +76,6 @@ struct kubelet_config {
   eviction_config eviction;
 };
 
-/// Sends a request on a DEALER and calls the handler exactly once, like
-/// `transport::bridge::request`.
-using request_fn =
-    std::function<void(int dealer, wire::envelope req, std::chrono::milliseconds deadline,
-                       transport::reply_handler on_reply)>;
-
 /// Sockets the kubelet uses; created by the process before spawning.
 struct kubelet_sockets {
   transport::bridge* bus = nullptr;
@@ -85,6 +85,11 @@ struct kubelet_sockets {
   /// to run reply handlers on their own thread, because CAF's test
   /// coordinator must not be entered from the bridge thread.
   request_fn request;
+  /// Optional: the runtime and the API server as the kubelet's actors call
+  /// them (runtime_client.hpp, api_client.hpp). Empty means requests on
+  /// `runtime` and `api` through `request`; tests set fakes.
+  std::shared_ptr<runtime_client> runtime_peer;
+  std::shared_ptr<api_client> api_peer;
 };
 
 /// Spawns the kubelet's actors and returns the sync loop, which must receive

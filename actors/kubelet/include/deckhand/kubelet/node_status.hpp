@@ -26,6 +26,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -35,6 +36,7 @@
 #include <caf/atom.hpp>
 
 #include "deckhand/common/result.hpp"
+#include "deckhand/kubelet/api_client.hpp"
 #include "deckhand/messages/bridge.hpp"
 #include "deckhand/messages/model.hpp"
 
@@ -141,10 +143,7 @@ std::string format_time(std::chrono::system_clock::time_point t);
 
 /// How the node status actor reaches the API server.
 struct node_status_sink {
-  std::function<void(int dealer, wire::envelope req, std::chrono::milliseconds deadline,
-                     transport::reply_handler on_reply)>
-      request;
-  int dealer = -1;
+  std::shared_ptr<api_client> api;
   std::chrono::milliseconds request_deadline{5000};
 };
 
