@@ -8,22 +8,14 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include "deckhand/testing/skip.hpp"
+
 #include <memory>
 #include <string>
 
 #include "node_fixture.hpp"
 
 namespace deckhand::testing {
-
-/// Boost.Test precondition: root, runc and the node's executables.
-struct requires_containers {
-  boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) {
-    std::string why;
-    boost::test_tools::assertion_result r = can_run_containers(&why);
-    r.message() << why;
-    return r;
-  }
-};
 
 /// The image every suite's pods run (imported by the_node()).
 inline const char* const image = "deckhand.local/busybox:test";

@@ -84,7 +84,7 @@ struct temp_host_dir {
 
 }  // namespace
 
-BOOST_AUTO_TEST_SUITE(env_volumes, *boost::unit_test::precondition(requires_containers{}))
+BOOST_AUTO_TEST_SUITE(env_volumes, *deckhand::testing::skip_unless(deckhand::testing::containers()))
 
 // Kubernetes: env valueFrom.fieldRef exposes the pod's name, namespace, uid,
 // a label, its IP and its node to the container (downward API env vars).

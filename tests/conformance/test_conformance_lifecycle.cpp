@@ -121,7 +121,7 @@ std::size_t pos(const std::string& log, const std::string& text) { return log.fi
 
 }  // namespace
 
-BOOST_AUTO_TEST_SUITE(lifecycle, *boost::unit_test::precondition(requires_containers{}))
+BOOST_AUTO_TEST_SUITE(lifecycle, *deckhand::testing::skip_unless(deckhand::testing::containers()))
 
 // Kubernetes: init containers run one at a time, in spec order, each to
 // completion, and the app containers start only after all of them completed.

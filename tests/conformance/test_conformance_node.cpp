@@ -60,8 +60,6 @@ command_result kubectl(node& n, std::vector<std::string> args) {
   return r;
 }
 
-bool have_kubectl() { return std::system("command -v kubectl >/dev/null 2>&1") == 0; }
-
 /// GET of an API path as JSON (through kubectl get --raw).
 json get_raw(node& n, const std::string& path) {
   auto r = kubectl(n, {"get", "--raw", path});
@@ -123,18 +121,11 @@ void remove_now(node& n, const std::string& name) {
   n.cli({"delete", "pod", name, "--force", "--grace-period=0", "--wait=false"}, {}, 30s);
 }
 
-struct requires_kubectl {
-  boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) {
-    boost::test_tools::assertion_result r = have_kubectl();
-    r.message() << "kubectl is not installed";
-    return r;
-  }
-};
-
 }  // namespace
 
-BOOST_AUTO_TEST_SUITE(node_suite, *boost::unit_test::precondition(requires_containers{}) *
-                                      boost::unit_test::precondition(requires_kubectl{}))
+BOOST_AUTO_TEST_SUITE(node_suite,
+                      *deckhand::testing::skip_unless(deckhand::testing::containers(),
+                                                      deckhand::testing::program("kubectl")))
 
 // Kubernetes: the kubelet registers its Node with capacity (cpu, memory,
 // pods = maxPods, ephemeral-storage), allocatable = capacity minus

@@ -140,7 +140,7 @@ void remove_now(node& n, const std::string& name) {
 
 }  // namespace
 
-BOOST_AUTO_TEST_SUITE(probes, *boost::unit_test::precondition(requires_containers{}))
+BOOST_AUTO_TEST_SUITE(probes, *deckhand::testing::skip_unless(deckhand::testing::containers()))
 
 // Kubernetes: an exec livenessProbe that fails failureThreshold times in a
 // row kills the container (exit 137 after the grace period) and the kubelet

@@ -75,7 +75,7 @@ void remove_now(node& n, const std::string& name) {
 
 }  // namespace
 
-BOOST_AUTO_TEST_SUITE(status, *boost::unit_test::precondition(requires_containers{}))
+BOOST_AUTO_TEST_SUITE(status, *deckhand::testing::skip_unless(deckhand::testing::containers()))
 
 // Kubernetes: restartPolicy Never, a container that exits 0: phase
 // Succeeded, the container terminated with reason Completed, exit code 0,

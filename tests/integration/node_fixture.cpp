@@ -26,22 +26,6 @@ fs::path bin_dir() {
   return fs::path("build") / "bin";
 }
 
-bool can_run_containers(std::string* why) {
-  if (::geteuid() != 0) {
-    *why = "needs root";
-    return false;
-  }
-  if (run_program({"runc", "--version"}).exit_code != 0) {
-    *why = "needs runc";
-    return false;
-  }
-  if (!fs::exists("/bin/busybox")) {
-    *why = "needs /bin/busybox (busybox-static)";
-    return false;
-  }
-  return true;
-}
-
 command_result run_program(const std::vector<std::string>& argv, std::chrono::milliseconds deadline,
                            const std::string& input) {
   command_result res;

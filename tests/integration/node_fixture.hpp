@@ -37,9 +37,6 @@ bool eventually(const std::function<bool()>& pred,
 /// The directory holding deckhand's executables (env DECKHAND_BIN_DIR).
 fs::path bin_dir();
 
-/// Whether this machine can run the integration tests (root, runc, busybox).
-bool can_run_containers(std::string* why);
-
 class node {
  public:
   /// Starts `deckhand up` with a launcher config that makes timings fast.

@@ -30,10 +30,29 @@
 #include "deckhand/proxy/iptables.hpp"
 #include "deckhand/proxy/kernel.hpp"
 #include "deckhand/proxy/nftables.hpp"
+#include "deckhand/testing/skip.hpp"
 
 namespace deckhand::proxy::testing {
 
 using namespace std::chrono_literals;
+
+/// What the nftables data plane needs of the host: root and a working nft.
+inline deckhand::testing::requirement nftables_host() {
+  return [] {
+    if (auto why = deckhand::testing::root()(); !why.empty())
+      return why;
+    return nftables_available() ? std::string() : std::string("needs nft (nftables)");
+  };
+}
+
+/// What the iptables data plane needs of the host: root and iptables-restore.
+inline deckhand::testing::requirement iptables_host() {
+  return [] {
+    if (auto why = deckhand::testing::root()(); !why.empty())
+      return why;
+    return iptables_available() ? std::string() : std::string("needs iptables-restore");
+  };
+}
 
 std::string sh(const std::vector<std::string>& argv) {
   auto r = run_checked(argv);
