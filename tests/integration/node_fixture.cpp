@@ -133,6 +133,11 @@ node::node(const std::string& extra_config) {
   char tmpl[] = "/tmp/dhn-XXXXXX";
   data_ = ::mkdtemp(tmpl);
   config_ = data_.string() + ".up.yaml";
+  reconfigure(extra_config);
+  start_up({});
+}
+
+void node::reconfigure(const std::string& extra_config) {
   std::ofstream cfg(config_);
   cfg << "restartBackoff:\n  initialMilliseconds: 100\n  maxMilliseconds: 1000\n"
          "stopTimeoutSeconds: 10\n"
@@ -143,8 +148,6 @@ node::node(const std::string& extra_config) {
          "  kubelet:\n    args: [\"--relist-period-ms=200\", \"--node-status-period-ms=1000\","
          " \"--feed-silence-ms=1000\", \"--node-name=test-node\"]\n"
       << extra_config;
-  cfg.close();
-  start_up({});
 }
 
 void node::start_up(const std::vector<std::string>& extra_args) {

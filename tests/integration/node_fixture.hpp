@@ -74,6 +74,10 @@ class node {
   /// Stops `deckhand up` with `sig` and waits for it (returns its exit code).
   int stop(int sig = 15, std::chrono::milliseconds deadline = std::chrono::seconds(60));
 
+  /// Rewrites the launcher config as the constructor writes it, with
+  /// `extra_config` instead; `deckhand up` reads it at the next restart_up.
+  void reconfigure(const std::string& extra_config);
+
   /// Starts `deckhand up` again on the same data directory.
   void restart_up(const std::vector<std::string>& extra_args = {});
 
