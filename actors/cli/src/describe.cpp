@@ -378,6 +378,24 @@ std::string event_source(const json& e) {
   return s.empty() ? str(e, "reportingComponent") : s;
 }
 
+}  // namespace
+
+std::string pod_events_selector(const json& pod) {
+  const auto& md = obj(pod, "metadata");
+  // kubectl's PodDescriber: the reference without its kind, and for a mirror
+  // pod the static pod's uid, which the kubelet records its events under.
+  auto uid = str(obj(md, "annotations"), "kubernetes.io/config.mirror");
+  if (uid.empty())
+    uid = str(md, "uid");
+  std::string selector = "involvedObject.name=" + str(md, "name") +
+                         ",involvedObject.namespace=" + str(md, "namespace");
+  if (!uid.empty())
+    selector += ",involvedObject.uid=" + uid;
+  return selector;
+}
+
+namespace {
+
 std::string percent_encode(const std::string& s) {
   static const char* hex = "0123456789ABCDEF";
   std::string out;
@@ -629,16 +647,9 @@ int describe_command(const describe_options& opts, io_streams io) {
   bool first = true;
   for (const auto& pod : pods) {
     const auto& md = obj(pod, "metadata");
-    // What kubectl describe asks for: the pod's events by name, namespace,
-    // kind and uid.
-    std::string selector = "involvedObject.name=" + str(md, "name") +
-                           ",involvedObject.namespace=" + str(md, "namespace") +
-                           ",involvedObject.kind=Pod";
-    if (!str(md, "uid").empty())
-      selector += ",involvedObject.uid=" + str(md, "uid");
     std::vector<json> events;
     auto resp = api->get(collection_path(str(md, "namespace"), "events") +
-                         "?fieldSelector=" + percent_encode(selector));
+                         "?fieldSelector=" + percent_encode(pod_events_selector(pod)));
     if (resp && resp->ok())
       for (const auto& e : arr(resp->json(), "items"))
         events.push_back(e);
