@@ -19,10 +19,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string uid_of(const nlohmann::json& pod) {
-  return pod.value("/metadata/uid"_json_pointer, "");
-}
-
 /// Waits until `deckhand logs POD [-c C]` contains `needle`; returns the log.
 std::string wait_log(node& n, const std::string& pod, const std::string& needle,
                      const std::string& container = {}) {

@@ -26,17 +26,6 @@ using json = nlohmann::json;
 
 namespace {
 
-std::string uid_of(const json& pod) {
-  return pod.is_null() ? "" : pod.value("/metadata/uid"_json_pointer, "");
-}
-
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 /// The supervisor's status.json of pod `uid` (null while absent/unreadable).
 json supervisor_status(node& n, const std::string& uid) {
   auto text = read_text(n.data() / "runtime" / "pods" / uid / "status.json");

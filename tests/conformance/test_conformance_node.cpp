@@ -72,26 +72,6 @@ json get_raw(node& n, const std::string& path) {
   }
 }
 
-json condition(const json& obj, const std::string& type) {
-  for (const auto& c : obj.value("/status/conditions"_json_pointer, json::array()))
-    if (c.value("type", "") == type)
-      return c;
-  return json::object();
-}
-
-json wait_pod(node& n, const std::string& name, const std::function<bool(const json&)>& pred,
-              std::chrono::milliseconds deadline = 60s) {
-  json last;
-  bool ok = eventually(
-      [&] {
-        last = n.pod(name);
-        return !last.is_null() && pred(last);
-      },
-      deadline);
-  BOOST_REQUIRE_MESSAGE(ok, "pod " << name << " never got there; last: " << last.dump());
-  return last;
-}
-
 std::string pod_yaml(const std::string& name, const std::string& resources = {}) {
   return "apiVersion: v1\nkind: Pod\nmetadata: {name: " + name +
          "}\nspec:\n  containers:\n  - name: app\n    image: " + image +
@@ -115,10 +95,6 @@ bool has_event(node& n, const std::string& pod, const std::string& reason) {
     if (ev.value("reason", "") == reason)
       return true;
   return false;
-}
-
-void remove_now(node& n, const std::string& name) {
-  n.cli({"delete", "pod", name, "--force", "--grace-period=0", "--wait=false"}, {}, 30s);
 }
 
 }  // namespace

@@ -37,42 +37,6 @@ std::string pod_yaml(const std::string& name, const std::string& command,
 /// A shell that ignores SIGTERM and runs until killed.
 const std::string stubborn = R"(["sh", "-c", "trap '' TERM; while true; do sleep 1; done"])";
 
-json container_status(const json& pod, const std::string& name = "app") {
-  for (const auto& cs : pod.value("/status/containerStatuses"_json_pointer, json::array()))
-    if (cs.value("name", "") == name)
-      return cs;
-  return json::object();
-}
-
-json condition(const json& pod, const std::string& type) {
-  for (const auto& c : pod.value("/status/conditions"_json_pointer, json::array()))
-    if (c.value("type", "") == type)
-      return c;
-  return json::object();
-}
-
-std::string uid_of(const json& pod) {
-  return pod.is_null() ? "" : pod.value("/metadata/uid"_json_pointer, "");
-}
-
-/// Waits until the API server has the pod with `pred` true; returns it.
-json wait_pod(node& n, const std::string& name, const std::function<bool(const json&)>& pred,
-              std::chrono::milliseconds deadline = 60s) {
-  json last;
-  bool ok = eventually(
-      [&] {
-        last = n.pod(name);
-        return !last.is_null() && pred(last);
-      },
-      deadline);
-  BOOST_REQUIRE_MESSAGE(ok, "pod " << name << " never got there; last: " << last.dump());
-  return last;
-}
-
-void remove_now(node& n, const std::string& name) {
-  n.cli({"delete", "pod", name, "--force", "--grace-period=0", "--wait=false"}, {}, 30s);
-}
-
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(status, *deckhand::testing::skip_unless(deckhand::testing::containers()))
