@@ -15,20 +15,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "deckhand/testing/run_program.hpp"
+
 namespace deckhand::testing {
 
 namespace fs = std::filesystem;
-
-struct command_result {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-/// Runs a program to completion with a deadline, capturing its output.
-command_result run_program(const std::vector<std::string>& argv,
-                           std::chrono::milliseconds deadline = std::chrono::seconds(60),
-                           const std::string& input = {});
 
 /// Polls `pred` every 50 ms until it holds or `deadline` passes.
 bool eventually(const std::function<bool()>& pred,
