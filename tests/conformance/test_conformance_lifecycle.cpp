@@ -252,8 +252,8 @@ spec:
     command: ["sh", "-c", "exec sleep 100000"]
 )");
   auto uid = wait_uid(n, "retryinit");
-  auto r =
-      wait_record(n, uid, "init", [](const json& r) { return r.value("restartCount", 0) >= 2; });
+  auto r = wait_record(n, uid, "init",
+                       [](const json& rec) { return rec.value("restartCount", 0) >= 2; });
   BOOST_TEST(r.value("/lastState/terminated/exitCode"_json_pointer, -1) == 1);
   BOOST_TEST(
       record(supervisor_status(n, uid), "app").value("/state/waiting/reason"_json_pointer, "") ==

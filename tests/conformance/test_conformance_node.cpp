@@ -9,6 +9,8 @@
 #define BOOST_TEST_MODULE conformance_node
 #include <boost/test/unit_test.hpp>
 
+#include <signal.h>
+
 #include <chrono>
 #include <filesystem>
 #include <fstream>

@@ -94,8 +94,8 @@ BOOST_AUTO_TEST_CASE(on_failure_restarts_then_succeeds) {
 BOOST_AUTO_TEST_CASE(always_keeps_a_crashing_pod_running) {
   auto& n = the_node();
   n.apply(pod_yaml("crashy", R"(["sh", "-c", "exit 3"])", "  terminationGracePeriodSeconds: 1\n"));
-  auto p = wait_pod(n, "crashy", [&](const json& p) {
-    auto cs = container_status(p);
+  auto p = wait_pod(n, "crashy", [&](const json& pod) {
+    auto cs = container_status(pod);
     return cs.value("/state/waiting/reason"_json_pointer, "") == "CrashLoopBackOff" &&
            cs.value("restartCount", 0) >= 2;
   });
@@ -111,8 +111,8 @@ BOOST_AUTO_TEST_CASE(always_keeps_a_crashing_pod_running) {
 BOOST_AUTO_TEST_CASE(conditions_of_a_running_ready_pod) {
   auto& n = the_node();
   n.apply(pod_yaml("ready", R"(["sleep", "3600"])", "  terminationGracePeriodSeconds: 1\n"));
-  auto p = wait_pod(n, "ready", [](const json& p) {
-    return condition(p, "Ready").value("status", "") == "True";
+  auto p = wait_pod(n, "ready", [](const json& pod) {
+    return condition(pod, "Ready").value("status", "") == "True";
   });
   BOOST_TEST(p.value("/status/phase"_json_pointer, "") == "Running");
   for (const char* type :
@@ -150,8 +150,8 @@ BOOST_AUTO_TEST_CASE(qos_classes) {
                            {"burstable", "Burstable"},
                            {"besteffort", "BestEffort"}}) {
     BOOST_TEST_CONTEXT(name) {
-      auto p = wait_pod(n, name, [](const json& p) {
-        return !p.value("/status/qosClass"_json_pointer, "").empty();
+      auto p = wait_pod(n, name, [](const json& pod) {
+        return !pod.value("/status/qosClass"_json_pointer, "").empty();
       });
       BOOST_TEST(p.value("/status/qosClass"_json_pointer, "") == qos);
     }
@@ -172,9 +172,9 @@ BOOST_AUTO_TEST_CASE(active_deadline_exceeded) {
              "Pod was active on the node longer than the specified deadline");
   wait_pod(
       n, "deadline",
-      [](const json& p) {
-        return container_status(p).contains("state") &&
-               container_status(p)["state"].contains("terminated");
+      [](const json& pod) {
+        return container_status(pod).contains("state") &&
+               container_status(pod)["state"].contains("terminated");
       },
       30s);
   remove_now(n, "deadline");
