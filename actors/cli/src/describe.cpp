@@ -621,7 +621,9 @@ int describe_command(const describe_options& opts, io_streams io) {
       io.err << (resp ? server_error(*resp) : "error: " + resp.err().message) << "\n";
       return 1;
     }
-    for (const auto& p : arr(resp->json(), "items"))
+    // Kept in a variable: arr() returns a reference into it (see below).
+    const auto list = resp->json();
+    for (const auto& p : arr(list, "items"))
       pods.push_back(p);
     if (pods.empty()) {
       io.err << "No resources found in " << ns << " namespace.\n";
@@ -650,9 +652,13 @@ int describe_command(const describe_options& opts, io_streams io) {
     std::vector<json> events;
     auto resp = api->get(collection_path(str(md, "namespace"), "events") +
                          "?fieldSelector=" + percent_encode(pod_events_selector(pod)));
-    if (resp && resp->ok())
-      for (const auto& e : arr(resp->json(), "items"))
+    if (resp && resp->ok()) {
+      // A temporary's member would dangle in the loop (C++20 extends only the
+      // range expression's own temporary): keep the list.
+      const auto list = resp->json();
+      for (const auto& e : arr(list, "items"))
         events.push_back(e);
+    }
     if (!first)
       io.out << "\n\n";
     first = false;
