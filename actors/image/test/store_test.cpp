@@ -1,7 +1,5 @@
 #include <boost/test/unit_test.hpp>
 
-#include "deckhand/testing/skip.hpp"
-
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,6 +9,7 @@
 
 #include "deckhand/image/builder.hpp"
 #include "deckhand/image/image_store.hpp"
+#include "deckhand/testing/skip.hpp"
 #include "fixtures.hpp"
 
 using namespace deckhand;
