@@ -13,6 +13,8 @@ packages=(
   runc busybox-static iproute2 nftables iptables conntrack skopeo umoci docker-registry libcrypt-dev
   clang libclang-rt-14-dev procps psmisc util-linux openssl
 )
+# kubectl (for its tests) is not a Debian package; .ci/run says how CI treats
+# a machine without it.
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

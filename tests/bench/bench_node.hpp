@@ -29,22 +29,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include "deckhand/testing/run_program.hpp"
+
 namespace deckhand::bench {
 
 namespace fs = std::filesystem;
 using clock_type = std::chrono::steady_clock;
 
-struct command_result {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-/// Runs a program to completion with a deadline, capturing its output. The
-/// child gets its own process group, killed with it at the deadline.
-command_result run_program(const std::vector<std::string>& argv,
-                           std::chrono::milliseconds deadline = std::chrono::seconds(60),
-                           const std::string& input = {});
+using deckhand::testing::command_result;
+using deckhand::testing::run_program;
 
 /// The directory of the running executable (/proc/self/exe).
 fs::path self_dir();

@@ -42,9 +42,12 @@
 #ifdef DECKHAND_PROXY_HAVE_USERSPACE
 #include "deckhand/proxy/userspace.hpp"
 #endif
+#include "netns_sockets.hpp"
 
 using namespace deckhand;
 using namespace deckhand::proxy;
+using deckhand::proxy::testing::addr;
+using deckhand::proxy::testing::socket_in;
 using clk = std::chrono::steady_clock;
 
 namespace {
@@ -94,29 +97,6 @@ void teardown() {
 void on_signal(int) {
   teardown();
   ::_exit(130);
-}
-
-int socket_in(const std::string& ns, int type = SOCK_STREAM) {
-  int fd = -1;
-  std::thread t([&] {
-    if (!ns.empty()) {
-      int nfd = ::open(("/run/netns/" + ns).c_str(), O_RDONLY | O_CLOEXEC);
-      if (nfd < 0 || ::setns(nfd, CLONE_NEWNET) != 0)
-        return;
-      ::close(nfd);
-    }
-    fd = ::socket(AF_INET, type | SOCK_CLOEXEC, 0);
-  });
-  t.join();
-  return fd;
-}
-
-sockaddr_in addr(const std::string& ip, int port) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  ::inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
-  return a;
 }
 
 bool connect_fd(int fd, const std::string& ip, int port) {

@@ -19,10 +19,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string uid_of(const nlohmann::json& pod) {
-  return pod.value("/metadata/uid"_json_pointer, "");
-}
-
 /// Waits until `deckhand logs POD [-c C]` contains `needle`; returns the log.
 std::string wait_log(node& n, const std::string& pod, const std::string& needle,
                      const std::string& container = {}) {
@@ -84,7 +80,7 @@ struct temp_host_dir {
 
 }  // namespace
 
-BOOST_AUTO_TEST_SUITE(env_volumes, *boost::unit_test::precondition(requires_containers{}))
+BOOST_AUTO_TEST_SUITE(env_volumes, *deckhand::testing::skip_unless(deckhand::testing::containers()))
 
 // Kubernetes: env valueFrom.fieldRef exposes the pod's name, namespace, uid,
 // a label, its IP and its node to the container (downward API env vars).

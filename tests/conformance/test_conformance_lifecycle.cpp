@@ -26,17 +26,6 @@ using json = nlohmann::json;
 
 namespace {
 
-std::string uid_of(const json& pod) {
-  return pod.is_null() ? "" : pod.value("/metadata/uid"_json_pointer, "");
-}
-
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 /// The supervisor's status.json of pod `uid` (null while absent/unreadable).
 json supervisor_status(node& n, const std::string& uid) {
   auto text = read_text(n.data() / "runtime" / "pods" / uid / "status.json");
@@ -121,7 +110,7 @@ std::size_t pos(const std::string& log, const std::string& text) { return log.fi
 
 }  // namespace
 
-BOOST_AUTO_TEST_SUITE(lifecycle, *boost::unit_test::precondition(requires_containers{}))
+BOOST_AUTO_TEST_SUITE(lifecycle, *deckhand::testing::skip_unless(deckhand::testing::containers()))
 
 // Kubernetes: init containers run one at a time, in spec order, each to
 // completion, and the app containers start only after all of them completed.
@@ -263,8 +252,8 @@ spec:
     command: ["sh", "-c", "exec sleep 100000"]
 )");
   auto uid = wait_uid(n, "retryinit");
-  auto r =
-      wait_record(n, uid, "init", [](const json& r) { return r.value("restartCount", 0) >= 2; });
+  auto r = wait_record(n, uid, "init",
+                       [](const json& rec) { return rec.value("restartCount", 0) >= 2; });
   BOOST_TEST(r.value("/lastState/terminated/exitCode"_json_pointer, -1) == 1);
   BOOST_TEST(
       record(supervisor_status(n, uid), "app").value("/state/waiting/reason"_json_pointer, "") ==

@@ -37,37 +37,6 @@ std::string pod_yaml(const std::string& name, const std::string& command,
          image + "\n    command: " + command + "\n" + container_extra;
 }
 
-json container_status(const json& pod, const std::string& name = "app") {
-  for (const auto& cs : pod.value("/status/containerStatuses"_json_pointer, json::array()))
-    if (cs.value("name", "") == name)
-      return cs;
-  return json::object();
-}
-
-json condition(const json& pod, const std::string& type) {
-  for (const auto& c : pod.value("/status/conditions"_json_pointer, json::array()))
-    if (c.value("type", "") == type)
-      return c;
-  return json::object();
-}
-
-std::string uid_of(const json& pod) {
-  return pod.is_null() ? "" : pod.value("/metadata/uid"_json_pointer, "");
-}
-
-json wait_pod(node& n, const std::string& name, const std::function<bool(const json&)>& pred,
-              std::chrono::milliseconds deadline = 60s) {
-  json last;
-  bool ok = eventually(
-      [&] {
-        last = n.pod(name);
-        return !last.is_null() && pred(last);
-      },
-      deadline);
-  BOOST_REQUIRE_MESSAGE(ok, "pod " << name << " never got there; last: " << last.dump());
-  return last;
-}
-
 /// The pod's events (`deckhand get events -o json`).
 std::vector<json> events_of(node& n, const std::string& pod) {
   auto r = n.cli({"get", "events", "-o", "json"}, {}, 30s);
@@ -107,13 +76,6 @@ void expect_event(node& n, const std::string& pod, const std::string& reason,
                        << seen);
 }
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 /// The supervisor's record of container `app` in status.json (null if none).
 json supervisor_record(node& n, const std::string& uid) {
   auto j =
@@ -134,13 +96,9 @@ command_result exec_in(node& n, const std::string& pod, const std::vector<std::s
   return run_program(argv, 30s);
 }
 
-void remove_now(node& n, const std::string& name) {
-  n.cli({"delete", "pod", name, "--force", "--grace-period=0", "--wait=false"}, {}, 30s);
-}
-
 }  // namespace
 
-BOOST_AUTO_TEST_SUITE(probes, *boost::unit_test::precondition(requires_containers{}))
+BOOST_AUTO_TEST_SUITE(probes, *deckhand::testing::skip_unless(deckhand::testing::containers()))
 
 // Kubernetes: an exec livenessProbe that fails failureThreshold times in a
 // row kills the container (exit 137 after the grace period) and the kubelet

@@ -84,7 +84,7 @@ struct static_node {
 
 }  // namespace
 
-BOOST_AUTO_TEST_SUITE(static_pods, *boost::unit_test::precondition(requires_containers{}))
+BOOST_AUTO_TEST_SUITE(static_pods, *deckhand::testing::skip_unless(deckhand::testing::containers()))
 
 // Kubernetes: a manifest dropped into staticPodPath runs within seconds as pod
 // <name>-<nodeName> with a mirror pod in the API server (annotations

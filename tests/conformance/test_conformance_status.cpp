@@ -37,45 +37,9 @@ std::string pod_yaml(const std::string& name, const std::string& command,
 /// A shell that ignores SIGTERM and runs until killed.
 const std::string stubborn = R"(["sh", "-c", "trap '' TERM; while true; do sleep 1; done"])";
 
-json container_status(const json& pod, const std::string& name = "app") {
-  for (const auto& cs : pod.value("/status/containerStatuses"_json_pointer, json::array()))
-    if (cs.value("name", "") == name)
-      return cs;
-  return json::object();
-}
-
-json condition(const json& pod, const std::string& type) {
-  for (const auto& c : pod.value("/status/conditions"_json_pointer, json::array()))
-    if (c.value("type", "") == type)
-      return c;
-  return json::object();
-}
-
-std::string uid_of(const json& pod) {
-  return pod.is_null() ? "" : pod.value("/metadata/uid"_json_pointer, "");
-}
-
-/// Waits until the API server has the pod with `pred` true; returns it.
-json wait_pod(node& n, const std::string& name, const std::function<bool(const json&)>& pred,
-              std::chrono::milliseconds deadline = 60s) {
-  json last;
-  bool ok = eventually(
-      [&] {
-        last = n.pod(name);
-        return !last.is_null() && pred(last);
-      },
-      deadline);
-  BOOST_REQUIRE_MESSAGE(ok, "pod " << name << " never got there; last: " << last.dump());
-  return last;
-}
-
-void remove_now(node& n, const std::string& name) {
-  n.cli({"delete", "pod", name, "--force", "--grace-period=0", "--wait=false"}, {}, 30s);
-}
-
 }  // namespace
 
-BOOST_AUTO_TEST_SUITE(status, *boost::unit_test::precondition(requires_containers{}))
+BOOST_AUTO_TEST_SUITE(status, *deckhand::testing::skip_unless(deckhand::testing::containers()))
 
 // Kubernetes: restartPolicy Never, a container that exits 0: phase
 // Succeeded, the container terminated with reason Completed, exit code 0,
@@ -130,8 +94,8 @@ BOOST_AUTO_TEST_CASE(on_failure_restarts_then_succeeds) {
 BOOST_AUTO_TEST_CASE(always_keeps_a_crashing_pod_running) {
   auto& n = the_node();
   n.apply(pod_yaml("crashy", R"(["sh", "-c", "exit 3"])", "  terminationGracePeriodSeconds: 1\n"));
-  auto p = wait_pod(n, "crashy", [&](const json& p) {
-    auto cs = container_status(p);
+  auto p = wait_pod(n, "crashy", [&](const json& pod) {
+    auto cs = container_status(pod);
     return cs.value("/state/waiting/reason"_json_pointer, "") == "CrashLoopBackOff" &&
            cs.value("restartCount", 0) >= 2;
   });
@@ -147,8 +111,8 @@ BOOST_AUTO_TEST_CASE(always_keeps_a_crashing_pod_running) {
 BOOST_AUTO_TEST_CASE(conditions_of_a_running_ready_pod) {
   auto& n = the_node();
   n.apply(pod_yaml("ready", R"(["sleep", "3600"])", "  terminationGracePeriodSeconds: 1\n"));
-  auto p = wait_pod(n, "ready", [](const json& p) {
-    return condition(p, "Ready").value("status", "") == "True";
+  auto p = wait_pod(n, "ready", [](const json& pod) {
+    return condition(pod, "Ready").value("status", "") == "True";
   });
   BOOST_TEST(p.value("/status/phase"_json_pointer, "") == "Running");
   for (const char* type :
@@ -186,8 +150,8 @@ BOOST_AUTO_TEST_CASE(qos_classes) {
                            {"burstable", "Burstable"},
                            {"besteffort", "BestEffort"}}) {
     BOOST_TEST_CONTEXT(name) {
-      auto p = wait_pod(n, name, [](const json& p) {
-        return !p.value("/status/qosClass"_json_pointer, "").empty();
+      auto p = wait_pod(n, name, [](const json& pod) {
+        return !pod.value("/status/qosClass"_json_pointer, "").empty();
       });
       BOOST_TEST(p.value("/status/qosClass"_json_pointer, "") == qos);
     }
@@ -208,9 +172,9 @@ BOOST_AUTO_TEST_CASE(active_deadline_exceeded) {
              "Pod was active on the node longer than the specified deadline");
   wait_pod(
       n, "deadline",
-      [](const json& p) {
-        return container_status(p).contains("state") &&
-               container_status(p)["state"].contains("terminated");
+      [](const json& pod) {
+        return container_status(pod).contains("state") &&
+               container_status(pod)["state"].contains("terminated");
       },
       30s);
   remove_now(n, "deadline");

@@ -15,20 +15,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "deckhand/testing/run_program.hpp"
+
 namespace deckhand::testing {
 
 namespace fs = std::filesystem;
-
-struct command_result {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-/// Runs a program to completion with a deadline, capturing its output.
-command_result run_program(const std::vector<std::string>& argv,
-                           std::chrono::milliseconds deadline = std::chrono::seconds(60),
-                           const std::string& input = {});
 
 /// Polls `pred` every 50 ms until it holds or `deadline` passes.
 bool eventually(const std::function<bool()>& pred,
@@ -36,9 +27,6 @@ bool eventually(const std::function<bool()>& pred,
 
 /// The directory holding deckhand's executables (env DECKHAND_BIN_DIR).
 fs::path bin_dir();
-
-/// Whether this machine can run the integration tests (root, runc, busybox).
-bool can_run_containers(std::string* why);
 
 class node {
  public:
@@ -76,6 +64,10 @@ class node {
 
   /// Stops `deckhand up` with `sig` and waits for it (returns its exit code).
   int stop(int sig = 15, std::chrono::milliseconds deadline = std::chrono::seconds(60));
+
+  /// Rewrites the launcher config as the constructor writes it, with
+  /// `extra_config` instead; `deckhand up` reads it at the next restart_up.
+  void reconfigure(const std::string& extra_config);
 
   /// Starts `deckhand up` again on the same data directory.
   void restart_up(const std::vector<std::string>& extra_args = {});

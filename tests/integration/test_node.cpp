@@ -3,6 +3,8 @@
 #define BOOST_TEST_MODULE deckhand_node
 #include <boost/test/unit_test.hpp>
 
+#include "deckhand/testing/skip.hpp"
+
 #include <signal.h>
 #include <unistd.h>
 
@@ -29,15 +31,6 @@ spec:
     command: ["sh", "-c", "echo started; exec sleep 100000"]
 )";
 
-struct requires_containers {
-  boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) {
-    std::string why;
-    boost::test_tools::assertion_result r = can_run_containers(&why);
-    r.message() << why;
-    return r;
-  }
-};
-
 std::string uid_of(const nlohmann::json& pod) {
   return pod.value("/metadata/uid"_json_pointer, "");
 }
@@ -60,7 +53,7 @@ std::string ns_of(pid_t pid, const char* ns) {
 
 }  // namespace
 
-BOOST_AUTO_TEST_SUITE(node_suite, *boost::unit_test::precondition(requires_containers{}))
+BOOST_AUTO_TEST_SUITE(node_suite, *deckhand::testing::skip_unless(deckhand::testing::containers()))
 
 // A Pod manifest applied with the CLI runs as a runc container in its own
 // namespaces; get shows it Running and logs show its output.

@@ -4,6 +4,8 @@
 #define BOOST_TEST_MODULE deckhand_node_image_pull
 #include <boost/test/unit_test.hpp>
 
+#include "deckhand/testing/skip.hpp"
+
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -148,24 +150,6 @@ class registry {
   pid_t pid_ = -1;
 };
 
-struct requires_registry {
-  boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) {
-    std::string why;
-    if (!can_run_containers(&why)) {
-      boost::test_tools::assertion_result r(false);
-      r.message() << why;
-      return r;
-    }
-    for (const char* tool : {"docker-registry", "skopeo"})
-      if (run_program({"sh", "-c", std::string("command -v ") + tool}).exit_code != 0) {
-        boost::test_tools::assertion_result r(false);
-        r.message() << "needs " << tool;
-        return r;
-      }
-    return true;
-  }
-};
-
 std::string pod_manifest(const std::string& name, const std::string& image) {
   return "apiVersion: v1\nkind: Pod\nmetadata:\n  name: " + name +
          "\nspec:\n  terminationGracePeriodSeconds: 2\n  containers:\n  - name: main\n"
@@ -238,7 +222,10 @@ watch_reasons(const node& n, const std::string& name, const std::string& resourc
 
 }  // namespace
 
-BOOST_AUTO_TEST_SUITE(image_pull_suite, *boost::unit_test::precondition(requires_registry{}))
+BOOST_AUTO_TEST_SUITE(image_pull_suite,
+                      *deckhand::testing::skip_unless(deckhand::testing::containers(),
+                                                      deckhand::testing::program("docker-registry"),
+                                                      deckhand::testing::program("skopeo")))
 
 // `deckhand image pull` fetches an image through the runtime and prints its
 // id; `image ls` lists it. A pod whose image is only in the registry gets it

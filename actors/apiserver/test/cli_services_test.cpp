@@ -7,43 +7,24 @@
 #include <fstream>
 #include <sstream>
 
-#include "deckhand/apiserver/endpoints_controller.hpp"
-#include "deckhand/apiserver/http_api.hpp"
 #include "deckhand/cli/commands.hpp"
 #include "deckhand/common/paths.hpp"
-#include "support.hpp"
+#include "server_fixture.hpp"
 
 using namespace deckhand;
 using namespace deckhand::apiserver;
-using deckhand::apiserver::test::temp_dir;
+using deckhand::apiserver::test::squeeze;
 using nlohmann::json;
 
 namespace {
 
-struct cli_fixture {
-  temp_dir tmp;
-  store st = store::open(tmp.path() / "apiserver").value();
-  registry reg{st, options()};
-  endpoints_controller ctl{reg};
-  http_api api{reg};
+struct cli_fixture : deckhand::apiserver::test::server_fixture {
   std::ostringstream out, err;
   std::istringstream in;
 
-  static registry_options options() {
-    registry_options o;
-    o.allocator = std::shared_ptr<service_allocator>(service_allocator::create({}).value());
-    return o;
-  }
-
-  cli_fixture() {
-    ctl.attach();
-    BOOST_REQUIRE(api.start().ok());
+  cli_fixture() : server_fixture(true) {
     std::filesystem::create_directories(paths::run_dir(tmp.path()));
     std::ofstream(paths::apiserver_url_file(tmp.path())) << api.url() << "\n";
-  }
-  ~cli_fixture() {
-    api.stop();
-    ctl.stop();
   }
 
   int cli(std::vector<std::string> args) {
@@ -55,33 +36,7 @@ struct cli_fixture {
     BOOST_TEST_MESSAGE("deckhand " << args[0] << " -> " << rc << "\n" << out.str() << err.str());
     return rc;
   }
-
-  std::string write(const std::string& name, const std::string& text) {
-    auto p = tmp.path() / name;
-    std::ofstream(p) << text;
-    return p.string();
-  }
-
-  void run_pod(const std::string& name, const std::string& ip) {
-    json pod = {{"metadata", {{"name", name}, {"labels", {{"app", "web"}}}}},
-                {"spec", {{"containers", {{{"name", "c"}, {"image", "x:1"}}}}}}};
-    BOOST_REQUIRE(reg.create("Pod", "default", pod).ok());
-    BOOST_REQUIRE(reg.bind("default", name, "node-1").ok());
-    json status = {{"phase", "Running"},
-                   {"podIP", ip},
-                   {"conditions", {{{"type", "Ready"}, {"status", "True"}}}}};
-    BOOST_REQUIRE(reg.update_status("Pod", "default", name, status, "").ok());
-  }
 };
-
-/// `text` with runs of spaces collapsed to one.
-std::string squeeze(const std::string& text) {
-  std::string s;
-  for (char c : text)
-    if (c != ' ' || s.empty() || s.back() != ' ')
-      s.push_back(c);
-  return s;
-}
 
 const char* manifests = R"(apiVersion: v1
 kind: Service
@@ -125,7 +80,7 @@ subsets:
 BOOST_FIXTURE_TEST_SUITE(cli_services_suite, cli_fixture)
 
 BOOST_AUTO_TEST_CASE(apply_get_and_delete_services) {
-  BOOST_REQUIRE_EQUAL(cli({"apply", "-f", write("svc.yaml", manifests)}), 0);
+  BOOST_REQUIRE_EQUAL(cli({"apply", "-f", write_file("svc.yaml", manifests)}), 0);
   BOOST_TEST(out.str() == "service/web created\nservice/db created\nendpoints/db created\n");
   json web = *reg.get("Service", "default", "web");
   BOOST_TEST(web["spec"]["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"] == 600);
@@ -134,7 +89,7 @@ BOOST_AUTO_TEST_CASE(apply_get_and_delete_services) {
   std::string web_ip = web["spec"]["clusterIP"];
   std::string db_ip = (*reg.get("Service", "default", "db"))["spec"]["clusterIP"];
   run_pod("web-1", "10.244.0.2");
-  ctl.sync_pending();
+  ctl->sync_pending();
 
   // Applying the same manifests again changes nothing (allocated values kept).
   BOOST_REQUIRE_EQUAL(cli({"apply", "-f", (tmp.path() / "svc.yaml").string()}), 0);
@@ -178,11 +133,11 @@ BOOST_AUTO_TEST_CASE(apply_get_and_delete_services) {
 
   BOOST_REQUIRE_EQUAL(cli({"delete", "svc", "web"}), 0);
   BOOST_TEST(out.str() == "service \"web\" deleted\n");
-  ctl.sync_pending();
+  ctl->sync_pending();
   BOOST_TEST(reg.get("Endpoints", "default", "web").err().code == errc::not_found);
   BOOST_REQUIRE_EQUAL(cli({"delete", "ep", "db"}), 0);
   BOOST_TEST(out.str() == "endpoints \"db\" deleted\n");
-  ctl.sync_pending();
+  ctl->sync_pending();
   BOOST_REQUIRE_EQUAL(cli({"get", "ep,endpointslices"}), 0);
   BOOST_TEST(err.str() == "No resources found in default namespace.\n");
 

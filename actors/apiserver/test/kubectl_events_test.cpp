@@ -1,54 +1,17 @@
 // kubectl get events and kubectl describe pod against the API server: the
 // real client's field selectors and printing.
 
-#include <stdio.h>
-#include <sys/wait.h>
-
-#include <fstream>
-
 #include <boost/test/unit_test.hpp>
 
 #include "deckhand/apiserver/events.hpp"
-#include "deckhand/apiserver/http_api.hpp"
-#include "support.hpp"
+#include "server_fixture.hpp"
 
 using namespace deckhand::apiserver;
-using deckhand::apiserver::test::temp_dir;
 using nlohmann::json;
 
 namespace {
 
-bool have_kubectl() { return std::system("command -v kubectl >/dev/null 2>&1") == 0; }
-
-struct kubectl_events_fixture {
-  temp_dir tmp;
-  store st = store::open(tmp.path() / "apiserver").value();
-  registry reg{st};
-  http_api api{reg};
-
-  kubectl_events_fixture() {
-    BOOST_REQUIRE(api.start().ok());
-    std::ofstream(tmp.path() / "kubeconfig") << "";
-  }
-  ~kubectl_events_fixture() { api.stop(); }
-
-  std::pair<int, std::string> kubectl(const std::string& args) {
-    std::string cmd = "KUBECONFIG=" + (tmp.path() / "kubeconfig").string() +
-                      " timeout 60 kubectl --server=" + api.url() +
-                      " --cache-dir=" + (tmp.path() / "cache").string() +
-                      " --request-timeout=20s " + args + " 2>&1 </dev/null";
-    FILE* p = ::popen(cmd.c_str(), "r");
-    BOOST_REQUIRE(p);
-    std::string out;
-    char buf[4096];
-    while (std::size_t n = std::fread(buf, 1, sizeof buf, p))
-      out.append(buf, n);
-    int status = ::pclose(p);
-    int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    BOOST_TEST_MESSAGE("kubectl " << args << " -> " << code << "\n" << out);
-    return {code, out};
-  }
-
+struct kubectl_events_fixture : deckhand::apiserver::test::kubectl_fixture {
   json pod_event(const json& pod, const std::string& name, const std::string& reason,
                  const std::string& message, int count) {
     auto now = format_rfc3339(std::chrono::system_clock::now());
@@ -72,11 +35,10 @@ struct kubectl_events_fixture {
 
 }  // namespace
 
-BOOST_FIXTURE_TEST_SUITE(kubectl_events_suite, kubectl_events_fixture)
+BOOST_FIXTURE_TEST_SUITE(kubectl_events_suite, kubectl_events_fixture,
+                         *deckhand::testing::skip_unless(deckhand::testing::program("kubectl")))
 
 BOOST_AUTO_TEST_CASE(get_events_and_describe_pod) {
-  if (!have_kubectl())
-    return;
   json pod = {{"metadata", {{"name", "web"}}},
               {"spec", {{"containers", {{{"name", "app"}, {"image", "busybox:1.36"}}}}}}};
   auto created = reg.create("Pod", "default", pod);

@@ -1,62 +1,15 @@
 // Drives the API server with the real kubectl (1.32, on PATH on these
 // machines): the client that users will point at deckhand.
 
-#include <stdio.h>
-#include <sys/wait.h>
-
-#include <fstream>
-
 #include <boost/test/unit_test.hpp>
 
-#include "deckhand/apiserver/http_api.hpp"
-#include "support.hpp"
+#include "server_fixture.hpp"
 
 using namespace deckhand::apiserver;
-using deckhand::apiserver::test::temp_dir;
+using deckhand::apiserver::test::kubectl_fixture;
 using nlohmann::json;
 
 namespace {
-
-bool have_kubectl() { return std::system("command -v kubectl >/dev/null 2>&1") == 0; }
-
-struct kubectl_fixture {
-  temp_dir tmp;
-  store st = store::open(tmp.path() / "apiserver").value();
-  registry reg{st};
-  http_api api{reg};
-
-  kubectl_fixture() {
-    auto port = api.start();
-    BOOST_REQUIRE(port.ok());
-    // An empty kubeconfig keeps any user's config out of the test.
-    std::ofstream(tmp.path() / "kubeconfig") << "";
-  }
-  ~kubectl_fixture() { api.stop(); }
-
-  /// Runs kubectl with `args`; returns exit code and combined output.
-  std::pair<int, std::string> kubectl(const std::string& args) {
-    std::string cmd = "KUBECONFIG=" + (tmp.path() / "kubeconfig").string() +
-                      " timeout 60 kubectl --server=" + api.url() +
-                      " --cache-dir=" + (tmp.path() / "cache").string() +
-                      " --request-timeout=20s " + args + " 2>&1 </dev/null";
-    FILE* p = ::popen(cmd.c_str(), "r");
-    BOOST_REQUIRE(p);
-    std::string out;
-    char buf[4096];
-    while (std::size_t n = std::fread(buf, 1, sizeof buf, p))
-      out.append(buf, n);
-    int status = ::pclose(p);
-    int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    BOOST_TEST_MESSAGE("kubectl " << args << " -> " << code << "\n" << out);
-    return {code, out};
-  }
-
-  std::string write_manifest(const std::string& name, const std::string& text) {
-    auto path = tmp.path() / name;
-    std::ofstream(path) << text;
-    return path.string();
-  }
-};
 
 const char* pod_manifest = R"(apiVersion: v1
 kind: Pod
@@ -73,19 +26,16 @@ spec:
 
 }  // namespace
 
-BOOST_FIXTURE_TEST_SUITE(kubectl_suite, kubectl_fixture)
+BOOST_FIXTURE_TEST_SUITE(kubectl_suite, kubectl_fixture,
+                         *deckhand::testing::skip_unless(deckhand::testing::program("kubectl")))
 
 BOOST_AUTO_TEST_CASE(create_get_and_delete_a_pod) {
-  if (!have_kubectl()) {
-    BOOST_TEST_MESSAGE("kubectl not on PATH: skipped");
-    return;
-  }
   auto [c0, empty] = kubectl("get pods -o json");
   BOOST_REQUIRE_MESSAGE(c0 == 0, empty);
   json list = json::parse(empty);
   BOOST_TEST(list["items"].empty());
 
-  auto [c1, created] = kubectl("create -f " + write_manifest("pod.yaml", pod_manifest));
+  auto [c1, created] = kubectl("create -f " + write_file("pod.yaml", pod_manifest));
   BOOST_REQUIRE_MESSAGE(c1 == 0, created);
   BOOST_TEST(created.find("pod/web created") != std::string::npos);
 
@@ -125,18 +75,14 @@ BOOST_AUTO_TEST_CASE(create_get_and_delete_a_pod) {
 }
 
 BOOST_AUTO_TEST_CASE(invalid_manifest_is_reported) {
-  if (!have_kubectl())
-    return;
   std::string bad = pod_manifest;
   bad.replace(bad.find("    image: busybox:1.36\n"), 24, "");
-  auto [code, out] = kubectl("create -f " + write_manifest("bad.yaml", bad));
+  auto [code, out] = kubectl("create -f " + write_file("bad.yaml", bad));
   BOOST_TEST(code != 0);
   BOOST_TEST(out.find("spec.containers[0].image: Required value") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(discovery_and_nodes) {
-  if (!have_kubectl())
-    return;
   auto [c1, res] = kubectl("api-resources --api-group= -o name");
   BOOST_REQUIRE_MESSAGE(c1 == 0, res);
   BOOST_TEST(res.find("pods") != std::string::npos);

@@ -378,6 +378,24 @@ std::string event_source(const json& e) {
   return s.empty() ? str(e, "reportingComponent") : s;
 }
 
+}  // namespace
+
+std::string pod_events_selector(const json& pod) {
+  const auto& md = obj(pod, "metadata");
+  // kubectl's PodDescriber: the reference without its kind, and for a mirror
+  // pod the static pod's uid, which the kubelet records its events under.
+  auto uid = str(obj(md, "annotations"), "kubernetes.io/config.mirror");
+  if (uid.empty())
+    uid = str(md, "uid");
+  std::string selector = "involvedObject.name=" + str(md, "name") +
+                         ",involvedObject.namespace=" + str(md, "namespace");
+  if (!uid.empty())
+    selector += ",involvedObject.uid=" + uid;
+  return selector;
+}
+
+namespace {
+
 std::string percent_encode(const std::string& s) {
   static const char* hex = "0123456789ABCDEF";
   std::string out;
@@ -603,7 +621,9 @@ int describe_command(const describe_options& opts, io_streams io) {
       io.err << (resp ? server_error(*resp) : "error: " + resp.err().message) << "\n";
       return 1;
     }
-    for (const auto& p : arr(resp->json(), "items"))
+    // Kept in a variable: arr() returns a reference into it (see below).
+    const auto list = resp->json();
+    for (const auto& p : arr(list, "items"))
       pods.push_back(p);
     if (pods.empty()) {
       io.err << "No resources found in " << ns << " namespace.\n";
@@ -629,19 +649,16 @@ int describe_command(const describe_options& opts, io_streams io) {
   bool first = true;
   for (const auto& pod : pods) {
     const auto& md = obj(pod, "metadata");
-    // What kubectl describe asks for: the pod's events by name, namespace,
-    // kind and uid.
-    std::string selector = "involvedObject.name=" + str(md, "name") +
-                           ",involvedObject.namespace=" + str(md, "namespace") +
-                           ",involvedObject.kind=Pod";
-    if (!str(md, "uid").empty())
-      selector += ",involvedObject.uid=" + str(md, "uid");
     std::vector<json> events;
     auto resp = api->get(collection_path(str(md, "namespace"), "events") +
-                         "?fieldSelector=" + percent_encode(selector));
-    if (resp && resp->ok())
-      for (const auto& e : arr(resp->json(), "items"))
+                         "?fieldSelector=" + percent_encode(pod_events_selector(pod)));
+    if (resp && resp->ok()) {
+      // A temporary's member would dangle in the loop (C++20 extends only the
+      // range expression's own temporary): keep the list.
+      const auto list = resp->json();
+      for (const auto& e : arr(list, "items"))
         events.push_back(e);
+    }
     if (!first)
       io.out << "\n\n";
     first = false;

@@ -1,6 +1,17 @@
 #include <boost/test/unit_test.hpp>
 
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <httplib.h>
+
+#include "deckhand/cli/commands.hpp"
 #include "deckhand/cli/describe.hpp"
+#include "deckhand/common/paths.hpp"
 
 using namespace deckhand::cli;
 using nlohmann::json;
@@ -77,9 +88,123 @@ std::vector<json> golden_events() {
                 "2024-05-01T12:04:51Z", "2024-05-01T12:04:51Z", 1)};
 }
 
+/// Whether `ev` matches every `field=value` term of `selector`, as the API
+/// server applies a field selector.
+bool selected(const json& ev, const std::string& selector) {
+  std::istringstream terms(selector);
+  std::string term;
+  while (std::getline(terms, term, ',')) {
+    auto eq = term.find('=');
+    auto field = term.substr(0, eq);
+    auto value = term.substr(eq + 1);
+    const std::string prefix = "involvedObject.";
+    if (field.rfind(prefix, 0) != 0)
+      return false;
+    if (ev["involvedObject"].value(field.substr(prefix.size()), "") != value)
+      return false;
+  }
+  return true;
+}
+
+/// A stand-in API server with one pod and its events, behind a node data
+/// directory whose URL file points at it.
+class fake_node {
+ public:
+  fake_node(json pod, std::vector<json> events) : pod_(std::move(pod)), events_(std::move(events)) {
+    srv_.Get(R"(/api/v1/namespaces/default/pods/([^/]+))",
+             [this](const httplib::Request&, httplib::Response& res) {
+               res.set_content(pod_.dump(), "application/json");
+             });
+    srv_.Get("/api/v1/namespaces/default/events", [this](const httplib::Request& req,
+                                                         httplib::Response& res) {
+      selector = req.get_param_value("fieldSelector");
+      json items = json::array();
+      for (const auto& ev : events_)
+        if (selected(ev, selector))
+          items.push_back(ev);
+      res.set_content(json{{"kind", "EventList"}, {"items", items}}.dump(), "application/json");
+    });
+    int port = srv_.bind_to_any_port("127.0.0.1");
+    BOOST_REQUIRE(port > 0);
+    thread_ = std::thread([this] { srv_.listen_after_bind(); });
+    for (int i = 0; i < 500 && !srv_.is_running(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    BOOST_REQUIRE(srv_.is_running());
+    char tmpl[] = "/tmp/deckhand-describe-XXXXXX";
+    dir = ::mkdtemp(tmpl);
+    std::filesystem::create_directories(deckhand::paths::run_dir(dir));
+    std::ofstream(deckhand::paths::apiserver_url_file(dir)) << "http://127.0.0.1:" << port << "\n";
+  }
+  ~fake_node() {
+    srv_.stop();
+    thread_.join();
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+  fake_node(const fake_node&) = delete;
+  fake_node& operator=(const fake_node&) = delete;
+
+  std::filesystem::path dir;
+  std::string selector;  ///< the last events request's fieldSelector
+
+ private:
+  json pod_;
+  std::vector<json> events_;
+  httplib::Server srv_;
+  std::thread thread_;
+};
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(describe_suite)
+
+BOOST_AUTO_TEST_CASE(events_are_selected_as_kubectl_selects_them) {
+  // kubectl's PodDescriber drops the kind from the reference.
+  BOOST_TEST(pod_events_selector(golden_pod()) ==
+             "involvedObject.name=web-1,involvedObject.namespace=default,involvedObject.uid=u1");
+  // A mirror pod's events are the static pod's: the kubelet records them
+  // under the uid in the config.mirror annotation.
+  auto mirror = golden_pod();
+  mirror["metadata"]["annotations"] = {{"kubernetes.io/config.mirror", "static-uid"}};
+  BOOST_TEST(pod_events_selector(mirror) ==
+             "involvedObject.name=web-1,involvedObject.namespace=default,"
+             "involvedObject.uid=static-uid");
+}
+
+BOOST_AUTO_TEST_CASE(describe_pod_command_shows_the_events_the_kubelet_recorded) {
+  // A static pod whose liveness probe failed: the kubelet's events name the
+  // static pod's uid, the API server's pod is its mirror.
+  auto pod = golden_pod();
+  pod["metadata"]["uid"] = "mirror-uid";
+  pod["metadata"]["annotations"] = {{"kubernetes.io/config.mirror", "u1"}};
+  auto unhealthy = event("Unhealthy", "Warning", "kubelet",
+                         "Liveness probe failed: cat: can't open '/tmp/healthy'",
+                         "2024-05-01T12:04:40Z", "2024-05-01T12:04:48Z", 3);
+  auto killing = event("Killing", "Normal", "kubelet",
+                       "Container app failed liveness probe, will be restarted",
+                       "2024-05-01T12:04:48Z", "2024-05-01T12:04:48Z", 1);
+  auto other = event("Started", "Normal", "kubelet", "Started container app",
+                     "2024-05-01T12:00:02Z", "2024-05-01T12:00:02Z", 1);
+  for (auto* ev : {&unhealthy, &killing})
+    (*ev)["involvedObject"]["uid"] = "u1";
+  other["involvedObject"]["uid"] = "an-earlier-pod";
+  fake_node n(pod, {unhealthy, killing, other});
+
+  std::ostringstream out, err;
+  std::istringstream in;
+  describe_options opts;
+  opts.node.data_dir = n.dir;
+  opts.resource = "pod";
+  opts.names = {"web-1"};
+  BOOST_TEST(describe_command(opts, {out, err, in}) == 0, err.str());
+  BOOST_TEST(n.selector ==
+             "involvedObject.name=web-1,involvedObject.namespace=default,involvedObject.uid=u1");
+  auto text = out.str();
+  BOOST_TEST(text.find("Events:           <none>") == std::string::npos, text);
+  BOOST_TEST(text.find("Warning  Unhealthy") != std::string::npos, text);
+  BOOST_TEST(text.find("Normal   Killing") != std::string::npos, text);
+  BOOST_TEST(text.find("Started container app") == std::string::npos, text);
+}
 
 BOOST_AUTO_TEST_CASE(tab_align_is_go_tabwriter) {
   // Column blocks end at a line without that column.

@@ -9,6 +9,7 @@
 
 #include "deckhand/image/builder.hpp"
 #include "deckhand/image/image_store.hpp"
+#include "deckhand/testing/skip.hpp"
 #include "fixtures.hpp"
 
 using namespace deckhand;
@@ -18,8 +19,6 @@ using T = tar_entry;
 using json = nlohmann::json;
 
 namespace {
-
-bool have_skopeo() { return std::system("skopeo --version >/dev/null 2>&1") == 0; }
 
 int run(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()); }
 
@@ -172,11 +171,8 @@ BOOST_AUTO_TEST_CASE(imports_oci_layout_directory) {
   BOOST_TEST(entries_of(root / "tmp").empty());
 }
 
-BOOST_AUTO_TEST_CASE(skopeo_accepts_built_layout) {
-  if (!have_skopeo()) {
-    BOOST_TEST_MESSAGE("skopeo not installed; skipped");
-    return;
-  }
+BOOST_AUTO_TEST_CASE(skopeo_accepts_built_layout,
+                     *deckhand::testing::skip_unless(deckhand::testing::program("skopeo"))) {
   fs::path layout = busybox_layout("layout", "busybox:test");
   BOOST_TEST(run("skopeo inspect oci:" + layout.string()) == 0);
   BOOST_TEST(run("skopeo inspect --config oci:" + layout.string()) == 0);
@@ -208,11 +204,8 @@ BOOST_AUTO_TEST_CASE(imports_oci_archive_and_is_idempotent) {
   BOOST_TEST(!store->import(layout, std::string("Bad Name")).ok());
 }
 
-BOOST_AUTO_TEST_CASE(imports_docker_save_archive) {
-  if (!have_skopeo()) {
-    BOOST_TEST_MESSAGE("skopeo not installed; skipped");
-    return;
-  }
+BOOST_AUTO_TEST_CASE(imports_docker_save_archive,
+                     *deckhand::testing::skip_unless(deckhand::testing::program("skopeo"))) {
   fs::path layout = busybox_layout("layout", "busybox:test");
   fs::path archive = tmp / "busybox-docker.tar";
   BOOST_REQUIRE(run("skopeo --insecure-policy copy oci:" + layout.string() + " docker-archive:" +

@@ -1,11 +1,14 @@
 #define BOOST_TEST_MODULE deckhand_kubelet
 #include <boost/test/unit_test.hpp>
 
+#include "container_records.hpp"
 #include "deckhand/kubelet/image_pull.hpp"
 #include "deckhand/kubelet/pod_status.hpp"
 
 using namespace deckhand;
 using namespace deckhand::kubelet;
+using deckhand::kubelet::test::exited;
+using deckhand::kubelet::test::running;
 
 namespace {
 
@@ -22,24 +25,6 @@ wire::pod make_pod(const std::string& policy, int containers = 1) {
     p.spec.containers.push_back(c);
   }
   return p;
-}
-
-wire::container_record running(const std::string& name) {
-  wire::container_record r;
-  r.name = name;
-  r.status.state.running.started_at = "2026-11-27T20:00:00Z";
-  r.status.ready = true;
-  r.status.started = true;
-  return r;
-}
-
-wire::container_record exited(const std::string& name, int code) {
-  wire::container_record r;
-  r.name = name;
-  r.status.state.terminated.exit_code = code;
-  r.status.state.terminated.reason = code == 0 ? "Completed" : "Error";
-  r.status.state.terminated.finished_at = "2026-11-27T20:00:01Z";
-  return r;
 }
 
 const wire::pod_condition* cond(const wire::pod_status& st, const std::string& type) {

@@ -11,11 +11,14 @@
 #include <vector>
 
 #include "deckhand/kubelet/admission.hpp"
+#include "container_records.hpp"
 #include "deckhand/kubelet/pod_lifecycle.hpp"
 #include "deckhand/kubelet/pod_status.hpp"
 
 using namespace deckhand;
 using namespace deckhand::kubelet;
+using deckhand::kubelet::test::exited;
+using deckhand::kubelet::test::running;
 using namespace std::chrono_literals;
 
 namespace {
@@ -39,24 +42,6 @@ wire::pod make_pod(const std::string& policy, std::vector<std::string> apps = {"
     p.spec.containers.push_back(container(n));
   p.spec.init_containers = std::move(inits);
   return p;
-}
-
-wire::container_record running(const std::string& name, bool ready = true) {
-  wire::container_record r;
-  r.name = name;
-  r.status.state.running.started_at = "2026-11-27T20:00:00Z";
-  r.status.ready = ready;
-  r.status.started = true;
-  return r;
-}
-
-wire::container_record exited(const std::string& name, int code) {
-  wire::container_record r;
-  r.name = name;
-  r.status.state.terminated.exit_code = code;
-  r.status.state.terminated.reason = code == 0 ? "Completed" : "Error";
-  r.status.state.terminated.finished_at = "2026-11-27T20:00:01Z";
-  return r;
 }
 
 /// Waiting to restart after an exit (CrashLoopBackOff).

@@ -22,6 +22,8 @@
 #include <boost/test/unit_test.hpp>
 
 #include "deckhand/net/netns.hpp"
+#include "deckhand/testing/skip.hpp"
+
 #include "deckhand/oci/bundle.hpp"
 #include "deckhand/oci/mount.hpp"
 #include "deckhand/oci/process.hpp"
@@ -73,23 +75,6 @@ inline std::vector<fs::path> mounts_under(const fs::path& prefix) {
     return a.native().size() > b.native().size();
   });
   return found;
-}
-
-/// Skips a test case (with a message) unless running as root with runc and a
-/// static busybox at hand.
-inline boost::test_tools::assertion_result needs_root_and_runc(boost::unit_test::test_unit_id) {
-  boost::test_tools::assertion_result res(true);
-  if (::geteuid() != 0) {
-    res = false;
-    res.message() << "skipped: needs root";
-  } else if (!find_program("runc")) {
-    res = false;
-    res.message() << "skipped: runc not installed";
-  } else if (!fs::exists("/bin/busybox")) {
-    res = false;
-    res.message() << "skipped: /bin/busybox (busybox-static) not installed";
-  }
-  return res;
 }
 
 /// A temporary directory plus everything a test creates inside it.

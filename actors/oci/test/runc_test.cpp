@@ -41,7 +41,7 @@ bool listed(runc& rt, const std::string& id, container_status* status = nullptr)
 
 }  // namespace
 
-BOOST_AUTO_TEST_SUITE(runc_driver, *utf::precondition(needs_root_and_runc))
+BOOST_AUTO_TEST_SUITE(runc_driver, *deckhand::testing::skip_unless(deckhand::testing::containers()))
 
 BOOST_AUTO_TEST_CASE(run_detached_exit_code_comes_back_through_subreaper) {
   sandbox sb;

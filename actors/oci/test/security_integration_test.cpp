@@ -190,7 +190,8 @@ std::string trimmed(std::string s) {
 
 }  // namespace
 
-BOOST_AUTO_TEST_SUITE(container_security, *utf::precondition(needs_root_and_runc))
+BOOST_AUTO_TEST_SUITE(container_security,
+                      *deckhand::testing::skip_unless(deckhand::testing::containers()))
 
 BOOST_AUTO_TEST_CASE(capabilities_inside_the_container) {
   container_fixture f;

@@ -25,6 +25,8 @@
 #include <vector>
 
 #include <boost/test/unit_test.hpp>
+
+#include "deckhand/testing/skip.hpp"
 #include <nlohmann/json.hpp>
 
 #include "deckhand/oci/bundle.hpp"
@@ -179,12 +181,6 @@ exit_status wait_exit(pid_t pid) {
   auto st = wait_with_deadline(pid, 20s);
   BOOST_REQUIRE_MESSAGE(st.ok(), (st ? "" : st.err().message));
   return *st;
-}
-
-boost::test_tools::assertion_result needs_root(utf::test_unit_id) {
-  boost::test_tools::assertion_result res(::geteuid() == 0);
-  res.message() << "skipped: needs root";
-  return res;
 }
 
 }  // namespace
@@ -568,7 +564,8 @@ BOOST_AUTO_TEST_CASE(foreground_run_returns_the_exit_code_and_cleans_up) {
   BOOST_TEST(!sb.listed("fg"));
 }
 
-BOOST_AUTO_TEST_CASE(process_user_applies_as_root, *utf::precondition(needs_root)) {
+BOOST_AUTO_TEST_CASE(process_user_applies_as_root,
+                     *deckhand::testing::skip_unless(deckhand::testing::root())) {
   shim_sandbox sb;
   auto id = sb.new_id();
   auto b = sb.bundle({"sh", "-c", "id -u; id -g; id -G"}, "b", [](bundle_spec& s) {

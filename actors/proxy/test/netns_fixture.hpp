@@ -30,10 +30,30 @@
 #include "deckhand/proxy/iptables.hpp"
 #include "deckhand/proxy/kernel.hpp"
 #include "deckhand/proxy/nftables.hpp"
+#include "deckhand/testing/skip.hpp"
+#include "netns_sockets.hpp"
 
 namespace deckhand::proxy::testing {
 
 using namespace std::chrono_literals;
+
+/// What the nftables data plane needs of the host: root and a working nft.
+inline deckhand::testing::requirement nftables_host() {
+  return [] {
+    if (auto why = deckhand::testing::root()(); !why.empty())
+      return why;
+    return nftables_available() ? std::string() : std::string("needs nft (nftables)");
+  };
+}
+
+/// What the iptables data plane needs of the host: root and iptables-restore.
+inline deckhand::testing::requirement iptables_host() {
+  return [] {
+    if (auto why = deckhand::testing::root()(); !why.empty())
+      return why;
+    return iptables_available() ? std::string() : std::string("needs iptables-restore");
+  };
+}
 
 std::string sh(const std::vector<std::string>& argv) {
   auto r = run_checked(argv);
@@ -42,31 +62,6 @@ std::string sh(const std::vector<std::string>& argv) {
 }
 
 void quiet(const std::vector<std::string>& argv) { (void)run_command(argv); }
-
-/// Runs `fn` on a thread that has joined network namespace `ns`; sockets it
-/// creates stay in that namespace.
-int socket_in(const std::string& ns, int type) {
-  int fd = -1;
-  std::thread t([&] {
-    if (!ns.empty()) {
-      int nfd = ::open(("/run/netns/" + ns).c_str(), O_RDONLY | O_CLOEXEC);
-      if (nfd < 0 || ::setns(nfd, CLONE_NEWNET) != 0)
-        return;
-      ::close(nfd);
-    }
-    fd = ::socket(AF_INET, type | SOCK_CLOEXEC, 0);
-  });
-  t.join();
-  return fd;
-}
-
-sockaddr_in addr(const std::string& ip, int port) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  ::inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
-  return a;
-}
 
 /// Connects from namespace `ns` (empty: the node); returns the fd, or -1 with
 /// `why` = "refused" / "timeout sport=N" / other.

@@ -323,19 +323,13 @@ void scenario_for(const std::string& mode) {
 
 BOOST_AUTO_TEST_SUITE(e2e_suite, *boost::unit_test::label("integration"))
 
-BOOST_AUTO_TEST_CASE(nftables_proxy_follows_the_api_and_survives_sigkill) {
-  if (::geteuid() != 0 || !nftables_available()) {
-    BOOST_TEST_MESSAGE("skipped: needs root and nft");
-    return;
-  }
+BOOST_AUTO_TEST_CASE(nftables_proxy_follows_the_api_and_survives_sigkill,
+                     *deckhand::testing::skip_unless(deckhand::proxy::testing::nftables_host())) {
   scenario_for("nftables");
 }
 
-BOOST_AUTO_TEST_CASE(iptables_proxy_follows_the_api_and_survives_sigkill) {
-  if (::geteuid() != 0 || !iptables_available()) {
-    BOOST_TEST_MESSAGE("skipped: needs root and iptables-restore");
-    return;
-  }
+BOOST_AUTO_TEST_CASE(iptables_proxy_follows_the_api_and_survives_sigkill,
+                     *deckhand::testing::skip_unless(deckhand::proxy::testing::iptables_host())) {
   scenario_for("iptables");
 }
 

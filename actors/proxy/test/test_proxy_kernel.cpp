@@ -76,8 +76,6 @@ size_t count(const std::string& hay, const std::string& needle) {
   return n;
 }
 
-bool root() { return ::geteuid() == 0; }
-
 }  // namespace
 
 // -- rendering ---------------------------------------------------------------
@@ -365,11 +363,8 @@ void exercise(netfix& f, const std::function<std::unique_ptr<data_plane>()>& mak
 
 BOOST_AUTO_TEST_SUITE(kernel, *boost::unit_test::label("integration"))
 
-BOOST_AUTO_TEST_CASE(nftables_data_plane_routes_real_connections) {
-  if (!root() || !nftables_available()) {
-    BOOST_TEST_MESSAGE("skipped: needs root and nft");
-    return;
-  }
+BOOST_AUTO_TEST_CASE(nftables_data_plane_routes_real_connections,
+                     *deckhand::testing::skip_unless(deckhand::proxy::testing::nftables_host())) {
   netfix f;
   nftables_data_plane* last = nullptr;
   exercise(
@@ -390,11 +385,8 @@ BOOST_AUTO_TEST_CASE(nftables_data_plane_routes_real_connections) {
   BOOST_TEST(!contains(rules, f.opts.nft_table));
 }
 
-BOOST_AUTO_TEST_CASE(iptables_data_plane_routes_real_connections) {
-  if (!root() || !iptables_available()) {
-    BOOST_TEST_MESSAGE("skipped: needs root and iptables-restore");
-    return;
-  }
+BOOST_AUTO_TEST_CASE(iptables_data_plane_routes_real_connections,
+                     *deckhand::testing::skip_unless(deckhand::proxy::testing::iptables_host())) {
   netfix f;
   exercise(
       f, [&] { return std::make_unique<iptables_data_plane>(f.opts); },

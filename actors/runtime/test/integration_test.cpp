@@ -1,6 +1,8 @@
 #define BOOST_TEST_MODULE deckhand_runtime_integration
 #include <boost/test/unit_test.hpp>
 
+#include "deckhand/testing/skip.hpp"
+
 // Runs the real deckhand-runtime (and deckhand-pod-supervisor) from
 // $DECKHAND_BIN_DIR on a temporary data dir, with runc. Needs root.
 
@@ -54,16 +56,6 @@ std::string missing_prerequisite() {
     return "DECKHAND_BIN_DIR does not hold deckhand-pod-supervisor";
   return {};
 }
-
-struct can_run {
-  boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) {
-    auto why = missing_prerequisite();
-    boost::test_tools::assertion_result r(why.empty());
-    if (!why.empty())
-      r.message() << "skipped: " << why;
-    return r;
-  }
-};
 
 /// A busybox OCI layout, built once for the whole module.
 struct busybox_layout {
@@ -344,7 +336,7 @@ struct runtime_fixture {
 
 }  // namespace
 
-BOOST_AUTO_TEST_SUITE(runtime_integration, *boost::unit_test::precondition(can_run()))
+BOOST_AUTO_TEST_SUITE(runtime_integration, *deckhand::testing::skip_unless(missing_prerequisite))
 
 BOOST_FIXTURE_TEST_CASE(missing_image_is_not_found, runtime_fixture) {
   start_runtime();

@@ -1,6 +1,8 @@
 #define BOOST_TEST_MODULE deckhand_runtime_network
 #include <boost/test/unit_test.hpp>
 
+#include "deckhand/testing/skip.hpp"
+
 // Pod networking against the real kernel: namespaces, a bridge, veth pairs,
 // addresses, TCP between pods. Needs root. Every test uses a bridge and a
 // CIDR of its own (dht<pid>, 10.201.<n>.0/24) and removes them at the end,
@@ -45,15 +47,6 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 namespace {
-
-struct is_root {
-  boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) {
-    boost::test_tools::assertion_result r(::geteuid() == 0);
-    if (::geteuid() != 0)
-      r.message() << "skipped: not root";
-    return r;
-  }
-};
 
 ipv4 ip(const char* text) {
   auto a = ipv4::parse(text);
@@ -335,7 +328,7 @@ BOOST_AUTO_TEST_CASE(no_double_allocation_under_concurrency) {
 
 BOOST_AUTO_TEST_SUITE_END()
 
-BOOST_AUTO_TEST_SUITE(pod_networking, *boost::unit_test::precondition(is_root()))
+BOOST_AUTO_TEST_SUITE(pod_networking, *deckhand::testing::skip_unless(deckhand::testing::root()))
 
 BOOST_AUTO_TEST_CASE(shared_namespaces_have_the_hostname) {
   net_fixture fx;

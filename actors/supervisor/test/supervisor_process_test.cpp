@@ -21,6 +21,8 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include "deckhand/testing/skip.hpp"
+
 #include "deckhand/cli/commands.hpp"
 #include "deckhand/common/fsutil.hpp"
 #include "deckhand/common/paths.hpp"
@@ -47,22 +49,13 @@ fs::path supervisor_binary() {
   return fs::path(dir ? dir : "") / "deckhand-pod-supervisor";
 }
 
-boost::test_tools::assertion_result needs_root_and_runc(boost::unit_test::test_unit_id) {
-  boost::test_tools::assertion_result res(true);
-  if (::geteuid() != 0) {
-    res = false;
-    res.message() << "skipped: needs root";
-  } else if (!common::find_program("runc")) {
-    res = false;
-    res.message() << "skipped: runc not installed";
-  } else if (!fs::exists("/bin/busybox")) {
-    res = false;
-    res.message() << "skipped: /bin/busybox (busybox-static) not installed";
-  } else if (!std::getenv("DECKHAND_BIN_DIR") || !fs::exists(supervisor_binary())) {
-    res = false;
-    res.message() << "skipped: deckhand-pod-supervisor not found (DECKHAND_BIN_DIR unset)";
-  }
-  return res;
+/// Where the pod supervisor cannot run here: what is missing, or empty.
+std::string missing_for_supervisor() {
+  if (auto why = deckhand::testing::containers()(); !why.empty())
+    return why;
+  if (!std::getenv("DECKHAND_BIN_DIR") || !fs::exists(supervisor_binary()))
+    return "needs deckhand-pod-supervisor in DECKHAND_BIN_DIR";
+  return {};
 }
 
 std::string read_text(const fs::path& p) {
@@ -275,7 +268,7 @@ bool running(const wire::container_status& c) { return c.state.is_running(); }
 
 }  // namespace
 
-BOOST_AUTO_TEST_SUITE(supervisor_process, *boost::unit_test::precondition(needs_root_and_runc))
+BOOST_AUTO_TEST_SUITE(supervisor_process, *deckhand::testing::skip_unless(missing_for_supervisor))
 
 BOOST_AUTO_TEST_CASE(on_failure_restarts_with_back_off_and_logs_land_in_files) {
   pod_fixture f;

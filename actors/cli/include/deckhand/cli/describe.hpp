@@ -23,6 +23,12 @@ std::string tab_align(const std::string& text);
 std::string describe_pod(const nlohmann::json& pod, const std::vector<nlohmann::json>& events,
                          wall_time now);
 
+/// The field selector of the events `describe pod` shows for `pod`, as
+/// kubectl builds it: involvedObject name, namespace and uid (a mirror pod's
+/// events are its static pod's, under the uid in its config.mirror
+/// annotation).
+std::string pod_events_selector(const nlohmann::json& pod);
+
 /// `kubectl get events`: LAST SEEN TYPE REASON OBJECT MESSAGE (wide adds
 /// SUBOBJECT SOURCE FIRST SEEN COUNT NAME), oldest first.
 std::string format_event_table(const std::vector<nlohmann::json>& events, const table_options& opts,
