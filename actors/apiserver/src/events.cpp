@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <ctime>
 #include <map>
 
+#include "deckhand/api/time.hpp"
 #include "deckhand/common/log.hpp"
 
 namespace deckhand::apiserver {
@@ -47,21 +47,14 @@ kind_info event_kind() {
 }
 
 result<std::chrono::system_clock::time_point> parse_rfc3339(const std::string& text) {
-  std::tm tm{};
-  int consumed = 0;
-  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6)
-    return error{errc::invalid, "not an RFC 3339 time: " + text};
-  std::string rest = text.substr(static_cast<std::size_t>(consumed));
-  if (!rest.empty() && rest[0] == '.') {
-    auto end = rest.find_first_not_of("0123456789", 1);
-    rest = end == std::string::npos ? std::string{} : rest.substr(end);
-  }
-  if (rest != "Z")
+  // Events are written in UTC by every client we know; an offset means the
+  // text did not come from one, and expiry works in whole seconds.
+  if (text.empty() || text.back() != 'Z')
     return error{errc::invalid, "not an RFC 3339 UTC time: " + text};
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
-  return std::chrono::system_clock::from_time_t(::timegm(&tm));
+  auto t = api::parse_rfc3339(text);
+  if (!t)
+    return t.err();
+  return std::chrono::system_clock::time_point{std::chrono::floor<std::chrono::seconds>(*t)};
 }
 
 std::chrono::system_clock::time_point event_last_seen(const json& ev) {

@@ -1,9 +1,6 @@
 #include "deckhand/apiserver/leases.hpp"
 
-#include <cctype>
-#include <cstdio>
-#include <ctime>
-
+#include "deckhand/api/time.hpp"
 #include "deckhand/api/validation.hpp"
 
 namespace deckhand::apiserver {
@@ -23,51 +20,17 @@ kind_info lease_kind() {
 }
 
 std::string format_micro_time(std::chrono::system_clock::time_point t) {
-  auto us = std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
-  std::time_t secs = static_cast<std::time_t>(us / 1000000);
-  long frac = static_cast<long>(us % 1000000);
-  if (frac < 0) {
-    frac += 1000000;
-    --secs;
-  }
-  std::tm tm{};
-  ::gmtime_r(&secs, &tm);
-  char buf[48];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  char out[64];
-  std::snprintf(out, sizeof out, "%s.%06ldZ", buf, frac);
-  return out;
+  return api::format_rfc3339_micro(t);
 }
 
 std::optional<std::chrono::system_clock::time_point> parse_micro_time(const std::string& text) {
-  std::tm tm{};
-  int consumed = 0;
-  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6)
+  // Leases are written in UTC and compared at MicroTime's precision.
+  if (text.empty() || text.back() != 'Z')
     return std::nullopt;
-  std::string rest = text.substr(static_cast<std::size_t>(consumed));
-  int64_t micros = 0;
-  if (!rest.empty() && rest[0] == '.') {
-    std::size_t i = 1;
-    int digits = 0;
-    while (i < rest.size() && std::isdigit(static_cast<unsigned char>(rest[i]))) {
-      if (digits < 6) {
-        micros = micros * 10 + (rest[i] - '0');
-        ++digits;
-      }
-      ++i;
-    }
-    if (i == 1)
-      return std::nullopt;
-    for (; digits < 6; ++digits)
-      micros *= 10;
-    rest = rest.substr(i);
-  }
-  if (rest != "Z")
+  auto t = api::parse_rfc3339(text);
+  if (!t)
     return std::nullopt;
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
-  return std::chrono::system_clock::from_time_t(::timegm(&tm)) + std::chrono::microseconds(micros);
+  return std::chrono::floor<std::chrono::microseconds>(*t);
 }
 
 result<json> renew_node_lease(registry& reg, const std::string& node_name,

@@ -1,7 +1,5 @@
 #include "deckhand/apiserver/registry.hpp"
 
-#include <ctime>
-
 #include "deckhand/apiserver/events.hpp"
 #include "deckhand/apiserver/leases.hpp"
 #include "deckhand/common/log.hpp"
@@ -140,15 +138,6 @@ const char* to_string(watch_event_type t) {
   case watch_event_type::deleted: return "DELETED";
   }
   return "ERROR";
-}
-
-std::string format_rfc3339(std::chrono::system_clock::time_point t) {
-  std::time_t tt = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  ::gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 registry::registry(store& s, registry_options opts)

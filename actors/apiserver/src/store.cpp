@@ -7,11 +7,14 @@
 
 #include <cerrno>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <system_error>
 
+#include "deckhand/common/fsutil.hpp"
 #include "deckhand/common/log.hpp"
+#include "deckhand/common/unique_fd.hpp"
 
 namespace deckhand::apiserver {
 
@@ -25,40 +28,8 @@ constexpr const char* snapshot_tmp_name = "snapshot.db.tmp";
 constexpr const char* wal_name = "wal.log";
 constexpr std::size_t header_bytes = 8;
 constexpr int snapshot_format = 1;
-
-/// Owns a file descriptor.
-class unique_fd {
- public:
-  unique_fd() = default;
-  explicit unique_fd(int fd) : fd_(fd) {}
-  unique_fd(unique_fd&& o) noexcept : fd_(o.release()) {}
-  unique_fd& operator=(unique_fd&& o) noexcept {
-    if (this != &o) {
-      reset();
-      fd_ = o.release();
-    }
-    return *this;
-  }
-  unique_fd(const unique_fd&) = delete;
-  unique_fd& operator=(const unique_fd&) = delete;
-  ~unique_fd() { reset(); }
-
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  int release() {
-    int f = fd_;
-    fd_ = -1;
-    return f;
-  }
-  void reset() {
-    if (fd_ >= 0)
-      ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
+/// The snapshot and the WAL are read whole, however large they have grown.
+constexpr std::size_t no_size_limit = std::numeric_limits<std::size_t>::max();
 
 void put_u32(std::string& out, std::uint32_t v) {
   for (int i = 0; i < 4; ++i)
@@ -115,23 +86,6 @@ std::optional<json> decode_payload(const std::string& buf, std::size_t off, std:
   }
 }
 
-result<std::string> read_file(int fd, const fs::path& path) {
-  std::string out;
-  char chunk[1 << 16];
-  for (;;) {
-    ssize_t n = ::read(fd, chunk, sizeof chunk);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      return error::from_errno("read " + path.string());
-    }
-    if (n == 0)
-      break;
-    out.append(chunk, static_cast<std::size_t>(n));
-  }
-  return out;
-}
-
 error write_all_at(int fd, const char* data, std::size_t n, off_t off, const fs::path& path) {
   while (n > 0) {
     ssize_t w = ::pwrite(fd, data, n, off);
@@ -147,15 +101,6 @@ error write_all_at(int fd, const char* data, std::size_t n, off_t off, const fs:
   return {};
 }
 
-error fsync_dir(const fs::path& dir) {
-  unique_fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd.valid())
-    return error::from_errno("open directory " + dir.string());
-  if (::fsync(fd.get()) != 0)
-    return error::from_errno("fsync directory " + dir.string());
-  return {};
-}
-
 }  // namespace
 
 struct store::impl {
@@ -164,7 +109,7 @@ struct store::impl {
   mutable std::mutex mu;
   std::map<std::string, stored_value> data;
   std::uint64_t rev = 0;
-  unique_fd wal;
+  common::unique_fd wal;
   std::uint64_t wal_size = 0;
   store_stats st;
   /// Set when a write could not be undone or synced: the on-disk state is then
@@ -182,15 +127,9 @@ struct store::impl {
 
 error store::impl::load_snapshot() {
   fs::path path = dir / snapshot_name;
-  unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) {
-    if (errno == ENOENT)
-      return {};
-    return error::from_errno("open " + path.string());
-  }
-  auto buf = read_file(fd.get(), path);
+  auto buf = fsutil::read_file(path, no_size_limit);
   if (!buf)
-    return buf.err();
+    return buf.err().code == errc::not_found ? error{} : buf.err();
   // The snapshot only ever appears through an atomic rename after fsync, so
   // any damage here is media corruption, not a crash: refuse to guess.
   auto corrupt = [&](std::size_t off, const char* what) {
@@ -230,13 +169,13 @@ error store::impl::load_snapshot() {
 error store::impl::replay_wal(bool& created) {
   fs::path path = wal_path();
   created = !fs::exists(path);
-  wal = unique_fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  if (!wal.valid())
+  wal = common::unique_fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!wal)
     return error::from_errno("open " + path.string());
   if (::flock(wal.get(), LOCK_EX | LOCK_NB) != 0)
     return error::from_errno("lock " + path.string() + " (is another apiserver using " +
                              dir.string() + "?)");
-  auto buf = read_file(wal.get(), path);
+  auto buf = fsutil::read_file(path, no_size_limit);
   if (!buf)
     return buf.err();
 
@@ -350,8 +289,8 @@ result<std::uint64_t> store::impl::append(bool is_put, const std::string& key, c
 
 error store::impl::write_snapshot() {
   fs::path tmp = dir / snapshot_tmp_name;
-  unique_fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (!fd.valid())
+  common::unique_fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!fd)
     return error::from_errno("open " + tmp.string());
   std::string buf;
   off_t off = 0;
@@ -379,7 +318,7 @@ error store::impl::write_snapshot() {
   fd.reset();
   if (::rename(tmp.c_str(), (dir / snapshot_name).c_str()) != 0)
     return error::from_errno("rename " + tmp.string());
-  if (auto err = fsync_dir(dir))
+  if (auto err = fsutil::sync_dir(dir))
     return err;
   // From here the snapshot holds everything; the old WAL records are redundant
   // (and skipped by revision if the truncation below does not happen).
@@ -408,7 +347,7 @@ result<store> store::open(const fs::path& dir, store_options opts) {
   if (ec)
     return error{errc::io, "create " + dir.string() + ": " + ec.message()};
   if (!existed && dir.has_parent_path())
-    if (auto err = fsync_dir(fs::absolute(dir).parent_path()))
+    if (auto err = fsutil::sync_dir(fs::absolute(dir).parent_path()))
       return err;
   fs::remove(dir / snapshot_tmp_name, ec);
   if (auto err = p->load_snapshot())
@@ -417,7 +356,7 @@ result<store> store::open(const fs::path& dir, store_options opts) {
   if (auto err = p->replay_wal(created))
     return err;
   if (created)
-    if (auto err = fsync_dir(dir))
+    if (auto err = fsutil::sync_dir(dir))
       return err;
   log::get()->info("apiserver store: opened dir={} rev={} keys={} wal_records={}", dir.string(),
                    p->rev, p->data.size(), p->st.wal_records);

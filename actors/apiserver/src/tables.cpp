@@ -1,9 +1,10 @@
 #include "deckhand/apiserver/tables.hpp"
 
 #include <cctype>
-#include <ctime>
 #include <functional>
 #include <map>
+
+#include "deckhand/api/time.hpp"
 
 namespace deckhand::apiserver {
 
@@ -35,19 +36,19 @@ std::string first_three(const std::vector<std::string>& items, std::size_t total
   return out;
 }
 
-std::optional<std::time_t> parse_time(const std::string& s) {
-  std::tm tm{};
-  if (s.size() < 20 || !::strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm))
+/// Ages are shown in whole seconds.
+std::optional<std::chrono::system_clock::time_point> parse_time(const std::string& s) {
+  auto t = api::parse_rfc3339(s);
+  if (!t)
     return std::nullopt;
-  return ::timegm(&tm);
+  return std::chrono::floor<std::chrono::seconds>(*t);
 }
 
 std::string age(const json& obj, std::chrono::system_clock::time_point now) {
   auto t = parse_time(str(member(obj, "metadata"), "creationTimestamp"));
   if (!t)
     return "<unknown>";
-  return human_duration(std::chrono::duration_cast<std::chrono::seconds>(
-      now - std::chrono::system_clock::from_time_t(*t)));
+  return human_duration(std::chrono::duration_cast<std::chrono::seconds>(now - *t));
 }
 
 std::string service_ports(const json& spec) {
@@ -374,8 +375,7 @@ std::string since(const std::string& stamp, std::chrono::system_clock::time_poin
   auto t = parse_time(stamp);
   if (!t)
     return "<unknown>";
-  auto d = std::chrono::duration_cast<std::chrono::seconds>(
-      now - std::chrono::system_clock::from_time_t(*t));
+  auto d = std::chrono::duration_cast<std::chrono::seconds>(now - *t);
   return human_duration(d);
 }
 

@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
+#include "deckhand/api/time.hpp"
 #include "deckhand/common/fsutil.hpp"
 #include "deckhand/common/log.hpp"
 #include "deckhand/common/paths.hpp"
@@ -33,19 +34,6 @@ namespace deckhand::cli {
 namespace fs = std::filesystem;
 using steady = std::chrono::steady_clock;
 using std::chrono::milliseconds;
-
-namespace {
-
-std::string now_rfc3339() {
-  auto secs = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  ::gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-}  // namespace
 
 const std::vector<std::string>& stop_order() {
   static const std::vector<std::string> order = {"kubelet", "proxy", "runtime"};
@@ -291,7 +279,7 @@ class launcher {
     if (!sig_fd_)
       return error::from_errno("signalfd");
     ::signal(SIGPIPE, SIG_IGN);
-    started_at_ = now_rfc3339();
+    started_at_ = api::now_rfc3339();
     log_ = log::get();
     return {};
   }
@@ -369,7 +357,7 @@ class launcher {
     }
     p.pid = *pid;
     p.running_since = now;
-    p.started_at = now_rfc3339();
+    p.started_at = api::now_rfc3339();
     if (p.starts++ > 0)
       ++p.restarts;
     log_->info("msg=\"component started\" component={} pid={} restarts={}", p.spec.name, p.pid,

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <ctime>
 #include <functional>
 
 namespace deckhand::cli {
@@ -185,57 +184,10 @@ std::string selector_text(const json& svc) {
 }  // namespace
 
 std::optional<wall_time> parse_rfc3339(const std::string& text) {
-  int year = 0, mon = 0, day = 0, hour = 0, min = 0, sec = 0, used = 0;
-  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &year, &mon, &day, &hour, &min, &sec,
-                  &used) != 6 ||
-      used != 19)
+  auto t = api::parse_rfc3339(text);
+  if (!t)
     return std::nullopt;
-  if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60)
-    return std::nullopt;
-  std::size_t pos = 19;
-  std::chrono::nanoseconds frac{0};
-  if (pos < text.size() && text[pos] == '.') {
-    ++pos;
-    int64_t scale = 100000000;
-    while (pos < text.size() && std::isdigit(static_cast<unsigned char>(text[pos]))) {
-      frac += std::chrono::nanoseconds((text[pos] - '0') * scale);
-      scale /= 10;
-      ++pos;
-    }
-  }
-  int64_t offset = 0;
-  if (pos < text.size() && (text[pos] == 'Z' || text[pos] == 'z')) {
-    ++pos;
-  } else if (pos < text.size() && (text[pos] == '+' || text[pos] == '-')) {
-    int oh = 0, om = 0;
-    if (std::sscanf(text.c_str() + pos + 1, "%2d:%2d", &oh, &om) != 2)
-      return std::nullopt;
-    offset = (oh * 3600 + om * 60) * (text[pos] == '+' ? 1 : -1);
-    pos += 6;
-  } else {
-    return std::nullopt;
-  }
-  if (pos != text.size())
-    return std::nullopt;
-  std::tm tm{};
-  tm.tm_year = year - 1900;
-  tm.tm_mon = mon - 1;
-  tm.tm_mday = day;
-  tm.tm_hour = hour;
-  tm.tm_min = min;
-  tm.tm_sec = sec;
-  auto secs = ::timegm(&tm) - offset;
-  return wall_time{
-      std::chrono::duration_cast<wall_time::duration>(std::chrono::seconds(secs) + frac)};
-}
-
-std::string format_rfc3339(wall_time t) {
-  auto secs = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  ::gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
+  return *t;
 }
 
 // kubectl's duration.HumanDuration (k8s.io/apimachinery/pkg/util/duration).

@@ -1,12 +1,12 @@
 #include "deckhand/kubelet/container_events.hpp"
 
 #include <chrono>
-#include <ctime>
 #include <list>
 #include <mutex>
 #include <set>
 #include <unordered_map>
 
+#include "deckhand/api/time.hpp"
 #include "deckhand/kubelet/event_recorder.hpp"
 
 namespace deckhand::kubelet {
@@ -63,12 +63,7 @@ class note_registry {
 
   note_registry() {
     // This process's start, as the notes stamp their times (UTC, seconds).
-    std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-    std::tm tm{};
-    ::gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    started_ = buf;
+    started_ = api::now_rfc3339();
   }
 
   std::mutex mu_;

@@ -1,7 +1,6 @@
 #include "deckhand/kubelet/event_recorder.hpp"
 
 #include <cstdio>
-#include <ctime>
 #include <deque>
 #include <map>
 #include <set>
@@ -9,6 +8,7 @@
 
 #include <caf/all.hpp>
 
+#include "deckhand/api/time.hpp"
 #include "deckhand/common/backoff.hpp"
 #include "deckhand/common/log.hpp"
 #include "deckhand/host/caf_glue.hpp"
@@ -22,15 +22,6 @@ namespace {
 /// The API server's reply to a batch (peer_reply.hpp).
 using reported_atom = caf::atom_constant<caf::atom("kl_evsent")>;
 using host::tick_atom;
-
-std::string rfc3339(std::chrono::system_clock::time_point t) {
-  auto tt = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  ::gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 /// What makes two events one series (client-go's aggregation key, with the
 /// message included: only identical events are counted together).
@@ -113,7 +104,7 @@ void record(recorder_actor* self, wire::event ev) {
   if (it != st.known.end() && now - it->second.last_seen <= st.cfg.aggregation_window) {
     ++st.stats->aggregated;
     it->second.ev.count += 1;
-    it->second.ev.last_timestamp = rfc3339(wall);
+    it->second.ev.last_timestamp = api::format_rfc3339(wall);
     it->second.last_seen = now;
   } else {
     if (it == st.known.end() && st.known.size() >= st.cfg.max_series)
@@ -135,7 +126,7 @@ void record(recorder_actor* self, wire::event ev) {
     ev.reporting_component = st.cfg.component;
     ev.reporting_instance = st.cfg.host;
     ev.count = 1;
-    ev.first_timestamp = ev.last_timestamp = rfc3339(wall);
+    ev.first_timestamp = ev.last_timestamp = api::format_rfc3339(wall);
     if (ev.type.empty())
       ev.type = "Normal";
     st.known[key] = series{std::move(ev), now};

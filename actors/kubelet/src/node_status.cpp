@@ -6,13 +6,13 @@
 
 #include <algorithm>
 #include <cmath>
-#include <ctime>
 #include <fstream>
 #include <thread>
 
 #include <caf/all.hpp>
 
 #include "deckhand/api/quantity.hpp"
+#include "deckhand/api/time.hpp"
 #include "deckhand/common/log.hpp"
 #include "deckhand/host/caf_glue.hpp"
 #include "deckhand/messages/codec.hpp"
@@ -219,14 +219,7 @@ std::string format_binary_si(int64_t bytes) {
   return k < 0 ? std::to_string(bytes) : std::to_string(v) + suffixes[k];
 }
 
-std::string format_time(std::chrono::system_clock::time_point t) {
-  std::time_t tt = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  ::gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+std::string format_time(std::chrono::system_clock::time_point t) { return api::format_rfc3339(t); }
 
 wire::node make_node(const node_identity& id, const resource_amounts& capacity,
                      const resource_amounts& allocatable) {

@@ -1,8 +1,8 @@
 #include "deckhand/kubelet/pod_lifecycle.hpp"
 
 #include <algorithm>
-#include <cstdio>
-#include <ctime>
+
+#include "deckhand/api/time.hpp"
 
 namespace deckhand::kubelet {
 
@@ -31,41 +31,11 @@ active_deadline_left(const wire::pod_spec& spec, std::chrono::milliseconds activ
 }
 
 std::optional<std::chrono::system_clock::time_point> parse_rfc3339_time(const std::string& text) {
-  int y, mo, d, h, mi, s;
-  int consumed = 0;
-  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s, &consumed) !=
-          6 ||
-      consumed != 19)
+  auto t = api::parse_rfc3339(text);
+  if (!t)
     return std::nullopt;
-  std::size_t i = 19;
-  if (i < text.size() && text[i] == '.')
-    for (++i; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) {
-    }
-  long offset = 0;
-  if (i < text.size() && (text[i] == 'Z' || text[i] == 'z')) {
-    ++i;
-  } else if (i + 6 == text.size() && (text[i] == '+' || text[i] == '-')) {
-    int oh, om;
-    if (std::sscanf(text.c_str() + i + 1, "%2d:%2d", &oh, &om) != 2)
-      return std::nullopt;
-    offset = (text[i] == '+' ? 1 : -1) * (oh * 3600L + om * 60L);
-    i += 6;
-  } else {
-    return std::nullopt;
-  }
-  if (i != text.size())
-    return std::nullopt;
-  std::tm tm{};
-  tm.tm_year = y - 1900;
-  tm.tm_mon = mo - 1;
-  tm.tm_mday = d;
-  tm.tm_hour = h;
-  tm.tm_min = mi;
-  tm.tm_sec = s;
-  auto t = timegm(&tm);
-  if (t == -1)
-    return std::nullopt;
-  return std::chrono::system_clock::from_time_t(t - offset);
+  // Deadlines count whole seconds.
+  return std::chrono::floor<std::chrono::seconds>(*t);
 }
 
 std::chrono::milliseconds active_duration(const std::string& start_time,

@@ -1,19 +1,9 @@
 #include "deckhand/kubelet/pod_status.hpp"
 
 #include <chrono>
-#include <ctime>
 #include <map>
 
 namespace deckhand::kubelet {
-
-std::string now_rfc3339() {
-  auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 api::qos_class pod_qos(const wire::pod_spec& spec) {
   std::vector<api::container_resources> all;

@@ -1,11 +1,10 @@
 #include "deckhand/kubelet/static_pod_source.hpp"
 
-#include <cstdio>
-#include <ctime>
 #include <map>
 
 #include <caf/all.hpp>
 
+#include "deckhand/api/time.hpp"
 #include "deckhand/common/log.hpp"
 #include "deckhand/host/caf_glue.hpp"
 #include "deckhand/kubelet/static_pods.hpp"
@@ -18,21 +17,6 @@ namespace {
 using host::rpc_reply;
 using host::stop_atom;
 using host::tick_atom;
-
-/// Kubernetes' config.seen: RFC 3339 with nanoseconds, UTC.
-std::string now_rfc3339_nano() {
-  auto now = std::chrono::system_clock::now();
-  auto secs = std::chrono::time_point_cast<std::chrono::seconds>(now);
-  auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(now - secs).count();
-  std::time_t t = std::chrono::system_clock::to_time_t(secs);
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%09lldZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<long long>(nanos));
-  return buf;
-}
 
 struct source_state {
   static_pod_source_config cfg;
@@ -89,7 +73,9 @@ void scan(source_actor* self) {
   for (auto& sp : set.pods) {
     auto& p = sp.pod;
     auto it = st.seen.find(p.metadata.uid);
-    seen[p.metadata.uid] = it != st.seen.end() ? it->second : now_rfc3339_nano();
+    seen[p.metadata.uid] = it != st.seen.end()
+                               ? it->second
+                               : api::format_rfc3339_nano(std::chrono::system_clock::now());
     p.metadata.annotations[config_seen_annotation] = seen[p.metadata.uid];
     uids.push_back(p.metadata.uid);
     pods.push_back(std::move(p));

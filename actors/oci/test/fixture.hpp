@@ -24,9 +24,9 @@
 #include "deckhand/net/netns.hpp"
 #include "deckhand/testing/skip.hpp"
 
+#include "deckhand/common/process.hpp"
 #include "deckhand/oci/bundle.hpp"
 #include "deckhand/oci/mount.hpp"
-#include "deckhand/oci/process.hpp"
 #include "deckhand/oci/runc.hpp"
 
 namespace deckhand::oci {
@@ -144,8 +144,8 @@ struct sandbox {
   }
 
   /// Writes the bundle and a stdout file; returns the open stdout fd.
-  unique_fd open_output(const fs::path& file) {
-    auto fd = open_fd(file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  common::unique_fd open_output(const fs::path& file) {
+    auto fd = common::open_fd(file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     BOOST_REQUIRE_MESSAGE(fd.ok(), (fd ? "" : fd.err().message));
     return std::move(*fd);
   }

@@ -45,15 +45,16 @@ BOOST_AUTO_TEST_SUITE(runc_driver, *deckhand::testing::skip_unless(deckhand::tes
 
 BOOST_AUTO_TEST_CASE(run_detached_exit_code_comes_back_through_subreaper) {
   sandbox sb;
-  REQUIRE_OK(set_child_subreaper());
+  REQUIRE_OK(common::set_child_subreaper());
   auto rootfs = sb.make_rootfs(sb.dir / "rootfs");
   auto bundle = sb.dir / "bundle";
   REQUIRE_OK(write_bundle(bundle, sb.spec_for(rootfs, {"sh", "-c", "echo hi; exit 42"})));
   auto out = sb.open_output(sb.dir / "stdout");
   auto id = sb.new_id();
-  REQUIRE_OK(sb.rt.run_detached(id, bundle, stdio_fds{-1, out.get(), out.get()}, sb.dir / "pid"));
+  REQUIRE_OK(
+      sb.rt.run_detached(id, bundle, common::stdio_fds{-1, out.get(), out.get()}, sb.dir / "pid"));
   pid_t pid = read_pid(sb.dir / "pid");
-  auto st = wait_with_deadline(pid, 20s);
+  auto st = common::wait_with_deadline(pid, 20s);
   BOOST_REQUIRE_MESSAGE(st.ok(), (st ? "" : st.err().message));
   BOOST_TEST(st->exited());
   BOOST_TEST(st->code() == 42);
@@ -69,7 +70,7 @@ BOOST_AUTO_TEST_CASE(run_detached_exit_code_comes_back_through_subreaper) {
 
 BOOST_AUTO_TEST_CASE(create_start_in_own_namespaces) {
   sandbox sb;
-  REQUIRE_OK(set_child_subreaper());
+  REQUIRE_OK(common::set_child_subreaper());
   auto rootfs = sb.make_rootfs(sb.dir / "rootfs");
   auto bundle = sb.dir / "bundle";
   auto spec = sb.spec_for(rootfs, {"sh", "-c", "hostname; echo pid=$$"});
@@ -77,7 +78,7 @@ BOOST_AUTO_TEST_CASE(create_start_in_own_namespaces) {
   REQUIRE_OK(write_bundle(bundle, spec));
   auto out = sb.open_output(sb.dir / "stdout");
   auto id = sb.new_id();
-  REQUIRE_OK(sb.rt.create(id, bundle, stdio_fds{-1, out.get(), out.get()}, sb.dir / "pid"));
+  REQUIRE_OK(sb.rt.create(id, bundle, common::stdio_fds{-1, out.get(), out.get()}, sb.dir / "pid"));
 
   auto state = sb.rt.state(id);
   REQUIRE_OK(state);
@@ -93,7 +94,7 @@ BOOST_AUTO_TEST_CASE(create_start_in_own_namespaces) {
     BOOST_TEST(ns_link(pid, ns) != ns_link(::getpid(), ns), ns);
 
   REQUIRE_OK(sb.rt.start(id));
-  auto st = wait_with_deadline(pid, 20s);
+  auto st = common::wait_with_deadline(pid, 20s);
   REQUIRE_OK(st);
   BOOST_TEST(st->code() == 0);
   BOOST_TEST(read_file(sb.dir / "stdout") == "deckhand-test\npid=1\n");
@@ -108,7 +109,7 @@ BOOST_AUTO_TEST_CASE(create_start_in_own_namespaces) {
 
 BOOST_AUTO_TEST_CASE(kill_delivers_sigterm_and_sigkill) {
   sandbox sb;
-  REQUIRE_OK(set_child_subreaper());
+  REQUIRE_OK(common::set_child_subreaper());
   auto rootfs = sb.make_rootfs(sb.dir / "rootfs");
 
   // A pid-namespace init only receives signals it handles: trap TERM, and say
@@ -119,15 +120,15 @@ BOOST_AUTO_TEST_CASE(kill_delivers_sigterm_and_sigkill) {
       sb.spec_for(rootfs, {"sh", "-c", "trap 'exit 143' TERM; echo ready; sleep 1000 & wait"})));
   auto out = sb.open_output(sb.dir / "term.out");
   auto id = sb.new_id();
-  REQUIRE_OK(
-      sb.rt.run_detached(id, bundle, stdio_fds{-1, out.get(), out.get()}, sb.dir / "term.pid"));
+  REQUIRE_OK(sb.rt.run_detached(id, bundle, common::stdio_fds{-1, out.get(), out.get()},
+                                sb.dir / "term.pid"));
   pid_t pid = read_pid(sb.dir / "term.pid");
   BOOST_REQUIRE(eventually([&] { return read_file(sb.dir / "term.out") == "ready\n"; }));
   auto state = sb.rt.state(id);
   REQUIRE_OK(state);
   BOOST_TEST(state->status == container_status::running);
   REQUIRE_OK(sb.rt.kill(id, SIGTERM));
-  auto st = wait_with_deadline(pid, 20s);
+  auto st = common::wait_with_deadline(pid, 20s);
   REQUIRE_OK(st);
   BOOST_TEST(st->code() == 143);
 
@@ -137,7 +138,7 @@ BOOST_AUTO_TEST_CASE(kill_delivers_sigterm_and_sigkill) {
   REQUIRE_OK(sb.rt.run_detached(id2, bundle2, {}, sb.dir / "kill.pid"));
   pid_t pid2 = read_pid(sb.dir / "kill.pid");
   REQUIRE_OK(sb.rt.kill(id2, SIGKILL));
-  auto st2 = wait_with_deadline(pid2, 20s);
+  auto st2 = common::wait_with_deadline(pid2, 20s);
   REQUIRE_OK(st2);
   BOOST_TEST(st2->signaled());
   BOOST_TEST(st2->code() == 137);
@@ -150,7 +151,7 @@ BOOST_AUTO_TEST_CASE(kill_delivers_sigterm_and_sigkill) {
 
 BOOST_AUTO_TEST_CASE(force_remove_stops_a_running_container) {
   sandbox sb;
-  REQUIRE_OK(set_child_subreaper());
+  REQUIRE_OK(common::set_child_subreaper());
   auto rootfs = sb.make_rootfs(sb.dir / "rootfs");
   REQUIRE_OK(write_bundle(sb.dir / "bundle", sb.spec_for(rootfs, {"sleep", "1000"})));
   auto id = sb.new_id();
@@ -158,7 +159,7 @@ BOOST_AUTO_TEST_CASE(force_remove_stops_a_running_container) {
   pid_t pid = read_pid(sb.dir / "pid");
   BOOST_TEST(!sb.rt.remove(id, false).ok());  // running: plain delete refuses
   REQUIRE_OK(sb.rt.remove(id, true));
-  auto st = wait_with_deadline(pid, 20s);
+  auto st = common::wait_with_deadline(pid, 20s);
   REQUIRE_OK(st);
   BOOST_TEST(st->code() == 137);
   BOOST_TEST(!listed(sb.rt, id));
@@ -166,7 +167,7 @@ BOOST_AUTO_TEST_CASE(force_remove_stops_a_running_container) {
 
 BOOST_AUTO_TEST_CASE(netns_container_sees_only_loopback) {
   sandbox sb;
-  REQUIRE_OK(set_child_subreaper());
+  REQUIRE_OK(common::set_child_subreaper());
   auto rootfs = sb.make_rootfs(sb.dir / "rootfs");
   auto nsfile = sb.dir / "netns" / "pod-a";
   sb.netns_files.push_back(nsfile);
@@ -184,9 +185,9 @@ BOOST_AUTO_TEST_CASE(netns_container_sees_only_loopback) {
   REQUIRE_OK(write_bundle(sb.dir / "bundle", spec));
   auto out = sb.open_output(sb.dir / "stdout");
   auto id = sb.new_id();
-  REQUIRE_OK(sb.rt.run_detached(id, sb.dir / "bundle", stdio_fds{-1, out.get(), out.get()},
+  REQUIRE_OK(sb.rt.run_detached(id, sb.dir / "bundle", common::stdio_fds{-1, out.get(), out.get()},
                                 sb.dir / "pid"));
-  auto st = wait_with_deadline(read_pid(sb.dir / "pid"), 20s);
+  auto st = common::wait_with_deadline(read_pid(sb.dir / "pid"), 20s);
   REQUIRE_OK(st);
   BOOST_TEST(st->code() == 0);
   std::string text = read_file(sb.dir / "stdout");
@@ -225,16 +226,16 @@ BOOST_AUTO_TEST_CASE(netns_container_sees_only_loopback) {
 
 BOOST_AUTO_TEST_CASE(host_network_shares_the_callers_namespace) {
   sandbox sb;
-  REQUIRE_OK(set_child_subreaper());
+  REQUIRE_OK(common::set_child_subreaper());
   auto rootfs = sb.make_rootfs(sb.dir / "rootfs");
   auto spec = sb.spec_for(rootfs, {"readlink", "/proc/self/ns/net"});
   spec.host_network = true;
   REQUIRE_OK(write_bundle(sb.dir / "bundle", spec));
   auto out = sb.open_output(sb.dir / "stdout");
   auto id = sb.new_id();
-  REQUIRE_OK(sb.rt.run_detached(id, sb.dir / "bundle", stdio_fds{-1, out.get(), out.get()},
+  REQUIRE_OK(sb.rt.run_detached(id, sb.dir / "bundle", common::stdio_fds{-1, out.get(), out.get()},
                                 sb.dir / "pid"));
-  auto st = wait_with_deadline(read_pid(sb.dir / "pid"), 20s);
+  auto st = common::wait_with_deadline(read_pid(sb.dir / "pid"), 20s);
   REQUIRE_OK(st);
   BOOST_TEST(st->code() == 0);
   BOOST_TEST(read_file(sb.dir / "stdout") == fs::read_symlink("/proc/self/ns/net").string() + "\n");
@@ -242,7 +243,7 @@ BOOST_AUTO_TEST_CASE(host_network_shares_the_callers_namespace) {
 
 BOOST_AUTO_TEST_CASE(overlay_writes_land_in_upper_only) {
   sandbox sb;
-  REQUIRE_OK(set_child_subreaper());
+  REQUIRE_OK(common::set_child_subreaper());
   auto lower = sb.make_rootfs(sb.dir / "lower");
   auto upper = sb.dir / "snap" / "upper";
   auto work = sb.dir / "snap" / "work";
@@ -258,7 +259,7 @@ BOOST_AUTO_TEST_CASE(overlay_writes_land_in_upper_only) {
       write_bundle(sb.dir / "bundle", sb.spec_for(merged, {"sh", "-c", "echo data > /written"})));
   auto id = sb.new_id();
   REQUIRE_OK(sb.rt.run_detached(id, sb.dir / "bundle", {}, sb.dir / "pid"));
-  auto st = wait_with_deadline(read_pid(sb.dir / "pid"), 20s);
+  auto st = common::wait_with_deadline(read_pid(sb.dir / "pid"), 20s);
   REQUIRE_OK(st);
   BOOST_TEST(st->code() == 0);
   REQUIRE_OK(sb.rt.remove(id));

@@ -136,10 +136,10 @@ outcome run_container(sandbox& sb, bundle_spec spec, const std::string& name, Fn
   auto out_file = sb.dir / ("out-" + name);
   auto out = sb.open_output(out_file);
   auto id = sb.new_id();
-  REQUIRE_OK(sb.rt.run_detached(id, bundle, stdio_fds{-1, out.get(), out.get()},
+  REQUIRE_OK(sb.rt.run_detached(id, bundle, common::stdio_fds{-1, out.get(), out.get()},
                                 sb.dir / ("pid-" + name)));
   pid_t pid = read_pid(sb.dir / ("pid-" + name));
-  auto st = wait_with_deadline(pid, 30s);
+  auto st = common::wait_with_deadline(pid, 30s);
   REQUIRE_OK(st);
   outcome o;
   o.code = st->code();
@@ -158,7 +158,7 @@ struct container_fixture {
   sandbox sb;
   fs::path rootfs;
   container_fixture() {
-    auto r = set_child_subreaper();
+    auto r = common::set_child_subreaper();
     BOOST_REQUIRE(r.ok());
     rootfs = sb.make_rootfs(sb.dir / "rootfs");
     for (auto applet : {"unshare", "dd", "id", "grep"})

@@ -3,6 +3,8 @@
 
 #include "process_runtime_internal.hpp"
 
+#include "deckhand/api/time.hpp"
+
 namespace deckhand::process_oci {
 
 namespace {
@@ -54,7 +56,7 @@ result<created_container> create_container(const context& ctx, const std::string
   rec.bundle = bundle;
   rec.rootfs = spec->rootfs;
   rec.host_cwd = host_working_dir(*spec, bundle);
-  rec.created = rfc3339(std::chrono::system_clock::now(), true);
+  rec.created = api::format_rfc3339_nano(std::chrono::system_clock::now());
   rec.annotations = json(spec->annotations);
   rec.config = json{{"process", (*j)["process"]}};
   if (j->contains("root"))

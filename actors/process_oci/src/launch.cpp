@@ -222,7 +222,7 @@ int wait_forwarding(pid_t pid) {
 result<void> write_pid_file(const std::string& pid_file, pid_t pid) {
   if (pid_file.empty())
     return {};
-  return write_atomic(fs::absolute(pid_file), std::to_string(pid), 0644);
+  return fsutil::write_file_atomic(fs::absolute(pid_file), std::to_string(pid));
 }
 
 }  // namespace deckhand::process_oci

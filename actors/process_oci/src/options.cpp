@@ -1,6 +1,6 @@
 /// Command-line options: Go's flag package rules, as runc (urfave/cli) has
 /// them: -x and --x alike, "--x v" or "--x=v", flags end at the first
-/// positional argument or "--". And signals the way runc's kill takes them.
+/// positional argument or "--".
 
 #include "process_runtime_internal.hpp"
 
@@ -50,39 +50,6 @@ result<parsed_options> parse_options(const std::vector<std::string>& args,
   }
   out.positional.assign(args.begin() + static_cast<std::ptrdiff_t>(i), args.end());
   return out;
-}
-
-result<int> parse_signal(std::string_view text) {
-  std::string s(text);
-  if (s.empty())
-    return error{errc::invalid, "empty signal"};
-  if (std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); })) {
-    if (s.size() <= 3) {
-      int n = std::stoi(s);
-      if (n >= 1 && n < NSIG)
-        return n;
-    }
-    return error{errc::invalid, "invalid signal: " + s};
-  }
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-  if (s.rfind("SIG", 0) == 0)
-    s = s.substr(3);
-  static const std::pair<const char*, int> names[] = {
-      {"HUP", SIGHUP},       {"INT", SIGINT},   {"QUIT", SIGQUIT},     {"ILL", SIGILL},
-      {"TRAP", SIGTRAP},     {"ABRT", SIGABRT}, {"IOT", SIGIOT},       {"BUS", SIGBUS},
-      {"FPE", SIGFPE},       {"KILL", SIGKILL}, {"USR1", SIGUSR1},     {"SEGV", SIGSEGV},
-      {"USR2", SIGUSR2},     {"PIPE", SIGPIPE}, {"ALRM", SIGALRM},     {"TERM", SIGTERM},
-      {"STKFLT", SIGSTKFLT}, {"CHLD", SIGCHLD}, {"CONT", SIGCONT},     {"STOP", SIGSTOP},
-      {"TSTP", SIGTSTP},     {"TTIN", SIGTTIN}, {"TTOU", SIGTTOU},     {"URG", SIGURG},
-      {"XCPU", SIGXCPU},     {"XFSZ", SIGXFSZ}, {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF},
-      {"WINCH", SIGWINCH},   {"IO", SIGIO},     {"POLL", SIGPOLL},     {"PWR", SIGPWR},
-      {"SYS", SIGSYS},
-  };
-  for (const auto& [name, num] : names)
-    if (s == name)
-      return num;
-  return error{errc::invalid, "unknown signal " + std::string(text)};
 }
 
 }  // namespace deckhand::process_oci

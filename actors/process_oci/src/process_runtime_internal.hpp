@@ -35,15 +35,15 @@
 #include <nlohmann/json.hpp>
 
 #include "deckhand/common/fsutil.hpp"
-#include "deckhand/oci/process.hpp"
+#include "deckhand/common/process.hpp"
 #include "deckhand/process_oci/process_runtime.hpp"
 
 namespace deckhand::process_oci {
 
-using oci::exit_status;
-using oci::make_pipe;
-using oci::open_fd;
-using oci::unique_fd;
+using common::exit_status;
+using common::make_pipe;
+using common::open_fd;
+using common::unique_fd;
 
 using json = nlohmann::json;
 
@@ -79,16 +79,11 @@ log_sink& sink();
 
 void write_all(int fd, const std::string& text);
 
-std::string rfc3339(std::chrono::system_clock::time_point t, bool nanos);
-
 std::string quote_text(const std::string& s);
 
 void log_error(const std::string& msg);
 
 void log_warning(const std::string& msg);
-
-/// Temp file, fsync, rename: a reader sees the old content or the new, whole.
-result<void> write_atomic(const fs::path& p, const std::string& text, mode_t mode);
 
 struct proc_stat {
   char state = '?';

@@ -3,6 +3,8 @@
 
 #include "process_runtime_internal.hpp"
 
+#include "deckhand/api/time.hpp"
+
 namespace deckhand::process_oci {
 
 namespace {
@@ -12,9 +14,9 @@ void log_line(const char* level, const std::string& msg) {
   const log_sink& s = sink();
   std::string line;
   if (s.fd >= 0 && s.json_format) {
-    line = dump(json{{"level", level}, {"msg", msg}, {"time", rfc3339(now, false)}});
+    line = dump(json{{"level", level}, {"msg", msg}, {"time", api::format_rfc3339(now)}});
   } else {
-    line = "time=\"" + rfc3339(now, false) + "\" level=" + level + " msg=" + quote_text(msg);
+    line = "time=\"" + api::format_rfc3339(now) + "\" level=" + level + " msg=" + quote_text(msg);
   }
   write_all(s.fd >= 0 ? s.fd : STDERR_FILENO, line + "\n");
 }
@@ -44,24 +46,6 @@ void write_all(int fd, const std::string& text) {
       return;
     off += static_cast<std::size_t>(n);
   }
-}
-
-std::string rfc3339(std::chrono::system_clock::time_point t, bool nanos) {
-  auto since = t.time_since_epoch();
-  auto secs = std::chrono::duration_cast<std::chrono::seconds>(since);
-  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(since - secs).count();
-  std::time_t tt = static_cast<std::time_t>(secs.count());
-  std::tm tm{};
-  ::gmtime_r(&tt, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  std::string s = buf;
-  if (nanos) {
-    char frac[16];
-    std::snprintf(frac, sizeof frac, ".%09lld", static_cast<long long>(ns));
-    s += frac;
-  }
-  return s + "Z";
 }
 
 std::string quote_text(const std::string& s) {

@@ -23,32 +23,6 @@ int pidfd_open(pid_t pid) {
 
 }  // namespace
 
-result<void> write_atomic(const fs::path& p, const std::string& text, mode_t mode) {
-  fs::path tmp = p;
-  tmp += ".tmp-" + std::to_string(::getpid());
-  auto fd = open_fd(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode);
-  if (!fd)
-    return fd.err();
-  std::size_t off = 0;
-  while (off < text.size()) {
-    ssize_t n = ::write(fd->get(), text.data() + off, text.size() - off);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0) {
-      auto err = error::from_errno("write " + tmp.string());
-      ::unlink(tmp.c_str());
-      return err;
-    }
-    off += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd->get()) != 0 || ::rename(tmp.c_str(), p.c_str()) != 0) {
-    auto err = error::from_errno("write " + p.string());
-    ::unlink(tmp.c_str());
-    return err;
-  }
-  return {};
-}
-
 std::optional<proc_stat> read_proc_stat(pid_t pid) {
   if (pid <= 0)
     return std::nullopt;
@@ -100,7 +74,8 @@ result<void> save_record(const container_record& rec) {
          {"created", rec.created},
          {"annotations", rec.annotations},
          {"config", rec.config}};
-  return write_atomic(rec.dir / "state.json", dump(j), 0600);
+  return fsutil::write_file_atomic(rec.dir / "state.json", dump(j),
+                                   fsutil::durability::machine_crash, 0600);
 }
 
 result<container_record> load_record(const fs::path& root, const std::string& id) {

@@ -29,8 +29,8 @@
 #include "deckhand/testing/skip.hpp"
 #include <nlohmann/json.hpp>
 
+#include "deckhand/common/process.hpp"
 #include "deckhand/oci/bundle.hpp"
-#include "deckhand/oci/process.hpp"
 #include "deckhand/oci/runc.hpp"
 #include "deckhand/process_oci/process_runtime.hpp"
 
@@ -107,7 +107,7 @@ struct shim_sandbox {
 
   explicit shim_sandbox(std::string binary = DECKHAND_PROCESS_OCI)
       : dir(make_temp_dir()), root(dir / "root"), rt(root, std::move(binary), 20s) {
-    auto r = set_child_subreaper();
+    auto r = common::set_child_subreaper();
     BOOST_REQUIRE_MESSAGE(r.ok(), (r ? "" : r.err().message));
   }
 
@@ -149,8 +149,8 @@ struct shim_sandbox {
     return b;
   }
 
-  unique_fd output(const std::string& name) {
-    auto fd = open_fd(dir / name, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  common::unique_fd output(const std::string& name) {
+    auto fd = common::open_fd(dir / name, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     BOOST_REQUIRE_MESSAGE(fd.ok(), (fd ? "" : fd.err().message));
     return std::move(*fd);
   }
@@ -159,7 +159,7 @@ struct shim_sandbox {
   pid_t run(const std::string& id, std::vector<std::string> args, const std::string& out = "out") {
     auto b = bundle(std::move(args), "bundle-" + id);
     auto fd = output(out);
-    auto r = rt.run_detached(id, b, stdio_fds{-1, fd.get(), fd.get()}, dir / (id + ".pid"));
+    auto r = rt.run_detached(id, b, common::stdio_fds{-1, fd.get(), fd.get()}, dir / (id + ".pid"));
     BOOST_REQUIRE_MESSAGE(r.ok(), (r ? "" : r.err().message));
     return read_pid(dir / (id + ".pid"));
   }
@@ -177,8 +177,8 @@ struct shim_sandbox {
   }
 };
 
-exit_status wait_exit(pid_t pid) {
-  auto st = wait_with_deadline(pid, 20s);
+common::exit_status wait_exit(pid_t pid) {
+  auto st = common::wait_with_deadline(pid, 20s);
   BOOST_REQUIRE_MESSAGE(st.ok(), (st ? "" : st.err().message));
   return *st;
 }
@@ -269,7 +269,7 @@ BOOST_AUTO_TEST_CASE(create_start_exit_code_comes_back_through_subreaper) {
   auto out = sb.output("out");
   auto err = sb.output("err");
   auto id = sb.new_id();
-  REQUIRE_OK(sb.rt.create(id, b, stdio_fds{-1, out.get(), err.get()}, sb.dir / "pid"));
+  REQUIRE_OK(sb.rt.create(id, b, common::stdio_fds{-1, out.get(), err.get()}, sb.dir / "pid"));
   pid_t pid = read_pid(sb.dir / "pid");
 
   auto st = sb.rt.state(id);
@@ -301,7 +301,7 @@ BOOST_AUTO_TEST_CASE(state_goes_created_running_stopped_and_kill_term_gives_15) 
   shim_sandbox sb;
   auto b = sb.bundle({"sleep", "100"});
   auto id = sb.new_id();
-  REQUIRE_OK(sb.rt.create(id, b, stdio_fds{}, sb.dir / "pid"));
+  REQUIRE_OK(sb.rt.create(id, b, common::stdio_fds{}, sb.dir / "pid"));
   pid_t pid = read_pid(sb.dir / "pid");
   container_status s{};
   BOOST_TEST(sb.listed(id, &s));
@@ -354,7 +354,7 @@ BOOST_AUTO_TEST_CASE(delete_of_created_container_kills_it) {
   auto b = sb.bundle({"sh", "-c", "echo must-not-run"});
   auto out = sb.output("out");
   auto id = sb.new_id();
-  REQUIRE_OK(sb.rt.create(id, b, stdio_fds{-1, out.get(), out.get()}, sb.dir / "pid"));
+  REQUIRE_OK(sb.rt.create(id, b, common::stdio_fds{-1, out.get(), out.get()}, sb.dir / "pid"));
   pid_t pid = read_pid(sb.dir / "pid");
   REQUIRE_OK(sb.rt.remove(id));
   auto ex = wait_exit(pid);
@@ -447,7 +447,7 @@ BOOST_AUTO_TEST_CASE(bad_bundles_are_clear_errors_and_leave_nothing) {
   const fs::path b = sb.dir / "bad";
   fs::create_directories(b);
   auto create_error = [&] {
-    auto r = sb.rt.create(id, b, stdio_fds{});
+    auto r = sb.rt.create(id, b, common::stdio_fds{});
     BOOST_REQUIRE(!r.ok());
     BOOST_TEST(!sb.listed(id));
     BOOST_TEST(!fs::exists(sb.root / id));
@@ -472,8 +472,8 @@ BOOST_AUTO_TEST_CASE(bad_bundles_are_clear_errors_and_leave_nothing) {
 
   // The same id twice.
   auto good = sb.bundle({"sleep", "100"});
-  REQUIRE_OK(sb.rt.create(id, good, stdio_fds{}));
-  auto again = sb.rt.create(id, good, stdio_fds{});
+  REQUIRE_OK(sb.rt.create(id, good, common::stdio_fds{}));
+  auto again = sb.rt.create(id, good, common::stdio_fds{});
   BOOST_REQUIRE(!again.ok());
   BOOST_TEST(again.err().code == errc::already_exists);
 }
@@ -483,14 +483,16 @@ BOOST_AUTO_TEST_CASE(cwd_is_the_host_dir_else_the_bundle) {
   auto id = sb.new_id();
   auto b = sb.bundle({"pwd"}, "b1", [](bundle_spec& s) { s.cwd = "/no/such/dir"; });
   auto out = sb.output("out");
-  REQUIRE_OK(sb.rt.run_detached(id, b, stdio_fds{-1, out.get(), out.get()}, sb.dir / "pid"));
+  REQUIRE_OK(
+      sb.rt.run_detached(id, b, common::stdio_fds{-1, out.get(), out.get()}, sb.dir / "pid"));
   BOOST_TEST(wait_exit(read_pid(sb.dir / "pid")).code() == 0);
   BOOST_TEST(read_file(sb.dir / "out") == b.string() + "\n");
 
   auto id2 = sb.new_id();
   auto b2 = sb.bundle({"pwd"}, "b2", [](bundle_spec& s) { s.cwd = "/"; });
   auto out2 = sb.output("out2");
-  REQUIRE_OK(sb.rt.run_detached(id2, b2, stdio_fds{-1, out2.get(), out2.get()}, sb.dir / "pid2"));
+  REQUIRE_OK(
+      sb.rt.run_detached(id2, b2, common::stdio_fds{-1, out2.get(), out2.get()}, sb.dir / "pid2"));
   BOOST_TEST(wait_exit(read_pid(sb.dir / "pid2")).code() == 0);
   BOOST_TEST(read_file(sb.dir / "out2") == "/\n");
 }
@@ -504,7 +506,8 @@ BOOST_AUTO_TEST_CASE(env_rlimits_and_no_new_privileges_apply) {
                        s.no_new_privileges = true;
                      });
   auto out = sb.output("out");
-  REQUIRE_OK(sb.rt.run_detached(id, b, stdio_fds{-1, out.get(), out.get()}, sb.dir / "pid"));
+  REQUIRE_OK(
+      sb.rt.run_detached(id, b, common::stdio_fds{-1, out.get(), out.get()}, sb.dir / "pid"));
   BOOST_TEST(wait_exit(read_pid(sb.dir / "pid")).code() == 0);
   BOOST_TEST(read_file(sb.dir / "out") == "spec\n512\nNoNewPrivs:\t1\n");
 }
@@ -557,7 +560,7 @@ BOOST_AUTO_TEST_CASE(exec_runs_with_the_containers_env_and_passes_the_exit_code)
 BOOST_AUTO_TEST_CASE(foreground_run_returns_the_exit_code_and_cleans_up) {
   shim_sandbox sb;
   auto b = sb.bundle({"sh", "-c", "exit 3"});
-  auto out = run_captured(
+  auto out = common::run_captured(
       {DECKHAND_PROCESS_OCI, "--root", sb.root.string(), "run", "--bundle", b.string(), "fg"});
   REQUIRE_OK(out);
   BOOST_TEST(out->status.code() == 3);
@@ -574,7 +577,8 @@ BOOST_AUTO_TEST_CASE(process_user_applies_as_root,
     s.additional_gids = {65534};
   });
   auto out = sb.output("out");
-  REQUIRE_OK(sb.rt.run_detached(id, b, stdio_fds{-1, out.get(), out.get()}, sb.dir / "pid"));
+  REQUIRE_OK(
+      sb.rt.run_detached(id, b, common::stdio_fds{-1, out.get(), out.get()}, sb.dir / "pid"));
   BOOST_TEST(wait_exit(read_pid(sb.dir / "pid")).code() == 0);
   BOOST_TEST(read_file(sb.dir / "out") == "65534\n65534\n65534\n");
 }
@@ -585,7 +589,7 @@ namespace {
 /// Returns "" or what went wrong (no Boost.Test here: it may run in a
 /// forked child).
 std::string unprivileged_scenario(const fs::path& dir, const std::string& shim) {
-  if (auto r = set_child_subreaper(); !r)
+  if (auto r = common::set_child_subreaper(); !r)
     return r.err().message;
   runc rt(dir / "root", shim, 20s);
   bundle_spec spec;
@@ -596,15 +600,16 @@ std::string unprivileged_scenario(const fs::path& dir, const std::string& shim) 
   spec.env = {"PATH=/usr/bin:/bin"};
   if (auto r = write_bundle(dir / "bundle", spec); !r)
     return r.err().message;
-  auto fd = open_fd(dir / "out", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  auto fd = common::open_fd(dir / "out", O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (!fd)
     return fd.err().message;
-  if (auto r = rt.create("c1", dir / "bundle", stdio_fds{-1, fd->get(), fd->get()}, dir / "pid");
+  if (auto r =
+          rt.create("c1", dir / "bundle", common::stdio_fds{-1, fd->get(), fd->get()}, dir / "pid");
       !r)
     return "create: " + r.err().message;
   if (auto r = rt.start("c1"); !r)
     return "start: " + r.err().message;
-  auto ex = wait_with_deadline(read_pid(dir / "pid"), 20s);
+  auto ex = common::wait_with_deadline(read_pid(dir / "pid"), 20s);
   if (!ex || ex->code() != 5)
     return "exit code: " + (ex ? ex->describe() : ex.err().message);
   std::string uid = std::to_string(::geteuid()) + "\n";
@@ -614,7 +619,7 @@ std::string unprivileged_scenario(const fs::path& dir, const std::string& shim) 
   spec.args = {"sleep", "100"};
   if (auto r = write_bundle(dir / "bundle", spec); !r)
     return r.err().message;
-  if (auto r = rt.run_detached("c2", dir / "bundle", stdio_fds{}, dir / "pid2"); !r)
+  if (auto r = rt.run_detached("c2", dir / "bundle", common::stdio_fds{}, dir / "pid2"); !r)
     return "run: " + r.err().message;
   exec_options o;
   o.args = {"id", "-u"};
@@ -623,7 +628,7 @@ std::string unprivileged_scenario(const fs::path& dir, const std::string& shim) 
     return "exec: " + (e ? e->out : e.err().message);
   if (auto r = rt.kill("c2", SIGTERM); !r)
     return "kill: " + r.err().message;
-  auto ex2 = wait_with_deadline(read_pid(dir / "pid2"), 20s);
+  auto ex2 = common::wait_with_deadline(read_pid(dir / "pid2"), 20s);
   if (!ex2 || ex2->term_signal() != SIGTERM)
     return "kill result: " + (ex2 ? ex2->describe() : ex2.err().message);
   for (auto id : {"c1", "c2"})
@@ -659,7 +664,7 @@ BOOST_AUTO_TEST_CASE(needs_no_privileges) {
   ::chmod(sb.dir.c_str(), 0755);
   BOOST_REQUIRE(::chown(work.c_str(), uid, gid) == 0);
 
-  auto report = make_pipe();
+  auto report = common::make_pipe();
   REQUIRE_OK(report);
   pid_t child = ::fork();
   BOOST_REQUIRE(child >= 0);

@@ -31,6 +31,7 @@
 #include <unordered_map>
 
 #include "deckhand/common/log.hpp"
+#include "deckhand/common/unique_fd.hpp"
 #include "deckhand/proxy/userspace.hpp"
 
 namespace deckhand::proxy {
@@ -39,31 +40,7 @@ namespace userspace_detail {
 
 using clock_type = std::chrono::steady_clock;
 
-/// An owned file descriptor.
-class unique_fd {
- public:
-  unique_fd() = default;
-  explicit unique_fd(int fd) : fd_(fd) {}
-  unique_fd(unique_fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  unique_fd& operator=(unique_fd&& o) noexcept {
-    if (this != &o) {
-      reset();
-      fd_ = std::exchange(o.fd_, -1);
-    }
-    return *this;
-  }
-  ~unique_fd() { reset(); }
-  int get() const { return fd_; }
-  explicit operator bool() const { return fd_ >= 0; }
-  void reset(int fd = -1) {
-    if (fd_ >= 0)
-      ::close(fd_);
-    fd_ = fd;
-  }
-
- private:
-  int fd_ = -1;
-};
+using common::unique_fd;
 
 inline std::string to_string(const sockaddr_in& a) {
   char buf[INET_ADDRSTRLEN] = {};

@@ -11,7 +11,7 @@
 
 #include "deckhand/common/fsutil.hpp"
 #include "deckhand/common/paths.hpp"
-#include "deckhand/oci/process.hpp"
+#include "deckhand/common/process.hpp"
 
 namespace deckhand::runtime {
 
@@ -29,7 +29,7 @@ constexpr const char* last_name = ".last";
 class dir_lock {
  public:
   static result<dir_lock> take(const fs::path& dir) {
-    auto fd = oci::open_fd(dir / lock_name, O_RDWR | O_CREAT, 0600);
+    auto fd = common::open_fd(dir / lock_name, O_RDWR | O_CREAT, 0600);
     if (!fd)
       return std::move(fd).err();
     int rc;
@@ -42,8 +42,8 @@ class dir_lock {
   }
 
  private:
-  explicit dir_lock(oci::unique_fd fd) : fd_(std::move(fd)) {}
-  oci::unique_fd fd_;  // closing it drops the lock
+  explicit dir_lock(common::unique_fd fd) : fd_(std::move(fd)) {}
+  common::unique_fd fd_;  // closing it drops the lock
 };
 
 std::optional<std::string> read_link(const fs::path& p) {

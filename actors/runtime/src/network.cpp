@@ -12,8 +12,8 @@
 #include <map>
 
 #include "deckhand/common/log.hpp"
+#include "deckhand/common/process.hpp"
 #include "deckhand/net/netlink.hpp"
-#include "deckhand/oci/process.hpp"
 
 namespace deckhand::runtime {
 
@@ -25,7 +25,7 @@ namespace {
 constexpr const char* pod_ifname = "eth0";
 
 error write_sysctl(const fs::path& file, const std::string& value) {
-  auto fd = oci::open_fd(file, O_WRONLY | O_TRUNC);
+  auto fd = common::open_fd(file, O_WRONLY | O_TRUNC);
   if (!fd)
     return fd.err();
   if (::write(fd->get(), value.data(), value.size()) != static_cast<ssize_t>(value.size()))
@@ -158,7 +158,7 @@ result<pod_attachment> pod_network::attach(const std::string& uid, const fs::pat
   auto br = ensure_bridge();
   if (!br)
     return undo(std::move(br).err());
-  auto nsfd = oci::open_fd(netns, O_RDONLY);
+  auto nsfd = common::open_fd(netns, O_RDONLY);
   if (!nsfd)
     return undo(std::move(nsfd).err());
   auto host = net::rtnl::open();

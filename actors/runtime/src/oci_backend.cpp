@@ -4,10 +4,10 @@
 #include <sys/mount.h>
 #include <unistd.h>
 
+#include "deckhand/common/process.hpp"
 #include "deckhand/host/pod_dir.hpp"
-#include "deckhand/oci/mount.hpp"
 #include "deckhand/net/netns.hpp"
-#include "deckhand/oci/process.hpp"
+#include "deckhand/oci/mount.hpp"
 #include "deckhand/runtime/network.hpp"
 #include "deckhand/runtime/sandbox_ops.hpp"
 #include "sandbox_store.hpp"
@@ -22,7 +22,7 @@ namespace {
 /// with it, and a new sandbox writes them afresh. Skipping fsync keeps three
 /// disk flushes off the pod start path.
 error write_pod_file(const fs::path& file, const std::string& text) {
-  auto fd = oci::open_fd(file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  auto fd = common::open_fd(file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (!fd)
     return fd.err();
   if (::write(fd->get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))

@@ -1,7 +1,5 @@
 #include "deckhand/runtime/sandbox_record.hpp"
 
-#include <ctime>
-
 #include "deckhand/messages/json.hpp"
 
 namespace deckhand::runtime {
@@ -15,15 +13,6 @@ result<sandbox_record> decode_sandbox_record(const std::string& text) {
   if (j.is_discarded())
     return error{errc::invalid, "sandbox.json is not valid JSON"};
   return wire::from_json<sandbox_record>(j);
-}
-
-std::string now_rfc3339() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 }  // namespace deckhand::runtime

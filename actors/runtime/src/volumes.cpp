@@ -11,8 +11,8 @@
 #include <set>
 
 #include "deckhand/api/quantity.hpp"
+#include "deckhand/common/process.hpp"
 #include "deckhand/oci/mount.hpp"
-#include "deckhand/oci/process.hpp"
 
 namespace deckhand::runtime {
 
@@ -155,7 +155,7 @@ fs::path fresh_data_dir(const fs::path& dir) {
 }
 
 error write_file_mode(const fs::path& file, const std::string& content, int mode) {
-  auto fd = oci::open_fd(file, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0600);
+  auto fd = common::open_fd(file, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0600);
   if (!fd)
     return fd.err();
   std::size_t off = 0;

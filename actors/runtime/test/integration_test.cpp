@@ -20,12 +20,12 @@
 #include <thread>
 
 #include "deckhand/common/paths.hpp"
+#include "deckhand/common/process.hpp"
 #include "deckhand/host/pod_dir.hpp"
 #include "deckhand/image/builder.hpp"
 #include "deckhand/messages/bridge.hpp"
 #include "deckhand/messages/codec.hpp"
 #include "deckhand/net/netlink.hpp"
-#include "deckhand/oci/process.hpp"
 #include "deckhand/oci/runc.hpp"
 #include "deckhand/runtime/ipam.hpp"
 #include "deckhand/runtime/network.hpp"
@@ -46,7 +46,7 @@ fs::path bin_dir() {
 std::string missing_prerequisite() {
   if (::geteuid() != 0)
     return "not root";
-  if (!oci::find_program("runc"))
+  if (!common::find_program("runc"))
     return "no runc";
   if (!fs::exists("/bin/busybox"))
     return "no /bin/busybox (busybox-static)";
@@ -195,15 +195,15 @@ struct runtime_fixture {
     return argv;
   }
 
-  oci::unique_fd log_fd() const {
-    auto fd = oci::open_fd(data / "runtime.log", O_WRONLY | O_CREAT | O_APPEND);
+  common::unique_fd log_fd() const {
+    auto fd = common::open_fd(data / "runtime.log", O_WRONLY | O_CREAT | O_APPEND);
     BOOST_REQUIRE(fd);
     return std::move(*fd);
   }
 
   void start_runtime() {
     auto log = log_fd();
-    auto pid = oci::spawn(runtime_argv(false), {-1, log.get(), log.get()});
+    auto pid = common::spawn(runtime_argv(false), {-1, log.get(), log.get()});
     BOOST_REQUIRE_MESSAGE(pid.ok(), (pid.ok() ? std::string() : pid.err().message));
     runtime_pid = *pid;
     auto deadline = std::chrono::steady_clock::now() + 20s;
@@ -218,20 +218,20 @@ struct runtime_fixture {
     if (runtime_pid <= 0)
       return;
     ::kill(runtime_pid, sig);
-    auto st = oci::wait_with_deadline(runtime_pid, 15s);
+    auto st = common::wait_with_deadline(runtime_pid, 15s);
     if (!st)
-      oci::kill_and_reap(runtime_pid, false);
+      common::kill_and_reap(runtime_pid, false);
     runtime_pid = 0;
   }
 
   int cleanup_all() {
     auto log = log_fd();
-    auto pid = oci::spawn(runtime_argv(true), {-1, log.get(), log.get()});
+    auto pid = common::spawn(runtime_argv(true), {-1, log.get(), log.get()});
     if (!pid)
       return -1;
-    auto st = oci::wait_with_deadline(*pid, 60s);
+    auto st = common::wait_with_deadline(*pid, 60s);
     if (!st) {
-      oci::kill_and_reap(*pid, false);
+      common::kill_and_reap(*pid, false);
       return -1;
     }
     return st->code();

@@ -28,12 +28,12 @@
 #include <thread>
 
 #include "deckhand/common/fsutil.hpp"
+#include "deckhand/common/process.hpp"
 #include "deckhand/host/pod_dir.hpp"
 #include "deckhand/messages/json.hpp"
 #include "deckhand/net/netlink.hpp"
 #include "deckhand/net/netns.hpp"
 #include "deckhand/oci/mount.hpp"
-#include "deckhand/oci/process.hpp"
 #include "deckhand/runtime/ipam.hpp"
 #include "deckhand/runtime/network.hpp"
 #include "deckhand/runtime/sandbox_ops.hpp"
@@ -59,7 +59,7 @@ template <class F>
 auto in_netns(const fs::path& netns, F fn) -> decltype(fn()) {
   decltype(fn()) out{};
   std::thread t([&] {
-    auto fd = oci::open_fd(netns, O_RDONLY);
+    auto fd = common::open_fd(netns, O_RDONLY);
     if (!fd || ::setns(fd->get(), CLONE_NEWNET) != 0)
       return;
     out = fn();
@@ -70,7 +70,7 @@ auto in_netns(const fs::path& netns, F fn) -> decltype(fn()) {
 
 /// A listening TCP socket on `addr`, port chosen by the kernel.
 struct listener {
-  oci::unique_fd fd;
+  common::unique_fd fd;
   uint16_t port = 0;
 };
 
@@ -93,7 +93,7 @@ listener listen_on(ipv4 addr) {
 
 /// Connects to addr:port (2 s timeout), sends `msg`; true on success.
 bool send_tcp(ipv4 addr, uint16_t port, const std::string& msg) {
-  oci::unique_fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  common::unique_fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   timeval tv{2, 0};
   ::setsockopt(s.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   sockaddr_in sa{};
@@ -109,7 +109,7 @@ bool send_tcp(ipv4 addr, uint16_t port, const std::string& msg) {
 std::string accept_one(const listener& l) {
   timeval tv{2, 0};
   ::setsockopt(l.fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  oci::unique_fd c(::accept4(l.fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  common::unique_fd c(::accept4(l.fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
   if (!c)
     return {};
   ::setsockopt(c.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -345,7 +345,7 @@ BOOST_AUTO_TEST_CASE(shared_namespaces_have_the_hostname) {
   BOOST_TEST(self.st_ino != pod.st_ino);  // the caller stayed where it was
   std::string name;
   std::thread t([&] {
-    auto fd = oci::open_fd(files.uts, O_RDONLY);
+    auto fd = common::open_fd(files.uts, O_RDONLY);
     if (fd && ::setns(fd->get(), CLONE_NEWUTS) == 0) {
       char buf[65] = {};
       ::gethostname(buf, 64);
@@ -509,7 +509,7 @@ BOOST_AUTO_TEST_CASE(sweep_removes_orphans_and_keeps_live_pods) {
   {
     auto nl = net::rtnl::open();
     BOOST_REQUIRE(nl);
-    auto fd = oci::open_fd(ns_stray, O_RDONLY);
+    auto fd = common::open_fd(ns_stray, O_RDONLY);
     BOOST_REQUIRE(fd);
     BOOST_REQUIRE(nl->add_veth(host_veth_name(stray_ip), 0, "eth0", fd->get()).ok());
     BOOST_REQUIRE(nl->set_alias(host_veth_name(stray_ip), net.veth_alias("uid-lost")).ok());
@@ -520,7 +520,7 @@ BOOST_AUTO_TEST_CASE(sweep_removes_orphans_and_keeps_live_pods) {
   {
     auto nl = net::rtnl::open();
     BOOST_REQUIRE(nl);
-    auto fd = oci::open_fd(ns_foreign, O_RDONLY);
+    auto fd = common::open_fd(ns_foreign, O_RDONLY);
     BOOST_REQUIRE(fd);
     BOOST_REQUIRE(nl->add_veth(host_veth_name(foreign_ip), 0, "eth0", fd->get()).ok());
     BOOST_REQUIRE(nl->set_alias(host_veth_name(foreign_ip), "deckhand:0000000000000000:x").ok());

@@ -10,6 +10,7 @@
 #include <ctime>
 
 #include "deckhand/api/quantity.hpp"
+#include "deckhand/api/time.hpp"
 
 namespace deckhand::supervisor {
 
@@ -56,21 +57,7 @@ bool parse_log_name(const std::string& name, int64_t& instance, std::string& sta
 
 }  // namespace
 
-std::string cri_timestamp(time_point t) {
-  auto p = split(t);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d", p.tm.tm_year + 1900,
-                p.tm.tm_mon + 1, p.tm.tm_mday, p.tm.tm_hour, p.tm.tm_min, p.tm.tm_sec);
-  std::string out = buf;
-  if (p.nanos != 0) {
-    std::snprintf(buf, sizeof buf, ".%09lld", static_cast<long long>(p.nanos));
-    std::string frac = buf;
-    while (frac.back() == '0')
-      frac.pop_back();
-    out += frac;
-  }
-  return out + "Z";
-}
+std::string cri_timestamp(time_point t) { return api::format_rfc3339_nano(t); }
 
 result<uint64_t> parse_log_size(const std::string& text) {
   auto q = api::quantity::parse(text);

@@ -5,12 +5,11 @@
 #include <algorithm>
 #include <cctype>
 #include <csignal>
-#include <cstdio>
-#include <ctime>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
 
+#include "deckhand/api/time.hpp"
 #include "deckhand/common/signals.hpp"
 
 namespace deckhand::supervisor {
@@ -83,48 +82,14 @@ int bundle_stop_signal(const std::filesystem::path& bundle) {
   return sig ? *sig : SIGTERM;
 }
 
-std::string rfc3339(time_point t) {
-  std::time_t secs = wall_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+std::string rfc3339(time_point t) { return api::format_rfc3339(t); }
 
 std::optional<time_point> parse_rfc3339(const std::string& s) {
-  std::tm tm{};
-  int consumed = 0;
-  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6 ||
-      consumed != 19)
+  auto t = api::parse_rfc3339(s);
+  if (!t)
     return std::nullopt;
-  std::size_t i = 19;
-  if (i < s.size() && s[i] == '.') {
-    ++i;
-    while (i < s.size() && s[i] >= '0' && s[i] <= '9')
-      ++i;
-  }
-  long offset = 0;
-  if (i < s.size() && (s[i] == 'Z' || s[i] == 'z')) {
-    ++i;
-  } else if (i + 6 == s.size() && (s[i] == '+' || s[i] == '-')) {
-    int oh = 0, om = 0;
-    if (std::sscanf(s.c_str() + i + 1, "%2d:%2d", &oh, &om) != 2)
-      return std::nullopt;
-    offset = (s[i] == '+' ? 1 : -1) * (oh * 3600L + om * 60L);
-    i += 6;
-  } else {
-    return std::nullopt;
-  }
-  if (i != s.size())
-    return std::nullopt;
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
-  std::time_t secs = timegm(&tm);
-  if (secs == static_cast<std::time_t>(-1))
-    return std::nullopt;
-  return wall_clock::from_time_t(secs - offset);
+  // Container start times are kept to the second, as they are printed.
+  return time_point{std::chrono::floor<std::chrono::seconds>(*t)};
 }
 
 }  // namespace deckhand::supervisor

@@ -31,6 +31,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "deckhand/api/time.hpp"
 #include "deckhand/api/validation.hpp"
 #include "deckhand/apiserver/selectors.hpp"
 #include "deckhand/apiserver/service_allocator.hpp"
@@ -222,6 +223,6 @@ class registry {
 };
 
 /// The RFC 3339 UTC form ("2024-05-01T12:00:00Z") of `t`, to the second.
-std::string format_rfc3339(std::chrono::system_clock::time_point t);
+using api::format_rfc3339;
 
 }  // namespace deckhand::apiserver

@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "deckhand/api/time.hpp"
+
 namespace deckhand::cli {
 
 using wall_time = std::chrono::system_clock::time_point;
@@ -20,7 +22,7 @@ using wall_time = std::chrono::system_clock::time_point;
 std::optional<wall_time> parse_rfc3339(const std::string& text);
 
 /// `t` as RFC 3339 UTC with second precision, as Kubernetes writes times.
-std::string format_rfc3339(wall_time t);
+using api::format_rfc3339;
 
 /// kubectl's HumanDuration: `5s`, `3m2s`, `15m`, `4h`, `2d5h`, `1y30d`.
 std::string human_duration(std::chrono::nanoseconds d);

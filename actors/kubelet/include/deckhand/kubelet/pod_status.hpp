@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "deckhand/api/qos.hpp"
+#include "deckhand/api/time.hpp"
 #include "deckhand/messages/model.hpp"
 #include "deckhand/messages/wire.hpp"
 
@@ -76,6 +77,6 @@ std::string qos_class(const wire::pod_spec& spec);
 std::optional<wire::container_state_waiting> config_error_waiting(const std::string& message);
 
 /// Current time as RFC3339 UTC with seconds precision.
-std::string now_rfc3339();
+using api::now_rfc3339;
 
 }  // namespace deckhand::kubelet

@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "deckhand/common/result.hpp"
+#include "deckhand/common/signals.hpp"
 
 namespace deckhand::process_oci {
 
@@ -82,7 +83,7 @@ std::filesystem::path host_working_dir(const host_process_spec& spec,
 
 /// A signal given the way runc's kill accepts it: "KILL", "SIGKILL", "kill",
 /// "9". `errc::invalid` otherwise.
-result<int> parse_signal(std::string_view text);
+using common::parse_signal;
 
 /// Whether `id` can name a container: letters, digits and `_+.-`, not "."
 /// or "..", at most 1024 characters (so never a path).

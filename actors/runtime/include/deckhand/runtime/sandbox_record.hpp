@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "deckhand/api/time.hpp"
 #include "deckhand/common/result.hpp"
 #include "deckhand/messages/fields.hpp"
 
@@ -46,6 +47,6 @@ std::string encode_sandbox_record(const sandbox_record& rec);
 result<sandbox_record> decode_sandbox_record(const std::string& text);
 
 /// The current time as RFC 3339 UTC with seconds ("2024-05-01T12:00:00Z").
-std::string now_rfc3339();
+using api::now_rfc3339;
 
 }  // namespace deckhand::runtime

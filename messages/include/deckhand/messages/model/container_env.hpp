@@ -83,7 +83,7 @@ struct env_var {
   static constexpr const char* type_name = "env_var";
   std::string name;
   std::string value;
-  opt<env_var_source> value_from;
+  opt<env_var_source> value_from{};  // {}: brace-initialised env lists may leave it out
   static constexpr auto fields() {
     return std::make_tuple(field("name", &env_var::name), field("value", &env_var::value),
                            field("valueFrom", &env_var::value_from));
