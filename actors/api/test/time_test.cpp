@@ -8,7 +8,8 @@ using namespace std::chrono;
 BOOST_AUTO_TEST_SUITE(rfc3339)
 
 BOOST_AUTO_TEST_CASE(formats_as_metav1_time_and_micro_time) {
-  deckhand::api::time_point t = system_clock::from_time_t(1714564800) + microseconds(123456) + nanoseconds(700);
+  deckhand::api::time_point t =
+      system_clock::from_time_t(1714564800) + microseconds(123456) + nanoseconds(700);
   BOOST_TEST(format_rfc3339(t) == "2024-05-01T12:00:00Z");
   BOOST_TEST(format_rfc3339_micro(t) == "2024-05-01T12:00:00.123456Z");
   BOOST_TEST(format_rfc3339_nano(t) == "2024-05-01T12:00:00.1234567Z");

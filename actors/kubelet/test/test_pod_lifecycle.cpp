@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "deckhand/kubelet/admission.hpp"
 #include "container_records.hpp"
+#include "deckhand/kubelet/admission.hpp"
 #include "deckhand/kubelet/pod_lifecycle.hpp"
 #include "deckhand/kubelet/pod_status.hpp"
 

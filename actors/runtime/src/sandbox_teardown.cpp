@@ -11,9 +11,9 @@
 
 #include "deckhand/common/log.hpp"
 #include "deckhand/host/pod_dir.hpp"
+#include "deckhand/net/netns.hpp"
 #include "deckhand/oci/cgroups.hpp"
 #include "deckhand/oci/mount.hpp"
-#include "deckhand/net/netns.hpp"
 #include "deckhand/runtime/network.hpp"
 #include "deckhand/runtime/sandbox_ops.hpp"
 #include "deckhand/runtime/supervisor_process.hpp"
