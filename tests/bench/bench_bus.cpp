@@ -239,7 +239,7 @@ bodies make_bodies() {
   ev.revision = 182735;
   ev.pod_ = p;
   b.event = wire::make_envelope(ev);
-  b.marker = wire::make_envelope(wire::feed_heartbeat{1});
+  b.marker = wire::make_envelope(wire::feed_heartbeat{1, {}});
   return b;
 }
 

@@ -63,6 +63,17 @@ class fake_apiserver {
           items.push_back(v);
       reply(res, 200, {{"kind", "PodList"}, {"items", items}});
     });
+    // Across namespaces (-A), as the API server lists /api/v1/pods.
+    srv_.Get(R"(/api/v1/(pods|services))",
+             [this](const httplib::Request& req, httplib::Response& res) {
+               std::lock_guard lock(mu_);
+               auto prefix = std::string(req.matches[1]) + "/";
+               json items = json::array();
+               for (const auto& [k, v] : objects)
+                 if (k.rfind(prefix, 0) == 0)
+                   items.push_back(v);
+               reply(res, 200, {{"kind", "PodList"}, {"items", items}});
+             });
     srv_.Get(item, [this](const httplib::Request& req, httplib::Response& res) {
       std::lock_guard lock(mu_);
       auto key = key_of(req);
